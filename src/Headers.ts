@@ -1,0 +1,158 @@
+/**
+ * A case-insensitive, multi-valued collection of HTTP headers that keeps insertion order,
+ * mirroring Python `websockets.datastructures.Headers`.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import { MultipleValuesError } from "./Errors.js"
+
+/**
+ * Anything a `Headers` can be built from: another `Headers`, a record, or `[name, value]` pairs.
+ * @since 0.1.0
+ * @category models
+ */
+export type HeadersLike = Headers | Readonly<Record<string, string>> | Iterable<readonly [string, string]>
+
+/**
+ * HTTP headers.
+ *
+ * - `get(name)` returns the single value, `undefined` when absent, and fails with
+ *   `MultipleValuesError` when several exist (Python's `headers[name]`).
+ * - `append(name, value)` adds a value (Python's `headers[name] = value`); `set` replaces all.
+ * - `getAll(name)` and `rawItems()` expose multiple values explicitly.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Headers implements Iterable<readonly [string, string]> {
+  /** Lower-cased name → values, for lookups. */
+  private readonly dict = new Map<string, Array<string>>()
+  /** Every `[name, value]` in insertion order, with the original case of names. */
+  private readonly list: Array<readonly [string, string]> = []
+
+  constructor(init?: HeadersLike) {
+    if (init !== undefined) this.update(init)
+  }
+
+  /** Number of distinct header names. */
+  get size(): number {
+    return this.dict.size
+  }
+
+  /** Whether at least one value exists for `name`. */
+  has(name: string): boolean {
+    return this.dict.has(name.toLowerCase())
+  }
+
+  /**
+   * The single value of `name`, `undefined` if absent, `MultipleValuesError` if several exist.
+   */
+  get(name: string): Either.Either<string | undefined, MultipleValuesError> {
+    const values = this.dict.get(name.toLowerCase())
+    if (values === undefined) return Either.right(undefined)
+    if (values.length > 1) return Either.left(new MultipleValuesError({ name, values: [...values] }))
+    return Either.right(values[0])
+  }
+
+  /** The first value of `name`, or `undefined`: for headers where duplicates don't matter. */
+  getFirst(name: string): string | undefined {
+    return this.dict.get(name.toLowerCase())?.[0]
+  }
+
+  /** Every value of `name`, in order (an empty array if absent). */
+  getAll(name: string): ReadonlyArray<string> {
+    return this.dict.get(name.toLowerCase()) ?? []
+  }
+
+  /** Adds a value to `name` (Python's `headers[name] = value`). */
+  append(name: string, value: string): this {
+    const key = name.toLowerCase()
+    const values = this.dict.get(key)
+    if (values === undefined) this.dict.set(key, [value])
+    else values.push(value)
+    this.list.push([name, value])
+    return this
+  }
+
+  /** Replaces every value of `name` with `value`. */
+  set(name: string, value: string): this {
+    this.delete(name)
+    return this.append(name, value)
+  }
+
+  /** Sets `name` to `value` only if it has no value yet. */
+  setDefault(name: string, value: string): this {
+    return this.has(name) ? this : this.append(name, value)
+  }
+
+  /** Removes every value of `name`; returns whether there was one. */
+  delete(name: string): boolean {
+    const key = name.toLowerCase()
+    if (!this.dict.delete(key)) return false
+    for (let i = this.list.length - 1; i >= 0; i--) {
+      if (this.list[i]![0].toLowerCase() === key) this.list.splice(i, 1)
+    }
+    return true
+  }
+
+  /** Removes every header. */
+  clear(): void {
+    this.dict.clear()
+    this.list.length = 0
+  }
+
+  /** Appends every header of `other`. */
+  update(other: HeadersLike): this {
+    if (other instanceof Headers) {
+      for (const [name, value] of other.list) this.append(name, value)
+    } else if (Symbol.iterator in other) {
+      for (const [name, value] of other as Iterable<readonly [string, string]>) this.append(name, value)
+    } else {
+      for (const name of Object.keys(other)) this.append(name, (other as Record<string, string>)[name]!)
+    }
+    return this
+  }
+
+  /** A copy that can be changed independently. */
+  copy(): Headers {
+    return new Headers(this)
+  }
+
+  /** Distinct header names, lower-cased, in order of first insertion. */
+  keys(): IterableIterator<string> {
+    return this.dict.keys()
+  }
+
+  /** Every `[name, value]` pair in insertion order, names in their original case. */
+  rawItems(): IterableIterator<readonly [string, string]> {
+    return this.list[Symbol.iterator]()
+  }
+
+  [Symbol.iterator](): IterableIterator<readonly [string, string]> {
+    return this.rawItems()
+  }
+
+  /** The headers as HTTP/1.1 lines, each ending in CRLF, followed by the empty line. */
+  serialize(): string {
+    let out = ""
+    for (const [name, value] of this.list) out += `${name}: ${value}\r\n`
+    return `${out}\r\n`
+  }
+
+  toJSON(): ReadonlyArray<readonly [string, string]> {
+    return this.list
+  }
+
+  toString(): string {
+    return this.serialize()
+  }
+}
+
+/**
+ * Builds a `Headers` from any `HeadersLike`, sharing it when it is already one.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromHeadersLike = (init: HeadersLike | undefined): Headers =>
+  init instanceof Headers ? init : new Headers(init)
