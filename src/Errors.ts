@@ -154,6 +154,8 @@ export interface ConnectionClosedFields {
   readonly reason: string
   readonly sentCode?: number | undefined
   readonly sentReason?: string | undefined
+  /** Whether the peer's close frame was received before ours was sent (the peer started closing). */
+  readonly rcvdThenSent?: boolean | undefined
   readonly cause?: unknown
 }
 

@@ -1,0 +1,226 @@
+/**
+ * The sans-I/O client connection (Python `websockets.client.ClientConnection`): the protocol state
+ * machine of {@link Connection} plus the client side of the opening handshake (RFC 6455 §4.1).
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import {
+  InvalidHeader,
+  InvalidMessage,
+  type InvalidHandshakeFamily,
+  InvalidStatusCode,
+  NegotiationError
+} from "./Errors.js"
+import { Connection, type ConnectionOptions, State } from "./Connection.js"
+import type { ClientExtensionFactory, Extension } from "./extensions/Extension.js"
+import { checkResponse, generateKey } from "./Handshake.js"
+import {
+  buildAuthorizationBasic,
+  buildExtension,
+  buildSubprotocol,
+  parseExtension,
+  parseSubprotocol
+} from "./HeaderParsers.js"
+import { Headers, type HeadersLike } from "./Headers.js"
+import { Request, type Response, ResponseParser } from "./Http11.js"
+import { parseAll } from "./internal/headerValues.js"
+import { hostHeader, type WebSocketURI } from "./Uri.js"
+
+/**
+ * Default `User-Agent` header of the client.
+ * @since 0.1.0
+ * @category constants
+ */
+export const USER_AGENT = "effect-websockets/0.1.0"
+
+/**
+ * Options of a client connection.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientConnectionOptions extends ConnectionOptions {
+  /** Value of the Origin header (to pass servers' Cross-Site WebSocket Hijacking checks). */
+  readonly origin?: string | undefined
+  /** Supported extensions, in the order in which they should be tried. */
+  readonly extensions?: ReadonlyArray<ClientExtensionFactory> | undefined
+  /** Supported subprotocols, in order of decreasing preference. */
+  readonly subprotocols?: ReadonlyArray<string> | undefined
+  /** Arbitrary HTTP headers added to the request. */
+  readonly extraHeaders?: HeadersLike | undefined
+  /** Value of the User-Agent header; `null` omits it. */
+  readonly userAgent?: string | null | undefined
+}
+
+/**
+ * Sans-I/O client connection. Call `connect()` to build the handshake request, `sendRequest()` to
+ * send it, then feed the server's bytes.
+ * @since 0.1.0
+ * @category models
+ */
+export class ClientConnection extends Connection {
+  /** The Sec-WebSocket-Key of this connection's handshake. */
+  readonly key: string = generateKey()
+  /** Subprotocol chosen by the server, if any. */
+  subprotocol: string | undefined = undefined
+  private responseParser: ResponseParser | undefined = new ResponseParser()
+
+  constructor(
+    readonly wsuri: WebSocketURI,
+    readonly options: ClientConnectionOptions = {}
+  ) {
+    super("client", { ...options, state: options.state ?? State.CONNECTING })
+  }
+
+  /**
+   * Builds the handshake request (RFC 6455 §4.1). It may be modified (for example to add headers)
+   * before `sendRequest`.
+   */
+  connect(): Request {
+    const { extensions, extraHeaders, origin, subprotocols, userAgent } = this.options
+    const headers = new Headers()
+    headers.append("Host", hostHeader(this.wsuri))
+    if (this.wsuri.userInfo !== undefined) {
+      headers.append("Authorization", buildAuthorizationBasic(this.wsuri.userInfo[0], this.wsuri.userInfo[1]))
+    }
+    if (origin !== undefined) headers.append("Origin", origin)
+    headers.append("Upgrade", "websocket")
+    headers.append("Connection", "Upgrade")
+    headers.append("Sec-WebSocket-Key", this.key)
+    headers.append("Sec-WebSocket-Version", "13")
+    if (extensions !== undefined && extensions.length > 0) {
+      headers.append(
+        "Sec-WebSocket-Extensions",
+        buildExtension(extensions.map((factory) => [factory.name, factory.getRequestParams()] as const))
+      )
+    }
+    if (subprotocols !== undefined && subprotocols.length > 0) {
+      headers.append("Sec-WebSocket-Protocol", buildSubprotocol(subprotocols))
+    }
+    if (extraHeaders !== undefined) headers.update(extraHeaders)
+    if (userAgent !== null && !headers.has("User-Agent")) headers.append("User-Agent", userAgent ?? USER_AGENT)
+    return new Request(this.wsuri.resourceName, headers)
+  }
+
+  /** Sends the handshake request. */
+  sendRequest(request: Request): void {
+    this.writes.push(request.serialize())
+  }
+
+  protected override onData(data: Uint8Array): void {
+    const parser = this.responseParser
+    if (parser === undefined) return super.onData(data)
+    this.handleResponse(parser.feed(data))
+  }
+
+  protected override onEof(): void {
+    const parser = this.responseParser
+    if (parser === undefined) return super.onEof()
+    const result = parser.feedEof()
+    if (Either.isRight(result) && result.right === undefined) {
+      this.failHandshake(new InvalidMessage({ detail: "connection closed while reading HTTP response" }))
+      return
+    }
+    this.handleResponse(result)
+  }
+
+  private handleResponse(result: Either.Either<Response | undefined, InvalidHandshakeFamily>): void {
+    if (Either.isLeft(result)) return this.failHandshake(result.left)
+    const response = result.right
+    if (response === undefined) return
+    const parser = this.responseParser!
+    this.responseParser = undefined
+    const processed = this.processResponse(response)
+    this.events.push(response)
+    if (Either.isLeft(processed)) return this.failHandshake(processed.left)
+    this.extensions = processed.right
+    this.state = State.OPEN
+    const rest = parser.rest
+    if (rest.byteLength > 0) super.onData(rest)
+  }
+
+  /** Checks the server's response (RFC 6455 §4.1, steps 1–6 of the client's validation). */
+  private processResponse(response: Response): Either.Either<ReadonlyArray<Extension>, InvalidHandshakeFamily> {
+    if (response.statusCode !== 101) {
+      return Either.left(
+        new InvalidStatusCode({
+          statusCode: response.statusCode,
+          headers: [...response.headers.rawItems()],
+          body: response.body
+        })
+      )
+    }
+    const headers = response.headers
+    return Either.gen(this, function* () {
+      // Connection, Upgrade and Sec-WebSocket-Accept (RFC 6455 §4.1, steps 2–4).
+      yield* checkResponse(headers, this.key)
+      const extensions = yield* this.processExtensions(headers)
+      this.subprotocol = yield* this.processSubprotocol(headers)
+      return extensions
+    })
+  }
+
+  private processExtensions(headers: Headers): Either.Either<ReadonlyArray<Extension>, InvalidHandshakeFamily> {
+    const available = this.options.extensions
+    return Either.gen(function* () {
+      const accepted: Array<Extension> = []
+      const values = headers.getAll("Sec-WebSocket-Extensions")
+      if (values.length === 0) return accepted
+      if (available === undefined || available.length === 0) {
+        return yield* Either.left(new NegotiationError({ detail: "no extensions supported" }))
+      }
+      const parsed = yield* parseAll(values, parseExtension)
+      for (const [name, params] of parsed) {
+        let matched = false
+        for (const factory of available) {
+          if (factory.name !== name) continue
+          const extension = factory.processResponseParams(params, accepted)
+          if (Either.isLeft(extension)) continue
+          accepted.push(extension.right)
+          matched = true
+          break
+        }
+        // The server accepted an extension we did not offer, or with parameters we cannot accept.
+        if (!matched) {
+          return yield* Either.left(
+            new NegotiationError({
+              detail: `unsupported extension: name = ${name}, params = ${JSON.stringify(params)}`
+            })
+          )
+        }
+      }
+      return accepted
+    })
+  }
+
+  private processSubprotocol(headers: Headers): Either.Either<string | undefined, InvalidHandshakeFamily> {
+    const available = this.options.subprotocols
+    return Either.gen(function* () {
+      const values = headers.getAll("Sec-WebSocket-Protocol")
+      if (values.length === 0) return undefined
+      if (available === undefined || available.length === 0) {
+        return yield* Either.left(new NegotiationError({ detail: "no subprotocols supported" }))
+      }
+      const parsed = yield* parseAll(values, parseSubprotocol)
+      if (parsed.length > 1) {
+        return yield* Either.left(
+          new InvalidHeader({ name: "Sec-WebSocket-Protocol", value: `multiple values: ${parsed.join(", ")}` })
+        )
+      }
+      const subprotocol = parsed[0]!
+      if (!available.includes(subprotocol)) {
+        return yield* Either.left(new NegotiationError({ detail: `unsupported subprotocol: ${subprotocol}` }))
+      }
+      return subprotocol
+    })
+  }
+
+  private failHandshake(error: InvalidHandshakeFamily): void {
+    this.responseParser = undefined
+    this.handshakeExc = error
+    // The handshake failed: close the TCP connection (RFC 6455 §4.1: "_Fail the WebSocket Connection_").
+    this.sendEof()
+    this.discarding = true
+    if (this.eofReceived) this.finishDiscarding()
+  }
+}

@@ -1,0 +1,522 @@
+/**
+ * The sans-I/O WebSocket protocol (RFC 6455 §5–§7), shared by {@link ClientConnection} and
+ * {@link ServerConnection}: a synchronous state machine that turns received bytes into events and
+ * send calls into bytes, with no sockets, timers or Effect runtime.
+ *
+ * Driving it (what an I/O layer does):
+ * 1. feed bytes with `receiveData` / `receiveEof`;
+ * 2. take `eventsReceived()` (handshake `Request`/`Response`, then `Frame`s) and hand them to the application;
+ * 3. write every chunk of `dataToSend()`; an empty chunk means "half-close the TCP connection now";
+ * 4. when `closeExpected()` is true, start a timer that aborts the TCP connection if the peer does
+ *    not close it in time.
+ *
+ * Every failure of the peer is mapped to a close code in one place (`failWith`): protocol errors
+ * 1002, invalid UTF-8 1007, oversized messages 1009, end of stream 1006.
+ *
+ * @since 0.1.0
+ */
+import { randomUUID } from "node:crypto"
+import * as Either from "effect/Either"
+import {
+  type ConnectionClosed,
+  ConnectionClosedError,
+  ConnectionClosedOK,
+  InvalidState,
+  InvalidUtf8,
+  type PayloadTooBig,
+  ProtocolError,
+  type WebSocketExceptionFamily
+} from "./Errors.js"
+import type { Extension } from "./extensions/Extension.js"
+import { Close, CloseCode, Frame, isValidCloseCode, Opcode, parseClose, serializeClose, serializeFrame } from "./Frames.js"
+import type { Request, Response } from "./Http11.js"
+import { FrameParser } from "./internal/frameParser.js"
+import { Utf8Validator } from "./Utf8.js"
+
+/**
+ * Connection states (RFC 6455 §4.1, §4.2, §7.1.3, §7.1.4).
+ * @since 0.1.0
+ * @category models
+ */
+export const State = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const
+/** @since 0.1.0 @category models */
+export type State = (typeof State)[keyof typeof State]
+
+/** @since 0.1.0 @category models */
+export type Side = "client" | "server"
+
+/**
+ * What `eventsReceived()` returns: the handshake request (server side) or response (client side),
+ * then every frame received, control frames included.
+ * @since 0.1.0
+ * @category models
+ */
+export type Event = Request | Response | Frame
+
+/**
+ * The empty chunk in `dataToSend()` that means "half-close the TCP connection" (Python's `SEND_EOF`).
+ * @since 0.1.0
+ * @category constants
+ */
+export const SEND_EOF: Uint8Array = new Uint8Array(0)
+
+/**
+ * Default maximum size of an incoming message, 1 MiB, as in Python.
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_MAX_SIZE = 1_048_576
+
+const OK_CLOSE_CODES = new Set<number>([CloseCode.NormalClosure, CloseCode.GoingAway])
+
+/** Errors that end a connection, each with its close code. */
+type Failure = ProtocolError | InvalidUtf8 | PayloadTooBig | WebSocketExceptionFamily
+
+/** Result of operations that the current state may forbid. */
+export type SendResult = Either.Either<void, ProtocolError | InvalidState>
+
+const stateName = (state: State): string =>
+  state === State.CONNECTING ? "connecting" : state === State.OPEN ? "open" : state === State.CLOSING ? "closing" : "closed"
+
+const RIGHT_VOID: Either.Either<void, never> = Either.right(undefined)
+
+/**
+ * Options common to both sides.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConnectionOptions {
+  /** Initial state: `OPEN` to skip the opening handshake (for example when it was done elsewhere). */
+  readonly state?: State
+  /** Maximum size of incoming messages in bytes; `null` disables the limit. Default 1 MiB. */
+  readonly maxSize?: number | null
+}
+
+/**
+ * The protocol state machine shared by both sides.
+ * @since 0.1.0
+ * @category models
+ */
+export class Connection {
+  /** Unique identifier of the connection, useful in logs. */
+  readonly id: string = randomUUID()
+  /** Maximum size of incoming messages in bytes, or `null`. */
+  readonly maxSize: number | null
+  /** Extensions negotiated during the handshake, in the order they apply when sending. */
+  extensions: ReadonlyArray<Extension> = []
+  /** Exception that made the opening handshake fail, if it did. */
+  handshakeExc: WebSocketExceptionFamily | undefined = undefined
+  /** Close frame received from the peer, once one was. */
+  closeRcvd: Close | undefined = undefined
+  /** Close frame sent to the peer, once one was. */
+  closeSent: Close | undefined = undefined
+  /** Whether the peer's close frame came before ours. */
+  closeRcvdThenSent: boolean | undefined = undefined
+  /** Error that failed the connection while parsing incoming data, if any. */
+  parserExc: Failure | undefined = undefined
+
+  private _state: State
+  protected events: Array<Event> = []
+  protected writes: Array<Uint8Array> = []
+  protected eofSent = false
+  protected eofReceived = false
+  /** After a close frame or a failure, further input is discarded until EOF (RFC 6455 §1.4, §7.1.7). */
+  protected discarding = false
+  protected readonly frameParser: FrameParser
+  /** Size of the incoming message being assembled, or -1 when no fragmented message is in progress. */
+  private curSize = -1
+  /** Opcode of the incoming fragmented message in progress. */
+  private curOpcode: number = Opcode.Continuation
+  private readonly utf8 = new Utf8Validator()
+  /** Whether we are in the middle of sending a fragmented message. */
+  private expectContinuationFrame = false
+
+  constructor(
+    readonly side: Side,
+    options: ConnectionOptions = {}
+  ) {
+    this._state = options.state ?? State.OPEN
+    this.maxSize = options.maxSize === undefined ? DEFAULT_MAX_SIZE : options.maxSize
+    // A server requires masked frames, a client requires unmasked ones (RFC 6455 §5.1).
+    this.frameParser = new FrameParser({ mask: side === "server" })
+  }
+
+  /** Connection state. */
+  get state(): State {
+    return this._state
+  }
+  set state(state: State) {
+    this._state = state
+  }
+
+  /** Close code received from the peer, 1005 if its close frame had none, 1006 if none arrived; `undefined` until CLOSED. */
+  get closeCode(): number | undefined {
+    if (this._state !== State.CLOSED) return undefined
+    return this.closeRcvd === undefined ? CloseCode.AbnormalClosure : this.closeRcvd.code
+  }
+
+  /** Close reason received from the peer; `undefined` until CLOSED. */
+  get closeReason(): string | undefined {
+    if (this._state !== State.CLOSED) return undefined
+    return this.closeRcvd === undefined ? "" : this.closeRcvd.reason
+  }
+
+  /**
+   * The error to report when the application interacts with the closed connection:
+   * ConnectionClosedOK when close codes 1000/1001 were both received and sent, else
+   * ConnectionClosedError. Only meaningful once the state is CLOSED (the close code and reason are
+   * known only then); before that it describes the closure as it stands.
+   */
+  get closeExc(): ConnectionClosed {
+    const rcvd = this.closeRcvd
+    const sent = this.closeSent
+    const fields = {
+      code: rcvd === undefined ? CloseCode.AbnormalClosure : rcvd.code,
+      reason: rcvd === undefined ? "" : rcvd.reason,
+      sentCode: sent?.code,
+      sentReason: sent?.reason,
+      rcvdThenSent: this.closeRcvdThenSent,
+      cause: this.parserExc
+    }
+    return rcvd !== undefined && sent !== undefined && OK_CLOSE_CODES.has(rcvd.code) && OK_CLOSE_CODES.has(sent.code)
+      ? new ConnectionClosedOK(fields)
+      : new ConnectionClosedError(fields)
+  }
+
+  // -------------------------------------------------------------------------
+  // Public API: receiving
+  // -------------------------------------------------------------------------
+
+  /**
+   * Receives bytes from the network. Afterwards, call `eventsReceived()` and `dataToSend()`.
+   * Fails with InvalidState after `receiveEof()` (Python's `EOFError`).
+   */
+  receiveData(data: Uint8Array): Either.Either<void, InvalidState> {
+    if (this.eofReceived) return Either.left(new InvalidState({ detail: "stream ended" }))
+    if (this.discarding || data.byteLength === 0) return RIGHT_VOID
+    this.onData(data)
+    return RIGHT_VOID
+  }
+
+  /**
+   * Receives the end of the data stream. Afterwards, call `eventsReceived()` and `dataToSend()`.
+   */
+  receiveEof(): Either.Either<void, InvalidState> {
+    if (this.eofReceived) return Either.left(new InvalidState({ detail: "stream ended" }))
+    this.eofReceived = true
+    if (!this.discarding) this.onEof()
+    if (this.discarding) this.finishDiscarding()
+    return RIGHT_VOID
+  }
+
+  /** Events produced by the data received since the last call. */
+  eventsReceived(): Array<Event> {
+    const events = this.events
+    this.events = []
+    return events
+  }
+
+  /** Chunks to write to the network since the last call; an empty chunk means "half-close now". */
+  dataToSend(): Array<Uint8Array> {
+    const writes = this.writes
+    this.writes = []
+    return writes
+  }
+
+  /**
+   * Whether the TCP connection is expected to close soon: the I/O layer should then close it after a
+   * timeout if the peer does not. True once we sent a close frame (CLOSING) or the handshake failed.
+   */
+  closeExpected(): boolean {
+    return this._state === State.CLOSING || this.handshakeExc !== undefined
+  }
+
+  // -------------------------------------------------------------------------
+  // Public API: sending
+  // -------------------------------------------------------------------------
+
+  /** Sends a Continuation frame of the fragmented message being sent. */
+  sendContinuation(data: Uint8Array, fin: boolean): SendResult {
+    if (!this.expectContinuationFrame) return Either.left(new ProtocolError({ detail: "unexpected continuation frame" }))
+    if (this._state !== State.OPEN) return this.invalidState()
+    this.expectContinuationFrame = !fin
+    this.sendFrame(new Frame(Opcode.Continuation, data, fin))
+    return RIGHT_VOID
+  }
+
+  /** Sends a Text frame; `data` must be UTF-8. `fin = false` starts a fragmented message. */
+  sendText(data: Uint8Array, fin = true): SendResult {
+    return this.sendDataFrame(Opcode.Text, data, fin)
+  }
+
+  /** Sends a Binary frame. `fin = false` starts a fragmented message. */
+  sendBinary(data: Uint8Array, fin = true): SendResult {
+    return this.sendDataFrame(Opcode.Binary, data, fin)
+  }
+
+  /**
+   * Sends a Close frame and moves to CLOSING. Without a code the frame is empty (the peer sees 1005).
+   * Fails while a fragmented message is being sent (RFC 6455 allows it, but it would truncate the
+   * message; Python forbids it too), for an invalid code, or for a reason without a code.
+   */
+  sendClose(code?: number, reason = ""): SendResult {
+    if (this.expectContinuationFrame) return Either.left(new ProtocolError({ detail: "expected a continuation frame" }))
+    if (this._state !== State.OPEN) return this.invalidState()
+    let close: Close
+    let data: Uint8Array
+    if (code === undefined) {
+      if (reason !== "") return Either.left(new ProtocolError({ detail: "cannot send a reason without a code" }))
+      close = new Close(CloseCode.NoStatusRcvd, "")
+      data = SEND_EOF
+    } else {
+      const checked = checkSendableClose(code, reason)
+      if (Either.isLeft(checked)) return checked
+      close = checked.right
+      data = serializeClose(close)
+    }
+    this.sendFrame(new Frame(Opcode.Close, data))
+    this.closeSent = close
+    this._state = State.CLOSING
+    return RIGHT_VOID
+  }
+
+  /** Sends a Ping frame (allowed while CLOSING too, RFC 6455 §5.5). */
+  sendPing(data: Uint8Array): SendResult {
+    return this.sendControlFrame(Opcode.Ping, data)
+  }
+
+  /** Sends a Pong frame (allowed while CLOSING too, RFC 6455 §5.5). */
+  sendPong(data: Uint8Array): SendResult {
+    return this.sendControlFrame(Opcode.Pong, data)
+  }
+
+  /**
+   * Fails the WebSocket connection (RFC 6455 §7.1.7): sends a close frame with `code` when the
+   * state allows it (not for 1006), then stops processing input. A server half-closes the TCP
+   * connection at once; a client waits for the server to do it.
+   */
+  fail(code: number, reason = ""): Either.Either<void, ProtocolError> {
+    if (code !== CloseCode.AbnormalClosure && !isValidCloseCode(code)) {
+      return Either.left(new ProtocolError({ detail: `invalid close code: ${code}` }))
+    }
+    this.failConnection(code, reason)
+    return RIGHT_VOID
+  }
+
+  // -------------------------------------------------------------------------
+  // Internals shared with subclasses
+  // -------------------------------------------------------------------------
+
+  /** Handles received bytes; subclasses intercept them during the opening handshake. */
+  protected onData(data: Uint8Array): void {
+    this.frameParser.push(data)
+    this.parseFrames()
+  }
+
+  /** Handles the end of the stream when not discarding. */
+  protected onEof(): void {
+    // The peer closed the TCP connection without a closing handshake (RFC 6455 §7.1.5: 1006).
+    this.failWith(undefined, CloseCode.AbnormalClosure, "unexpected end of stream")
+  }
+
+  /** Parses and processes every complete frame buffered. */
+  protected parseFrames(): void {
+    const parser = this.frameParser
+    const extensions = this.extensions
+    while (!this.discarding) {
+      const maxSize = this.maxSize
+      parser.maxSize = maxSize === null ? null : this.curSize < 0 ? maxSize : maxSize - this.curSize
+      const result = parser.next()
+      if (result === undefined) return
+      if (!(result instanceof Frame)) {
+        this.failWithError(result)
+        return
+      }
+      let frame = result
+      // Extensions decode in reverse order of negotiation (Python frames.py).
+      for (let i = extensions.length - 1; i >= 0; i--) {
+        const decoded = extensions[i]!.decode(frame, parser.maxSize)
+        if (Either.isLeft(decoded)) {
+          this.failWithError(decoded.left)
+          return
+        }
+        frame = decoded.right
+      }
+      if (frame.rsv1 || frame.rsv2 || frame.rsv3) {
+        // A reserved bit left set after decoding is one no negotiated extension claimed (RFC 6455 §5.2).
+        this.failWithError(new ProtocolError({ detail: "reserved bits must be 0" }))
+        return
+      }
+      this.recvFrame(frame)
+    }
+  }
+
+  /** Applies the sequencing rules of RFC 6455 §5.4–§5.5 to one frame, then emits it. */
+  private recvFrame(frame: Frame): void {
+    switch (frame.opcode) {
+      case Opcode.Text:
+      case Opcode.Binary: {
+        if (this.curSize >= 0) return this.failWithError(new ProtocolError({ detail: "expected a continuation frame" }))
+        if (this._state !== State.OPEN) {
+          return this.failWithError(new ProtocolError({ detail: `data frame received in ${stateName(this._state)} state` }))
+        }
+        if (frame.opcode === Opcode.Text) {
+          this.utf8.reset()
+          if (!this.utf8.push(frame.data, frame.fin)) return this.failWithError(invalidUtf8())
+        }
+        this.curOpcode = frame.opcode
+        this.curSize = frame.fin ? -1 : frame.data.byteLength
+        break
+      }
+      case Opcode.Continuation: {
+        if (this.curSize < 0) return this.failWithError(new ProtocolError({ detail: "unexpected continuation frame" }))
+        if (this.curOpcode === Opcode.Text && !this.utf8.push(frame.data, frame.fin)) {
+          return this.failWithError(invalidUtf8())
+        }
+        this.curSize = frame.fin ? -1 : this.curSize + frame.data.byteLength
+        break
+      }
+      case Opcode.Ping:
+        // RFC 6455 §5.5.2: answer with a Pong carrying the same payload. While CLOSING, our close
+        // frame is already sent and nothing may follow it... except control frames (§5.5), so answer.
+        this.sendFrame(new Frame(Opcode.Pong, frame.data))
+        break
+      case Opcode.Pong:
+        break
+      case Opcode.Close: {
+        const parsed = parseClose(frame.data)
+        if (Either.isLeft(parsed)) return this.failWithError(parsed.left)
+        this.closeRcvd = parsed.right
+        if (this._state === State.CLOSING) this.closeRcvdThenSent = false
+        if (this.curSize >= 0) return this.failWithError(new ProtocolError({ detail: "incomplete fragmented message" }))
+        if (this._state === State.OPEN) {
+          // RFC 6455 §5.5.1: answer with a Close frame echoing the code. Echo the original bytes:
+          // re-serializing an empty close frame would fail on the synthetic 1005.
+          this.sendFrame(new Frame(Opcode.Close, frame.data))
+          this.closeSent = this.closeRcvd
+          this.closeRcvdThenSent = true
+          this._state = State.CLOSING
+        }
+        // RFC 6455 §7.1.1: the server closes the TCP connection first; the client waits for it.
+        if (this.side === "server") this.sendEof()
+        // RFC 6455 §1.4: after a close frame, a peer discards any further data received.
+        this.discarding = true
+        break
+      }
+      default:
+        return this.failWithError(new ProtocolError({ detail: `unexpected opcode: ${frame.opcode}` }))
+    }
+    this.events.push(frame)
+  }
+
+  /** Maps a parsing failure to its close code (the one place where this happens). */
+  protected failWithError(error: Failure): void {
+    const code =
+      error._tag === "ProtocolError"
+        ? CloseCode.ProtocolError
+        : error._tag === "InvalidUtf8"
+          ? CloseCode.InvalidData
+          : error._tag === "PayloadTooBig"
+            ? CloseCode.MessageTooBig
+            : CloseCode.InternalError
+    // Details of unexpected errors may be security-sensitive: send none (Python does the same).
+    this.failWith(error, code, code === CloseCode.InternalError ? "" : error.message)
+  }
+
+  protected failWith(error: Failure | undefined, code: number, reason: string): void {
+    if (error !== undefined) this.parserExc = error
+    this.failConnection(code, truncateReason(reason))
+  }
+
+  private failConnection(code: number, reason: string): void {
+    if (this._state === State.OPEN && code !== CloseCode.AbnormalClosure) {
+      const close = new Close(code, reason)
+      this.sendFrame(new Frame(Opcode.Close, serializeClose(close)))
+      this.closeSent = close
+      // If a close frame was received but could not be echoed, it came first.
+      if (this.closeRcvd !== undefined) this.closeRcvdThenSent = true
+      this._state = State.CLOSING
+    }
+    // When failing, a server closes the TCP connection without waiting for the client; a client
+    // waits for the server to close it (RFC 6455 §7.1.7, §7.1.1).
+    if (this.side === "server" && !this.eofSent) this.sendEof()
+    // RFC 6455 §7.1.7: do not process any more data from the peer, not even a close frame.
+    this.discarding = true
+    if (this.eofReceived) this.finishDiscarding()
+  }
+
+  /** Called once input is discarded and the stream has ended: the connection is closed. */
+  protected finishDiscarding(): void {
+    if (this._state === State.CLOSED) return
+    // A client closes the TCP connection once the server has (unless the handshake never completed,
+    // in which case it already sent EOF).
+    if (this.side === "client" && this._state !== State.CONNECTING && !this.eofSent) this.sendEof()
+    this._state = State.CLOSED
+    for (const extension of this.extensions) extension.close?.()
+  }
+
+  /** Writes one frame through the extensions, masked on the client side (RFC 6455 §5.3). */
+  protected sendFrame(frame: Frame): void {
+    const extensions = this.extensions
+    for (let i = 0; i < extensions.length; i++) frame = extensions[i]!.encode(frame)
+    const chunks = serializeFrame(frame, this.side === "client")
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!
+      // An empty chunk means EOF: never let an empty payload chunk be mistaken for one.
+      if (chunk.byteLength > 0) this.writes.push(chunk)
+    }
+  }
+
+  protected sendEof(): void {
+    if (this.eofSent) return
+    this.eofSent = true
+    this.writes.push(SEND_EOF)
+  }
+
+  private sendDataFrame(opcode: Opcode, data: Uint8Array, fin: boolean): SendResult {
+    if (this.expectContinuationFrame) return Either.left(new ProtocolError({ detail: "expected a continuation frame" }))
+    if (this._state !== State.OPEN) return this.invalidState()
+    this.expectContinuationFrame = !fin
+    this.sendFrame(new Frame(opcode, data, fin))
+    return RIGHT_VOID
+  }
+
+  private sendControlFrame(opcode: Opcode, data: Uint8Array): SendResult {
+    if (this._state !== State.OPEN && this._state !== State.CLOSING) return this.invalidState()
+    // Nothing can follow our half-close of the TCP connection.
+    if (this.eofSent) return this.invalidState()
+    if (data.byteLength > 125) {
+      return Either.left(new ProtocolError({ detail: "control frame too long" }))
+    }
+    this.sendFrame(new Frame(opcode, data))
+    return RIGHT_VOID
+  }
+
+  private invalidState(): Either.Either<never, InvalidState> {
+    return Either.left(new InvalidState({ detail: `connection is ${stateName(this._state)}` }))
+  }
+}
+
+const invalidUtf8 = () => new InvalidUtf8({ detail: "invalid UTF-8 in text message" })
+
+/** Close reasons are limited to 123 bytes of UTF-8 (RFC 6455 §5.5: 125-byte payload minus the code). */
+const truncateReason = (reason: string): string => {
+  if (reason.length <= 30) return reason
+  const bytes = Buffer.from(reason, "utf8")
+  if (bytes.byteLength <= 123) return reason
+  // Cut on a character boundary: drop continuation bytes at the cut.
+  let end = 123
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--
+  return bytes.subarray(0, end).toString("utf8")
+}
+
+const checkSendableClose = (code: number, reason: string): Either.Either<Close, ProtocolError> => {
+  if (!isValidCloseCode(code)) return Either.left(new ProtocolError({ detail: `invalid status code: ${code}` }))
+  if (Buffer.byteLength(reason, "utf8") > 123) {
+    return Either.left(new ProtocolError({ detail: "close reason is longer than 123 bytes" }))
+  }
+  return Either.right(new Close(code, reason))
+}
+
+/** Exported for tests and the I/O layer: whether a ConnectionClosed error is the OK kind. */
+export const isOkCloseCode = (code: number): boolean => OK_CLOSE_CODES.has(code)

@@ -1,0 +1,357 @@
+/**
+ * WebSocket frames (RFC 6455 §5), mirroring Python `websockets.frames`: opcodes, close codes, the
+ * `Frame` and `Close` value types, and serialization. Parsing of incoming bytes is incremental and
+ * lives in `internal/frameParser.ts`; anything that depends on a sequence of frames (fragmentation,
+ * closing handshake) belongs to the connection.
+ *
+ * @since 0.1.0
+ */
+import { Buffer } from "node:buffer"
+import { randomFillSync } from "node:crypto"
+import * as Either from "effect/Either"
+import { InvalidUtf8, ProtocolError } from "./Errors.js"
+import { mask as maskPayload } from "./internal/mask.js"
+import { isValidUtf8 } from "./Utf8.js"
+
+// ---------------------------------------------------------------------------
+// Opcodes and close codes
+// ---------------------------------------------------------------------------
+
+/**
+ * Frame opcodes (RFC 6455 §5.2, §11.8).
+ * @since 0.1.0
+ * @category models
+ */
+export const Opcode = {
+  Continuation: 0x0,
+  Text: 0x1,
+  Binary: 0x2,
+  Close: 0x8,
+  Ping: 0x9,
+  Pong: 0xa
+} as const
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Opcode = (typeof Opcode)[keyof typeof Opcode]
+
+/**
+ * Opcodes of data frames (RFC 6455 §5.6).
+ * @since 0.1.0
+ * @category models
+ */
+export const DATA_OPCODES: ReadonlyArray<Opcode> = [Opcode.Continuation, Opcode.Text, Opcode.Binary]
+
+/**
+ * Opcodes of control frames (RFC 6455 §5.5).
+ * @since 0.1.0
+ * @category models
+ */
+export const CTRL_OPCODES: ReadonlyArray<Opcode> = [Opcode.Close, Opcode.Ping, Opcode.Pong]
+
+/**
+ * Close codes (RFC 6455 §7.4.1 and the IANA registry).
+ * 1005, 1006 and 1015 are reserved for local use and never sent on the wire.
+ * @since 0.1.0
+ * @category models
+ */
+export const CloseCode = {
+  NormalClosure: 1000,
+  GoingAway: 1001,
+  ProtocolError: 1002,
+  UnsupportedData: 1003,
+  NoStatusRcvd: 1005,
+  AbnormalClosure: 1006,
+  InvalidData: 1007,
+  PolicyViolation: 1008,
+  MessageTooBig: 1009,
+  MandatoryExtension: 1010,
+  InternalError: 1011,
+  ServiceRestart: 1012,
+  TryAgainLater: 1013,
+  BadGateway: 1014,
+  TlsHandshake: 1015
+} as const
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
+
+/**
+ * Maximum payload length of a control frame (RFC 6455 §5.5).
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_CONTROL_PAYLOAD = 125
+
+/**
+ * Maximum length in bytes of a close reason: a control payload minus the 2-byte code (RFC 6455 §5.5.1).
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_CLOSE_REASON_BYTES = MAX_CONTROL_PAYLOAD - 2
+
+// ---------------------------------------------------------------------------
+// Frame
+// ---------------------------------------------------------------------------
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * A WebSocket frame. The MASK bit, payload length and masking key are handled on the fly by the
+ * parser and `serializeFrame`, so only these fields are needed.
+ *
+ * A plain class with a fixed shape: frames are created per message on the hot path.
+ * @since 0.1.0
+ * @category models
+ */
+export class Frame {
+  constructor(
+    readonly opcode: Opcode,
+    readonly data: Uint8Array,
+    readonly fin: boolean = true,
+    readonly rsv1: boolean = false,
+    readonly rsv2: boolean = false,
+    readonly rsv3: boolean = false
+  ) {}
+
+  /**
+   * Checks that the reserved bits are clear and that a control frame is final and at most 125
+   * bytes (RFC 6455 §5.2, §5.5). Call it after extensions decoded the frame, since an extension
+   * may use a reserved bit (RFC 6455 §5.8; RFC 7692 uses RSV1).
+   */
+  check(): Either.Either<Frame, ProtocolError> {
+    if (this.rsv1 || this.rsv2 || this.rsv3)
+      return Either.left(new ProtocolError({ detail: "reserved bits must be 0" }))
+    if (this.opcode >= Opcode.Close) {
+      if (this.data.length > MAX_CONTROL_PAYLOAD)
+        return Either.left(new ProtocolError({ detail: "control frame too long" }))
+      if (!this.fin) return Either.left(new ProtocolError({ detail: "fragmented control frame" }))
+    }
+    return Either.right(this)
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Close
+// ---------------------------------------------------------------------------
+
+/**
+ * Whether `code` may appear in a close frame on the wire (RFC 6455 §7.4.1, §7.4.2): the defined
+ * codes except 1004 (reserved) and 1005/1006/1015 (local only), and the 3000-4999 range for
+ * libraries, frameworks and applications.
+ * @since 0.1.0
+ * @category close
+ */
+export const isValidCloseCode = (code: number): boolean =>
+  Number.isInteger(code) &&
+  ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
+
+/**
+ * The payload of a close frame: a close code and a reason.
+ * @since 0.1.0
+ * @category close
+ */
+export class Close {
+  constructor(
+    readonly code: number,
+    readonly reason: string
+  ) {}
+}
+
+// BOM must survive: a reason starting with U+FEFF is valid and is not a byte order mark here.
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
+
+/**
+ * Parses the payload of a close frame (RFC 6455 §5.5.1). An empty payload means "no status code"
+ * (1005, RFC 6455 §7.1.5). The reason is validated before the code, as in Python.
+ * @since 0.1.0
+ * @category close
+ */
+export const parseClose = (data: Uint8Array): Either.Either<Close, ProtocolError | InvalidUtf8> => {
+  const length = data.length
+  if (length === 0) return Either.right(new Close(CloseCode.NoStatusRcvd, ""))
+  if (length === 1) return Either.left(new ProtocolError({ detail: "close frame too short" }))
+  const code = (data[0]! << 8) | data[1]!
+  const reasonBytes = data.subarray(2)
+  if (!isValidUtf8(reasonBytes)) return Either.left(new InvalidUtf8({ detail: "invalid UTF-8 in close reason" }))
+  if (!isValidCloseCode(code)) return Either.left(new ProtocolError({ detail: `invalid status code ${code}` }))
+  return Either.right(new Close(code, length === 2 ? "" : utf8Decoder.decode(reasonBytes)))
+}
+
+/**
+ * Serializes the payload of a close frame. Code 1005 ("no status code") becomes an empty payload
+ * (RFC 6455 §7.1.5). Does not validate: use `checkClose` before sending.
+ * @since 0.1.0
+ * @category close
+ */
+export const serializeClose = (close: Close): Uint8Array => {
+  if (close.code === CloseCode.NoStatusRcvd) return EMPTY
+  const reasonLength = close.reason === "" ? 0 : Buffer.byteLength(close.reason, "utf8")
+  const out = Buffer.allocUnsafe(2 + reasonLength)
+  out[0] = (close.code >>> 8) & 0xff
+  out[1] = close.code & 0xff
+  if (reasonLength > 0) out.write(close.reason, 2, "utf8")
+  return out
+}
+
+/**
+ * Validates a close code and reason we are about to send: the code must be valid on the wire and
+ * the UTF-8 reason at most 123 bytes so that the close frame fits in 125 bytes (RFC 6455 §5.5).
+ * @since 0.1.0
+ * @category close
+ */
+export const checkClose = (code: number, reason: string): Either.Either<Close, ProtocolError> => {
+  if (!isValidCloseCode(code)) return Either.left(new ProtocolError({ detail: `invalid status code ${code}` }))
+  if (reason.length > MAX_CLOSE_REASON_BYTES / 3 && Buffer.byteLength(reason, "utf8") > MAX_CLOSE_REASON_BYTES)
+    return Either.left(new ProtocolError({ detail: "close reason too long" }))
+  return Either.right(new Close(code, reason))
+}
+
+// ---------------------------------------------------------------------------
+// Data
+// ---------------------------------------------------------------------------
+
+/**
+ * Converts a message to an opcode and a payload: a string becomes a Text frame encoded in UTF-8,
+ * bytes become a Binary frame (not copied). Designed for data frames.
+ * @since 0.1.0
+ * @category data
+ */
+export const prepareData = (data: string | Uint8Array): readonly [Opcode, Uint8Array] =>
+  typeof data === "string" ? [Opcode.Text, Buffer.from(data, "utf8")] : [Opcode.Binary, data]
+
+/**
+ * Converts a string (UTF-8) or bytes (as is, not copied) to a payload. Designed for ping and pong
+ * frames.
+ * @since 0.1.0
+ * @category data
+ */
+export const encodeData = (data: string | Uint8Array): Uint8Array =>
+  typeof data === "string" ? Buffer.from(data, "utf8") : data
+
+// ---------------------------------------------------------------------------
+// Serialization
+// ---------------------------------------------------------------------------
+
+/** Lengths up to this fit in the 7-bit length field (RFC 6455 §5.2). */
+const MAX_7BIT_LENGTH = 125
+/** Lengths up to this fit in the 16-bit extended length field. */
+const MAX_16BIT_LENGTH = 0xffff
+const LENGTH_16 = 126
+const LENGTH_64 = 127
+
+/** Size of the pool of random bytes mask keys are taken from (as `ws`: one syscall per 2048 keys). */
+const RANDOM_POOL_SIZE = 8 * 1024
+let randomPool: Uint8Array | undefined
+let randomPoolOffset = RANDOM_POOL_SIZE
+
+/** The key of the frame being masked, reused to avoid a view allocation per frame. */
+const frameKey = new Uint8Array(4)
+
+/** Takes a fresh mask key into `frameKey`. RFC 6455 §5.3: keys must be unpredictable. */
+const nextRandomKey = (): void => {
+  if (randomPoolOffset === RANDOM_POOL_SIZE) {
+    if (randomPool === undefined) randomPool = new Uint8Array(RANDOM_POOL_SIZE)
+    randomFillSync(randomPool, 0, RANDOM_POOL_SIZE)
+    randomPoolOffset = 0
+  }
+  const pool = randomPool!
+  frameKey[0] = pool[randomPoolOffset]!
+  frameKey[1] = pool[randomPoolOffset + 1]!
+  frameKey[2] = pool[randomPoolOffset + 2]!
+  frameKey[3] = pool[randomPoolOffset + 3]!
+  randomPoolOffset += 4
+}
+
+/** Header length for a payload of `length` bytes, including the mask key when masked. */
+const headerLength = (length: number, masked: boolean): number =>
+  (length <= MAX_7BIT_LENGTH ? 2 : length <= MAX_16BIT_LENGTH ? 4 : 10) + (masked ? 4 : 0)
+
+/**
+ * Writes the frame header into `out` at 0 and returns the offset of the mask key (when masked) or
+ * of the payload.
+ */
+const writeHeader = (out: Uint8Array, frame: Frame, length: number, masked: boolean): number => {
+  out[0] =
+    (frame.fin ? 0x80 : 0) | (frame.rsv1 ? 0x40 : 0) | (frame.rsv2 ? 0x20 : 0) | (frame.rsv3 ? 0x10 : 0) | frame.opcode
+  const maskBit = masked ? 0x80 : 0
+  if (length <= MAX_7BIT_LENGTH) {
+    out[1] = maskBit | length
+    return 2
+  }
+  if (length <= MAX_16BIT_LENGTH) {
+    out[1] = maskBit | LENGTH_16
+    out[2] = length >>> 8
+    out[3] = length & 0xff
+    return 4
+  }
+  out[1] = maskBit | LENGTH_64
+  // Payloads are < 2^53 bytes, so the high word is exact; the MSB stays 0 (RFC 6455 §5.2).
+  const high = Math.floor(length / 0x100000000)
+  const low = length >>> 0
+  out[2] = high >>> 24
+  out[3] = (high >>> 16) & 0xff
+  out[4] = (high >>> 8) & 0xff
+  out[5] = high & 0xff
+  out[6] = low >>> 24
+  out[7] = (low >>> 16) & 0xff
+  out[8] = (low >>> 8) & 0xff
+  out[9] = low & 0xff
+  return 10
+}
+
+/**
+ * Serializes a frame (RFC 6455 §5.2) as chunks to write in order, so a writer can send the caller's
+ * payload without copying it:
+ *
+ * - unmasked: `[header, payload]` (`[header]` for an empty payload); the payload is the caller's
+ *   buffer itself.
+ * - masked: `[frame]`, one new buffer with the header, a 4-byte key from a pooled CSPRNG and the
+ *   masked payload; the caller's data is never modified.
+ *
+ * `maskKey` (4 bytes) replaces the random key, for deterministic tests. The frame is not checked:
+ * callers validate with `Frame.check` (before extensions encode it) where needed.
+ * @since 0.1.0
+ * @category serialization
+ */
+export const serializeFrame = (frame: Frame, mask: boolean, maskKey?: Uint8Array): ReadonlyArray<Uint8Array> => {
+  const data = frame.data
+  const length = data.length
+  const headerLen = headerLength(length, mask)
+  if (!mask) {
+    const header = Buffer.allocUnsafe(headerLen)
+    writeHeader(header, frame, length, false)
+    return length === 0 ? [header] : [header, data]
+  }
+  const out = Buffer.allocUnsafe(headerLen + length)
+  const keyOffset = writeHeader(out, frame, length, true)
+  if (maskKey === undefined) nextRandomKey()
+  else {
+    frameKey[0] = maskKey[0]!
+    frameKey[1] = maskKey[1]!
+    frameKey[2] = maskKey[2]!
+    frameKey[3] = maskKey[3]!
+  }
+  out[keyOffset] = frameKey[0]!
+  out[keyOffset + 1] = frameKey[1]!
+  out[keyOffset + 2] = frameKey[2]!
+  out[keyOffset + 3] = frameKey[3]!
+  if (length > 0) maskPayload(data, frameKey, out, headerLen, length)
+  return [out]
+}
+
+/**
+ * Serializes a frame into a single buffer (tests, small frames). See `serializeFrame`.
+ * @since 0.1.0
+ * @category serialization
+ */
+export const serializeFrameToBytes = (frame: Frame, mask: boolean, maskKey?: Uint8Array): Uint8Array => {
+  const chunks = serializeFrame(frame, mask, maskKey)
+  if (chunks.length === 1) return chunks[0]!
+  return Buffer.concat(chunks)
+}

@@ -1,0 +1,162 @@
+/**
+ * Headers of the opening handshake (RFC 6455 §4), mirroring Python `websockets.handshake`.
+ *
+ * A client builds its request headers with `buildRequest` and checks the response with
+ * `checkResponse`; a server checks the request with `checkRequest` and builds the 101 response
+ * headers with `buildResponse`. Checking the method, status code, HTTP version, `Host` and
+ * `Origin` is the caller's job, as in Python.
+ *
+ * @since 0.1.0
+ */
+import { createHash, randomBytes } from "node:crypto"
+import * as Either from "effect/Either"
+import { InvalidHeader, type InvalidHeaderFormat, InvalidHeaderValue, InvalidUpgrade } from "./Errors.js"
+import { parseConnection, parseUpgrade } from "./HeaderParsers.js"
+import type { Headers } from "./Headers.js"
+
+/**
+ * The GUID appended to the key before hashing (RFC 6455 §1.3).
+ * @since 0.1.0
+ * @category constants
+ */
+export const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/** Size of the nonce behind `Sec-WebSocket-Key` (RFC 6455 §4.1: "a randomly selected 16-byte value"). */
+const KEY_BYTES = 16
+
+/**
+ * Base64 of exactly 16 bytes: 22 base64 chars and `==`. Strict like Python's
+ * `b64decode(validate=True)`: no whitespace, no URL-safe alphabet, padding required.
+ */
+const KEY_RE = /^[A-Za-z0-9+/]{22}==$/
+
+/**
+ * The errors of `checkRequest` and `checkResponse`.
+ * @since 0.1.0
+ * @category errors
+ */
+export type HandshakeError = InvalidUpgrade | InvalidHeader | InvalidHeaderValue | InvalidHeaderFormat
+
+/**
+ * A fresh `Sec-WebSocket-Key`: 16 random bytes, base64-encoded (RFC 6455 §4.1).
+ * @since 0.1.0
+ * @category utils
+ */
+export const generateKey = (): string => randomBytes(KEY_BYTES).toString("base64")
+
+/**
+ * The `Sec-WebSocket-Accept` value for a key: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2).
+ * @since 0.1.0
+ * @category utils
+ */
+export const acceptKey = (key: string): string =>
+  createHash("sha1")
+    .update(key + GUID)
+    .digest("base64")
+
+/**
+ * Sets the handshake headers of a client request (RFC 6455 §4.1) and returns the key to pass to
+ * `checkResponse`. Existing values of these headers are replaced, so that none is duplicated.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const buildRequest = (headers: Headers): string => {
+  const key = generateKey()
+  headers.set("Upgrade", "websocket")
+  headers.set("Connection", "Upgrade")
+  headers.set("Sec-WebSocket-Key", key)
+  headers.set("Sec-WebSocket-Version", "13")
+  return key
+}
+
+/**
+ * Sets the handshake headers of the server's 101 response (RFC 6455 §4.2.2) for the key that
+ * `checkRequest` returned.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const buildResponse = (headers: Headers, key: string): void => {
+  headers.set("Upgrade", "websocket")
+  headers.set("Connection", "Upgrade")
+  headers.set("Sec-WebSocket-Accept", acceptKey(key))
+}
+
+/** Parses every value of a list header and flattens them (RFC 7230 §3.2.2: repeated = joined). */
+const parseAll = (
+  headers: Headers,
+  name: string,
+  parse: (header: string) => Either.Either<ReadonlyArray<string>, InvalidHeaderFormat>
+): Either.Either<ReadonlyArray<string>, InvalidHeaderFormat> => {
+  const items: Array<string> = []
+  for (const value of headers.getAll(name)) {
+    const parsed = parse(value)
+    if (Either.isLeft(parsed)) return Either.left(parsed.left)
+    items.push(...parsed.right)
+  }
+  return Either.right(items)
+}
+
+/**
+ * `Connection` must contain `upgrade` and `Upgrade` must be exactly `websocket`, both
+ * case-insensitively (RFC 6455 §4.2.1 items 3-4; the RFC writes "WebSocket" in §11.2, so
+ * Python ignores case, and so do we). An absent header is reported with `value: undefined`.
+ */
+const checkUpgrade = (headers: Headers): Either.Either<void, InvalidUpgrade | InvalidHeaderFormat> => {
+  const connection = parseAll(headers, "Connection", parseConnection)
+  if (Either.isLeft(connection)) return Either.left(connection.left)
+  if (!connection.right.some((option) => option.toLowerCase() === "upgrade")) {
+    const value = headers.has("Connection") ? connection.right.join(", ") : undefined
+    return Either.left(new InvalidUpgrade({ name: "Connection", value }))
+  }
+  const upgrade = parseAll(headers, "Upgrade", parseUpgrade)
+  if (Either.isLeft(upgrade)) return Either.left(upgrade.left)
+  if (!(upgrade.right.length === 1 && upgrade.right[0]!.toLowerCase() === "websocket")) {
+    const value = headers.has("Upgrade") ? upgrade.right.join(", ") : undefined
+    return Either.left(new InvalidUpgrade({ name: "Upgrade", value }))
+  }
+  return Either.void
+}
+
+/** Exactly one value of `name`: missing or repeated is `InvalidHeader`, as in Python. */
+const single = (headers: Headers, name: string): Either.Either<string, InvalidHeader> => {
+  const values = headers.getAll(name)
+  if (values.length === 0) return Either.left(new InvalidHeader({ name }))
+  if (values.length > 1) return Either.left(new InvalidHeader({ name, value: `more than one ${name} header found` }))
+  return Either.right(values[0]!)
+}
+
+/**
+ * Checks the handshake headers of a client request (RFC 6455 §4.2.1) and returns its
+ * `Sec-WebSocket-Key`, to pass to `buildResponse`. On failure the server should answer
+ * 400 Bad Request.
+ * @since 0.1.0
+ * @category validation
+ */
+export const checkRequest = (headers: Headers): Either.Either<string, HandshakeError> =>
+  Either.gen(function* () {
+    yield* checkUpgrade(headers)
+    const key = yield* single(headers, "Sec-WebSocket-Key")
+    if (!KEY_RE.test(key)) return yield* Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Key", value: key }))
+    const version = yield* single(headers, "Sec-WebSocket-Version")
+    // RFC 6455 §4.2.2: a server that does not speak the requested version may answer 426 with
+    // the versions it supports; Python just rejects, as we do.
+    if (version !== "13") {
+      return yield* Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Version", value: version }))
+    }
+    return key
+  })
+
+/**
+ * Checks the handshake headers of the server's response (RFC 6455 §4.1, steps 2-4 of the client
+ * requirements) against the key that `buildRequest` returned.
+ * @since 0.1.0
+ * @category validation
+ */
+export const checkResponse = (headers: Headers, key: string): Either.Either<void, HandshakeError> =>
+  Either.gen(function* () {
+    yield* checkUpgrade(headers)
+    const accept = yield* single(headers, "Sec-WebSocket-Accept")
+    if (accept !== acceptKey(key)) {
+      return yield* Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Accept", value: accept }))
+    }
+  })

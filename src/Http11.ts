@@ -1,0 +1,535 @@
+/**
+ * Minimal HTTP/1.1 for the opening handshake, mirroring Python `websockets.http11`: a `Request`
+ * (always `GET`) and a `Response`, each with `serialize`, and incremental parsers that take chunks
+ * of any size, never throw, and enforce the named security limits while bytes arrive.
+ *
+ * Bytes are decoded as latin1 (one byte, one char) so that any input decodes; `serialize` encodes
+ * latin1 back, so parse → serialize is the identity on the wire.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import { InvalidMessage, SecurityError } from "./Errors.js"
+import { Headers, type HeadersLike } from "./Headers.js"
+
+// ---------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------
+
+/**
+ * Maximum number of header lines in a request or response (Python's `MAX_NUM_HEADERS`).
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_NUM_HEADERS = 128
+
+/**
+ * Maximum length of one line of the head, CRLF included (Python's `MAX_LINE_LENGTH`, 8 KiB).
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_LINE_LENGTH = 8192
+
+/**
+ * Maximum size of a response body (Python's `MAX_BODY_SIZE`, 1 MiB).
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_BODY_SIZE = 1_048_576
+
+// ---------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------
+
+const EMPTY = new Uint8Array(0)
+
+/** A plain `Uint8Array` view of a Buffer, so that callers never see Buffer-specific behavior. */
+const view = (buffer: Buffer): Uint8Array => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+
+/** latin1 when every char fits in a byte (the parse/serialize identity), else UTF-8 as Python does. */
+const encode = (text: string): Uint8Array =>
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the whole latin1 range is the point
+  view(/[^\u0000-\u00ff]/.test(text) ? Buffer.from(text, "utf8") : Buffer.from(text, "latin1"))
+
+/**
+ * An HTTP/1.1 `GET` request of the opening handshake. `path` is the raw request-target
+ * (RFC 7230 §5.3), neither decoded nor validated.
+ * @since 0.1.0
+ * @category models
+ */
+export class Request {
+  constructor(
+    readonly path: string,
+    readonly headers: Headers
+  ) {}
+
+  /** `GET {path} HTTP/1.1\r\n`, the header lines, and the empty line. */
+  serialize(): Uint8Array {
+    return encode(`GET ${this.path} HTTP/1.1\r\n${this.headers.serialize()}`)
+  }
+}
+
+/**
+ * An HTTP/1.1 response: the 101 that completes the handshake, or a rejection with a body.
+ * @since 0.1.0
+ * @category models
+ */
+export class Response {
+  constructor(
+    readonly statusCode: number,
+    readonly reasonPhrase: string,
+    readonly headers: Headers,
+    readonly body: Uint8Array = EMPTY
+  ) {}
+
+  /** Status line, header lines, empty line, then the body as is (no header is added). */
+  serialize(): Uint8Array {
+    const head = encode(`HTTP/1.1 ${this.statusCode} ${this.reasonPhrase}\r\n${this.headers.serialize()}`)
+    return this.body.byteLength === 0 ? head : view(Buffer.concat([head, this.body]))
+  }
+}
+
+/** RFC 7230 §3.3.3: 1xx, 204 and 304 responses never have a body (websockets sends no HEAD). */
+const hasNoBody = (status: number): boolean => (status >= 100 && status < 200) || status === 204 || status === 304
+
+const REASON_PHRASES: Readonly<Record<number, string>> = {
+  100: "Continue",
+  101: "Switching Protocols",
+  102: "Processing",
+  103: "Early Hints",
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  203: "Non-Authoritative Information",
+  204: "No Content",
+  205: "Reset Content",
+  206: "Partial Content",
+  207: "Multi-Status",
+  208: "Already Reported",
+  226: "IM Used",
+  300: "Multiple Choices",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  305: "Use Proxy",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
+  400: "Bad Request",
+  401: "Unauthorized",
+  402: "Payment Required",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  406: "Not Acceptable",
+  407: "Proxy Authentication Required",
+  408: "Request Timeout",
+  409: "Conflict",
+  410: "Gone",
+  411: "Length Required",
+  412: "Precondition Failed",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
+  417: "Expectation Failed",
+  418: "I'm a Teapot",
+  421: "Misdirected Request",
+  422: "Unprocessable Content",
+  423: "Locked",
+  424: "Failed Dependency",
+  425: "Too Early",
+  426: "Upgrade Required",
+  428: "Precondition Required",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  451: "Unavailable For Legal Reasons",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+  506: "Variant Also Negotiates",
+  507: "Insufficient Storage",
+  508: "Loop Detected",
+  510: "Not Extended",
+  511: "Network Authentication Required"
+}
+
+/**
+ * The standard reason phrase of a status code (IANA registry, as Python's `http.HTTPStatus`),
+ * or `""` for an unregistered code (an empty reason phrase is valid, RFC 7230 §3.1.2).
+ * @since 0.1.0
+ * @category utils
+ */
+export const reasonPhrase = (status: number): string => REASON_PHRASES[status] ?? ""
+
+/**
+ * Builds a response with the standard reason phrase. A string body is encoded as UTF-8. For a
+ * status that carries a body, `Content-Length` is added when absent, so that the client need not
+ * read to EOF. `headers` is copied, never changed.
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeResponse = (status: number, headers?: HeadersLike, body?: Uint8Array | string): Response => {
+  const copy = new Headers(headers)
+  const bytes = body === undefined ? EMPTY : typeof body === "string" ? view(Buffer.from(body, "utf8")) : body
+  if (!hasNoBody(status) && !copy.has("Content-Length")) copy.append("Content-Length", String(bytes.byteLength))
+  return new Response(status, reasonPhrase(status), copy, bytes)
+}
+
+// ---------------------------------------------------------------------------
+// Byte classes (RFC 7230 §3.2, §3.2.6)
+// ---------------------------------------------------------------------------
+
+const CR = 0x0d
+const LF = 0x0a
+const SP = 0x20
+const HTAB = 0x09
+const COLON = 0x3a
+
+/** tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+const TCHAR: Uint8Array = (() => {
+  const table = new Uint8Array(256)
+  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+    table[c.charCodeAt(0)] = 1
+  }
+  return table
+})()
+
+/** field-vchar / SP / HTAB: VCHAR (0x21-0x7E), obs-text (0x80-0xFF), SP, HTAB. No CTL, no DEL. */
+const isFieldByte = (b: number): boolean => b === HTAB || (b >= SP && b !== 0x7f)
+
+const isOws = (b: number | undefined): boolean => b === SP || b === HTAB
+
+// ---------------------------------------------------------------------------
+// Incremental parser
+// ---------------------------------------------------------------------------
+
+type HeadError = InvalidMessage | SecurityError
+
+const invalid = (detail: string) => Either.left(new InvalidMessage({ detail }))
+const insecure = (detail: string) => Either.left(new SecurityError({ detail }))
+
+/** Bounded, quoted excerpt of raw input for error messages. */
+const quote = (text: string): string => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
+
+/** Parser states, as small integers. */
+const Phase = { StartLine: 0, HeaderLines: 1, BodyLength: 2, BodyToEof: 3, Done: 4, Failed: 5 } as const
+type Phase = (typeof Phase)[keyof typeof Phase]
+
+/** Splits a start line (without CRLF) as Python's `line.split(b" ", 2)`; `undefined` unless three parts. */
+const splitStartLine = (line: string): readonly [string, string, string] | undefined => {
+  const first = line.indexOf(" ")
+  if (first === -1) return undefined
+  const second = line.indexOf(" ", first + 1)
+  if (second === -1) return undefined
+  return [line.slice(0, first), line.slice(first + 1, second), line.slice(second + 1)]
+}
+
+/** Nothing to report yet: more bytes are needed. */
+const NEED_MORE = Either.right(undefined)
+
+/**
+ * Shared machinery of `RequestParser` and `ResponseParser`: one growable buffer holding the
+ * unconsumed bytes, consumed line by line. `scan` remembers where the search for LF stopped, so
+ * feeding one byte at a time stays linear.
+ */
+abstract class HeadParser<M> {
+  private buf: Buffer = Buffer.allocUnsafe(256)
+  /** First unconsumed byte. */
+  protected start = 0
+  /** End of received bytes. */
+  protected end = 0
+  /** Resume the LF search here: bytes in [start, scan) hold no LF. */
+  private scan = 0
+  protected phase: Phase = Phase.StartLine
+  protected headers = new Headers()
+  private headerCount = 0
+  /** Length of the body to read in `Phase.BodyLength`. */
+  protected bodyLength = 0
+  private message: M | undefined
+  private error: HeadError | undefined
+  private eof = false
+  private restBytes: Uint8Array = EMPTY
+
+  /** Bytes received after the end of the message, valid once the message was returned. */
+  get rest(): Uint8Array {
+    return this.restBytes
+  }
+
+  /** Feeds the next chunk; `Right(undefined)` means more bytes are needed. */
+  feed(chunk: Uint8Array): Either.Either<M | undefined, HeadError> {
+    if (this.phase === Phase.Failed) return Either.left(this.error!)
+    if (this.phase === Phase.Done) {
+      // Late bytes belong to whatever follows the message (WebSocket frames): keep them in `rest`.
+      if (!this.eof && chunk.byteLength > 0) this.restBytes = view(Buffer.concat([this.restBytes, chunk]))
+      return Either.right(this.message)
+    }
+    this.append(chunk)
+    return this.run()
+  }
+
+  /** Signals the end of the stream: completes a body that runs to EOF, else fails if incomplete. */
+  feedEof(): Either.Either<M, HeadError> {
+    if (this.phase === Phase.Failed) return Either.left(this.error!)
+    if (this.phase === Phase.Done) {
+      this.eof = true
+      return Either.right(this.message!)
+    }
+    this.eof = true
+    switch (this.phase) {
+      case Phase.StartLine:
+        return this.fail(new InvalidMessage({ detail: `connection closed while reading HTTP ${this.startLineName}` }))
+      case Phase.HeaderLines:
+        return this.fail(new InvalidMessage({ detail: "connection closed while reading HTTP headers" }))
+      case Phase.BodyLength:
+        return this.fail(
+          new InvalidMessage({
+            detail: `connection closed while reading HTTP body: got ${this.end - this.start} of ${this.bodyLength} bytes`
+          })
+        )
+      default: {
+        const body = new Uint8Array(this.buf.subarray(this.start, this.end))
+        this.start = this.end
+        return this.complete(this.finish(body))
+      }
+    }
+  }
+
+  /** "request line" or "status line", for error messages. */
+  protected abstract readonly startLineName: string
+  /** Parses the start line (without CRLF); stores what it needs for `finish`. */
+  protected abstract parseStartLine(line: string): Either.Either<void, HeadError>
+  /** Called after the empty line; sets `phase` to Done or a body phase. */
+  protected abstract endOfHead(): Either.Either<void, HeadError>
+  /** Builds the message once the body (empty without one) is known. */
+  protected abstract finish(body: Uint8Array): M
+  /** RFC 7230 §3.5: a server SHOULD ignore at least one empty line before the request-line. */
+  protected readonly skipsLeadingEmptyLine: boolean = false
+  private skippedEmptyLine = false
+
+  private fail(error: HeadError): Either.Either<never, HeadError> {
+    this.phase = Phase.Failed
+    this.error = error
+    return Either.left(error)
+  }
+
+  private complete(message: M): Either.Either<M, never> {
+    this.phase = Phase.Done
+    this.message = message
+    this.restBytes = this.start < this.end ? new Uint8Array(this.buf.subarray(this.start, this.end)) : EMPTY
+    // The buffer may be up to 1 MiB: drop it, only `rest` is kept.
+    this.buf = Buffer.alloc(0)
+    this.start = this.end = this.scan = 0
+    return Either.right(message)
+  }
+
+  /** Appends with amortized O(1) cost: compacts consumed bytes or doubles the capacity. */
+  private append(chunk: Uint8Array): void {
+    const n = chunk.byteLength
+    if (this.end + n > this.buf.length) {
+      const live = this.end - this.start
+      if (live + n <= this.buf.length >>> 1) {
+        this.buf.copyWithin(0, this.start, this.end)
+      } else {
+        const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, live + n))
+        this.buf.copy(grown, 0, this.start, this.end)
+        this.buf = grown
+      }
+      this.scan -= this.start
+      this.end = live
+      this.start = 0
+    }
+    this.buf.set(chunk, this.end)
+    this.end += n
+  }
+
+  private run(): Either.Either<M | undefined, HeadError> {
+    while (this.phase === Phase.StartLine || this.phase === Phase.HeaderLines) {
+      const step = this.nextLine()
+      if (step === undefined) return NEED_MORE
+      if (Either.isLeft(step)) return this.fail(step.left)
+      const [from, to] = step.right
+      const result = this.phase === Phase.StartLine ? this.onStartLine(from, to) : this.onHeaderLine(from, to)
+      if (Either.isLeft(result)) return this.fail(result.left)
+    }
+    if (this.phase === Phase.BodyLength) {
+      if (this.end - this.start < this.bodyLength) return NEED_MORE
+      const body = new Uint8Array(this.buf.subarray(this.start, this.start + this.bodyLength))
+      this.start += this.bodyLength
+      return this.complete(this.finish(body))
+    }
+    if (this.phase === Phase.BodyToEof) {
+      // Python's read_to_eof: fail as soon as the limit is exceeded, not at EOF.
+      if (this.end - this.start > MAX_BODY_SIZE) {
+        return this.fail(new SecurityError({ detail: `body too large: over ${MAX_BODY_SIZE} bytes` }))
+      }
+      return NEED_MORE
+    }
+    return this.complete(this.finish(EMPTY))
+  }
+
+  /**
+   * The next complete line as [from, to) without its CRLF, `undefined` when more bytes are needed.
+   * Python's `read_line` reads up to LF and then requires CRLF (RFC 7230 §3.5 allows bare LF, but
+   * Python rejects it); the length limit counts the CRLF, as Python does.
+   */
+  private nextLine(): Either.Either<readonly [number, number], HeadError> | undefined {
+    const lf = this.buf.subarray(0, this.end).indexOf(LF, this.scan)
+    if (lf === -1) {
+      this.scan = this.end
+      // Any LF still to come would end a line longer than the limit: fail now, buffer nothing more.
+      if (this.end - this.start >= MAX_LINE_LENGTH) return insecure("line too long")
+      return undefined
+    }
+    const from = this.start
+    if (lf + 1 - from > MAX_LINE_LENGTH) return insecure("line too long")
+    if (lf === from || this.buf[lf - 1] !== CR) return invalid("line without CRLF")
+    this.start = this.scan = lf + 1
+    return Either.right([from, lf - 1] as const)
+  }
+
+  private text(from: number, to: number): string {
+    return this.buf.toString("latin1", from, to)
+  }
+
+  private onStartLine(from: number, to: number): Either.Either<void, HeadError> {
+    if (from === to && this.skipsLeadingEmptyLine && !this.skippedEmptyLine) {
+      this.skippedEmptyLine = true
+      return Either.void
+    }
+    const parsed = this.parseStartLine(this.text(from, to))
+    if (Either.isRight(parsed)) this.phase = Phase.HeaderLines
+    return parsed
+  }
+
+  /** RFC 7230 §3.2: header-field = field-name ":" OWS field-value OWS. */
+  private onHeaderLine(from: number, to: number): Either.Either<void, HeadError> {
+    if (from === to) return this.endOfHead()
+    if (this.headerCount === MAX_NUM_HEADERS) return insecure("too many HTTP headers")
+    this.headerCount++
+    const buf = this.buf
+    // RFC 7230 §3.2.4: obs-fold is deprecated; Python rejects it, so do we.
+    if (isOws(buf[from])) return invalid(`obsolete line folding isn't supported: ${quote(this.text(from, to))}`)
+    const colon = buf.subarray(from, to).indexOf(COLON)
+    if (colon === -1) return invalid(`invalid HTTP header line: ${quote(this.text(from, to))}`)
+    const nameEnd = from + colon
+    if (nameEnd === from) return invalid(`invalid HTTP header name: ${quote("")}`)
+    for (let i = from; i < nameEnd; i++) {
+      if (TCHAR[buf[i]!] !== 1) return invalid(`invalid HTTP header name: ${quote(this.text(from, nameEnd))}`)
+    }
+    let valueStart = nameEnd + 1
+    let valueEnd = to
+    while (valueStart < valueEnd && isOws(buf[valueStart])) valueStart++
+    while (valueEnd > valueStart && isOws(buf[valueEnd - 1])) valueEnd--
+    for (let i = valueStart; i < valueEnd; i++) {
+      if (!isFieldByte(buf[i]!)) {
+        return invalid(`invalid HTTP header value: ${quote(this.text(valueStart, valueEnd))}`)
+      }
+    }
+    this.headers.append(this.text(from, nameEnd), this.text(valueStart, valueEnd))
+    return Either.void
+  }
+
+  /** Shared `Content-Length` check: digits only (RFC 7230 §3.3.2), a single value. */
+  protected contentLength(): Either.Either<number | undefined, HeadError> {
+    const values = this.headers.getAll("Content-Length")
+    if (values.length === 0) return Either.right(undefined)
+    if (values.length > 1) return invalid(`multiple Content-Length headers: ${quote(values.join(", "))}`)
+    const value = values[0]!
+    if (!/^[0-9]+$/.test(value)) return invalid(`invalid Content-Length: ${quote(value)}`)
+    return Either.right(Number(value))
+  }
+}
+
+/**
+ * Incremental parser of a handshake request head: feed chunks of any size. Only `GET` and
+ * `HTTP/1.1` are accepted, and no request body (RFC 6455 §4.1).
+ * @since 0.1.0
+ * @category parsers
+ */
+export class RequestParser extends HeadParser<Request> {
+  protected readonly startLineName = "request line"
+  protected override readonly skipsLeadingEmptyLine = true
+  private path = ""
+
+  protected parseStartLine(line: string): Either.Either<void, HeadError> {
+    const parts = splitStartLine(line)
+    if (parts === undefined) return invalid(`invalid HTTP request line: ${quote(line)}`)
+    const [method, path, protocol] = parts
+    if (protocol !== "HTTP/1.1") return invalid(`unsupported protocol; expected HTTP/1.1: ${quote(line)}`)
+    if (method !== "GET") return invalid(`unsupported HTTP method; expected GET; got ${quote(method)}`)
+    this.path = path
+    return Either.void
+  }
+
+  protected endOfHead(): Either.Either<void, HeadError> {
+    // RFC 7230 §3.3.3; as Python: no transfer coding, and Content-Length only when it is 0.
+    if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
+    const length = this.contentLength()
+    if (Either.isLeft(length)) return length
+    if (length.right !== undefined && length.right !== 0) return invalid("unsupported request body")
+    this.phase = Phase.Done
+    return Either.void
+  }
+
+  protected finish(): Request {
+    return new Request(this.path, this.headers)
+  }
+}
+
+/**
+ * Incremental parser of a handshake response: feed chunks of any size. A 101 response has no
+ * body; whatever follows its head is `rest` (the first WebSocket frames).
+ * @since 0.1.0
+ * @category parsers
+ */
+export class ResponseParser extends HeadParser<Response> {
+  protected readonly startLineName = "status line"
+  private statusCode = 0
+  private reason = ""
+
+  protected parseStartLine(line: string): Either.Either<void, HeadError> {
+    const parts = splitStartLine(line)
+    if (parts === undefined) return invalid(`invalid HTTP status line: ${quote(line)}`)
+    const [protocol, status, reason] = parts
+    if (protocol !== "HTTP/1.1") return invalid(`unsupported protocol; expected HTTP/1.1: ${quote(line)}`)
+    // RFC 7230 §3.1.2: status-code = 3DIGIT.
+    if (!/^[0-9]{3}$/.test(status)) return invalid(`invalid status code; expected 3 digits; got ${quote(status)}`)
+    const code = Number(status)
+    if (code < 100 || code > 599) return invalid(`invalid status code; expected 100–599; got ${quote(status)}`)
+    // reason-phrase = *( HTAB / SP / VCHAR / obs-text )
+    for (let i = 0; i < reason.length; i++) {
+      if (!isFieldByte(reason.charCodeAt(i))) return invalid(`invalid HTTP reason phrase: ${quote(reason)}`)
+    }
+    this.statusCode = code
+    this.reason = reason
+    return Either.void
+  }
+
+  protected endOfHead(): Either.Either<void, HeadError> {
+    if (hasNoBody(this.statusCode)) {
+      this.phase = Phase.Done
+      return Either.void
+    }
+    // RFC 7230 §3.3.3: Transfer-Encoding wins over Content-Length; chunked is not implemented.
+    if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
+    const length = this.contentLength()
+    if (Either.isLeft(length)) return length
+    if (length.right === undefined) {
+      this.phase = Phase.BodyToEof
+    } else if (length.right > MAX_BODY_SIZE) {
+      return insecure(`body too large: ${length.right} bytes`)
+    } else {
+      this.bodyLength = length.right
+      this.phase = Phase.BodyLength
+    }
+    return Either.void
+  }
+
+  protected finish(body: Uint8Array): Response {
+    return new Response(this.statusCode, this.reason, this.headers, body)
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * The sans-I/O server connection (Python `websockets.server.ServerConnection`): the protocol state
+ * machine of {@link Connection} plus the server side of the opening handshake (RFC 6455 §4.2).
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import { USER_AGENT } from "./ClientConnection.js"
+import { Connection, type ConnectionOptions, State } from "./Connection.js"
+import {
+  InvalidHeader,
+  type InvalidHandshakeFamily,
+  InvalidMessage,
+  InvalidOrigin,
+  NegotiationError,
+  ProtocolError
+} from "./Errors.js"
+import type { Extension, ServerExtensionFactory } from "./extensions/Extension.js"
+import { acceptKey, checkRequest } from "./Handshake.js"
+import { buildExtension, type ExtensionHeader, parseExtension, parseSubprotocol } from "./HeaderParsers.js"
+import { Headers, type HeadersLike } from "./Headers.js"
+import { reasonPhrase, type Request, RequestParser, Response } from "./Http11.js"
+import { parseAll } from "./internal/headerValues.js"
+
+/**
+ * Chooses a subprotocol among those offered by the client (`undefined`/`null`: none).
+ * @since 0.1.0
+ * @category models
+ */
+export type SelectSubprotocol = (
+  clientSubprotocols: ReadonlyArray<string>,
+  serverSubprotocols: ReadonlyArray<string>
+) => string | null | undefined
+
+/**
+ * Options of a server connection.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerConnectionOptions extends ConnectionOptions {
+  /** Acceptable values of the Origin header; include `null` to accept requests without one. */
+  readonly origins?: ReadonlyArray<string | null> | undefined
+  /** Supported extensions, in the order in which they should be used. */
+  readonly extensions?: ReadonlyArray<ServerExtensionFactory> | undefined
+  /** Supported subprotocols, in order of decreasing preference. */
+  readonly subprotocols?: ReadonlyArray<string> | undefined
+  /** Custom subprotocol selection; the default is {@link defaultSelectSubprotocol}. */
+  readonly selectSubprotocol?: SelectSubprotocol | undefined
+  /** Headers added to a successful handshake response: static, or a function of the path and request headers. */
+  readonly extraHeaders?: HeadersLike | ((path: string, headers: Headers) => HeadersLike) | undefined
+  /** Value of the Server header; `null` omits it. */
+  readonly serverHeader?: string | null | undefined
+}
+
+/**
+ * The seeds' default selection: among the subprotocols both sides support, the one with the best
+ * sum of ranks in the client's and the server's lists (equal weight to both); none if there is no
+ * common subprotocol.
+ * @since 0.1.0
+ * @category utils
+ */
+export const defaultSelectSubprotocol: SelectSubprotocol = (client, server) => {
+  let best: string | undefined
+  let bestRank = Number.POSITIVE_INFINITY
+  for (let i = 0; i < client.length; i++) {
+    const j = server.indexOf(client[i]!)
+    if (j >= 0 && i + j < bestRank) {
+      best = client[i]
+      bestRank = i + j
+    }
+  }
+  return best
+}
+
+const HANDSHAKE_FAILED = "Failed to open a WebSocket connection"
+
+/**
+ * Sans-I/O server connection. Feed the client's bytes; once the `Request` event arrives, build the
+ * response with `accept()` (or `reject()`) and send it with `sendResponse()`.
+ * @since 0.1.0
+ * @category models
+ */
+export class ServerConnection extends Connection {
+  /** Origin of the request, once accepted. */
+  origin: string | undefined = undefined
+  /** Negotiated subprotocol, once accepted. */
+  subprotocol: string | undefined = undefined
+  private requestParser: RequestParser | undefined = new RequestParser()
+  /** Bytes received after the request but before our 101 response. */
+  private earlyData = false
+
+  constructor(readonly options: ServerConnectionOptions = {}) {
+    super("server", { ...options, state: options.state ?? State.CONNECTING })
+  }
+
+  /**
+   * Builds the handshake response to `request`: 101 when the handshake is valid, else an HTTP error
+   * response (403 for a forbidden origin, 426 for a missing upgrade or an unsupported version, 400
+   * for other invalid requests, 500 when a user callback throws), with `handshakeExc` set.
+   */
+  accept(request: Request): Response {
+    let result: Either.Either<readonly [string, string | undefined, string | undefined], InvalidHandshakeFamily>
+    try {
+      result = this.processRequest(request)
+    } catch (error) {
+      // Only user callbacks (selectSubprotocol, extraHeaders) can throw here.
+      this.handshakeExc = new InvalidMessage({ detail: "opening handshake failed", cause: error })
+      return this.reject(500, `${HANDSHAKE_FAILED}.\nSee server log for more information.\n`)
+    }
+    if (Either.isLeft(result)) return this.rejectFor(result.left)
+    const [accept, extensionsHeader, protocolHeader] = result.right
+    const headers = new Headers()
+    headers.append("Date", new Date().toUTCString())
+    headers.append("Upgrade", "websocket")
+    headers.append("Connection", "Upgrade")
+    headers.append("Sec-WebSocket-Accept", accept)
+    if (extensionsHeader !== undefined) headers.append("Sec-WebSocket-Extensions", extensionsHeader)
+    if (protocolHeader !== undefined) headers.append("Sec-WebSocket-Protocol", protocolHeader)
+    const { extraHeaders, serverHeader } = this.options
+    if (extraHeaders !== undefined) {
+      try {
+        headers.update(typeof extraHeaders === "function" ? extraHeaders(request.path, request.headers) : extraHeaders)
+      } catch (error) {
+        this.handshakeExc = new InvalidMessage({ detail: "extraHeaders failed", cause: error })
+        return this.reject(500, `${HANDSHAKE_FAILED}.\nSee server log for more information.\n`)
+      }
+    }
+    if (serverHeader !== null && !headers.has("Server")) headers.append("Server", serverHeader ?? USER_AGENT)
+    return new Response(101, "Switching Protocols", headers)
+  }
+
+  /**
+   * Builds an HTTP error response with a plain-text body, closing the connection after it.
+   */
+  reject(status: number, text: string): Response {
+    const body = new TextEncoder().encode(text)
+    const headers = new Headers([
+      ["Date", new Date().toUTCString()],
+      ["Connection", "close"],
+      ["Content-Length", String(body.byteLength)],
+      ["Content-Type", "text/plain; charset=utf-8"]
+    ])
+    if (this.options.serverHeader !== null) headers.append("Server", this.options.serverHeader ?? USER_AGENT)
+    return new Response(status, reasonPhrase(status), headers, body)
+  }
+
+  /**
+   * Sends the handshake response. After a 101 the connection is OPEN; after anything else the TCP
+   * connection is closed.
+   */
+  sendResponse(response: Response): void {
+    this.requestParser = undefined
+    this.writes.push(response.serialize())
+    if (response.statusCode === 101 && this.state === State.CONNECTING && !this.discarding) {
+      this.state = State.OPEN
+      // RFC 6455 §4.1: a client must wait for the server's response before sending frames.
+      if (this.earlyData) {
+        this.failWithError(new ProtocolError({ detail: "data received before the opening handshake completed" }))
+      }
+      return
+    }
+    if (this.handshakeExc === undefined && response.statusCode !== 101) {
+      // An application's rejection (processRequest) is a handshake failure too, seen from this side.
+      this.handshakeExc = new InvalidMessage({ detail: `rejected with HTTP ${response.statusCode}` })
+    }
+    this.sendEof()
+    this.discarding = true
+    if (this.eofReceived) this.finishDiscarding()
+  }
+
+  protected override onData(data: Uint8Array): void {
+    if (this.state !== State.CONNECTING) return super.onData(data)
+    const parser = this.requestParser
+    if (parser === undefined) {
+      // The request was received; frames must wait until our 101 is sent.
+      this.frameParser.push(data)
+      this.earlyData = true
+      return
+    }
+    const result = parser.feed(data)
+    if (Either.isLeft(result)) {
+      const error = result.left
+      this.handshakeExc = error
+      this.requestParser = undefined
+      // Answer a malformed request with an HTTP error, then close (RFC 7230 §3.2.5 / RFC 6585 §5 for limits).
+      this.sendResponse(
+        this.reject(error._tag === "SecurityError" ? 431 : 400, `${HANDSHAKE_FAILED}: ${error.message}.\n`)
+      )
+      return
+    }
+    const request = result.right
+    if (request === undefined) return
+    this.requestParser = undefined
+    this.events.push(request)
+    if (parser.rest.byteLength > 0) {
+      this.frameParser.push(parser.rest)
+      this.earlyData = true
+    }
+  }
+
+  protected override onEof(): void {
+    if (this.state === State.CONNECTING && this.requestParser !== undefined) {
+      this.requestParser = undefined
+      this.handshakeExc = new InvalidMessage({ detail: "connection closed while reading HTTP request" })
+      this.sendEof()
+      this.discarding = true
+      return
+    }
+    super.onEof()
+  }
+
+  private rejectFor(error: InvalidHandshakeFamily): Response {
+    this.handshakeExc = error
+    switch (error._tag) {
+      case "InvalidOrigin":
+        return this.reject(403, `${HANDSHAKE_FAILED}: ${error.message}.\n`)
+      case "InvalidUpgrade": {
+        const response = this.reject(
+          426,
+          `${HANDSHAKE_FAILED}: ${error.message}.\n\nYou cannot access a WebSocket server directly with a browser. You need a WebSocket client.\n`
+        )
+        response.headers.append("Upgrade", "websocket")
+        return response
+      }
+      default: {
+        // RFC 6455 §4.2.2 / §4.4: an unsupported version gets 426 with the versions we support (Python
+        // answers 400; the RFC wins).
+        if ("name" in error && error.name === "Sec-WebSocket-Version" && error._tag !== "InvalidHeaderFormat") {
+          const response = this.reject(426, `${HANDSHAKE_FAILED}: ${error.message}.\n`)
+          response.headers.append("Sec-WebSocket-Version", "13")
+          return response
+        }
+        return this.reject(400, `${HANDSHAKE_FAILED}: ${error.message}.\n`)
+      }
+    }
+  }
+
+  /** Validates the request and negotiates origin, extensions and subprotocol (RFC 6455 §4.2.1). */
+  private processRequest(
+    request: Request
+  ): Either.Either<readonly [string, string | undefined, string | undefined], InvalidHandshakeFamily> {
+    const headers = request.headers
+    return Either.gen(this, function* () {
+      const key = yield* checkRequest(headers)
+      this.origin = yield* this.processOrigin(headers)
+      const [extensionsHeader, extensions] = yield* this.processExtensions(headers)
+      this.subprotocol = yield* this.processSubprotocol(headers)
+      this.extensions = extensions
+      return [acceptKey(key), extensionsHeader, this.subprotocol] as const
+    })
+  }
+
+  private processOrigin(headers: Headers): Either.Either<string | undefined, InvalidHandshakeFamily> {
+    // RFC 6454 §7.3: a user agent must not send more than one Origin header.
+    const values = headers.getAll("Origin")
+    if (values.length > 1) return Either.left(new InvalidHeader({ name: "Origin", value: "multiple values" }))
+    const origin = values[0]
+    const origins = this.options.origins
+    if (origins !== undefined && !origins.includes(origin === undefined ? null : origin)) {
+      return Either.left(new InvalidOrigin({ origin }))
+    }
+    return Either.right(origin)
+  }
+
+  private processExtensions(
+    headers: Headers
+  ): Either.Either<readonly [string | undefined, ReadonlyArray<Extension>], InvalidHandshakeFamily> {
+    const available = this.options.extensions
+    const values = headers.getAll("Sec-WebSocket-Extensions")
+    if (values.length === 0 || available === undefined || available.length === 0) {
+      return Either.right([undefined, []] as const)
+    }
+    return Either.map(parseAll(values, parseExtension), (offers) => {
+      const accepted: Array<Extension> = []
+      const response: Array<ExtensionHeader> = []
+      for (const [name, params] of offers) {
+        for (const factory of available) {
+          if (factory.name !== name) continue
+          // A negotiation error declines this offer; the client may have made others (RFC 7692 §5).
+          const result = factory.processRequestParams(params, accepted)
+          if (Either.isLeft(result)) continue
+          response.push([name, result.right[0]])
+          accepted.push(result.right[1])
+          break
+        }
+      }
+      return [response.length > 0 ? buildExtension(response) : undefined, accepted] as const
+    })
+  }
+
+  private processSubprotocol(headers: Headers): Either.Either<string | undefined, InvalidHandshakeFamily> {
+    return Either.flatMap(parseAll(headers.getAll("Sec-WebSocket-Protocol"), parseSubprotocol), (offered) => {
+      const available = this.options.subprotocols ?? []
+      const select = this.options.selectSubprotocol
+      if (select === undefined && (available.length === 0 || offered.length === 0)) return Either.right(undefined)
+      const chosen = (select ?? defaultSelectSubprotocol)(offered, available)
+      if (chosen === null || chosen === undefined) return Either.right(undefined)
+      // RFC 6455 §4.2.2: the server must select one of the values the client offered.
+      if (!offered.includes(chosen)) {
+        return Either.left(new NegotiationError({ detail: `selected subprotocol was not offered: ${chosen}` }))
+      }
+      return Either.right(chosen)
+    })
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * An open WebSocket connection, the same type on both sides (Python's `WebSocketCommonProtocol`,
+ * `WebSocketServerProtocol` and `WebSocketClientProtocol`), and the options every connection takes.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
+import type { State } from "./Connection.js"
+import type { ConnectionClosed, ConnectionClosedError, InvalidArgument, InvalidState } from "./Errors.js"
+import type { Headers } from "./Headers.js"
+
+/**
+ * A message: `string` for a Text message, `Uint8Array` for a Binary message.
+ * @since 0.1.0
+ * @category models
+ */
+export type Data = string | Uint8Array
+
+/**
+ * What `send` accepts: one message, or the fragments of one message as an iterable or a `Stream`.
+ * @since 0.1.0
+ * @category models
+ */
+export type Message<E = never, R = never> = Data | Iterable<Data> | Stream.Stream<Data, E, R>
+
+/**
+ * Address of one end of a connection: TCP host and port, or a unix socket path.
+ * @since 0.1.0
+ * @category models
+ */
+export type Address =
+  | { readonly _tag: "TcpAddress"; readonly hostname: string; readonly port: number }
+  | { readonly _tag: "UnixAddress"; readonly path: string }
+
+/**
+ * An open WebSocket connection. Every operation is an `Effect` whose failures are typed.
+ * @since 0.1.0
+ * @category models
+ */
+export interface WebSocket {
+  /** Unique identifier of the connection, useful in logs. */
+  readonly id: string
+  /** Which side of the connection this is. */
+  readonly side: "client" | "server"
+  /**
+   * The next message: `string` for Text, `Uint8Array` for Binary. Interrupting it loses no message:
+   * the next `recv` returns it. Once the connection is closed it fails with ConnectionClosedOK after
+   * a normal closure (1000/1001 both ways) and ConnectionClosedError otherwise.
+   */
+  readonly recv: Effect.Effect<Data, ConnectionClosed>
+  /**
+   * Every incoming message. Ends normally when the connection closes with 1000 or 1001 and fails
+   * with ConnectionClosedError otherwise (Python's `async for message in websocket`).
+   */
+  readonly messages: Stream.Stream<Data, ConnectionClosedError>
+  /**
+   * Sends a message: a string as Text, bytes as Binary, an iterable or a `Stream` of fragments as
+   * one fragmented message (all fragments of one type, else InvalidArgument and the connection is
+   * closed with 1011). Waits while the write buffer is above `writeLimit`.
+   */
+  send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R>
+  /**
+   * Performs the closing handshake with `code` (default 1000) and `reason`, and waits until the TCP
+   * connection is closed, at most about `closeTimeout` before aborting it. Idempotent.
+   */
+  close(code?: number, reason?: string): Effect.Effect<void>
+  /** Completes when the connection is closed, whatever the cause. */
+  readonly waitClosed: Effect.Effect<void>
+  /**
+   * Sends a Ping (4 random bytes by default) and returns an Effect that completes, with the latency
+   * in milliseconds, when the matching Pong arrives. Fails with InvalidState if a ping with the same
+   * payload is already waiting for its pong.
+   */
+  ping(data?: Data): Effect.Effect<Effect.Effect<number, ConnectionClosed>, ConnectionClosed | InvalidState>
+  /** Sends an unsolicited Pong, a unidirectional heartbeat. */
+  pong(data?: Data): Effect.Effect<void, ConnectionClosed>
+  /** Local address, `undefined` when unknown. */
+  readonly localAddress: Address | undefined
+  /** Remote address, `undefined` when unknown. */
+  readonly remoteAddress: Address | undefined
+  /** Path (request target) of the opening handshake request. */
+  readonly path: string
+  /** Headers of the opening handshake request. */
+  readonly requestHeaders: Headers
+  /** Headers of the opening handshake response. */
+  readonly responseHeaders: Headers
+  /** Negotiated subprotocol, if any. */
+  readonly subprotocol: string | undefined
+  /** Protocol state. */
+  readonly state: State
+  /** Close code once the connection is closed (1005 without code, 1006 without close frame). */
+  readonly closeCode: number | undefined
+  /** Close reason once the connection is closed. */
+  readonly closeReason: string | undefined
+}
+
+/**
+ * Options of every connection, with the defaults of Python `websockets`.
+ * @since 0.1.0
+ * @category models
+ */
+export interface WebSocketOptions {
+  /** Interval between keepalive pings; `null` disables keepalive. Default 20 seconds. */
+  readonly pingInterval?: Duration.DurationInput | null | undefined
+  /** Time to wait for a keepalive pong before failing with 1011; `null` waits forever. Default 20 seconds. */
+  readonly pingTimeout?: Duration.DurationInput | null | undefined
+  /** Time allowed for the closing handshake and the TCP close before aborting. Default 10 seconds. */
+  readonly closeTimeout?: Duration.DurationInput | undefined
+  /** Maximum size of incoming messages in bytes; `null` disables the limit. Default 1 MiB. */
+  readonly maxSize?: number | null | undefined
+  /** Maximum number of received messages waiting to be read before reading pauses; `null`: no limit. Default 32. */
+  readonly maxQueue?: number | null | undefined
+  /** High-water mark of the socket's incoming byte buffer while reading is paused. Default 64 KiB. */
+  readonly readLimit?: number | undefined
+  /** High-water mark of the outgoing buffer: `send` waits while more bytes than this are buffered. Default 64 KiB. */
+  readonly writeLimit?: number | undefined
+}
+
+/**
+ * Default values of {@link WebSocketOptions}, as documented by Python `websockets`.
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  pingInterval: "20 seconds",
+  pingTimeout: "20 seconds",
+  closeTimeout: "10 seconds",
+  openTimeout: "10 seconds",
+  maxSize: 1_048_576,
+  maxQueue: 32,
+  readLimit: 65_536,
+  writeLimit: 65_536
+} as const
+
+/**
+ * The connection a handler is serving, as a service (useful to reach it deep in a call tree).
+ * @since 0.1.0
+ * @category tags
+ */
+export class CurrentWebSocket extends Context.Tag("effect-websockets/CurrentWebSocket")<CurrentWebSocket, WebSocket>() {}

@@ -1,0 +1,71 @@
+/**
+ * The extensions API (RFC 6455 §9), mirroring Python `websockets.extensions`.
+ *
+ * A client offers extensions through {@link ClientExtensionFactory} values, in order of preference;
+ * a server negotiates them through {@link ServerExtensionFactory} values. Each negotiation yields an
+ * {@link Extension} that encodes outgoing frames and decodes incoming ones. With several extensions,
+ * frames are encoded in the order they were negotiated and decoded in reverse order.
+ *
+ * @since 0.1.0
+ */
+import type * as Either from "effect/Either"
+import type { NegotiationErrorFamily, PayloadTooBig, ProtocolError } from "../Errors.js"
+import type { Frame } from "../Frames.js"
+import type { ExtensionParameter } from "../HeaderParsers.js"
+
+/**
+ * A negotiated extension, active on one connection.
+ * @since 0.1.0
+ * @category models
+ */
+export interface Extension {
+  /** Registered extension name, for example `"permessage-deflate"`. */
+  readonly name: string
+  /**
+   * Decodes an incoming frame. `maxSize` is what remains of the message size budget (`null`: no
+   * limit); an extension that expands data must fail with `PayloadTooBig` as soon as its output
+   * would exceed it. Corrupt input fails with `ProtocolError`.
+   */
+  decode(frame: Frame, maxSize: number | null): Either.Either<Frame, ProtocolError | PayloadTooBig>
+  /** Encodes an outgoing frame. */
+  encode(frame: Frame): Frame
+  /** Releases resources (zlib streams); called once when the connection closes. */
+  close?(): void
+}
+
+/**
+ * Client side of an extension negotiation.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientExtensionFactory {
+  readonly name: string
+  /** Parameters to send in the `Sec-WebSocket-Extensions` offer. */
+  getRequestParams(): ReadonlyArray<ExtensionParameter>
+  /**
+   * Processes the parameters the server accepted, given the extensions already accepted before this
+   * one, and returns the extension to activate.
+   */
+  processResponseParams(
+    params: ReadonlyArray<ExtensionParameter>,
+    acceptedExtensions: ReadonlyArray<Extension>
+  ): Either.Either<Extension, NegotiationErrorFamily>
+}
+
+/**
+ * Server side of an extension negotiation.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerExtensionFactory {
+  readonly name: string
+  /**
+   * Processes one offer of the client, given the extensions already accepted, and returns the
+   * response parameters with the extension to activate, or a negotiation error to decline this offer
+   * (the server then tries the next offer, as Python does).
+   */
+  processRequestParams(
+    params: ReadonlyArray<ExtensionParameter>,
+    acceptedExtensions: ReadonlyArray<Extension>
+  ): Either.Either<readonly [ReadonlyArray<ExtensionParameter>, Extension], NegotiationErrorFamily>
+}

@@ -1,0 +1,249 @@
+/**
+ * Incremental frame parser (RFC 6455 §5.2) for the sans-I/O connection.
+ *
+ * Bytes are pushed as they arrive from the socket and kept in a chunk list with a byte count,
+ * like the receiver of `ws`: nothing is concatenated on push. `next()` walks a small integer
+ * state machine and returns a frame once its payload is complete. A payload inside one chunk is
+ * returned as a `subarray` view and unmasked in place (the chunk came from the socket, it is ours);
+ * only a payload spanning chunks is copied, once.
+ *
+ * Cheap header checks run as soon as the header is known, before any payload is buffered, so a
+ * peer cannot make us buffer a frame we will reject: opcode, MASK bit vs side, control frame
+ * rules, length encoding, size limit. Reserved bits are *not* checked here: extensions may claim
+ * them, so the connection calls `Frame.check` after extensions decode the frame (as Python does).
+ *
+ * @since 0.1.0
+ */
+import { Buffer, constants } from "node:buffer"
+import { PayloadTooBig, ProtocolError } from "../Errors.js"
+import { Frame, MAX_CONTROL_PAYLOAD, type Opcode } from "../Frames.js"
+import { unmask } from "./mask.js"
+
+// Parser states.
+const HEADER = 0
+const LENGTH_16 = 1
+const LENGTH_64 = 2
+const MASK_KEY = 3
+const PAYLOAD = 4
+const DEAD = 5
+
+/**
+ * Largest payload we can hold in one buffer (Node 20: 4 GiB). A longer frame is refused even with
+ * no size limit, since allocating it would throw.
+ */
+const MAX_BUFFER_LENGTH = constants.MAX_LENGTH
+
+/** Largest integer a double holds exactly; 64-bit lengths above it are refused (as `ws` does). */
+const MAX_SAFE_HIGH_WORD = 0x1fffff
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * Incremental parser of the frames of one direction of a connection.
+ * @since 0.1.0
+ * @category parsing
+ */
+export class FrameParser {
+  /** Limit for the NEXT frame's payload; the connection sets it to the remaining message budget (null = none). */
+  maxSize: number | null = null
+
+  private readonly mask: boolean
+  private chunks: Array<Uint8Array> = []
+  /** Index in `chunks` of the first chunk with unread bytes. */
+  private head = 0
+  /** Offset of the first unread byte in `chunks[head]`. */
+  private offset = 0
+  private buffered = 0
+
+  private state = HEADER
+  private error: ProtocolError | PayloadTooBig | undefined = undefined
+  // Header of the frame being parsed.
+  private fin = false
+  private rsv1 = false
+  private rsv2 = false
+  private rsv3 = false
+  private opcode = 0
+  private masked = false
+  private length = 0
+  private readonly key = new Uint8Array(4)
+
+  constructor(options: { readonly mask: boolean }) {
+    this.mask = options.mask
+  }
+
+  /** Bytes pushed and not consumed yet. */
+  get bufferedBytes(): number {
+    return this.buffered
+  }
+
+  /** Appends bytes received from the peer. The parser may modify them in place (unmasking). */
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0 || this.state === DEAD) return
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+  }
+
+  /**
+   * Next complete frame, `undefined` if more bytes are needed, or an error. After an error the
+   * parser is dead: it drops further bytes and returns the same error.
+   */
+  next(): Frame | undefined | ProtocolError | PayloadTooBig {
+    for (;;) {
+      switch (this.state) {
+        case HEADER: {
+          if (this.buffered < 2) return undefined
+          const b0 = this.readByte()
+          const b1 = this.readByte()
+          const opcode = b0 & 0x0f
+          // RFC 6455 §5.2: 3-7 and 0xB-0xF are reserved for further (non-)control frames.
+          if ((opcode > 0x2 && opcode < 0x8) || opcode > 0xa)
+            return this.fail(new ProtocolError({ detail: "invalid opcode" }))
+          const fin = (b0 & 0x80) !== 0
+          const masked = (b1 & 0x80) !== 0
+          // RFC 6455 §5.1: clients must mask every frame, servers must not mask any.
+          if (masked !== this.mask) return this.fail(new ProtocolError({ detail: "incorrect masking" }))
+          const length7 = b1 & 0x7f
+          if (opcode >= 0x8) {
+            // RFC 6455 §5.5: control frames are final and carry at most 125 bytes.
+            if (!fin) return this.fail(new ProtocolError({ detail: "fragmented control frame" }))
+            if (length7 > MAX_CONTROL_PAYLOAD) return this.fail(new ProtocolError({ detail: "control frame too long" }))
+          }
+          this.fin = fin
+          this.rsv1 = (b0 & 0x40) !== 0
+          this.rsv2 = (b0 & 0x20) !== 0
+          this.rsv3 = (b0 & 0x10) !== 0
+          this.opcode = opcode
+          this.masked = masked
+          // Non-minimal length encodings are accepted, as by Python and `ws`.
+          if (length7 === 126) this.state = LENGTH_16
+          else if (length7 === 127) this.state = LENGTH_64
+          else {
+            const error = this.setLength(length7)
+            if (error !== undefined) return error
+          }
+          break
+        }
+        case LENGTH_16: {
+          if (this.buffered < 2) return undefined
+          const high = this.readByte()
+          const error = this.setLength((high << 8) | this.readByte())
+          if (error !== undefined) return error
+          break
+        }
+        case LENGTH_64: {
+          if (this.buffered < 8) return undefined
+          const high = this.readUint32()
+          const low = this.readUint32()
+          // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+          if (high > 0x7fffffff) return this.fail(new ProtocolError({ detail: "invalid payload length" }))
+          const length = high * 0x100000000 + low
+          if (high > MAX_SAFE_HIGH_WORD || length > MAX_BUFFER_LENGTH) {
+            const limit = this.maxSize !== null && this.maxSize < MAX_BUFFER_LENGTH ? this.maxSize : MAX_BUFFER_LENGTH
+            return this.fail(new PayloadTooBig({ size: length, maxSize: limit }))
+          }
+          const error = this.setLength(length)
+          if (error !== undefined) return error
+          break
+        }
+        case MASK_KEY: {
+          if (this.buffered < 4) return undefined
+          const key = this.key
+          key[0] = this.readByte()
+          key[1] = this.readByte()
+          key[2] = this.readByte()
+          key[3] = this.readByte()
+          this.state = PAYLOAD
+          break
+        }
+        case PAYLOAD: {
+          const length = this.length
+          if (this.buffered < length) return undefined
+          const data = length === 0 ? EMPTY : this.take(length)
+          if (this.masked && length > 0) unmask(data, this.key)
+          this.state = HEADER
+          return new Frame(this.opcode as Opcode, data, this.fin, this.rsv1, this.rsv2, this.rsv3)
+        }
+        default:
+          return this.error
+      }
+    }
+  }
+
+  /** Records the payload length, enforces `maxSize`, and moves on to the mask key or payload. */
+  private setLength(length: number): PayloadTooBig | undefined {
+    const maxSize = this.maxSize
+    if (maxSize !== null && length > maxSize) return this.fail(new PayloadTooBig({ size: length, maxSize }))
+    this.length = length
+    this.state = this.masked ? MASK_KEY : PAYLOAD
+    return undefined
+  }
+
+  private fail<E extends ProtocolError | PayloadTooBig>(error: E): E {
+    this.state = DEAD
+    this.error = error
+    this.chunks = []
+    this.head = 0
+    this.offset = 0
+    this.buffered = 0
+    return error
+  }
+
+  /** Reads one byte; the caller checked that it is buffered. Only used for the header. */
+  private readByte(): number {
+    const chunk = this.chunks[this.head]!
+    const byte = chunk[this.offset]!
+    this.buffered--
+    if (++this.offset === chunk.length) this.dropHead()
+    return byte
+  }
+
+  private readUint32(): number {
+    return ((this.readByte() << 24) | (this.readByte() << 16) | (this.readByte() << 8) | this.readByte()) >>> 0
+  }
+
+  /** Advances past the exhausted first chunk. */
+  private dropHead(): void {
+    this.offset = 0
+    if (++this.head === this.chunks.length) {
+      this.chunks.length = 0
+      this.head = 0
+    } else if (this.head >= 1024 && this.head * 2 >= this.chunks.length) {
+      // Many tiny chunks (a slow peer): compact now and then so the list stays bounded.
+      this.chunks.splice(0, this.head)
+      this.head = 0
+    }
+  }
+
+  /** Consumes `n` (> 0, buffered) bytes: a view when one chunk holds them, else one copy. */
+  private take(n: number): Uint8Array {
+    this.buffered -= n
+    const first = this.chunks[this.head]!
+    const start = this.offset
+    const available = first.length - start
+    if (available > n) {
+      this.offset = start + n
+      return first.subarray(start, start + n)
+    }
+    if (available === n) {
+      this.dropHead()
+      return start === 0 ? first : first.subarray(start)
+    }
+    const out = Buffer.allocUnsafe(n)
+    out.set(start === 0 ? first : first.subarray(start), 0)
+    let filled = available
+    this.dropHead()
+    while (filled < n) {
+      const chunk = this.chunks[this.head]!
+      const wanted = n - filled
+      if (chunk.length > wanted) {
+        out.set(chunk.subarray(0, wanted), filled)
+        this.offset = wanted
+        break
+      }
+      out.set(chunk, filled)
+      filled += chunk.length
+      this.dropHead()
+    }
+    return out
+  }
+}

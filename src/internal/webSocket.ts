@@ -1,0 +1,590 @@
+/**
+ * The Effect connection over a Node `Duplex`: feeds the sans-I/O protocol from the socket's `'data'`
+ * callback (synchronously, no fiber per chunk), writes what it produces without awaiting each write,
+ * and exposes the connection API as Effects. Effect owns the structure around it: the scope, the
+ * fibers for timers, the Deferreds for pongs and closure.
+ */
+import { randomFillSync } from "node:crypto"
+import type { Duplex } from "node:stream"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import type * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Stream from "effect/Stream"
+import { type Connection, type Event, State } from "../Connection.js"
+import {
+  type ConnectionClosed,
+  type ConnectionClosedError,
+  InvalidArgument,
+  type InvalidHandshakeFamily,
+  InvalidMessage,
+  InvalidState,
+  isInvalidHandshake,
+  type WebSocketExceptionFamily
+} from "../Errors.js"
+import { CloseCode, Frame, Opcode } from "../Frames.js"
+import { Headers } from "../Headers.js"
+import type { Request, Response } from "../Http11.js"
+import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
+import { defaults } from "../WebSocket.js"
+
+/** Options with defaults applied and durations decoded. */
+export interface ResolvedOptions {
+  readonly pingInterval: Duration.Duration | null
+  readonly pingTimeout: Duration.Duration | null
+  readonly closeTimeout: Duration.Duration
+  readonly maxSize: number | null
+  readonly maxQueue: number | null
+  readonly readLimit: number
+  readonly writeLimit: number
+}
+
+export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
+  pingInterval: options.pingInterval === null ? null : Duration.decode(options.pingInterval ?? defaults.pingInterval),
+  pingTimeout: options.pingTimeout === null ? null : Duration.decode(options.pingTimeout ?? defaults.pingTimeout),
+  closeTimeout: Duration.decode(options.closeTimeout ?? defaults.closeTimeout),
+  maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize,
+  maxQueue: options.maxQueue === undefined ? defaults.maxQueue : options.maxQueue,
+  readLimit: options.readLimit ?? defaults.readLimit,
+  writeLimit: options.writeLimit ?? defaults.writeLimit
+})
+
+/** Runs an effect in a fiber owned by the connection's scope. */
+export type RunFork = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+
+interface PendingPing {
+  readonly deferred: Deferred.Deferred<number, ConnectionClosed>
+  readonly sentAt: number
+}
+
+const textDecoder = (data: Uint8Array): string =>
+  Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8")
+
+const toBytes = (data: Data): Uint8Array => (typeof data === "string" ? Buffer.from(data, "utf8") : data)
+
+const hex = (data: Uint8Array): string => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex")
+
+const addressOf = (host: unknown, port: unknown, path: string | undefined): Address | undefined => {
+  if (typeof host === "string" && typeof port === "number") return { _tag: "TcpAddress", hostname: host, port }
+  if (path !== undefined) return { _tag: "UnixAddress", path }
+  return undefined
+}
+
+/** The handshake outcome delivered to the side that drives it. */
+export type HandshakeEvent = Request | Response
+
+/**
+ * One WebSocket connection over one Duplex. Created by the client's `connect` and the server's
+ * accept loop, which drive the opening handshake through `handshakeEvent`, then call `open`.
+ */
+export class WebSocketImpl implements WebSocket {
+  readonly id: string
+  path = ""
+  requestHeaders: Headers = new Headers()
+  responseHeaders: Headers = new Headers()
+  subprotocol: string | undefined = undefined
+  localAddress: Address | undefined
+  remoteAddress: Address | undefined
+
+  /** Completes with the first handshake event (the request or the response), or fails. */
+  readonly handshakeEvent: Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily>
+  /** Completes once the TCP connection is closed. */
+  private readonly closedDeferred: Deferred.Deferred<void>
+
+  // Incoming messages: a queue with a head index (no O(n) shift), and wake-up callbacks of waiting readers.
+  private queue: Array<Data> = []
+  private queueHead = 0
+  private readonly readers = new Set<() => void>()
+  private paused = false
+  // The fragmented message being received.
+  private fragments: Array<Uint8Array> = []
+  private fragmentOpcode = 0
+
+  private readonly pings = new Map<string, PendingPing>()
+  private readonly drainWaiters = new Set<() => void>()
+  private corked = false
+  private closeTimer: Fiber.RuntimeFiber<void> | undefined = undefined
+  private keepalive: Fiber.RuntimeFiber<void> | undefined = undefined
+  private socketClosed = false
+  private socketEnded = false
+
+  constructor(
+    readonly protocol: Connection,
+    readonly socket: Duplex,
+    readonly options: ResolvedOptions,
+    private readonly runFork: RunFork
+  ) {
+    this.id = protocol.id
+    this.handshakeEvent = Deferred.unsafeMake(FiberId.none)
+    this.closedDeferred = Deferred.unsafeMake(FiberId.none)
+    const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
+    const path = (socket as { _path?: string })._path ?? undefined
+    this.localAddress = addressOf(s.localAddress, s.localPort, path)
+    this.remoteAddress = addressOf(s.remoteAddress, s.remotePort, path)
+    socket.on("data", (chunk: Uint8Array) => this.onData(chunk))
+    socket.on("end", () => this.onEnd())
+    // Errors (ECONNRESET, EPIPE) are followed by 'close', which handles the closure.
+    socket.on("error", () => {})
+    socket.on("close", () => this.onSocketClose())
+    socket.on("drain", () => this.wakeAll(this.drainWaiters))
+  }
+
+  get side(): "client" | "server" {
+    return this.protocol.side
+  }
+  get state(): State {
+    return this.protocol.state
+  }
+  get closeCode(): number | undefined {
+    return this.protocol.closeCode
+  }
+  get closeReason(): string | undefined {
+    return this.protocol.closeReason
+  }
+
+  // ---------------------------------------------------------------------------
+  // Socket → protocol
+  // ---------------------------------------------------------------------------
+
+  private onData(chunk: Uint8Array): void {
+    this.protocol.receiveData(chunk)
+    this.afterReceive()
+  }
+
+  private onEnd(): void {
+    this.socketEnded = true
+    this.protocol.receiveEof()
+    this.afterReceive()
+  }
+
+  private onSocketClose(): void {
+    this.socketClosed = true
+    if (!this.socketEnded) {
+      // Reset, or aborted by us: the stream ends here without a TCP close (RFC 6455 §7.1.5: 1006).
+      this.socketEnded = true
+      this.protocol.receiveEof()
+      this.processEvents()
+      this.protocol.dataToSend()
+    }
+    if (this.protocol.state !== State.CLOSED) {
+      // Only possible before the handshake completed: make the protocol consider itself closed.
+      this.protocol.state = State.CLOSED
+    }
+    this.onClosed()
+  }
+
+  /** Processes events and writes what the protocol produced after receiving data or EOF. */
+  private afterReceive(): void {
+    this.processEvents()
+    this.flush()
+    if (this.protocol.closeExpected()) this.startCloseTimer()
+    if (this.protocol.state === State.CLOSED && !this.socketClosed) {
+      // Both sides closed their half of the TCP connection (or the handshake failed): release it.
+      const socket = this.socket as Duplex & { destroySoon?: () => void }
+      socket.end()
+      socket.destroySoon?.()
+    }
+  }
+
+  private processEvents(): void {
+    const events = this.protocol.eventsReceived()
+    let handshake: Event | undefined
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!
+      if (event instanceof Frame) this.onFrame(event)
+      else handshake = event
+    }
+    // A failed handshake still emits its request or response: the failure is what counts.
+    const handshakeExc = this.protocol.handshakeExc
+    if (handshakeExc !== undefined) {
+      Deferred.unsafeDone(this.handshakeEvent, Exit.fail(asHandshakeError(handshakeExc)))
+    } else if (handshake !== undefined) {
+      Deferred.unsafeDone(this.handshakeEvent, Exit.succeed(handshake as HandshakeEvent))
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    switch (frame.opcode) {
+      case Opcode.Text:
+      case Opcode.Binary:
+        if (frame.fin) return this.enqueue(frame.opcode, frame.data)
+        this.fragmentOpcode = frame.opcode
+        this.fragments = [frame.data]
+        return
+      case Opcode.Continuation: {
+        this.fragments.push(frame.data)
+        if (!frame.fin) return
+        const data = Buffer.concat(this.fragments)
+        this.fragments = []
+        return this.enqueue(this.fragmentOpcode, data)
+      }
+      case Opcode.Pong:
+        return this.onPong(frame.data)
+      default:
+        // Pings are answered and close frames handled by the protocol.
+        return
+    }
+  }
+
+  private enqueue(opcode: number, data: Uint8Array): void {
+    this.queue.push(opcode === Opcode.Text ? textDecoder(data) : data)
+    const maxQueue = this.options.maxQueue
+    if (maxQueue !== null && !this.paused && this.queue.length - this.queueHead >= maxQueue) {
+      // Stop reading: the kernel's buffers fill up and TCP flow control pushes back on the peer.
+      this.paused = true
+      this.socket.pause()
+    }
+    this.wakeAll(this.readers)
+  }
+
+  private onPong(data: Uint8Array): void {
+    const key = hex(data)
+    if (!this.pings.has(key)) return
+    // A pong acknowledges its ping and every ping sent before it (RFC 6455 §5.5.3 lets a peer
+    // answer only the latest ping).
+    const now = performance.now()
+    for (const [pingKey, ping] of this.pings) {
+      this.pings.delete(pingKey)
+      Deferred.unsafeDone(ping.deferred, Exit.succeed(now - ping.sentAt))
+      if (pingKey === key) break
+    }
+  }
+
+  private onClosed(): void {
+    if (this.closeTimer !== undefined) this.closeTimer.unsafeInterruptAsFork(FiberId.none)
+    if (this.keepalive !== undefined) this.keepalive.unsafeInterruptAsFork(FiberId.none)
+    const exc = this.protocol.closeExc
+    for (const ping of this.pings.values()) Deferred.unsafeDone(ping.deferred, Exit.fail(exc))
+    this.pings.clear()
+    Deferred.unsafeDone(this.handshakeEvent, Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
+    this.wakeAll(this.readers)
+    this.wakeAll(this.drainWaiters)
+    for (const extension of this.protocol.extensions) extension.close?.()
+    Deferred.unsafeDone(this.closedDeferred, Exit.void)
+  }
+
+  private wakeAll(waiters: Set<() => void>): void {
+    if (waiters.size === 0) return
+    const all = [...waiters]
+    waiters.clear()
+    for (const wake of all) wake()
+  }
+
+  // ---------------------------------------------------------------------------
+  // Protocol → socket
+  // ---------------------------------------------------------------------------
+
+  /** Writes everything the protocol produced; batches the writes of one tick into one syscall. */
+  flush(): void {
+    const chunks = this.protocol.dataToSend()
+    if (chunks.length === 0 || this.socketClosed) return
+    const socket = this.socket
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!
+      if (chunk.byteLength === 0) {
+        // Half-close (the protocol's SEND_EOF).
+        if (this.corked) this.uncork()
+        socket.end()
+        continue
+      }
+      if (!this.corked && socket.writable) {
+        this.corked = true
+        socket.cork()
+        process.nextTick(this.uncork)
+      }
+      if (socket.writable) socket.write(chunk)
+    }
+  }
+
+  private readonly uncork = (): void => {
+    if (!this.corked) return
+    this.corked = false
+    this.socket.uncork()
+  }
+
+  private startCloseTimer(): void {
+    if (this.closeTimer !== undefined || this.socketClosed) return
+    this.closeTimer = this.runFork(
+      Effect.sleep(this.options.closeTimeout).pipe(Effect.andThen(Effect.sync(() => this.abort())))
+    )
+  }
+
+  /** Aborts the TCP connection at once. */
+  abort(): void {
+    if (!this.socketClosed) this.socket.destroy()
+  }
+
+  /** Waits while the outgoing buffer is above `writeLimit`. */
+  private readonly backpressure: Effect.Effect<void> = Effect.suspend(() =>
+    this.socket.writableLength <= this.options.writeLimit || this.socketClosed
+      ? Effect.void
+      : Effect.async<void>((resume) => {
+          const wake = () => resume(this.backpressure)
+          this.drainWaiters.add(wake)
+          return Effect.sync(() => this.drainWaiters.delete(wake))
+        })
+  )
+
+  // ---------------------------------------------------------------------------
+  // Lifecycle, used by the client and the server
+  // ---------------------------------------------------------------------------
+
+  /** Marks the handshake complete: starts keepalive. */
+  open(request: Request, response: Response, subprotocol: string | undefined): void {
+    this.path = request.path
+    this.requestHeaders = request.headers
+    this.responseHeaders = response.headers
+    this.subprotocol = subprotocol
+    const interval = this.options.pingInterval
+    if (interval !== null) this.keepalive = this.runFork(this.keepaliveLoop(interval))
+  }
+
+  private keepaliveLoop(interval: Duration.Duration): Effect.Effect<void> {
+    const timeout = this.options.pingTimeout
+    const once = Effect.gen(this, function* () {
+      yield* Effect.sleep(interval)
+      const pong = yield* this.ping()
+      if (timeout === null) return yield* pong
+      const answered = yield* Effect.timeoutTo(pong, { duration: timeout, onSuccess: () => true, onTimeout: () => false })
+      if (!answered) {
+        // RFC 6455 leaves keepalive to the application; Python fails the connection with 1011.
+        this.failConnection(CloseCode.InternalError, "keepalive ping timeout")
+      }
+    })
+    return once.pipe(
+      Effect.forever,
+      Effect.catchAll(() => Effect.void)
+    )
+  }
+
+  /** Fails the connection with `code` (RFC 6455 §7.1.7) and arms the close timer. */
+  failConnection(code: number, reason: string): void {
+    this.protocol.fail(code, reason)
+    this.flush()
+    if (this.protocol.closeExpected()) this.startCloseTimer()
+    if (this.protocol.state === State.CLOSED) this.abort()
+  }
+
+  /** Writes the protocol's output and arms the close timer when needed (after handshake steps). */
+  flushAndWatch(): void {
+    this.flush()
+    if (this.protocol.closeExpected()) this.startCloseTimer()
+  }
+
+  // ---------------------------------------------------------------------------
+  // Public API
+  // ---------------------------------------------------------------------------
+
+  get waitClosed(): Effect.Effect<void> {
+    return Deferred.await(this.closedDeferred)
+  }
+
+  private takeSync(): Data {
+    const message = this.queue[this.queueHead]!
+    this.queue[this.queueHead] = undefined as unknown as Data
+    this.queueHead++
+    if (this.queueHead === this.queue.length) {
+      this.queue = []
+      this.queueHead = 0
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead)
+      this.queueHead = 0
+    }
+    if (this.paused) {
+      const maxQueue = this.options.maxQueue ?? 0
+      // Resume below a low-water mark of a quarter of maxQueue, as Python does.
+      if (this.queue.length - this.queueHead <= maxQueue >> 2) {
+        this.paused = false
+        if (!this.socketClosed) this.socket.resume()
+      }
+    }
+    return message
+  }
+
+  private readonly waitReadable: Effect.Effect<void> = Effect.async<void>((resume) => {
+    const wake = () => resume(Effect.void)
+    this.readers.add(wake)
+    return Effect.sync(() => this.readers.delete(wake))
+  })
+
+  /** The next message; interruption-safe because a message leaves the queue only in `takeSync`. */
+  readonly recv: Effect.Effect<Data, ConnectionClosed> = Effect.suspend(() => {
+    if (this.queueHead < this.queue.length) return Effect.succeed(this.takeSync())
+    if (this.socketClosed) return Effect.fail(this.protocol.closeExc)
+    return Effect.zipRight(this.waitReadable, this.recv)
+  })
+
+  private readonly recvAll: Effect.Effect<Chunk.Chunk<Data>, Option.Option<ConnectionClosedError>> = Effect.suspend(
+    () => {
+      if (this.queueHead < this.queue.length) {
+        const messages: Array<Data> = []
+        while (this.queueHead < this.queue.length) messages.push(this.takeSync())
+        return Effect.succeed(Chunk.unsafeFromArray(messages))
+      }
+      if (this.socketClosed) {
+        const exc = this.protocol.closeExc
+        return Effect.fail(exc._tag === "ConnectionClosedOK" ? Option.none() : Option.some(exc))
+      }
+      return Effect.zipRight(this.waitReadable, this.recvAll)
+    }
+  )
+
+  readonly messages: Stream.Stream<Data, ConnectionClosedError> = Stream.repeatEffectChunkOption(this.recvAll)
+
+  /** After the connection left OPEN: wait until it is closed, then fail with the close exception. */
+  private readonly closedError: Effect.Effect<never, ConnectionClosed> = Effect.suspend(() =>
+    Effect.zipRight(this.waitClosed, Effect.suspend(() => Effect.fail(this.protocol.closeExc)))
+  )
+
+  private sendFrame(opcode: number, data: Uint8Array, fin: boolean): Effect.Effect<void, ConnectionClosed> {
+    const protocol = this.protocol
+    if (protocol.state !== State.OPEN) return this.closedError
+    const result =
+      opcode === Opcode.Text
+        ? protocol.sendText(data, fin)
+        : opcode === Opcode.Binary
+          ? protocol.sendBinary(data, fin)
+          : protocol.sendContinuation(data, fin)
+    if (result._tag === "Left") return this.closedError
+    this.flush()
+    return this.backpressure
+  }
+
+  send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
+    if (typeof message === "string") return this.sendFrame(Opcode.Text, Buffer.from(message, "utf8"), true)
+    if (message instanceof Uint8Array) return this.sendFrame(Opcode.Binary, message, true)
+    if (Stream.StreamTypeId in (message as object)) return this.sendFragments(message as Stream.Stream<Data, E, R>)
+    if (Predicate.isIterable(message)) return this.sendFragments(Stream.fromIterable(message as Iterable<Data>))
+    return Effect.fail(new InvalidArgument({ detail: "data must be a string, bytes, an iterable or a Stream" }))
+  }
+
+  /**
+   * Sends the fragments of one message. Each fragment is held back until the next one arrives, so
+   * the last one carries FIN; a fragment of the other type fails the message and the connection.
+   */
+  private sendFragments<E, R>(
+    fragments: Stream.Stream<Data, E, R>
+  ): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
+    return Effect.suspend(() => {
+      let first = true
+      let textual = false
+      let pending: Uint8Array | undefined
+      const emit = (fin: boolean) => {
+        const data = pending!
+        const opcode = first ? (textual ? Opcode.Text : Opcode.Binary) : Opcode.Continuation
+        first = false
+        return this.sendFrame(opcode, data, fin)
+      }
+      const body = Stream.runForEach(fragments, (fragment) =>
+        Effect.suspend((): Effect.Effect<void, ConnectionClosed | InvalidArgument> => {
+          const isText = typeof fragment === "string"
+          if (pending === undefined && first) {
+            textual = isText
+          } else if (isText !== textual) {
+            return Effect.fail(new InvalidArgument({ detail: "all fragments must be of the same type" }))
+          }
+          const previous = pending !== undefined ? emit(false) : Effect.void
+          pending = toBytes(fragment)
+          return previous
+        })
+      ).pipe(Effect.zipRight(Effect.suspend(() => (pending === undefined ? Effect.void : emit(true)))))
+      return body.pipe(
+        Effect.tapErrorCause(() =>
+          Effect.sync(() => {
+            // Python closes the connection when a fragmented message cannot be completed.
+            if (!first && this.protocol.state === State.OPEN) {
+              this.failConnection(CloseCode.InternalError, "error in fragmented message")
+            }
+          })
+        ),
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            if (!first && this.protocol.state === State.OPEN) {
+              this.failConnection(CloseCode.InternalError, "fragmented message interrupted")
+            }
+          })
+        )
+      )
+    })
+  }
+
+  /**
+   * Sends a whole message now if the connection is open and its write buffer is below
+   * `writeLimit`; returns whether it did (for broadcasts, which must not wait for slow peers).
+   */
+  trySend(message: Data): boolean {
+    if (this.protocol.state !== State.OPEN || this.socket.writableLength > this.options.writeLimit) return false
+    const result =
+      typeof message === "string"
+        ? this.protocol.sendText(Buffer.from(message, "utf8"))
+        : this.protocol.sendBinary(message)
+    if (result._tag === "Left") return false
+    this.flush()
+    return true
+  }
+
+  close(code = 1000, reason = ""): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const protocol = this.protocol
+      if (protocol.state === State.OPEN) {
+        const result = protocol.sendClose(code, reason)
+        if (result._tag === "Left") {
+          // A fragmented message is being sent, or the code is invalid: fail the connection instead.
+          protocol.fail(CloseCode.InternalError, "close during fragmented message")
+        }
+        this.flushAndWatch()
+      } else if (protocol.state === State.CONNECTING) {
+        this.abort()
+      }
+      return this.waitClosed
+    })
+  }
+
+  ping(data?: Data): Effect.Effect<Effect.Effect<number, ConnectionClosed>, ConnectionClosed | InvalidState> {
+    return Effect.suspend((): Effect.Effect<Effect.Effect<number, ConnectionClosed>, ConnectionClosed | InvalidState> => {
+      let payload: Uint8Array
+      let key: string
+      if (data === undefined) {
+        // Four random bytes, unique among pending pings.
+        do {
+          payload = randomFillSync(Buffer.allocUnsafe(4))
+          key = hex(payload)
+        } while (this.pings.has(key))
+      } else {
+        payload = toBytes(data)
+        key = hex(payload)
+        if (this.pings.has(key)) {
+          return Effect.fail(new InvalidState({ detail: "already waiting for a pong with the same data" }))
+        }
+      }
+      if (this.protocol.state !== State.OPEN) return this.closedError
+      const result = this.protocol.sendPing(payload)
+      if (result._tag === "Left") return this.closedError
+      const deferred = Deferred.unsafeMake<number, ConnectionClosed>(FiberId.none)
+      this.pings.set(key, { deferred, sentAt: performance.now() })
+      this.flush()
+      return Effect.as(this.backpressure, Deferred.await(deferred))
+    })
+  }
+
+  pong(data: Data = new Uint8Array(0)): Effect.Effect<void, ConnectionClosed> {
+    return Effect.suspend(() => {
+      if (this.protocol.state !== State.OPEN) return this.closedError
+      const result = this.protocol.sendPong(toBytes(data))
+      if (result._tag === "Left") return this.closedError
+      this.flush()
+      return this.backpressure
+    })
+  }
+}
+
+/** The handshake failure to report: the protocol's, or a generic one when the TCP connection closed first. */
+const asHandshakeError = (error: WebSocketExceptionFamily | undefined): InvalidHandshakeFamily =>
+  error !== undefined && isInvalidHandshake(error)
+    ? error
+    : new InvalidMessage({ detail: "connection closed during the opening handshake", cause: error })
