@@ -1,0 +1,49 @@
+/**
+ * effect-websockets: WebSocket client and server (RFC 6455, RFC 7692) for Effect applications.
+ *
+ * Each module is re-exported as a namespace:
+ *
+ * ```ts
+ * import { Client, Server, WebSocket, Errors } from "effect-websockets"
+ * ```
+ *
+ * High level: {@link Client}, {@link Server}, {@link WebSocket}. Sans-I/O protocol:
+ * {@link ClientConnection}, {@link ServerConnection}, {@link Connection}. Building blocks:
+ * {@link Frames}, {@link Http11}, {@link Handshake}, {@link Headers}, {@link HeaderParsers},
+ * {@link Uri}, {@link Utf8}, {@link Extension}, {@link PermessageDeflate}. Errors: {@link Errors}.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Client from "./Client.js"
+/** @since 0.1.0 */
+export * as ClientConnection from "./ClientConnection.js"
+/** @since 0.1.0 */
+export * as Connection from "./Connection.js"
+/** @since 0.1.0 */
+export * as Errors from "./Errors.js"
+/** @since 0.1.0 */
+export * as Extension from "./extensions/Extension.js"
+/** @since 0.1.0 */
+export * as Frames from "./Frames.js"
+/** @since 0.1.0 */
+export * as Handshake from "./Handshake.js"
+/** @since 0.1.0 */
+export * as HeaderParsers from "./HeaderParsers.js"
+/** @since 0.1.0 */
+export * as Headers from "./Headers.js"
+/** @since 0.1.0 */
+export * as Http11 from "./Http11.js"
+/** @since 0.1.0 */
+export * as PermessageDeflate from "./extensions/PermessageDeflate.js"
+/** @since 0.1.0 */
+export * as Server from "./Server.js"
+/** @since 0.1.0 */
+export * as ServerConnection from "./ServerConnection.js"
+/** @since 0.1.0 */
+export * as Uri from "./Uri.js"
+/** @since 0.1.0 */
+export * as Utf8 from "./Utf8.js"
+/** @since 0.1.0 */
+export * as WebSocket from "./WebSocket.js"
