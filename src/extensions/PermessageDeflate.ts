@@ -6,8 +6,8 @@
  * layer is synchronous (as Python's is). Node has no public API that keeps a zlib stream alive
  * across synchronous calls: `zlib.inflateRawSync` and `_processChunk` close the stream after one
  * call. So this module calls the stream's native handle directly (`_handle.writeSync` with the
- * `_writeState` result array), the primitive that Node's own sync helpers are built on; it is
- * checked when a stream is created and has been stable from Node 10 to Node 24.
+ * `_writeState` result array), the primitive that Node's own sync helpers are built on. Its shape
+ * has not changed since Node 10; it is checked whenever a stream is created.
  *
  * Cost (Node 20, x64): compressing runs at roughly 8 ms per MiB at the default level, inflating at
  * roughly 1 ms per MiB. Decoding is bounded by the size limit, so one message blocks the event loop
@@ -197,7 +197,7 @@ const collect = (chunks: ReadonlyArray<Uint8Array>, total: number): Uint8Array =
     // not pin a large output buffer for as long as the application keeps it.
     return chunk.byteLength * 2 >= chunk.buffer.byteLength
       ? new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-      : chunk.slice()
+      : new Uint8Array(chunk)
   }
   const out = new Uint8Array(total)
   let offset = 0
@@ -255,7 +255,9 @@ const checkWindowBits = (name: string, bits: number): void => {
 const checkCompressSettings = (settings: CompressSettings | undefined): void => {
   if (settings === undefined) return
   if ("wbits" in settings || "windowBits" in settings) {
-    throw new InvalidArgument({ detail: "compressSettings must not set the window size; set max_window_bits instead" })
+    throw new InvalidArgument({
+      detail: "compressSettings must not set the window size; set serverMaxWindowBits or clientMaxWindowBits"
+    })
   }
   const check = (name: string, value: number | undefined, min: number, max: number) => {
     if (value !== undefined && (!Number.isInteger(value) || value < min || value > max)) {
@@ -280,7 +282,8 @@ const checkCompressSettings = (settings: CompressSettings | undefined): void => 
  * 24 KiB for a decompressor with a 12-bit window and 50 KiB with a 15-bit one. zlib's formula,
  * deflate ≈ `(1 << (windowBits + 2)) + (1 << (memLevel + 9))` (32 KiB at 12 and memLevel 5) and
  * inflate ≈ `(1 << windowBits)` + 7 KiB, underestimates Node's bundled zlib (Chromium's), which
- * raises the hash table to 2^15 entries (64 KiB) on CPUs with SIMD, whatever `memLevel` says.
+ * uses a hash table of 2^15 entries (64 KiB) on SIMD-capable CPUs whatever `memLevel` says: even
+ * 9 bits with `memLevel` 1 measure about 70 KiB.
  *
  * @since 0.1.0
  * @category models
@@ -338,7 +341,7 @@ export class PerMessageDeflate implements Extension {
     if (Either.isLeft(decoded)) {
       this.decodeContData = false
       this.releaseDecoder()
-      return decoded
+      return Either.left(decoded.left)
     }
     if (frame.fin && this.remoteNoContextTakeover) this.releaseDecoder()
     return Either.right(new Frame(frame.opcode, decoded.right, frame.fin, rsv1, frame.rsv2, frame.rsv3))
@@ -381,6 +384,30 @@ export class PerMessageDeflate implements Extension {
     )
   }
 
+  private getDecoder(): ZlibEngine {
+    if (this.decoder === undefined) {
+      // Node's own `_outBuffer` is unused here: the smallest chunk size saves 16 KiB per stream.
+      const stream = zlib.createInflateRaw({
+        windowBits: this.remoteMaxWindowBits,
+        chunkSize: zlib.constants.Z_MIN_CHUNK
+      })
+      this.decoder = new ZlibEngine(stream)
+    }
+    return this.decoder
+  }
+
+  private getEncoder(): ZlibEngine {
+    if (this.encoder === undefined) {
+      const stream = zlib.createDeflateRaw({
+        ...this.compressSettings,
+        windowBits: Math.max(this.localMaxWindowBits, ZLIB_MIN_RAW_DEFLATE_WINDOW_BITS),
+        chunkSize: zlib.constants.Z_MIN_CHUNK
+      })
+      this.encoder = new ZlibEngine(stream)
+    }
+    return this.encoder
+  }
+
   private releaseDecoder(): void {
     this.decoder?.close()
     this.decoder = undefined
@@ -403,9 +430,7 @@ export class PerMessageDeflate implements Extension {
     fin: boolean,
     maxSize: number | null
   ): Either.Either<Uint8Array, ProtocolError | PayloadTooBig> {
-    const decoder = (this.decoder ??= new ZlibEngine(
-      zlib.createInflateRaw({ windowBits: this.remoteMaxWindowBits, chunkSize: zlib.constants.Z_MIN_CHUNK })
-    ))
+    const decoder = this.getDecoder()
     const limit = maxSize ?? Number.POSITIVE_INFINITY
     const chunks: Array<Uint8Array> = []
     let total = 0
@@ -459,13 +484,7 @@ export class PerMessageDeflate implements Extension {
    * tail (RFC 7692 §7.2.1) or, when there is no new output, sends the 0x00 byte of §7.2.3.6.
    */
   private deflate(data: Uint8Array, fin: boolean): Uint8Array {
-    const encoder = (this.encoder ??= new ZlibEngine(
-      zlib.createDeflateRaw({
-        ...this.compressSettings,
-        windowBits: Math.max(this.localMaxWindowBits, ZLIB_MIN_RAW_DEFLATE_WINDOW_BITS),
-        chunkSize: zlib.constants.Z_MIN_CHUNK
-      })
-    ))
+    const encoder = this.getEncoder()
     const chunks: Array<Uint8Array> = []
     let total = 0
     let inOff = 0
