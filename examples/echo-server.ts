@@ -1,0 +1,19 @@
+/**
+ * Echo server: sends every message back, Text as Text and Binary as Binary.
+ *
+ * Stop it with Ctrl-C: the server closes every connection with 1001 (going away) before exiting.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Stream } from "effect"
+import { Server, type WebSocket } from "../src/index.js"
+
+const echo = (ws: WebSocket.WebSocket) => Stream.runForEach(ws.messages, (message) => ws.send(message))
+
+const program = Effect.gen(function* () {
+  const server = yield* Server.serve(echo, { host: "127.0.0.1", port: 8765 })
+  yield* Effect.log(`Listening on port ${server.address._tag === "TcpAddress" ? server.address.port : "?"}`)
+  // Runs until interrupted (Ctrl-C); closing the scope shuts the server down gracefully.
+  yield* server.waitClosed
+})
+
+NodeRuntime.runMain(Effect.scoped(program))

@@ -1,0 +1,36 @@
+/**
+ * A client that stays connected: `Client.reconnect` runs the handler on each new connection and,
+ * when the server goes away or cannot be reached, tries again after an exponential backoff. Start
+ * and stop the echo server (examples/echo-server.ts) to watch it reconnect.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Console, Effect, Schedule, Stream } from "effect"
+import { Client, type WebSocket } from "../src/index.js"
+
+const session = (ws: WebSocket.WebSocket) =>
+  Effect.gen(function* () {
+    yield* Console.log("Connected.")
+    // Send a heartbeat message every second while printing what comes back. When the connection
+    // closes, `send` or `messages` fails with ConnectionClosed and `reconnect` opens a new one.
+    yield* ws.send("tick").pipe(Effect.repeat(Schedule.spaced("1 second")), Effect.forkScoped)
+    yield* Stream.runForEach(ws.messages, (message) => Console.log(`< ${String(message)}`))
+    yield* Console.log(`Disconnected (close code ${ws.closeCode ?? "none"}).`)
+  }).pipe(Effect.scoped)
+
+/** A socket error keeps the interesting part (ECONNREFUSED...) in its cause. */
+const describe = (error: unknown): string =>
+  error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)
+
+/** Faster than the default backoff (3 s growing to 60 s) so that the demo is lively; capped at 10 s. */
+const backoff = Schedule.exponential("500 millis").pipe(
+  Schedule.jittered,
+  Schedule.union(Schedule.spaced("10 seconds")),
+  // The schedule sees each failed attempt: say why before waiting.
+  Schedule.tapInput((error) => Console.log(`Connection failed: ${describe(error)}`))
+)
+
+// By default, connection errors, failed handshakes and closed connections reconnect; anything else
+// (an invalid URI, a handler bug) ends the program.
+const program = Client.reconnect("ws://127.0.0.1:8765/", session, { schedule: backoff })
+
+NodeRuntime.runMain(program)
