@@ -5,14 +5,14 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
+import { Connection, type ConnectionOptions, State } from "./Connection.js"
 import {
+  type InvalidHandshakeFamily,
   InvalidHeader,
   InvalidMessage,
-  type InvalidHandshakeFamily,
   InvalidStatusCode,
   NegotiationError
 } from "./Errors.js"
-import { Connection, type ConnectionOptions, State } from "./Connection.js"
 import type { ClientExtensionFactory, Extension } from "./extensions/Extension.js"
 import { checkResponse, generateKey } from "./Handshake.js"
 import {
@@ -70,6 +70,9 @@ export class ClientConnection extends Connection {
     readonly options: ClientConnectionOptions = {}
   ) {
     super("client", { ...options, state: options.state ?? State.CONNECTING })
+    // Fix: a connection created OPEN skips the opening handshake, so its first bytes are frames,
+    // not an HTTP response (the server side already behaved this way).
+    if (this.state !== State.CONNECTING) this.responseParser = undefined
   }
 
   /**
@@ -109,13 +112,19 @@ export class ClientConnection extends Connection {
 
   protected override onData(data: Uint8Array): void {
     const parser = this.responseParser
-    if (parser === undefined) return super.onData(data)
+    if (parser === undefined) {
+      super.onData(data)
+      return
+    }
     this.handleResponse(parser.feed(data))
   }
 
   protected override onEof(): void {
     const parser = this.responseParser
-    if (parser === undefined) return super.onEof()
+    if (parser === undefined) {
+      super.onEof()
+      return
+    }
     const result = parser.feedEof()
     if (Either.isRight(result) && result.right === undefined) {
       this.failHandshake(new InvalidMessage({ detail: "connection closed while reading HTTP response" }))
@@ -125,14 +134,20 @@ export class ClientConnection extends Connection {
   }
 
   private handleResponse(result: Either.Either<Response | undefined, InvalidHandshakeFamily>): void {
-    if (Either.isLeft(result)) return this.failHandshake(result.left)
+    if (Either.isLeft(result)) {
+      this.failHandshake(result.left)
+      return
+    }
     const response = result.right
     if (response === undefined) return
     const parser = this.responseParser!
     this.responseParser = undefined
     const processed = this.processResponse(response)
     this.events.push(response)
-    if (Either.isLeft(processed)) return this.failHandshake(processed.left)
+    if (Either.isLeft(processed)) {
+      this.failHandshake(processed.left)
+      return
+    }
     this.extensions = processed.right
     this.state = State.OPEN
     const rest = parser.rest

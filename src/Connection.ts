@@ -23,12 +23,22 @@ import {
   ConnectionClosedOK,
   InvalidState,
   InvalidUtf8,
-  type PayloadTooBig,
+  PayloadTooBig,
   ProtocolError,
   type WebSocketExceptionFamily
 } from "./Errors.js"
 import type { Extension } from "./extensions/Extension.js"
-import { Close, CloseCode, Frame, isValidCloseCode, Opcode, parseClose, serializeClose, serializeFrame } from "./Frames.js"
+import {
+  Close,
+  CloseCode,
+  Frame,
+  isValidCloseCode,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  parseClose,
+  serializeClose,
+  serializeFrame
+} from "./Frames.js"
 import type { Request, Response } from "./Http11.js"
 import { FrameParser } from "./internal/frameParser.js"
 import { Utf8Validator } from "./Utf8.js"
@@ -76,7 +86,13 @@ type Failure = ProtocolError | InvalidUtf8 | PayloadTooBig | WebSocketExceptionF
 export type SendResult = Either.Either<void, ProtocolError | InvalidState>
 
 const stateName = (state: State): string =>
-  state === State.CONNECTING ? "connecting" : state === State.OPEN ? "open" : state === State.CLOSING ? "closing" : "closed"
+  state === State.CONNECTING
+    ? "connecting"
+    : state === State.OPEN
+      ? "open"
+      : state === State.CLOSING
+        ? "closing"
+        : "closed"
 
 const RIGHT_VOID: Either.Either<void, never> = Either.right(undefined)
 
@@ -237,7 +253,8 @@ export class Connection {
 
   /** Sends a Continuation frame of the fragmented message being sent. */
   sendContinuation(data: Uint8Array, fin: boolean): SendResult {
-    if (!this.expectContinuationFrame) return Either.left(new ProtocolError({ detail: "unexpected continuation frame" }))
+    if (!this.expectContinuationFrame)
+      return Either.left(new ProtocolError({ detail: "unexpected continuation frame" }))
     if (this._state !== State.OPEN) return this.invalidState()
     this.expectContinuationFrame = !fin
     this.sendFrame(new Frame(Opcode.Continuation, data, fin))
@@ -299,7 +316,9 @@ export class Connection {
     if (code !== CloseCode.AbnormalClosure && !isValidCloseCode(code)) {
       return Either.left(new ProtocolError({ detail: `invalid close code: ${code}` }))
     }
-    this.failConnection(code, reason)
+    // Fix: a reason over 123 bytes made a close frame over 125 bytes, an invalid control frame
+    // (RFC 6455 §5.5). Truncate it as for internal failures: fail() must always fail.
+    this.failConnection(code, truncateReason(reason))
     return RIGHT_VOID
   }
 
@@ -325,7 +344,11 @@ export class Connection {
     const extensions = this.extensions
     while (!this.discarding) {
       const maxSize = this.maxSize
-      parser.maxSize = maxSize === null ? null : this.curSize < 0 ? maxSize : maxSize - this.curSize
+      const remaining = maxSize === null ? null : this.curSize < 0 ? maxSize : maxSize - this.curSize
+      // Fix: control frames (at most 125 bytes, RFC 6455 §5.5) are not part of the message, so they
+      // must not be refused for exceeding what remains of its budget; data frames between that
+      // remainder and 125 bytes are checked below, once their opcode is known.
+      parser.maxSize = remaining === null ? null : Math.max(remaining, MAX_CONTROL_PAYLOAD)
       const result = parser.next()
       if (result === undefined) return
       if (!(result instanceof Frame)) {
@@ -333,9 +356,14 @@ export class Connection {
         return
       }
       let frame = result
+      const isControl = frame.opcode >= Opcode.Close
+      if (!isControl && remaining !== null && frame.data.byteLength > remaining) {
+        this.failWithError(new PayloadTooBig({ size: frame.data.byteLength, maxSize: remaining }))
+        return
+      }
       // Extensions decode in reverse order of negotiation (Python frames.py).
       for (let i = extensions.length - 1; i >= 0; i--) {
-        const decoded = extensions[i]!.decode(frame, parser.maxSize)
+        const decoded = extensions[i]!.decode(frame, isControl ? null : remaining)
         if (Either.isLeft(decoded)) {
           this.failWithError(decoded.left)
           return
@@ -356,22 +384,36 @@ export class Connection {
     switch (frame.opcode) {
       case Opcode.Text:
       case Opcode.Binary: {
-        if (this.curSize >= 0) return this.failWithError(new ProtocolError({ detail: "expected a continuation frame" }))
-        if (this._state !== State.OPEN) {
-          return this.failWithError(new ProtocolError({ detail: `data frame received in ${stateName(this._state)} state` }))
+        if (this.curSize >= 0) {
+          this.failWithError(new ProtocolError({ detail: "expected a continuation frame" }))
+          return
+        }
+        // Fix: only CONNECTING is an error. In CLOSING (we sent a close frame) the peer may still send
+        // data it sent before receiving our close, or finish its message first (RFC 6455 §5.5.1);
+        // Python delivers those frames too. Data after the peer's close frame is discarded earlier.
+        if (this._state === State.CONNECTING) {
+          this.failWithError(new ProtocolError({ detail: `data frame received in ${stateName(this._state)} state` }))
+          return
         }
         if (frame.opcode === Opcode.Text) {
           this.utf8.reset()
-          if (!this.utf8.push(frame.data, frame.fin)) return this.failWithError(invalidUtf8())
+          if (!this.utf8.push(frame.data, frame.fin)) {
+            this.failWithError(invalidUtf8())
+            return
+          }
         }
         this.curOpcode = frame.opcode
         this.curSize = frame.fin ? -1 : frame.data.byteLength
         break
       }
       case Opcode.Continuation: {
-        if (this.curSize < 0) return this.failWithError(new ProtocolError({ detail: "unexpected continuation frame" }))
+        if (this.curSize < 0) {
+          this.failWithError(new ProtocolError({ detail: "unexpected continuation frame" }))
+          return
+        }
         if (this.curOpcode === Opcode.Text && !this.utf8.push(frame.data, frame.fin)) {
-          return this.failWithError(invalidUtf8())
+          this.failWithError(invalidUtf8())
+          return
         }
         this.curSize = frame.fin ? -1 : this.curSize + frame.data.byteLength
         break
@@ -385,10 +427,16 @@ export class Connection {
         break
       case Opcode.Close: {
         const parsed = parseClose(frame.data)
-        if (Either.isLeft(parsed)) return this.failWithError(parsed.left)
+        if (Either.isLeft(parsed)) {
+          this.failWithError(parsed.left)
+          return
+        }
         this.closeRcvd = parsed.right
         if (this._state === State.CLOSING) this.closeRcvdThenSent = false
-        if (this.curSize >= 0) return this.failWithError(new ProtocolError({ detail: "incomplete fragmented message" }))
+        // Fix: RFC 6455 §5.4 lets control frames, Close included, arrive between the fragments of a
+        // message: the unfinished message is abandoned and the closing handshake proceeds normally
+        // (Autobahn 7.1.5 expects a clean 1000). Python fails with 1002 here; the RFC wins.
+        this.curSize = -1
         if (this._state === State.OPEN) {
           // RFC 6455 §5.5.1: answer with a Close frame echoing the code. Echo the original bytes:
           // re-serializing an empty close frame would fail on the synthetic 1005.
@@ -404,7 +452,8 @@ export class Connection {
         break
       }
       default:
-        return this.failWithError(new ProtocolError({ detail: `unexpected opcode: ${frame.opcode}` }))
+        this.failWithError(new ProtocolError({ detail: `unexpected opcode: ${frame.opcode}` }))
+        return
     }
     this.events.push(frame)
   }
@@ -439,7 +488,9 @@ export class Connection {
     }
     // When failing, a server closes the TCP connection without waiting for the client; a client
     // waits for the server to close it (RFC 6455 §7.1.7, §7.1.1).
-    if (this.side === "server" && !this.eofSent) this.sendEof()
+    // Fix: before the handshake completed there is no WebSocket connection to close, so a client
+    // closes the TCP connection at once too (`finishDiscarding` relies on that in CONNECTING).
+    if ((this.side === "server" || this._state === State.CONNECTING) && !this.eofSent) this.sendEof()
     // RFC 6455 §7.1.7: do not process any more data from the peer, not even a close frame.
     this.discarding = true
     if (this.eofReceived) this.finishDiscarding()

@@ -8,8 +8,8 @@ import * as Either from "effect/Either"
 import { USER_AGENT } from "./ClientConnection.js"
 import { Connection, type ConnectionOptions, State } from "./Connection.js"
 import {
-  InvalidHeader,
   type InvalidHandshakeFamily,
+  InvalidHeader,
   InvalidMessage,
   InvalidOrigin,
   NegotiationError,
@@ -19,7 +19,7 @@ import type { Extension, ServerExtensionFactory } from "./extensions/Extension.j
 import { acceptKey, checkRequest } from "./Handshake.js"
 import { buildExtension, type ExtensionHeader, parseExtension, parseSubprotocol } from "./HeaderParsers.js"
 import { Headers, type HeadersLike } from "./Headers.js"
-import { reasonPhrase, type Request, RequestParser, Response } from "./Http11.js"
+import { type Request, RequestParser, Response, reasonPhrase } from "./Http11.js"
 import { parseAll } from "./internal/headerValues.js"
 
 /**
@@ -150,6 +150,9 @@ export class ServerConnection extends Connection {
    */
   sendResponse(response: Response): void {
     this.requestParser = undefined
+    // Fix: the client may close the connection before the application answers; we then already
+    // half-closed it (see `onEof`) and nothing may be written after SEND_EOF.
+    if (this.eofSent) return
     this.writes.push(response.serialize())
     if (response.statusCode === 101 && this.state === State.CONNECTING && !this.discarding) {
       this.state = State.OPEN
@@ -169,7 +172,10 @@ export class ServerConnection extends Connection {
   }
 
   protected override onData(data: Uint8Array): void {
-    if (this.state !== State.CONNECTING) return super.onData(data)
+    if (this.state !== State.CONNECTING) {
+      super.onData(data)
+      return
+    }
     const parser = this.requestParser
     if (parser === undefined) {
       // The request was received; frames must wait until our 101 is sent.
@@ -199,9 +205,15 @@ export class ServerConnection extends Connection {
   }
 
   protected override onEof(): void {
-    if (this.state === State.CONNECTING && this.requestParser !== undefined) {
+    if (this.state === State.CONNECTING) {
+      // Fix: EOF after the request but before our response failed the handshake too; it used to
+      // fall through to the 1006 path without setting `handshakeExc`.
+      const detail =
+        this.requestParser !== undefined
+          ? "connection closed while reading HTTP request"
+          : "connection closed before the handshake response was sent"
       this.requestParser = undefined
-      this.handshakeExc = new InvalidMessage({ detail: "connection closed while reading HTTP request" })
+      this.handshakeExc = new InvalidMessage({ detail })
       this.sendEof()
       this.discarding = true
       return
