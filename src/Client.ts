@@ -15,18 +15,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { ClientConnection } from "./ClientConnection.js"
-import {
-  type InvalidHandshakeFamily,
-  InvalidMessage,
-  InvalidURI,
-  isConnectionClosed,
-  OpenTimeout
-} from "./Errors.js"
+import { type InvalidHandshakeFamily, InvalidMessage, InvalidURI, isConnectionClosed, OpenTimeout } from "./Errors.js"
 import type { ClientExtensionFactory } from "./extensions/Extension.js"
 import { enableClientPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import type { HeadersLike } from "./Headers.js"
@@ -136,6 +131,8 @@ const connectOnce = (
       maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize
     })
     const ws = new WebSocketImpl(protocol, socket, resolveOptions(options), runFork)
+    // The peer's end of a unix socket is the path; ours is unnamed (as getpeername/getsockname say).
+    if (unixPath !== undefined) ws.remoteAddress = { _tag: "UnixAddress", path: unixPath }
     // Closing the scope performs the closing handshake; close() is bounded by the close timer.
     yield* Effect.addFinalizer(() => ws.close())
     const request: Request = protocol.connect()
@@ -158,7 +155,12 @@ const connectFollowingRedirects = (
     const maxRedirects = options.maxRedirects ?? MAX_REDIRECTS
     for (let redirects = 0; ; redirects++) {
       const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
-      const exit = yield* Effect.exit(Scope.extend(connectOnce(wsuri, options, unixPath), scope))
+      const exit = yield* Scope.extend(connectOnce(wsuri, options, unixPath), scope).pipe(
+        // Fix: an attempt interrupted (by openTimeout, or a caller's timeout) must release its
+        // socket now; before, it stayed open until the caller's scope closed.
+        Effect.onInterrupt(() => Scope.close(scope, Exit.interrupt(FiberId.none))),
+        Effect.exit
+      )
       if (Exit.isSuccess(exit)) return exit.value as WebSocket
       yield* Scope.close(scope, exit)
       const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
@@ -220,7 +222,10 @@ const withOpenTimeout = <A, E, R>(
  * @since 0.1.0
  * @category constructors
  */
-export const connect = (uri: string, options: ConnectOptions = {}): Effect.Effect<WebSocket, ConnectError, Scope.Scope> =>
+export const connect = (
+  uri: string,
+  options: ConnectOptions = {}
+): Effect.Effect<WebSocket, ConnectError, Scope.Scope> =>
   withOpenTimeout(connectFollowingRedirects(uri, options, undefined), options).pipe(
     Effect.withSpan("effect-websockets.connect", { attributes: { uri } })
   )

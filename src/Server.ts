@@ -21,11 +21,18 @@ import type * as Scope from "effect/Scope"
 import { isConnectionClosed, OpenTimeout } from "./Errors.js"
 import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
-import { type Headers, type HeadersLike, fromHeadersLike } from "./Headers.js"
+import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
-import { type Address, CurrentWebSocket, type Data, defaults, type WebSocket, type WebSocketOptions } from "./WebSocket.js"
+import {
+  type Address,
+  CurrentWebSocket,
+  type Data,
+  defaults,
+  type WebSocket,
+  type WebSocketOptions
+} from "./WebSocket.js"
 
 /**
  * An HTTP response returned by `processRequest` to answer a request without a WebSocket
@@ -118,10 +125,7 @@ export class Server extends Context.Tag("effect-websockets/WebSocketServer")<Ser
  */
 export type Handler<E, R> = (ws: WebSocket) => Effect.Effect<void, E, R>
 
-const listen = (
-  server: net.Server,
-  options: ServeOptions<any>
-): Effect.Effect<Address, SocketServerError> =>
+const listen = (server: net.Server, options: ServeOptions<any>): Effect.Effect<Address, SocketServerError> =>
   Effect.async<Address, SocketServerError>((resume) => {
     const onError = (cause: Error) => resume(Effect.fail(new SocketServerError({ reason: "Open", cause })))
     server.once("error", onError)
@@ -158,7 +162,7 @@ const listen = (
 export const serve = <E, R, RP = never>(
   handler: Handler<E, R>,
   options: ServeOptions<RP> = {}
-): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | R | RP> =>
+): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, CurrentWebSocket> | RP> =>
   Effect.gen(function* () {
     const resolved = resolveOptions(options)
     const openTimeout =
@@ -172,7 +176,8 @@ export const serve = <E, R, RP = never>(
 
     // Handler fibers, one per connection; interrupted if still running when the scope closes.
     const handlers = yield* FiberSet.make<void, never>()
-    const runHandler = yield* FiberSet.runtime(handlers)<R | RP>()
+    // Fix: the server provides CurrentWebSocket to each handler, so callers need not (it was in R).
+    const runHandler = yield* FiberSet.runtime(handlers)<Exclude<R, CurrentWebSocket> | RP>()
 
     const handshake = (ws: WebSocketImpl, protocol: ServerConnection) =>
       Effect.gen(function* () {
@@ -181,14 +186,16 @@ export const serve = <E, R, RP = never>(
         if (shuttingDown) {
           response = protocol.reject(503, "Server is shutting down.\n")
         } else if (options.processRequest !== undefined) {
-          const intercepted = yield* options.processRequest(request.path, request.headers).pipe(
-            Effect.catchAllCause((cause) =>
-              Effect.logError("processRequest failed", cause).pipe(
-                Effect.annotateLogs({ connectionId: ws.id }),
-                Effect.as<HttpResponse>({ status: 500, body: "Failed to open a WebSocket connection.\n" })
+          const intercepted = yield* options
+            .processRequest(request.path, request.headers)
+            .pipe(
+              Effect.catchAllCause((cause) =>
+                Effect.logError("processRequest failed", cause).pipe(
+                  Effect.annotateLogs({ connectionId: ws.id }),
+                  Effect.as<HttpResponse>({ status: 500, body: "Failed to open a WebSocket connection.\n" })
+                )
               )
             )
-          )
           if (intercepted !== undefined) response = toResponse(intercepted)
         }
         response ??= protocol.accept(request)
@@ -213,6 +220,8 @@ export const serve = <E, R, RP = never>(
             maxSize: resolved.maxSize
           })
           const ws = new WebSocketImpl(protocol, socket, resolved, runFork)
+          // Our end of a unix socket is the path we listen on; the client's end is unnamed.
+          if (options.unix !== undefined) ws.localAddress = { _tag: "UnixAddress", path: options.unix }
           yield* Effect.addFinalizer(() => Effect.sync(() => ws.abort()))
           handshakes.add(ws)
           const opening =
@@ -312,7 +321,8 @@ export const unixServe = <E, R, RP = never>(
   handler: Handler<E, R>,
   path: string,
   options: ServeOptions<RP> = {}
-): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | R | RP> => serve(handler, { ...options, unix: path })
+): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, CurrentWebSocket> | RP> =>
+  serve(handler, { ...options, unix: path })
 
 /**
  * A layer providing the {@link Server} service: the server runs while the layer is alive.
@@ -322,7 +332,8 @@ export const unixServe = <E, R, RP = never>(
 export const layer = <E, R, RP = never>(
   handler: Handler<E, R>,
   options: ServeOptions<RP> = {}
-): Layer.Layer<Server, SocketServerError, R | RP> => Layer.scoped(Server, serve(handler, options))
+): Layer.Layer<Server, SocketServerError, Exclude<R, CurrentWebSocket> | RP> =>
+  Layer.scoped(Server, serve(handler, options))
 
 const toResponse = (response: HttpResponse): Response => {
   const headers = fromHeadersLike(response.headers).copy()

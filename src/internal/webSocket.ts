@@ -6,13 +6,14 @@
  */
 import { randomFillSync } from "node:crypto"
 import type { Duplex } from "node:stream"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
@@ -69,11 +70,10 @@ const toBytes = (data: Data): Uint8Array => (typeof data === "string" ? Buffer.f
 
 const hex = (data: Uint8Array): string => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex")
 
-const addressOf = (host: unknown, port: unknown, path: string | undefined): Address | undefined => {
-  if (typeof host === "string" && typeof port === "number") return { _tag: "TcpAddress", hostname: host, port }
-  if (path !== undefined) return { _tag: "UnixAddress", path }
-  return undefined
-}
+// A unix-socket net.Socket has no address properties (nor `_path`): Client and Server set the
+// UnixAddress themselves, since only they know the path (fix: unix addresses were always undefined).
+const addressOf = (host: unknown, port: unknown): Address | undefined =>
+  typeof host === "string" && typeof port === "number" ? { _tag: "TcpAddress", hostname: host, port } : undefined
 
 /** The handshake outcome delivered to the side that drives it. */
 export type HandshakeEvent = Request | Response
@@ -123,9 +123,8 @@ export class WebSocketImpl implements WebSocket {
     this.handshakeEvent = Deferred.unsafeMake(FiberId.none)
     this.closedDeferred = Deferred.unsafeMake(FiberId.none)
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
-    const path = (socket as { _path?: string })._path ?? undefined
-    this.localAddress = addressOf(s.localAddress, s.localPort, path)
-    this.remoteAddress = addressOf(s.remoteAddress, s.remotePort, path)
+    this.localAddress = addressOf(s.localAddress, s.localPort)
+    this.remoteAddress = addressOf(s.remoteAddress, s.remotePort)
     socket.on("data", (chunk: Uint8Array) => this.onData(chunk))
     socket.on("end", () => this.onEnd())
     // Errors (ECONNRESET, EPIPE) are followed by 'close', which handles the closure.
@@ -212,7 +211,10 @@ export class WebSocketImpl implements WebSocket {
     switch (frame.opcode) {
       case Opcode.Text:
       case Opcode.Binary:
-        if (frame.fin) return this.enqueue(frame.opcode, frame.data)
+        if (frame.fin) {
+          this.enqueue(frame.opcode, frame.data)
+          return
+        }
         this.fragmentOpcode = frame.opcode
         this.fragments = [frame.data]
         return
@@ -221,10 +223,12 @@ export class WebSocketImpl implements WebSocket {
         if (!frame.fin) return
         const data = Buffer.concat(this.fragments)
         this.fragments = []
-        return this.enqueue(this.fragmentOpcode, data)
+        this.enqueue(this.fragmentOpcode, data)
+        return
       }
       case Opcode.Pong:
-        return this.onPong(frame.data)
+        this.onPong(frame.data)
+        return
       default:
         // Pings are answered and close frames handled by the protocol.
         return
@@ -319,12 +323,16 @@ export class WebSocketImpl implements WebSocket {
     if (!this.socketClosed) this.socket.destroy()
   }
 
-  /** Waits while the outgoing buffer is above `writeLimit`. */
-  private readonly backpressure: Effect.Effect<void> = Effect.suspend(() =>
+  /**
+   * Waits while the outgoing buffer is above `writeLimit`. Fix: if the TCP connection closes while
+   * waiting, the buffered data was never delivered, so fail with the close exception (like
+   * Python's drain) instead of succeeding.
+   */
+  private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() =>
     this.socket.writableLength <= this.options.writeLimit || this.socketClosed
       ? Effect.void
-      : Effect.async<void>((resume) => {
-          const wake = () => resume(this.backpressure)
+      : Effect.async<void, ConnectionClosed>((resume) => {
+          const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
           this.drainWaiters.add(wake)
           return Effect.sync(() => this.drainWaiters.delete(wake))
         })
@@ -350,7 +358,11 @@ export class WebSocketImpl implements WebSocket {
       yield* Effect.sleep(interval)
       const pong = yield* this.ping()
       if (timeout === null) return yield* pong
-      const answered = yield* Effect.timeoutTo(pong, { duration: timeout, onSuccess: () => true, onTimeout: () => false })
+      const answered = yield* Effect.timeoutTo(pong, {
+        duration: timeout,
+        onSuccess: () => true,
+        onTimeout: () => false
+      })
       if (!answered) {
         // RFC 6455 leaves keepalive to the application; Python fails the connection with 1011.
         this.failConnection(CloseCode.InternalError, "keepalive ping timeout")
@@ -438,7 +450,10 @@ export class WebSocketImpl implements WebSocket {
 
   /** After the connection left OPEN: wait until it is closed, then fail with the close exception. */
   private readonly closedError: Effect.Effect<never, ConnectionClosed> = Effect.suspend(() =>
-    Effect.zipRight(this.waitClosed, Effect.suspend(() => Effect.fail(this.protocol.closeExc)))
+    Effect.zipRight(
+      this.waitClosed,
+      Effect.suspend(() => Effect.fail(this.protocol.closeExc))
+    )
   )
 
   private sendFrame(opcode: number, data: Uint8Array, fin: boolean): Effect.Effect<void, ConnectionClosed> {
@@ -456,11 +471,15 @@ export class WebSocketImpl implements WebSocket {
   }
 
   send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
-    if (typeof message === "string") return this.sendFrame(Opcode.Text, Buffer.from(message, "utf8"), true)
-    if (message instanceof Uint8Array) return this.sendFrame(Opcode.Binary, message, true)
-    if (Stream.StreamTypeId in (message as object)) return this.sendFragments(message as Stream.Stream<Data, E, R>)
-    if (Predicate.isIterable(message)) return this.sendFragments(Stream.fromIterable(message as Iterable<Data>))
-    return Effect.fail(new InvalidArgument({ detail: "data must be a string, bytes, an iterable or a Stream" }))
+    // Fix: suspended, so that the frame is written when the Effect runs, not when it is built
+    // (before, `ws.send(m)` wrote at once and repeating or retrying the Effect sent nothing).
+    return Effect.suspend(() => {
+      if (typeof message === "string") return this.sendFrame(Opcode.Text, Buffer.from(message, "utf8"), true)
+      if (message instanceof Uint8Array) return this.sendFrame(Opcode.Binary, message, true)
+      if (Stream.StreamTypeId in (message as object)) return this.sendFragments(message as Stream.Stream<Data, E, R>)
+      if (Predicate.isIterable(message)) return this.sendFragments(Stream.fromIterable(message as Iterable<Data>))
+      return Effect.fail(new InvalidArgument({ detail: "data must be a string, bytes, an iterable or a Stream" }))
+    })
   }
 
   /**
@@ -494,10 +513,14 @@ export class WebSocketImpl implements WebSocket {
         })
       ).pipe(Effect.zipRight(Effect.suspend(() => (pending === undefined ? Effect.void : emit(true)))))
       return body.pipe(
-        Effect.tapErrorCause(() =>
+        Effect.tapErrorCause((cause) =>
           Effect.sync(() => {
-            // Python closes the connection when a fragmented message cannot be completed.
-            if (!first && this.protocol.state === State.OPEN) {
+            // Python closes the connection when a fragmented message cannot be completed. A
+            // fragment held back (`pending`) counts as started: Python would already have sent it,
+            // and a type mismatch on the second fragment must close the connection too (fix: the
+            // check was `!first` only, so mixed types on fragment 2 left the connection open).
+            if (Cause.isInterruptedOnly(cause)) return
+            if ((!first || pending !== undefined) && this.protocol.state === State.OPEN) {
               this.failConnection(CloseCode.InternalError, "error in fragmented message")
             }
           })
@@ -546,30 +569,32 @@ export class WebSocketImpl implements WebSocket {
   }
 
   ping(data?: Data): Effect.Effect<Effect.Effect<number, ConnectionClosed>, ConnectionClosed | InvalidState> {
-    return Effect.suspend((): Effect.Effect<Effect.Effect<number, ConnectionClosed>, ConnectionClosed | InvalidState> => {
-      let payload: Uint8Array
-      let key: string
-      if (data === undefined) {
-        // Four random bytes, unique among pending pings.
-        do {
-          payload = randomFillSync(Buffer.allocUnsafe(4))
+    return Effect.suspend(
+      (): Effect.Effect<Effect.Effect<number, ConnectionClosed>, ConnectionClosed | InvalidState> => {
+        let payload: Uint8Array
+        let key: string
+        if (data === undefined) {
+          // Four random bytes, unique among pending pings.
+          do {
+            payload = randomFillSync(Buffer.allocUnsafe(4))
+            key = hex(payload)
+          } while (this.pings.has(key))
+        } else {
+          payload = toBytes(data)
           key = hex(payload)
-        } while (this.pings.has(key))
-      } else {
-        payload = toBytes(data)
-        key = hex(payload)
-        if (this.pings.has(key)) {
-          return Effect.fail(new InvalidState({ detail: "already waiting for a pong with the same data" }))
+          if (this.pings.has(key)) {
+            return Effect.fail(new InvalidState({ detail: "already waiting for a pong with the same data" }))
+          }
         }
+        if (this.protocol.state !== State.OPEN) return this.closedError
+        const result = this.protocol.sendPing(payload)
+        if (result._tag === "Left") return this.closedError
+        const deferred = Deferred.unsafeMake<number, ConnectionClosed>(FiberId.none)
+        this.pings.set(key, { deferred, sentAt: performance.now() })
+        this.flush()
+        return Effect.as(this.backpressure, Deferred.await(deferred))
       }
-      if (this.protocol.state !== State.OPEN) return this.closedError
-      const result = this.protocol.sendPing(payload)
-      if (result._tag === "Left") return this.closedError
-      const deferred = Deferred.unsafeMake<number, ConnectionClosed>(FiberId.none)
-      this.pings.set(key, { deferred, sentAt: performance.now() })
-      this.flush()
-      return Effect.as(this.backpressure, Deferred.await(deferred))
-    })
+    )
   }
 
   pong(data: Data = new Uint8Array(0)): Effect.Effect<void, ConnectionClosed> {
