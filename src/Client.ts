@@ -300,7 +300,7 @@ export const reconnect = <E, R>(
     schedule: options.schedule ?? defaultBackoff,
     while: isRetryable
   })
-  const session = Effect.scoped(Effect.flatMap(open, (ws) => Effect.zipRight(handler(ws), ws.waitClosed))).pipe(
+  const session = Effect.scoped(Effect.flatMap(open, (ws) => Effect.zipRight(handler(ws), ws.close()))).pipe(
     Effect.catchIf(isRetryable, () => Effect.void)
   )
   return Effect.forever(session)

@@ -18,6 +18,7 @@ import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import { State } from "./Connection.js"
 import { isConnectionClosed, OpenTimeout } from "./Errors.js"
 import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
@@ -45,6 +46,18 @@ export interface HttpResponse {
   readonly headers?: HeadersLike | undefined
   readonly body?: Uint8Array | string | undefined
 }
+
+/**
+ * Intercepts a handshake request: an {@link HttpResponse} answers it without a WebSocket, `undefined`
+ * (or `Effect.void`) continues the handshake.
+ * @since 0.1.0
+ * @category models
+ */
+export type ProcessRequest<R> = (
+  path: string,
+  headers: Headers
+  // biome-ignore lint/suspicious/noConfusingVoidType: lets a hook end with `Effect.void` to continue the handshake.
+) => Effect.Effect<HttpResponse | undefined | void, unknown, R>
 
 /**
  * Options of `serve`, with Python's defaults.
@@ -75,9 +88,7 @@ export interface ServeOptions<R = never> extends WebSocketOptions {
    * WebSocket (the connection is then closed), or `undefined` to continue the handshake. A failure
    * is logged and answered with 500.
    */
-  readonly processRequest?:
-    | ((path: string, headers: Headers) => Effect.Effect<HttpResponse | undefined | void, unknown, R>)
-    | undefined
+  readonly processRequest?: ProcessRequest<R> | undefined
   /** Time allowed for a client to complete the opening handshake; `null` disables it. Default 10 seconds. */
   readonly openTimeout?: Duration.DurationInput | null | undefined
   /** `"deflate"` (default) enables permessage-deflate; `null` disables compression. */
@@ -170,7 +181,6 @@ export const serve = <E, R, RP = never>(
     const extensions =
       options.compression === null ? options.extensions : enableServerPermessageDeflate(options.extensions)
     const connections = new Set<WebSocketImpl>()
-    const handshakes = new Set<WebSocketImpl>()
     const closed = yield* Deferred.make<void>()
     let shuttingDown = false
 
@@ -201,7 +211,8 @@ export const serve = <E, R, RP = never>(
         response ??= protocol.accept(request)
         protocol.sendResponse(response)
         ws.flushAndWatch()
-        if (response.statusCode !== 101) return false
+        // Not OPEN after a 101 when the client went away meanwhile.
+        if (protocol.state !== State.OPEN) return false
         ws.open(request, response, protocol.subprotocol)
         return true
       })
@@ -223,7 +234,6 @@ export const serve = <E, R, RP = never>(
           // Our end of a unix socket is the path we listen on; the client's end is unnamed.
           if (options.unix !== undefined) ws.localAddress = { _tag: "UnixAddress", path: options.unix }
           yield* Effect.addFinalizer(() => Effect.sync(() => ws.abort()))
-          handshakes.add(ws)
           const opening =
             openTimeout === null
               ? handshake(ws, protocol)
@@ -232,8 +242,7 @@ export const serve = <E, R, RP = never>(
                   onTimeout: () => new OpenTimeout({ timeoutMillis: Duration.toMillis(openTimeout) })
                 })
           const opened = yield* Effect.exit(opening)
-          handshakes.delete(ws)
-          if (Exit.isFailure(opened) || !opened.value) {
+            if (Exit.isFailure(opened) || !opened.value) {
             // A failed or rejected handshake: the response (if any) is written, then the TCP
             // connection closes; a client that never completed its handshake is dropped.
             yield* Effect.logDebug("opening handshake failed").pipe(
@@ -260,8 +269,13 @@ export const serve = <E, R, RP = never>(
         })
       )
 
-    const server = options.tls !== undefined ? tls.createServer({ ...options.tls, allowHalfOpen: true }) : null
-    const netServer: net.Server = server ?? net.createServer({ allowHalfOpen: true })
+    const server =
+      options.tls !== undefined
+        ? tls.createServer({ ...options.tls, allowHalfOpen: true, highWaterMark: resolved.readLimit })
+        : null
+    // highWaterMark: a paused socket (maxQueue reached) buffers at most readLimit bytes before the
+    // kernel's buffers, then TCP flow control, push back on the peer.
+    const netServer: net.Server = server ?? net.createServer({ allowHalfOpen: true, highWaterMark: resolved.readLimit })
     netServer.on(server !== null ? "secureConnection" : "connection", (socket: net.Socket) => {
       if (shuttingDown) {
         socket.destroy()
@@ -281,6 +295,8 @@ export const serve = <E, R, RP = never>(
       shuttingDown = true
       closing = Effect.gen(function* () {
         // Stop accepting. Handshakes in progress get a 503 from `handshake` (bounded by openTimeout).
+        // As Python documents, a connection accepted before shutdown whose request arrives later gets a
+        // 503; waiting for such requests is bounded by closeTimeout below (and openTimeout).
         netServer.close()
         yield* Effect.forEach(connections, (ws) => ws.close(1001), { concurrency: "unbounded", discard: true }).pipe(
           Effect.timeout(resolved.closeTimeout),

@@ -140,4 +140,7 @@ export const defaults = {
  * @since 0.1.0
  * @category tags
  */
-export class CurrentWebSocket extends Context.Tag("effect-websockets/CurrentWebSocket")<CurrentWebSocket, WebSocket>() {}
+export class CurrentWebSocket extends Context.Tag("effect-websockets/CurrentWebSocket")<
+  CurrentWebSocket,
+  WebSocket
+>() {}

@@ -26,6 +26,8 @@ export * as Errors from "./Errors.js"
 /** @since 0.1.0 */
 export * as Extension from "./extensions/Extension.js"
 /** @since 0.1.0 */
+export * as PermessageDeflate from "./extensions/PermessageDeflate.js"
+/** @since 0.1.0 */
 export * as Frames from "./Frames.js"
 /** @since 0.1.0 */
 export * as Handshake from "./Handshake.js"
@@ -35,8 +37,6 @@ export * as HeaderParsers from "./HeaderParsers.js"
 export * as Headers from "./Headers.js"
 /** @since 0.1.0 */
 export * as Http11 from "./Http11.js"
-/** @since 0.1.0 */
-export * as PermessageDeflate from "./extensions/PermessageDeflate.js"
 /** @since 0.1.0 */
 export * as Server from "./Server.js"
 /** @since 0.1.0 */
