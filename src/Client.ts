@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import * as net from "node:net"
+import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
 import { SocketGenericError } from "@effect/platform/Socket"
 import * as Context from "effect/Context"
@@ -26,7 +27,7 @@ import type { ClientExtensionFactory } from "./extensions/Extension.js"
 import { enableClientPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import type { HeadersLike } from "./Headers.js"
 import type { Request, Response } from "./Http11.js"
-import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
+import { type RunFork, resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { formatUri, parseUri, type WebSocketURI } from "./Uri.js"
 import { defaults, type WebSocket, type WebSocketOptions } from "./WebSocket.js"
 
@@ -120,6 +121,26 @@ const connectOnce = (
     // Fibers of this connection (close timer, keepalive) end with its scope; this finalizer runs last.
     const runFork = yield* FiberSet.makeRuntime<never>()
     const socket = yield* openSocket(wsuri, options, unixPath)
+    const ws = yield* handshakeOver(socket, wsuri, options, runFork, (ws) => {
+      // The peer's end of a unix socket is the path; ours is unnamed (as getpeername/getsockname say).
+      if (unixPath !== undefined) ws.remoteAddress = { _tag: "UnixAddress", path: unixPath }
+    })
+    return ws
+  })
+
+/**
+ * Performs the client's opening handshake over an open transport and returns the open connection;
+ * closing the scope performs the closing handshake.
+ * @internal
+ */
+export const handshakeOver = (
+  socket: Duplex,
+  wsuri: WebSocketURI,
+  options: ConnectOptions,
+  runFork: RunFork,
+  prepare?: (ws: WebSocketImpl) => void
+): Effect.Effect<WebSocketImpl, InvalidHandshakeFamily, Scope.Scope> =>
+  Effect.gen(function* () {
     const extensions =
       options.compression === null ? options.extensions : enableClientPermessageDeflate(options.extensions)
     const protocol = new ClientConnection(wsuri, {
@@ -131,8 +152,7 @@ const connectOnce = (
       maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize
     })
     const ws = new WebSocketImpl(protocol, socket, resolveOptions(options), runFork)
-    // The peer's end of a unix socket is the path; ours is unnamed (as getpeername/getsockname say).
-    if (unixPath !== undefined) ws.remoteAddress = { _tag: "UnixAddress", path: unixPath }
+    prepare?.(ws)
     // Closing the scope performs the closing handshake; close() is bounded by the close timer.
     yield* Effect.addFinalizer(() => ws.close())
     const request: Request = protocol.connect()

@@ -42,6 +42,8 @@ export * as Server from "./Server.js"
 /** @since 0.1.0 */
 export * as ServerConnection from "./ServerConnection.js"
 /** @since 0.1.0 */
+export * as SocketAdapter from "./SocketAdapter.js"
+/** @since 0.1.0 */
 export * as Uri from "./Uri.js"
 /** @since 0.1.0 */
 export * as Utf8 from "./Utf8.js"
