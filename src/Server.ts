@@ -242,7 +242,7 @@ export const serve = <E, R, RP = never>(
                   onTimeout: () => new OpenTimeout({ timeoutMillis: Duration.toMillis(openTimeout) })
                 })
           const opened = yield* Effect.exit(opening)
-            if (Exit.isFailure(opened) || !opened.value) {
+          if (Exit.isFailure(opened) || !opened.value) {
             // A failed or rejected handshake: the response (if any) is written, then the TCP
             // connection closes; a client that never completed its handshake is dropped.
             yield* Effect.logDebug("opening handshake failed").pipe(

@@ -763,3 +763,28 @@ describe("WebSocket attributes", () => {
     }).pipe(bounded())
   )
 })
+
+describe("large compressed messages", () => {
+  it.scopedLive("are sent as fragments yielding between them, and concurrent sends wait for the whole message", () =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal(echo, { compression: "deflate" })
+      const ws = yield* Client.connect(uriOf(server), { compression: "deflate" })
+      expect(ws.responseHeaders.getFirst("Sec-WebSocket-Extensions")).toMatch(/^permessage-deflate/)
+      // Under the server's 1 MiB limit, over three fragments of 256 KiB.
+      const big = new Uint8Array(900_000)
+      for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24
+      // While the big message is being compressed fragment by fragment, the event loop keeps turning.
+      let ticks = 0
+      const timer = setInterval(() => ticks++, 0)
+      const sender = yield* Effect.fork(ws.send(big))
+      const small = yield* Effect.fork(Effect.forEach(["a", "b", "c"], (m) => ws.send(m), { discard: true }))
+      yield* Fiber.join(sender)
+      yield* Fiber.join(small)
+      clearInterval(timer)
+      const first = yield* ws.recv
+      expect(first instanceof Uint8Array && Buffer.compare(first, big) === 0).toBe(true)
+      expect([yield* ws.recv, yield* ws.recv, yield* ws.recv]).toEqual(["a", "b", "c"])
+      expect(ticks).toBeGreaterThan(0)
+    }).pipe(bounded(10_000))
+  )
+})

@@ -34,6 +34,21 @@ import type { Request, Response } from "../Http11.js"
 import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults } from "../WebSocket.js"
 
+/**
+ * Size of the fragments of a large message sent with compression: compressing 256 KiB takes about
+ * 2 ms, so other connections wait at most about that long for the event loop.
+ */
+export const COMPRESSED_FRAGMENT_SIZE = 262_144
+
+/**
+ * Lets pending I/O callbacks run (a macrotask: `Effect.yieldNow` only yields among fibers, and a
+ * sleep would follow the TestClock).
+ */
+const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const immediate = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(immediate))
+})
+
 /** Options with defaults applied and durations decoded. */
 export interface ResolvedOptions {
   readonly pingInterval: Duration.Duration | null
@@ -106,6 +121,8 @@ export class WebSocketImpl implements WebSocket {
   private fragmentOpcode = 0
 
   private readonly pings = new Map<string, PendingPing>()
+  /** Completes when the fragmented message being sent is complete; `undefined` when none is. */
+  private fragmenting: Deferred.Deferred<void> | undefined = undefined
   private readonly drainWaiters = new Set<() => void>()
   private corked = false
   private closeTimer: Fiber.RuntimeFiber<void> | undefined = undefined
@@ -456,6 +473,10 @@ export class WebSocketImpl implements WebSocket {
     )
   )
 
+  /**
+   * Sends one frame as part of the message this fiber is sending; callers sending a new message go
+   * through `sendMessage` or `exclusive`, which wait for a fragmented message in progress.
+   */
   private sendFrame(opcode: number, data: Uint8Array, fin: boolean): Effect.Effect<void, ConnectionClosed> {
     const protocol = this.protocol
     if (protocol.state !== State.OPEN) return this.closedError
@@ -474,11 +495,73 @@ export class WebSocketImpl implements WebSocket {
     // Fix: suspended, so that the frame is written when the Effect runs, not when it is built
     // (before, `ws.send(m)` wrote at once and repeating or retrying the Effect sent nothing).
     return Effect.suspend(() => {
-      if (typeof message === "string") return this.sendFrame(Opcode.Text, Buffer.from(message, "utf8"), true)
-      if (message instanceof Uint8Array) return this.sendFrame(Opcode.Binary, message, true)
-      if (Stream.StreamTypeId in (message as object)) return this.sendFragments(message as Stream.Stream<Data, E, R>)
-      if (Predicate.isIterable(message)) return this.sendFragments(Stream.fromIterable(message as Iterable<Data>))
+      if (typeof message === "string") return this.sendMessage(Opcode.Text, Buffer.from(message, "utf8"))
+      if (message instanceof Uint8Array) return this.sendMessage(Opcode.Binary, message)
+      if (Stream.StreamTypeId in (message as object)) {
+        return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
+      }
+      if (Predicate.isIterable(message)) {
+        return this.exclusive(this.sendFragments(Stream.fromIterable(message as Iterable<Data>)))
+      }
       return Effect.fail(new InvalidArgument({ detail: "data must be a string, bytes, an iterable or a Stream" }))
+    })
+  }
+
+  /** Sends one whole message, after any fragmented message in progress. */
+  private sendMessage(opcode: number, data: Uint8Array): Effect.Effect<void, ConnectionClosed> {
+    const busy = this.fragmenting
+    if (busy !== undefined)
+      return Effect.zipRight(
+        Deferred.await(busy),
+        Effect.suspend(() => this.sendMessage(opcode, data))
+      )
+    if (data.byteLength <= COMPRESSED_FRAGMENT_SIZE || this.protocol.extensions.length === 0) {
+      return this.sendFrame(opcode, data, true)
+    }
+    // Compressing a large message in one go blocks the event loop (about 8 ms per MiB): send it as
+    // fragments of one message, compressed as one (RFC 7692 §6), yielding to other connections
+    // between them.
+    const fragments: Array<Uint8Array> = []
+    for (let offset = 0; offset < data.byteLength; offset += COMPRESSED_FRAGMENT_SIZE) {
+      fragments.push(data.subarray(offset, offset + COMPRESSED_FRAGMENT_SIZE))
+    }
+    const last = fragments.length - 1
+    return this.exclusive(
+      Effect.forEach(
+        fragments,
+        (fragment, i) =>
+          Effect.zipRight(
+            i === 0 ? Effect.void : yieldToEventLoop,
+            this.sendFrame(i === 0 ? opcode : Opcode.Continuation, fragment, i === last)
+          ),
+        { discard: true }
+      ).pipe(
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            if (this.protocol.state === State.OPEN) this.failConnection(CloseCode.InternalError, "message interrupted")
+          })
+        )
+      )
+    )
+  }
+
+  /**
+   * Runs the sending of a fragmented message alone: other messages wait until it is complete, since
+   * frames of another message cannot be interleaved with its fragments (RFC 6455 §5.4).
+   */
+  private exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.suspend(() => {
+      const busy = this.fragmenting
+      if (busy !== undefined) return Effect.zipRight(Deferred.await(busy), this.exclusive(effect))
+      const done = Deferred.unsafeMake<void>(FiberId.none)
+      this.fragmenting = done
+      return Effect.ensuring(
+        effect,
+        Effect.sync(() => {
+          this.fragmenting = undefined
+          Deferred.unsafeDone(done, Exit.void)
+        })
+      )
     })
   }
 
@@ -541,7 +624,8 @@ export class WebSocketImpl implements WebSocket {
    * `writeLimit`; returns whether it did (for broadcasts, which must not wait for slow peers).
    */
   trySend(message: Data): boolean {
-    if (this.protocol.state !== State.OPEN || this.socket.writableLength > this.options.writeLimit) return false
+    if (this.protocol.state !== State.OPEN || this.fragmenting !== undefined) return false
+    if (this.socket.writableLength > this.options.writeLimit) return false
     const result =
       typeof message === "string"
         ? this.protocol.sendText(Buffer.from(message, "utf8"))
