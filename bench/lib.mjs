@@ -1,0 +1,338 @@
+/**
+ * Process plumbing shared by bench/run.mjs and bench/profile.mjs: building the C load generator,
+ * starting target servers, running the load generator and the Node clients with bounded waits,
+ * and killing every child on the way out (also on errors and signals).
+ */
+import { spawn, spawnSync } from "node:child_process"
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs"
+import * as os from "node:os"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+export const BENCH = dirname(fileURLToPath(import.meta.url))
+export const ROOT = dirname(BENCH)
+export const BUILD = join(BENCH, ".build")
+const LOADGEN_SRC = join(BENCH, "loadgen.c")
+export const LOADGEN = join(BUILD, "loadgen")
+
+/** How long a server may take to print its ready line. */
+const SERVER_START_MS = 10_000
+/** Grace period on top of a child's own timeout before it is killed. */
+const KILL_GRACE_MS = 5_000
+
+// ---------------------------------------------------------------------------
+// Children: tracked, and all killed when this process ends, however it ends.
+// ---------------------------------------------------------------------------
+
+const children = new Set()
+
+const track = (child) => {
+  children.add(child)
+  child.once("exit", () => children.delete(child))
+  return child
+}
+
+export const killAll = () => {
+  for (const child of children) {
+    try {
+      child.kill("SIGKILL")
+    } catch {}
+  }
+  children.clear()
+}
+
+process.on("exit", killAll)
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    killAll()
+    process.exit(130)
+  })
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Resolves with the child's exit code, or kills it after `ms` and resolves with null. */
+const waitExit = (child, ms) =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode)
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      resolve(null)
+    }, ms)
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+  })
+
+/** Collects a stream's lines; keeps only the last few (servers may log a lot). */
+const lineCollector = (stream, onLine, keep = 20) => {
+  const tail = []
+  let partial = ""
+  stream.setEncoding("utf8")
+  stream.on("data", (data) => {
+    const lines = (partial + data).split("\n")
+    partial = lines.pop()
+    for (const line of lines) {
+      tail.push(line)
+      if (tail.length > keep) tail.shift()
+      onLine?.(line)
+    }
+  })
+  return tail
+}
+
+// ---------------------------------------------------------------------------
+// Machine
+// ---------------------------------------------------------------------------
+
+export const machine = () => {
+  let cpuModel = os.cpus()[0]?.model ?? "unknown"
+  try {
+    const match = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))
+    if (match) cpuModel = match[1].trim()
+  } catch {}
+  const versionOf = (name) => {
+    try {
+      return JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")).version
+    } catch {
+      return null
+    }
+  }
+  return {
+    nproc: typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length,
+    cpuModel,
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    ws: versionOf("ws"),
+    bufferutil: versionOf("bufferutil"),
+    effect: versionOf("effect")
+  }
+}
+
+/** Soft and hard limits on open files, as the shell reports them. */
+export const fileLimits = () => {
+  const read = (flag) => {
+    const out = spawnSync("sh", ["-c", `ulimit ${flag}`], { encoding: "utf8" }).stdout?.trim()
+    return out === "unlimited" ? Number.POSITIVE_INFINITY : Number(out) || 1024
+  }
+  return { soft: read("-Sn"), hard: read("-Hn") }
+}
+
+// ---------------------------------------------------------------------------
+// Load generator
+// ---------------------------------------------------------------------------
+
+/**
+ * Builds bench/.build/loadgen with gcc when missing or older than its source: with zlib when
+ * `-lz` links, without (compressed cases then unavailable) otherwise.
+ * Returns { ok, zlib, note }.
+ */
+export const buildLoadgen = () => {
+  mkdirSync(BUILD, { recursive: true })
+  const stamp = join(BUILD, "loadgen.zlib")
+  if (existsSync(LOADGEN) && statSync(LOADGEN).mtimeMs >= statSync(LOADGEN_SRC).mtimeMs) {
+    const zlib = existsSync(stamp) && readFileSync(stamp, "utf8") === "1"
+    return { ok: true, zlib, note: "up to date" }
+  }
+  const gcc = (extra) =>
+    spawnSync("gcc", ["-O2", "-Wall", "-o", LOADGEN, LOADGEN_SRC, ...extra], { encoding: "utf8", timeout: 60_000 })
+  let result = gcc(["-lz"])
+  if (result.error) return { ok: false, zlib: false, note: `gcc not available: ${result.error.message}` }
+  let zlib = true
+  if (result.status !== 0) {
+    result = gcc(["-DNO_ZLIB"])
+    zlib = false
+    if (result.status !== 0) return { ok: false, zlib, note: `gcc failed:\n${result.stderr}` }
+  }
+  spawnSync("sh", ["-c", `printf ${zlib ? 1 : 0} > '${stamp}'`])
+  return { ok: true, zlib, note: zlib ? "built with zlib" : "built without zlib (no -lz)" }
+}
+
+/** Runs the load generator to completion; resolves with its last JSON line (or an error object). */
+export const runLoadgen = async (args, timeoutMs) => {
+  const child = track(spawn(LOADGEN, args, { stdio: ["ignore", "pipe", "pipe"] }))
+  const out = lineCollector(child.stdout)
+  const err = lineCollector(child.stderr)
+  const code = await waitExit(child, timeoutMs + KILL_GRACE_MS)
+  return lastJson(out, code, err, "loadgen")
+}
+
+const lastJson = (lines, code, errLines, what) => {
+  for (let i = lines.length - 1; i >= 0; i--) {
+    try {
+      const value = JSON.parse(lines[i])
+      if (value !== null && typeof value === "object") return value
+    } catch {}
+  }
+  const detail = errLines.join(" ").slice(-300)
+  return { ok: false, error: code === null ? `${what} killed after its timeout` : `${what} exited ${code} ${detail}` }
+}
+
+/**
+ * Starts the idle-connections mode and resolves once every connection is open, with
+ * { ready, finish }: `finish()` makes the generator reset the connections and exit.
+ */
+export const startIdle = (args, timeoutMs) =>
+  new Promise((resolve) => {
+    const child = track(spawn(LOADGEN, ["idle", ...args, "--timeout", String(timeoutMs)], { stdio: "pipe" }))
+    const err = lineCollector(child.stderr)
+    let settled = false
+    const finish = async () => {
+      child.stdin.end()
+      await waitExit(child, KILL_GRACE_MS)
+    }
+    const out = lineCollector(child.stdout, (line) => {
+      if (settled) return
+      try {
+        const value = JSON.parse(line)
+        settled = true
+        resolve({ ready: value, finish })
+      } catch {}
+    })
+    waitExit(child, timeoutMs + KILL_GRACE_MS).then((code) => {
+      if (settled) return
+      settled = true
+      resolve({ ready: lastJson(out, code, err, "loadgen"), finish })
+    })
+  })
+
+// ---------------------------------------------------------------------------
+// Servers and clients
+// ---------------------------------------------------------------------------
+
+/** Targets: a server script, its arguments and environment. */
+export const TARGETS = {
+  ours: { script: "servers/ours.mjs", env: {} },
+  ws: { script: "servers/ws.mjs", env: {} },
+  "ws-js": { script: "servers/ws.mjs", env: { WS_NO_BUFFER_UTIL: "1" } },
+  plain: { script: "servers/plain.mjs", env: {} }
+}
+
+/**
+ * Starts a target server; resolves with { name, pid, port, info, alive(), stop(), rssKiB(), gc() }.
+ * `nodeArgs` go before the script (`--expose-gc`), `args` after it, `env` adds variables. `nofile` raises the soft limit
+ * on open files through the shell when the current one is lower.
+ */
+export const startServer = async (
+  name,
+  { deflate = false, nodeArgs = [], args = [], env: extraEnv = {}, nofile = 0 } = {}
+) => {
+  const target = TARGETS[name]
+  if (target === undefined) throw new Error(`unknown target ${name}`)
+  const argv = [...nodeArgs, join(BENCH, target.script), ...(deflate ? ["--deflate"] : []), ...args]
+  const env = { ...process.env, ...target.env, ...extraEnv }
+  const child =
+    nofile > 0
+      ? spawn("sh", ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], { env, cwd: ROOT })
+      : spawn(process.execPath, argv, { env, cwd: ROOT })
+  track(child)
+  const info = await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${name} did not start within ${SERVER_START_MS} ms`)),
+      SERVER_START_MS
+    )
+    const err = lineCollector(child.stderr, null, 40)
+    lineCollector(child.stdout, (line) => {
+      try {
+        const value = JSON.parse(line)
+        clearTimeout(timer)
+        resolve(value)
+      } catch {}
+    })
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited ${code} before listening: ${err.join("\n").slice(-600)}`))
+    })
+  }).catch((error) => {
+    child.kill("SIGKILL")
+    throw error
+  })
+  const pid = info.pid
+  return {
+    name,
+    deflate,
+    pid,
+    port: info.port,
+    info,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    /** SIGTERM (the server exits, writing a CPU profile if asked), SIGKILL if it lingers. */
+    stop: async (graceMs = 3_000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill("SIGTERM")
+      if ((await waitExit(child, graceMs)) === null) child.kill("SIGKILL")
+    },
+    rssKiB: () => {
+      try {
+        const match = /^VmRSS:\s*(\d+)\s*kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+        return match ? Number(match[1]) : null
+      } catch {
+        return null
+      }
+    },
+    /** CPU time (utime + stime, every thread) in microseconds, null if unreadable. */
+    cpuUs: () => procCpuUs(pid),
+    gc: () => {
+      try {
+        process.kill(pid, "SIGUSR2")
+      } catch {}
+    }
+  }
+}
+
+const CLOCK_TICK_US = 1e6 / (Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100)
+
+/** utime + stime of /proc/<pid>/stat (fields 14 and 15, after the parenthesised command name). */
+export const procCpuUs = (pid) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_US
+  } catch {
+    return null
+  }
+}
+
+/** Waits (at most `maxMs`) until a process uses less than 10% of a core: work left over from a run is done. */
+export const settle = async (pid, maxMs = 1_500) => {
+  const end = performance.now() + maxMs
+  let before = procCpuUs(pid)
+  while (before !== null && performance.now() < end) {
+    await sleep(50)
+    const after = procCpuUs(pid)
+    if (after === null || after - before <= 5_000) return
+    before = after
+  }
+}
+
+/** Runs the Node client benchmark (bench/clients/client.mjs) to completion. */
+export const runClient = async (args, timeoutMs) => {
+  const child = track(spawn(process.execPath, [join(BENCH, "clients/client.mjs"), ...args], { cwd: ROOT }))
+  const out = lineCollector(child.stdout)
+  const err = lineCollector(child.stderr)
+  const code = await waitExit(child, timeoutMs + KILL_GRACE_MS)
+  return lastJson(out, code, err, "client")
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------
+
+export const median = (values) => {
+  const v = values.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  const mid = v.length >> 1
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+}
+
+/** Spread of repeated measurements: (max - min) / median. */
+export const spread = (values) => {
+  const v = values.filter((x) => typeof x === "number" && Number.isFinite(x))
+  const m = median(v)
+  if (v.length < 2 || !m) return null
+  return (Math.max(...v) - Math.min(...v)) / m
+}
+
+/** Rotates `list` by `k`, so that every target takes every position across repetitions. */
+export const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length])

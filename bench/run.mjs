@@ -1,0 +1,671 @@
+/**
+ * The benchmark suite (issue 7): our server and client against `ws` (+ bufferutil) and a plain
+ * `node:net` ceiling. See bench/README.md for what is measured and how.
+ *
+ *   npm run bench                      full run (< 10 min)
+ *   npm run bench -- --quick           smoke run (< 1 min), what CI runs
+ *   node bench/run.mjs [options]       after `npm run build`
+ *
+ * Options:
+ *   --quick                  fewer cases, one repetition, short windows
+ *   --reps N                 repetitions (default 3, quick 1)
+ *   --duration MS            measurement window of each run (default 1500, quick 500)
+ *   --only S1,S2             sections among echo, client, memory, lag
+ *   --case TEXT              only the echo/client cases whose name contains TEXT
+ *   --targets T1,T2          servers among ours, ws, plain, ws-js (ws without bufferutil); ws is the reference
+ *   --idle-conns N           connections of the memory benchmark (default 10000, quick 500)
+ *   --memory-reps N          repetitions of the memory benchmark (default 1)
+ *   --readme                 also write the tables into bench/README.md (between the results markers)
+ *   --out FILE               JSON output (default bench/results/<date>.json, quick: bench/results/quick.json)
+ */
+import { spawnSync } from "node:child_process"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import * as os from "node:os"
+import { join, relative } from "node:path"
+import {
+  BENCH,
+  buildLoadgen,
+  fileLimits,
+  killAll,
+  LOADGEN,
+  machine,
+  median,
+  ROOT,
+  rotate,
+  runClient,
+  runLoadgen,
+  settle,
+  sleep,
+  spread,
+  startIdle,
+  startServer
+} from "./lib.mjs"
+
+// ---------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------
+
+const argv = process.argv.slice(2)
+const flag = (name) => argv.includes(name)
+const opt = (name, fallback) => {
+  const i = argv.indexOf(name)
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback
+}
+
+const QUICK = flag("--quick")
+const KiB = 1024
+const MiB = 1024 * 1024
+
+const config = {
+  quick: QUICK,
+  reps: Number(opt("--reps", QUICK ? 1 : 3)),
+  warmupMs: QUICK ? 200 : 500,
+  serverWarmMs: QUICK ? 250 : 1000,
+  durationMs: Number(opt("--duration", QUICK ? 500 : 1500)),
+  idleConns: Number(opt("--idle-conns", QUICK ? 500 : 10_000)),
+  // Memory is steady from run to run, and 10,000 handshakes take a while: one repetition.
+  memoryReps: Number(opt("--memory-reps", 1)),
+  lagSize: (QUICK ? 4 : 16) * MiB,
+  lagReps: QUICK ? 1 : 3,
+  // Soft budget: runs are skipped once it is spent (each run is bounded by its own timeout).
+  budgetMs: QUICK ? 45_000 : 560_000,
+  sections: opt("--only", "echo,client,memory,lag").split(","),
+  caseFilter: opt("--case", ""),
+  targets: opt("--targets", "ours,ws,plain").split(",")
+}
+if (!config.targets.includes("ws")) config.targets.push("ws")
+
+const sizeLabel = (size) => (size >= MiB ? `${size / MiB} MiB` : size >= KiB ? `${size / KiB} KiB` : `${size} B`)
+
+/** Several in flight per connection, fewer as messages grow (64 × 1 MiB is already 64 MiB in flight). */
+const inflightFor = (size, conns) => (size <= KiB ? 16 : size <= 64 * KiB ? 4 : conns === 1 ? 2 : 1)
+
+const echoCase = (size, conns, text, deflate = false, quick = false) => ({
+  name: `${sizeLabel(size)} ${text ? "text" : "bin"} ${conns}c×${inflightFor(size, conns)}${deflate ? " deflate" : ""}`,
+  size,
+  conns,
+  inflight: inflightFor(size, conns),
+  text,
+  deflate,
+  quick
+})
+
+const ECHO_CASES = [
+  echoCase(16, 1, false),
+  echoCase(16, 64, false, false, true),
+  echoCase(KiB, 1, false),
+  echoCase(KiB, 64, false),
+  echoCase(KiB, 64, true, false, true),
+  echoCase(64 * KiB, 1, false),
+  echoCase(64 * KiB, 64, false, false, true),
+  echoCase(64 * KiB, 64, true),
+  echoCase(MiB, 1, false, false, true),
+  echoCase(MiB, 64, false),
+  echoCase(MiB, 1, true),
+  // Compressed: permessage-deflate both ways, compressible text (the plain ceiling has no deflate).
+  echoCase(16, 64, true, true),
+  echoCase(KiB, 64, true, true, true),
+  echoCase(64 * KiB, 64, true, true),
+  echoCase(MiB, 1, true, true)
+]
+
+const clientCase = (size, conns, inflight, text, quick = false) => ({
+  name: `${sizeLabel(size)} ${text ? "text" : "bin"} ${conns}c×${inflight}`,
+  size,
+  conns,
+  inflight,
+  text,
+  quick
+})
+
+const CLIENT_CASES = [
+  clientCase(16, 16, 16, false, true),
+  clientCase(KiB, 16, 16, true),
+  clientCase(64 * KiB, 4, 4, false, true),
+  clientCase(MiB, 1, 2, false)
+]
+
+const selected = (cases) =>
+  cases.filter((c) => (!QUICK || c.quick) && (config.caseFilter === "" || c.name.includes(config.caseFilter)))
+
+// ---------------------------------------------------------------------------
+// Run bookkeeping
+// ---------------------------------------------------------------------------
+
+const started = performance.now()
+const elapsed = () => performance.now() - started
+const overBudget = () => elapsed() > config.budgetMs
+const runs = []
+const notes = []
+const log = (line) => process.stderr.write(`${line}\n`)
+
+const record = (run) => {
+  runs.push(run)
+  const what = `${run.section.padEnd(6)} ${String(run.case).padEnd(24)} ${run.target.padEnd(6)} #${run.rep}`
+  if (run.skipped) return log(`  ${what}  skipped: ${run.skipped}`)
+  if (!run.ok) return log(`  ${what}  ERROR: ${run.error}`)
+  log(`  ${what}  ${run.summary ?? ""}`)
+}
+
+const fmtRate = (x) =>
+  x === null || x === undefined
+    ? "–"
+    : x >= 1e6
+      ? `${(x / 1e6).toFixed(2)}M`
+      : x >= 1e4
+        ? `${(x / 1e3).toFixed(1)}k`
+        : x >= 1e3
+          ? `${(x / 1e3).toFixed(2)}k`
+          : x.toFixed(x >= 100 ? 0 : 1)
+const fmtNum = (x, digits = 3) =>
+  x === null || x === undefined ? "–" : x >= 10 ** digits ? x.toFixed(0) : x.toPrecision(digits)
+const fmtRatio = (x) => (x === null || x === undefined ? "–" : x.toFixed(2))
+const fmtPct = (x) => (x === null || x === undefined ? "–" : `${Math.round(x * 100)}`)
+const ratio = (a, b) => (a === null || b === null || b === 0 ? null : a / b)
+
+// ---------------------------------------------------------------------------
+// Sections
+// ---------------------------------------------------------------------------
+
+/** Server echo throughput and CPU per message: every target, alternately, several repetitions. */
+const echoSection = async (loadgen) => {
+  const cases = selected(ECHO_CASES).filter((c) => !c.deflate || loadgen.zlib)
+  if (!loadgen.zlib) notes.push("the load generator was built without zlib: compressed cases skipped")
+  const servers = new Map()
+  const server = async (target, deflate) => {
+    const key = `${target}/${deflate}`
+    const current = servers.get(key)
+    if (current?.alive()) return current
+    if (current !== undefined) notes.push(`${target}${deflate ? " (deflate)" : ""} server died and was restarted`)
+    const started = await startServer(target, { deflate })
+    servers.set(key, started)
+    await warm(started)
+    return started
+  }
+  // JIT warm-up of a fresh server, not recorded: small text messages, then large binary ones.
+  const warm = async (s) => {
+    for (const [size, conns, inflight, text] of [
+      [KiB, 16, 16, true],
+      [64 * KiB, 4, 4, false]
+    ]) {
+      const args = ["echo", "--port", s.port, "--conns", conns, "--inflight", inflight, "--size", size]
+      args.push("--warmup", 0, "--duration", config.serverWarmMs, "--timeout", config.serverWarmMs + 10_000)
+      if (text) args.push("--text")
+      if (s.deflate) args.push("--deflate")
+      await runLoadgen(args.map(String), config.serverWarmMs + 10_000)
+    }
+  }
+  const infos = {}
+  for (const c of cases) {
+    const targets = c.deflate ? config.targets.filter((t) => t !== "plain") : config.targets
+    log(`echo ${c.name}`)
+    for (let rep = 0; rep < config.reps; rep++) {
+      for (const target of rotate(targets, rep)) {
+        const base = { section: "echo", case: c.name, target, rep }
+        if (overBudget()) {
+          record({ ...base, ok: false, skipped: "time budget" })
+          continue
+        }
+        let s
+        try {
+          s = await server(target, c.deflate)
+          infos[target] = s.info
+        } catch (error) {
+          record({ ...base, ok: false, error: String(error.message) })
+          continue
+        }
+        await settle(s.pid)
+        const args = ["echo", "--port", s.port, "--pid", s.pid, "--conns", c.conns, "--inflight", c.inflight]
+        args.push("--size", c.size, "--warmup", config.warmupMs, "--duration", config.durationMs)
+        if (c.text) args.push("--text")
+        if (c.deflate) args.push("--deflate")
+        const timeout = config.warmupMs + config.durationMs + 10_000
+        const result = await runLoadgen([...args.map(String), "--timeout", String(timeout)], timeout)
+        const summary = result.ok
+          ? `${fmtRate(result.rate)} msg/s  ${fmtNum(result.serverCpuUsPerMsg)} µs/msg (${fmtPct(result.serverSysShare)}% kernel)  server ${fmtPct(result.serverCpuShare)}% loadgen ${fmtPct(result.loadgenCpuShare)}% of a core`
+          : undefined
+        record({ ...base, ...result, summary })
+      }
+    }
+  }
+  for (const s of servers.values()) await s.stop()
+  return { infos }
+}
+
+/** Client throughput: our client and the ws client against the plain echo server. */
+const clientSection = async () => {
+  const cases = selected(CLIENT_CASES)
+  if (cases.length === 0) return
+  const plain = await startServer("plain")
+  for (const c of cases) {
+    log(`client ${c.name}`)
+    for (let rep = 0; rep < config.reps; rep++) {
+      for (const lib of rotate(["ours", "ws"], rep)) {
+        const base = { section: "client", case: c.name, target: lib, rep }
+        if (overBudget()) {
+          record({ ...base, ok: false, skipped: "time budget" })
+          continue
+        }
+        await settle(plain.pid)
+        const args = ["--lib", lib, "--port", plain.port, "--conns", c.conns, "--inflight", c.inflight]
+        // A fresh client process each time: its warm-up includes the JIT's.
+        const warmup = config.warmupMs + config.serverWarmMs
+        args.push("--size", c.size, "--warmup", warmup, "--duration", config.durationMs)
+        if (c.text) args.push("--text")
+        const result = await runClient(args.map(String), warmup + config.durationMs + 15_000)
+        const summary = result.ok
+          ? `${fmtRate(result.rate)} msg/s  ${fmtNum(result.clientCpuUsPerMsg)} µs/msg  client ${fmtPct(result.clientCpuShare)}%`
+          : undefined
+        record({ ...base, ...result, summary })
+      }
+    }
+  }
+  await plain.stop()
+}
+
+/** Server memory per idle connection: RSS growth over N open connections, fresh server each time. */
+const memorySection = async () => {
+  let n = config.idleConns
+  const limits = fileLimits()
+  const needed = n + 256
+  let nofile = 0
+  if (limits.soft < needed) {
+    if (limits.hard >= needed) nofile = needed
+    else {
+      const fewer = Math.max(100, Math.floor((limits.hard - 256) / 100) * 100)
+      notes.push(`ulimit -n is at most ${limits.hard}: memory measured with ${fewer} connections instead of ${n}`)
+      n = fewer
+    }
+  }
+  const targets = config.targets
+  log(`memory ${n} idle connections`)
+  for (let rep = 0; rep < config.memoryReps; rep++) {
+    for (const target of rotate(targets, rep)) {
+      const base = { section: "memory", case: `${n} idle`, target, rep }
+      if (overBudget()) {
+        record({ ...base, ok: false, skipped: "time budget" })
+        continue
+      }
+      let s
+      try {
+        // Ours with the library's defaults (keepalive on): what an idle connection costs by default.
+        s = await startServer(target, {
+          nodeArgs: ["--expose-gc"],
+          args: target === "ours" ? ["--keepalive"] : [],
+          nofile
+        })
+      } catch (error) {
+        record({ ...base, ok: false, error: String(error.message) })
+        continue
+      }
+      await sleep(300)
+      s.gc()
+      await sleep(300)
+      const rss0 = s.rssKiB()
+      const idle = await startIdle(["--port", String(s.port), "--conns", String(n)], QUICK ? 20_000 : 60_000)
+      if (!idle.ready.ok) {
+        record({ ...base, ...idle.ready })
+        await idle.finish()
+        await s.stop()
+        continue
+      }
+      await sleep(QUICK ? 500 : 1000)
+      const rssSettled = s.rssKiB()
+      s.gc()
+      await sleep(500)
+      const rssGc = s.rssKiB()
+      const alive = s.alive()
+      await idle.finish()
+      await s.stop()
+      const ok = alive && rss0 !== null && rssGc !== null
+      const result = {
+        ok,
+        ...(ok ? {} : { error: alive ? "RSS unreadable" : "server died" }),
+        conns: n,
+        connectMs: idle.ready.connectMs,
+        rssBaseKiB: rss0,
+        rssSettledKiB: rssSettled,
+        rssGcKiB: rssGc,
+        kibPerConn: (rssGc - rss0) / n,
+        kibPerConnSettled: (rssSettled - rss0) / n
+      }
+      const summary = `${fmtNum(result.kibPerConn)} KiB/conn after GC (${fmtNum(result.kibPerConnSettled)} before), base ${fmtNum(rss0 / 1024)} MiB`
+      record({ ...base, ...result, summary })
+    }
+  }
+}
+
+/** Event-loop delay: ping-pong RTT on one connection while another echoes a 16 MiB compressed message. */
+const lagSection = async (loadgen) => {
+  if (!loadgen.zlib) {
+    notes.push("the load generator was built without zlib: event-loop delay benchmark skipped")
+    return
+  }
+  const targets = config.targets.filter((t) => t !== "plain")
+  log(`lag ${sizeLabel(config.lagSize)} compressed message`)
+  for (let rep = 0; rep < config.lagReps; rep++) {
+    for (const target of rotate(targets, rep)) {
+      const base = { section: "lag", case: `${sizeLabel(config.lagSize)} deflate`, target, rep }
+      if (overBudget()) {
+        record({ ...base, ok: false, skipped: "time budget" })
+        continue
+      }
+      let s
+      try {
+        s = await startServer(target, { deflate: true })
+      } catch (error) {
+        record({ ...base, ok: false, error: String(error.message) })
+        continue
+      }
+      const timeout = 30_000
+      const args = ["lag", "--port", s.port, "--size", config.lagSize, "--deflate", "--text", "--timeout", timeout]
+      const result = await runLoadgen(args.map(String), timeout)
+      await s.stop()
+      const summary = result.ok
+        ? `echo of the big message ${fmtNum(result.bigEchoMs)} ms, other connection RTT max ${fmtNum(result.rttMaxMs)} ms p50 ${fmtNum(result.rttP50Ms)} ms`
+        : undefined
+      record({ ...base, ...result, summary })
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Summary
+// ---------------------------------------------------------------------------
+
+const okRuns = (section, name, target) =>
+  runs.filter((r) => r.section === section && r.case === name && r.target === target && r.ok)
+
+const statsOf = (list, key) => ({
+  median: median(list.map((r) => r[key])),
+  spread: spread(list.map((r) => r[key]))
+})
+
+const summarize = () => {
+  const echo = []
+  for (const name of [...new Set(runs.filter((r) => r.section === "echo").map((r) => r.case))]) {
+    const row = { case: name, targets: {} }
+    for (const target of config.targets) {
+      const list = okRuns("echo", name, target)
+      if (list.length === 0 && !runs.some((r) => r.section === "echo" && r.case === name && r.target === target))
+        continue
+      row.targets[target] = {
+        n: list.length,
+        rate: statsOf(list, "rate"),
+        cpuUsPerMsg: statsOf(list, "serverCpuUsPerMsg"),
+        serverCpuShare: median(list.map((r) => r.serverCpuShare)),
+        serverSysShare: median(list.map((r) => r.serverSysShare)),
+        loadgenCpuShare: median(list.map((r) => r.loadgenCpuShare))
+      }
+    }
+    const ws = row.targets.ws
+    for (const t of Object.values(row.targets)) {
+      t.rateVsWs = ratio(t.rate.median, ws?.rate.median ?? null)
+      t.cpuVsWs = ratio(ws?.cpuUsPerMsg.median ?? null, t.cpuUsPerMsg.median)
+    }
+    echo.push(row)
+  }
+  const client = []
+  for (const name of [...new Set(runs.filter((r) => r.section === "client").map((r) => r.case))]) {
+    const row = { case: name, libs: {} }
+    for (const lib of ["ours", "ws"]) {
+      const list = okRuns("client", name, lib)
+      row.libs[lib] = { n: list.length, rate: statsOf(list, "rate"), cpuUsPerMsg: statsOf(list, "clientCpuUsPerMsg") }
+    }
+    row.rateVsWs = ratio(row.libs.ours.rate.median, row.libs.ws.rate.median)
+    row.cpuVsWs = ratio(row.libs.ws.cpuUsPerMsg.median, row.libs.ours.cpuUsPerMsg.median)
+    client.push(row)
+  }
+  const memory = {}
+  for (const target of config.targets) {
+    const list = runs.filter((r) => r.section === "memory" && r.target === target && r.ok)
+    if (list.length === 0) continue
+    memory[target] = {
+      n: list.length,
+      conns: list[0].conns,
+      kibPerConn: statsOf(list, "kibPerConn"),
+      kibPerConnSettled: statsOf(list, "kibPerConnSettled"),
+      rssBaseKiB: median(list.map((r) => r.rssBaseKiB)),
+      connectMs: median(list.map((r) => r.connectMs))
+    }
+  }
+  for (const m of Object.values(memory)) m.vsWs = ratio(m.kibPerConn.median, memory.ws?.kibPerConn.median ?? null)
+  const lag = {}
+  for (const target of config.targets) {
+    const list = runs.filter((r) => r.section === "lag" && r.target === target && r.ok)
+    if (list.length === 0) continue
+    lag[target] = {
+      n: list.length,
+      bigEchoMs: statsOf(list, "bigEchoMs"),
+      rttMaxMs: statsOf(list, "rttMaxMs"),
+      rttP99Ms: median(list.map((r) => r.rttP99Ms)),
+      rttP50Ms: median(list.map((r) => r.rttP50Ms)),
+      baselineRttP50Ms: median(list.map((r) => r.baselineRttP50Ms))
+    }
+  }
+  return { echo, client, memory, lag }
+}
+
+/** The targets of issue 7, checked against this run (ratios of medians, ours to ws). */
+const checkTargets = (summary) => {
+  const checks = []
+  for (const row of summary.echo) {
+    const ours = row.targets.ours
+    if (ours === undefined) continue
+    const deflate = row.case.includes("deflate")
+    const big = /KiB|MiB/.test(row.case) && !/^1 KiB/.test(row.case)
+    const need = deflate ? 1.0 : big ? 1.0 : 0.8
+    checks.push({ what: `echo ${row.case}`, need, got: ours.rateVsWs, cpu: ours.cpuVsWs })
+  }
+  const m = summary.memory.ours
+  // Memory is the one "at most" target: at most 1.5× the memory of ws.
+  if (m !== undefined) checks.push({ what: "memory per idle connection", need: 1.5, atMost: true, got: m.vsWs })
+  for (const row of summary.client)
+    checks.push({ what: `client ${row.case}`, need: 0.8, got: row.rateVsWs, cpu: row.cpuVsWs })
+  for (const c of checks) c.ok = c.got === null ? null : c.atMost ? c.got <= c.need : c.got >= c.need
+  return checks
+}
+
+// ---------------------------------------------------------------------------
+// Tables
+// ---------------------------------------------------------------------------
+
+/** Renders rows as a padded terminal table or a Markdown table; the first column is left-aligned. */
+const table = (headers, rows, markdown) => {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
+  const cell = (value, i) => (i === 0 ? String(value).padEnd(widths[i]) : String(value).padStart(widths[i]))
+  if (markdown) {
+    const line = (cells) => `| ${cells.map(cell).join(" | ")} |`
+    const rule = `|${widths.map((w, i) => (i === 0 ? `:${"-".repeat(w + 1)}` : `${"-".repeat(w + 1)}:`)).join("|")}|`
+    return [line(headers), rule, ...rows.map(line)].join("\n")
+  }
+  const line = (cells) => cells.map(cell).join("  ")
+  return [line(headers), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
+}
+
+const render = (summary, checks, markdown) => {
+  const out = []
+  const heading = (text) => out.push(markdown ? `\n#### ${text}\n` : `\n${text}\n`)
+  const others = config.targets.filter((t) => t !== "ws")
+  if (summary.echo.length > 0) {
+    heading(
+      `Server echo: messages/s and server CPU µs per message (medians of ${config.reps}; ×ws = ratio to ws, > 1 is better than ws)`
+    )
+    const headers = ["case"]
+    for (const t of config.targets) headers.push(`${t} msg/s`)
+    for (const t of others) headers.push(`${t} ×ws`)
+    for (const t of config.targets) headers.push(`${t} µs/msg`)
+    for (const t of others) headers.push(`${t} cpu ×ws`)
+    headers.push("spread %")
+    const rows = summary.echo.map((row) => {
+      const get = (t) => row.targets[t]
+      const cells = [row.case]
+      for (const t of config.targets) cells.push(fmtRate(get(t)?.rate.median))
+      for (const t of others) cells.push(fmtRatio(get(t)?.rateVsWs))
+      for (const t of config.targets) cells.push(fmtNum(get(t)?.cpuUsPerMsg.median))
+      for (const t of others) cells.push(fmtRatio(get(t)?.cpuVsWs))
+      const spreads = Object.values(row.targets).flatMap((t) => [t.rate.spread, t.cpuUsPerMsg.spread])
+      const worst = spreads.filter((x) => x !== null)
+      cells.push(worst.length ? `${fmtPct(Math.max(...worst))}` : "–")
+      return cells
+    })
+    out.push(table(headers, rows, markdown))
+  }
+  if (summary.client.length > 0) {
+    heading("Client: our client vs the ws client against the plain echo server (client CPU µs per message)")
+    const rows = summary.client.map((row) => [
+      row.case,
+      fmtRate(row.libs.ours.rate.median),
+      fmtRate(row.libs.ws.rate.median),
+      fmtRatio(row.rateVsWs),
+      fmtNum(row.libs.ours.cpuUsPerMsg.median),
+      fmtNum(row.libs.ws.cpuUsPerMsg.median),
+      fmtRatio(row.cpuVsWs)
+    ])
+    out.push(
+      table(["case", "ours msg/s", "ws msg/s", "ours ×ws", "ours µs/msg", "ws µs/msg", "ours cpu ×ws"], rows, markdown)
+    )
+  }
+  const memory = Object.entries(summary.memory)
+  if (memory.length > 0) {
+    heading(`Server memory per idle connection (${memory[0][1].conns} connections, RSS growth / N)`)
+    const rows = memory.map(([target, m]) => [
+      target,
+      fmtNum(m.kibPerConn.median),
+      fmtNum(m.kibPerConnSettled.median),
+      fmtRatio(m.vsWs),
+      fmtNum(m.rssBaseKiB / 1024),
+      fmtNum(m.connectMs)
+    ])
+    out.push(
+      table(
+        ["target", "KiB/conn after GC", "KiB/conn before GC", "×ws (< 1 is better)", "base RSS MiB", "connect ms"],
+        rows,
+        markdown
+      )
+    )
+  }
+  const lag = Object.entries(summary.lag)
+  if (lag.length > 0) {
+    heading(
+      `Event-loop delay: RTT of 16 B messages on one connection while another echoes one ${sizeLabel(config.lagSize)} compressed message`
+    )
+    const rows = lag.map(([target, l]) => [
+      target,
+      fmtNum(l.bigEchoMs.median),
+      fmtNum(l.rttMaxMs.median),
+      fmtNum(l.rttP99Ms),
+      fmtNum(l.rttP50Ms),
+      fmtNum(l.baselineRttP50Ms)
+    ])
+    out.push(
+      table(["target", "big echo ms", "RTT max ms", "RTT p99 ms", "RTT p50 ms", "idle RTT p50 ms"], rows, markdown)
+    )
+  }
+  if (checks.length > 0) {
+    heading("Targets of issue 7 (ours / ws: messages per second, memory per connection)")
+    const rows = checks.map((c) => [
+      c.what,
+      `${c.atMost ? "≤" : "≥"} ${c.need.toFixed(2)}`,
+      fmtRatio(c.got),
+      c.cpu === undefined ? "" : fmtRatio(c.cpu),
+      c.ok === null ? "n/a" : c.ok ? "ok" : "MISSED"
+    ])
+    out.push(table(["target", "need", "got", "cpu ×ws", ""], rows, markdown))
+  }
+  return out.join("\n")
+}
+
+// ---------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------
+
+const updateReadme = (text) => {
+  const path = join(BENCH, "README.md")
+  const START = "<!-- bench:results:start -->"
+  const END = "<!-- bench:results:end -->"
+  const readme = readFileSync(path, "utf8")
+  const a = readme.indexOf(START)
+  const b = readme.indexOf(END)
+  if (a < 0 || b < a) {
+    log(`bench/README.md has no ${START} … ${END} markers: not updated`)
+    return
+  }
+  writeFileSync(path, `${readme.slice(0, a + START.length)}\n${text}\n${readme.slice(b)}`)
+  log("bench/README.md updated")
+}
+
+const main = async () => {
+  try {
+    readFileSync(join(ROOT, "dist", "index.js"))
+  } catch {
+    log("dist/index.js is missing: run `npm run build` first (or `npm run bench`)")
+    process.exit(1)
+  }
+  const info = machine()
+  const date = new Date()
+  log(
+    `effect-websockets benchmark ${QUICK ? "(quick) " : ""}${date.toISOString()} · ${info.nproc} × ${info.cpuModel} · Node ${info.node} · load ${os.loadavg()[0].toFixed(2)}`
+  )
+  const loadgen = buildLoadgen()
+  log(`load generator: ${relative(ROOT, LOADGEN)} ${loadgen.note}`)
+  if (!loadgen.ok) {
+    log("the load generator could not be built: gcc is required for the server benchmarks")
+    process.exit(1)
+  }
+  const loadBefore = os.loadavg()
+  let serverInfo = {}
+  if (config.sections.includes("echo")) serverInfo = (await echoSection(loadgen)).infos
+  if (config.sections.includes("client")) await clientSection()
+  if (config.sections.includes("memory")) await memorySection()
+  if (config.sections.includes("lag")) await lagSection(loadgen)
+  killAll()
+
+  const summary = summarize()
+  const checks = checkTargets(summary)
+  const seconds = elapsed() / 1e3
+  const header = `${date.toISOString().slice(0, 16).replace("T", " ")} UTC · ${info.nproc} × ${info.cpuModel} · Node ${info.node} · ws ${info.ws} (bufferutil ${info.bufferutil}) · ${QUICK ? "quick, " : ""}${config.reps} reps × ${config.durationMs} ms · load average ${loadBefore[0].toFixed(2)} → ${os.loadavg()[0].toFixed(2)} · ${seconds.toFixed(0)} s`
+  const errors = runs.filter((r) => !r.ok && !r.skipped)
+  const skipped = runs.filter((r) => r.skipped)
+  if (skipped.length > 0) notes.push(`${skipped.length} runs skipped: time budget of ${config.budgetMs / 1000} s spent`)
+  if (errors.length > 0) notes.push(`${errors.length} runs failed (see "runs" in the JSON)`)
+
+  process.stdout.write(`\n${header}\n${render(summary, checks, false)}\n`)
+  for (const note of notes) process.stdout.write(`note: ${note}\n`)
+
+  const result = {
+    date: date.toISOString(),
+    machine: info,
+    loadAverage: { before: loadBefore, after: os.loadavg() },
+    config,
+    loadgen: { zlib: loadgen.zlib },
+    servers: serverInfo,
+    seconds,
+    summary,
+    targets: checks,
+    notes,
+    runs: runs.map(({ summary: _, ...run }) => run)
+  }
+  const outPath =
+    opt("--out", null) ??
+    join(BENCH, "results", QUICK ? "quick.json" : `${date.toISOString().slice(0, 19).replace(/:/g, "-")}.json`)
+  mkdirSync(join(outPath, ".."), { recursive: true })
+  writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`)
+  // `npm run lint` checks bench/**, JSON included: write it the way Biome formats it (best effort).
+  spawnSync(join(ROOT, "node_modules", ".bin", "biome"), ["format", "--write", outPath], {
+    stdio: "ignore",
+    timeout: 30_000
+  })
+  log(`results: ${relative(ROOT, outPath)}`)
+  if (flag("--readme")) {
+    const notesMd = notes.map((n) => `- ${n}`).join("\n")
+    updateReadme(`_${header}_\n${render(summary, checks, true)}\n${notesMd ? `\n${notesMd}\n` : ""}`)
+  }
+  process.exit(errors.length > 0 ? 1 : 0)
+}
+
+main().catch((error) => {
+  log(`benchmark failed: ${error?.stack ?? error}`)
+  killAll()
+  process.exit(1)
+})
