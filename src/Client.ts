@@ -176,8 +176,8 @@ const connectFollowingRedirects = (
     for (let redirects = 0; ; redirects++) {
       const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
       const exit = yield* Scope.extend(connectOnce(wsuri, options, unixPath), scope).pipe(
-        // Fix: an attempt interrupted (by openTimeout, or a caller's timeout) must release its
-        // socket now; before, it stayed open until the caller's scope closed.
+        // An attempt interrupted (by openTimeout, or a caller's timeout) releases its socket now,
+        // not when the caller's scope closes.
         Effect.onInterrupt(() => Scope.close(scope, Exit.interrupt(FiberId.none))),
         Effect.exit
       )

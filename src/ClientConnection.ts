@@ -70,8 +70,8 @@ export class ClientConnection extends Connection {
     readonly options: ClientConnectionOptions = {}
   ) {
     super("client", { ...options, state: options.state ?? State.CONNECTING })
-    // Fix: a connection created OPEN skips the opening handshake, so its first bytes are frames,
-    // not an HTTP response (the server side already behaved this way).
+    // A connection created OPEN skips the opening handshake: its first bytes are frames, not an
+    // HTTP response.
     if (this.state !== State.CONNECTING) this.responseParser = undefined
   }
 

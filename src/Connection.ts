@@ -316,7 +316,7 @@ export class Connection {
     if (code !== CloseCode.AbnormalClosure && !isValidCloseCode(code)) {
       return Either.left(new ProtocolError({ detail: `invalid close code: ${code}` }))
     }
-    // Fix: a reason over 123 bytes made a close frame over 125 bytes, an invalid control frame
+    // A reason over 123 bytes would make a close frame over 125 bytes, an invalid control frame
     // (RFC 6455 §5.5). Truncate it as for internal failures: fail() must always fail.
     this.failConnection(code, truncateReason(reason))
     return RIGHT_VOID
@@ -345,7 +345,7 @@ export class Connection {
     while (!this.discarding) {
       const maxSize = this.maxSize
       const remaining = maxSize === null ? null : this.curSize < 0 ? maxSize : maxSize - this.curSize
-      // Fix: control frames (at most 125 bytes, RFC 6455 §5.5) are not part of the message, so they
+      // Control frames (at most 125 bytes, RFC 6455 §5.5) are not part of the message, so they
       // must not be refused for exceeding what remains of its budget; data frames between that
       // remainder and 125 bytes are checked below, once their opcode is known.
       parser.maxSize = remaining === null ? null : Math.max(remaining, MAX_CONTROL_PAYLOAD)
@@ -388,7 +388,7 @@ export class Connection {
           this.failWithError(new ProtocolError({ detail: "expected a continuation frame" }))
           return
         }
-        // Fix: only CONNECTING is an error. In CLOSING (we sent a close frame) the peer may still send
+        // Only CONNECTING is an error. In CLOSING (we sent a close frame) the peer may still send
         // data it sent before receiving our close, or finish its message first (RFC 6455 §5.5.1);
         // Python delivers those frames too. Data after the peer's close frame is discarded earlier.
         if (this._state === State.CONNECTING) {
@@ -433,7 +433,7 @@ export class Connection {
         }
         this.closeRcvd = parsed.right
         if (this._state === State.CLOSING) this.closeRcvdThenSent = false
-        // Fix: RFC 6455 §5.4 lets control frames, Close included, arrive between the fragments of a
+        // RFC 6455 §5.4 lets control frames, Close included, arrive between the fragments of a
         // message: the unfinished message is abandoned and the closing handshake proceeds normally
         // (Autobahn 7.1.5 expects a clean 1000). Python fails with 1002 here; the RFC wins.
         this.curSize = -1
@@ -488,7 +488,7 @@ export class Connection {
     }
     // When failing, a server closes the TCP connection without waiting for the client; a client
     // waits for the server to close it (RFC 6455 §7.1.7, §7.1.1).
-    // Fix: before the handshake completed there is no WebSocket connection to close, so a client
+    // Before the handshake completed there is no WebSocket connection to close, so a client
     // closes the TCP connection at once too (`finishDiscarding` relies on that in CONNECTING).
     if ((this.side === "server" || this._state === State.CONNECTING) && !this.eofSent) this.sendEof()
     // RFC 6455 §7.1.7: do not process any more data from the peer, not even a close frame.

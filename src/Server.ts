@@ -186,7 +186,7 @@ export const serve = <E, R, RP = never>(
 
     // Handler fibers, one per connection; interrupted if still running when the scope closes.
     const handlers = yield* FiberSet.make<void, never>()
-    // Fix: the server provides CurrentWebSocket to each handler, so callers need not (it was in R).
+    // The server provides CurrentWebSocket to each handler, so callers need not.
     const runHandler = yield* FiberSet.runtime(handlers)<Exclude<R, CurrentWebSocket> | RP>()
 
     const handshake = (ws: WebSocketImpl, protocol: ServerConnection) =>

@@ -150,7 +150,7 @@ export class ServerConnection extends Connection {
    */
   sendResponse(response: Response): void {
     this.requestParser = undefined
-    // Fix: the client may close the connection before the application answers; we then already
+    // The client may close the connection before the application answers; we then already
     // half-closed it (see `onEof`) and nothing may be written after SEND_EOF.
     if (this.eofSent) return
     this.writes.push(response.serialize())
@@ -206,8 +206,7 @@ export class ServerConnection extends Connection {
 
   protected override onEof(): void {
     if (this.state === State.CONNECTING) {
-      // Fix: EOF after the request but before our response failed the handshake too; it used to
-      // fall through to the 1006 path without setting `handshakeExc`.
+      // EOF after the request but before our response fails the handshake too.
       const detail =
         this.requestParser !== undefined
           ? "connection closed while reading HTTP request"

@@ -341,7 +341,7 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /**
-   * Waits while the outgoing buffer is above `writeLimit`. Fix: if the TCP connection closes while
+   * Waits while the outgoing buffer is above `writeLimit`. If the TCP connection closes while
    * waiting, the buffered data was never delivered, so fail with the close exception (like
    * Python's drain) instead of succeeding.
    */
@@ -492,8 +492,8 @@ export class WebSocketImpl implements WebSocket {
   }
 
   send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
-    // Fix: suspended, so that the frame is written when the Effect runs, not when it is built
-    // (before, `ws.send(m)` wrote at once and repeating or retrying the Effect sent nothing).
+    // Suspended, so that the frame is written when the Effect runs, not when it is built: repeating
+    // or retrying `ws.send(m)` sends again.
     return Effect.suspend(() => {
       if (typeof message === "string") return this.sendMessage(Opcode.Text, Buffer.from(message, "utf8"))
       if (message instanceof Uint8Array) return this.sendMessage(Opcode.Binary, message)
