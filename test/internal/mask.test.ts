@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
+import { vi } from "vitest"
 import { mask, unmask } from "../../src/internal/mask.js"
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")
@@ -120,6 +121,41 @@ describe("unmask", () => {
           expect(hex(masked)).toBe(hex(reference(data, key)))
           unmask(masked, key)
           expect(hex(masked)).toBe(hex(data))
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+})
+
+describe("native helper", () => {
+  it("bufferutil (when installed) and the JS path agree on every length and alignment", async () => {
+    const withNative = await import("../../src/internal/mask.js")
+    vi.resetModules()
+    vi.stubEnv("EFFECT_WEBSOCKETS_NO_NATIVE", "1")
+    const jsOnly = await import("../../src/internal/mask.js")
+    vi.unstubAllEnvs()
+    expect(jsOnly.usesNativeMask).toBe(false)
+    // In CI bufferutil is installed (optional dependency); say so if it is not, rather than pass silently.
+    if (!withNative.usesNativeMask) console.warn("bufferutil is not installed: only the JS path was tested")
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.nat(7),
+        (payload, key, shift) => {
+          const a = new Uint8Array(payload.length + shift)
+          const b = new Uint8Array(payload.length + shift)
+          a.set(payload, shift)
+          b.set(payload, shift)
+          withNative.unmask(a.subarray(shift), key)
+          jsOnly.unmask(b.subarray(shift), key)
+          expect(a).toEqual(b)
+          const outA = new Uint8Array(payload.length + 8)
+          const outB = new Uint8Array(payload.length + 8)
+          withNative.mask(payload, key, outA, shift, payload.length)
+          jsOnly.mask(payload, key, outB, shift, payload.length)
+          expect(outA).toEqual(outB)
         }
       ),
       { numRuns: 300 }
