@@ -57,6 +57,7 @@ const closeError = (error: ConnectionClosed, closeCodeIsError: (code: number) =>
 export const toSocket = (ws: WebSocket, options: ToSocketOptions = {}): Socket.Socket => {
   const closeCodeIsError = options.closeCodeIsError ?? Socket.defaultCloseCodeIsError
   const runRaw = <_, E = never, R = never>(
+    // biome-ignore lint/suspicious/noConfusingVoidType: the platform's Socket signature.
     handler: (data: string | Uint8Array) => Effect.Effect<_, E, R> | void,
     runOptions?: { readonly onOpen?: Effect.Effect<void> | undefined }
   ): Effect.Effect<void, Socket.SocketError | E, R> => {

@@ -120,7 +120,10 @@ const isZeroKey = (key: Uint8Array): boolean => (key[0]! | key[1]! | key[2]! | k
  * @category masking
  */
 export const mask = (source: Uint8Array, key: Uint8Array, output: Uint8Array, offset: number, length: number): void => {
-  if (native !== undefined && length >= NATIVE_THRESHOLD) return native.mask(source, key, output, offset, length)
+  if (native !== undefined && length >= NATIVE_THRESHOLD) {
+    native.mask(source, key, output, offset, length)
+    return
+  }
   if (length < WORD_THRESHOLD) {
     for (let i = 0; i < length; i++) output[offset + i] = source[i]! ^ key[i & 3]!
     return
