@@ -184,6 +184,10 @@ export const serve = <E, R, RP = never>(
     const closed = yield* Deferred.make<void>()
     let shuttingDown = false
 
+    // Timer fibers of every connection (close timeout, keepalive), in one set for the server rather
+    // than one per connection (a FiberSet costs about 2 KiB); each connection interrupts its own when
+    // it closes. Made before `handlers`, so it is closed after them.
+    const runTimers = yield* FiberSet.makeRuntime<never>()
     // Handler fibers, one per connection; interrupted if still running when the scope closes.
     const handlers = yield* FiberSet.make<void, never>()
     // The server provides CurrentWebSocket to each handler, so callers need not.
@@ -220,7 +224,6 @@ export const serve = <E, R, RP = never>(
     const handleSocket = (socket: net.Socket) =>
       Effect.scoped(
         Effect.gen(function* () {
-          const runFork = yield* FiberSet.makeRuntime<never>()
           const protocol = new ServerConnection({
             origins: options.origins,
             subprotocols: options.subprotocols,
@@ -230,7 +233,7 @@ export const serve = <E, R, RP = never>(
             extensions,
             maxSize: resolved.maxSize
           })
-          const ws = new WebSocketImpl(protocol, socket, resolved, runFork)
+          const ws = new WebSocketImpl(protocol, socket, resolved, runTimers)
           // Our end of a unix socket is the path we listen on; the client's end is unnamed.
           if (options.unix !== undefined) ws.localAddress = { _tag: "UnixAddress", path: options.unix }
           yield* Effect.addFinalizer(() => Effect.sync(() => ws.abort()))
