@@ -16,6 +16,8 @@
  */
 
 /** @since 0.1.0 */
+export * as Auth from "./Auth.js"
+/** @since 0.1.0 */
 export * as Client from "./Client.js"
 /** @since 0.1.0 */
 export * as ClientConnection from "./ClientConnection.js"
