@@ -29,7 +29,13 @@ import type { HeadersLike } from "./Headers.js"
 import type { Request, Response } from "./Http11.js"
 import { type RunFork, resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { formatUri, parseUri, type WebSocketURI } from "./Uri.js"
-import { defaults, type WebSocket, type WebSocketOptions } from "./WebSocket.js"
+import {
+  defaults,
+  type OptionalDuration,
+  resolveOptionalDuration,
+  type WebSocket,
+  type WebSocketOptions
+} from "./WebSocket.js"
 
 /**
  * Maximum number of redirects followed by `connect` (Python's `MAX_REDIRECTS`).
@@ -53,7 +59,7 @@ export interface ConnectOptions extends WebSocketOptions {
   /** User-Agent header; `null` omits it. */
   readonly userAgent?: string | null | undefined
   /** Timeout of the TCP connection and opening handshake; `null` disables it. Default 10 seconds. */
-  readonly openTimeout?: Duration.DurationInput | null | undefined
+  readonly openTimeout?: OptionalDuration
   /** `"deflate"` (default) enables permessage-deflate; `null` disables compression. */
   readonly compression?: "deflate" | null | undefined
   /** Extensions offered, in order of preference (permessage-deflate is added by `compression`). */
@@ -219,8 +225,8 @@ const withOpenTimeout = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   options: ConnectOptions
 ): Effect.Effect<A, E | OpenTimeout, R> => {
-  if (options.openTimeout === null) return effect
-  const duration = Duration.decode(options.openTimeout ?? defaults.openTimeout)
+  const duration = resolveOptionalDuration(options.openTimeout, defaults.openTimeout)
+  if (duration === null) return effect
   return Effect.timeoutFail(effect, {
     duration,
     onTimeout: () => new OpenTimeout({ timeoutMillis: Duration.toMillis(duration) })

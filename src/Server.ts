@@ -31,6 +31,8 @@ import {
   CurrentWebSocket,
   type Data,
   defaults,
+  type OptionalDuration,
+  resolveOptionalDuration,
   type WebSocket,
   type WebSocketOptions
 } from "./WebSocket.js"
@@ -90,7 +92,7 @@ export interface ServeOptions<R = never> extends WebSocketOptions {
    */
   readonly processRequest?: ProcessRequest<R> | undefined
   /** Time allowed for a client to complete the opening handshake; `null` disables it. Default 10 seconds. */
-  readonly openTimeout?: Duration.DurationInput | null | undefined
+  readonly openTimeout?: OptionalDuration
   /** `"deflate"` (default) enables permessage-deflate; `null` disables compression. */
   readonly compression?: "deflate" | null | undefined
   /** Supported extensions, in order of preference (permessage-deflate is added by `compression`). */
@@ -176,8 +178,7 @@ export const serve = <E, R, RP = never>(
 ): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, CurrentWebSocket> | RP> =>
   Effect.gen(function* () {
     const resolved = resolveOptions(options)
-    const openTimeout =
-      options.openTimeout === null ? null : Duration.decode(options.openTimeout ?? defaults.openTimeout)
+    const openTimeout = resolveOptionalDuration(options.openTimeout, defaults.openTimeout)
     const extensions =
       options.compression === null ? options.extensions : enableServerPermessageDeflate(options.extensions)
     const connections = new Set<WebSocketImpl>()

@@ -5,8 +5,9 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type { State } from "./Connection.js"
 import type { ConnectionClosed, ConnectionClosedError, InvalidArgument, InvalidState } from "./Errors.js"
@@ -98,15 +99,38 @@ export interface WebSocket {
 }
 
 /**
+ * A duration that can be disabled: `null` or `Option.none()` (Python's `None`) turns the feature
+ * off, `undefined` keeps the default.
+ * @since 0.1.0
+ * @category models
+ */
+export type OptionalDuration = Duration.DurationInput | Option.Option<Duration.DurationInput> | null | undefined
+
+/**
+ * Resolves an {@link OptionalDuration}: `null` when disabled, else the duration or the default.
+ * @since 0.1.0
+ * @category utils
+ */
+export const resolveOptionalDuration = (
+  value: OptionalDuration,
+  fallback: Duration.DurationInput
+): Duration.Duration | null => {
+  if (value === null) return null
+  if (value === undefined) return Duration.decode(fallback)
+  if (Option.isOption(value)) return Option.match(value, { onNone: () => null, onSome: Duration.decode })
+  return Duration.decode(value)
+}
+
+/**
  * Options of every connection, with the defaults of Python `websockets`.
  * @since 0.1.0
  * @category models
  */
 export interface WebSocketOptions {
   /** Interval between keepalive pings; `null` disables keepalive. Default 20 seconds. */
-  readonly pingInterval?: Duration.DurationInput | null | undefined
+  readonly pingInterval?: OptionalDuration
   /** Time to wait for a keepalive pong before failing with 1011; `null` waits forever. Default 20 seconds. */
-  readonly pingTimeout?: Duration.DurationInput | null | undefined
+  readonly pingTimeout?: OptionalDuration
   /** Time allowed for the closing handshake and the TCP close before aborting. Default 10 seconds. */
   readonly closeTimeout?: Duration.DurationInput | undefined
   /** Maximum size of incoming messages in bytes; `null` disables the limit. Default 1 MiB. */

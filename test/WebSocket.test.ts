@@ -788,3 +788,15 @@ describe("large compressed messages", () => {
     }).pipe(bounded(10_000))
   )
 })
+
+describe("optional durations", () => {
+  it("null and Option.none disable, undefined keeps the default, Option.some and inputs decode", async () => {
+    const { resolveOptionalDuration } = await import("../src/WebSocket.js")
+    const { Duration, Option } = await import("effect")
+    expect(resolveOptionalDuration(null, "20 seconds")).toBeNull()
+    expect(resolveOptionalDuration(Option.none(), "20 seconds")).toBeNull()
+    expect(resolveOptionalDuration(undefined, "20 seconds")).toEqual(Duration.seconds(20))
+    expect(resolveOptionalDuration(Option.some("50 millis"), "20 seconds")).toEqual(Duration.millis(50))
+    expect(resolveOptionalDuration(1500, "20 seconds")).toEqual(Duration.millis(1500))
+  })
+})

@@ -32,7 +32,7 @@ import { CloseCode, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
 import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
-import { defaults } from "../WebSocket.js"
+import { defaults, resolveOptionalDuration } from "../WebSocket.js"
 
 /**
  * Size of the fragments of a large message sent with compression: compressing 256 KiB takes about
@@ -61,8 +61,8 @@ export interface ResolvedOptions {
 }
 
 export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
-  pingInterval: options.pingInterval === null ? null : Duration.decode(options.pingInterval ?? defaults.pingInterval),
-  pingTimeout: options.pingTimeout === null ? null : Duration.decode(options.pingTimeout ?? defaults.pingTimeout),
+  pingInterval: resolveOptionalDuration(options.pingInterval, defaults.pingInterval),
+  pingTimeout: resolveOptionalDuration(options.pingTimeout, defaults.pingTimeout),
   closeTimeout: Duration.decode(options.closeTimeout ?? defaults.closeTimeout),
   maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize,
   maxQueue: options.maxQueue === undefined ? defaults.maxQueue : options.maxQueue,
