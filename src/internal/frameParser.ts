@@ -204,6 +204,9 @@ export class FrameParser {
   /** Advances past the exhausted first chunk. */
   private dropHead(): void {
     this.offset = 0
+    // Release the consumed chunk now: the list is only compacted now and then, and a chunk kept
+    // alive here (up to 64 KiB each) survives into V8's old space, where freeing it takes a full GC.
+    this.chunks[this.head] = EMPTY
     if (++this.head === this.chunks.length) {
       this.chunks.length = 0
       this.head = 0
