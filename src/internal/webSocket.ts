@@ -70,7 +70,10 @@ export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
   writeLimit: options.writeLimit ?? defaults.writeLimit
 })
 
-/** Runs an effect in a fiber owned by the connection's scope. */
+/**
+ * Runs an effect (a timer) in a fiber owned by a scope that outlives it: the connection's on the
+ * client, the server's on the server. The connection interrupts its timers when it closes.
+ */
 export type RunFork = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
 
 interface PendingPing {
@@ -86,7 +89,7 @@ const toBytes = (data: Data): Uint8Array => (typeof data === "string" ? Buffer.f
 const hex = (data: Uint8Array): string => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex")
 
 // A unix-socket net.Socket has no address properties (nor `_path`): Client and Server set the
-// UnixAddress themselves, since only they know the path (fix: unix addresses were always undefined).
+// UnixAddress themselves, since only they know the path.
 const addressOf = (host: unknown, port: unknown): Address | undefined =>
   typeof host === "string" && typeof port === "number" ? { _tag: "TcpAddress", hostname: host, port } : undefined
 
