@@ -21,6 +21,7 @@ import * as Stream from "effect/Stream"
 import * as Client from "../../src/Client.js"
 import * as Server from "../../src/Server.js"
 import type { WebSocket } from "../../src/WebSocket.js"
+import { listenRaw } from "../fixtures/loopback.js"
 import {
   acceptFor,
   ByteQueue,
@@ -515,43 +516,16 @@ export const rawListener = (): Effect.Effect<
   never,
   Scope.Scope
 > =>
-  Effect.gen(function* () {
-    const pending: Array<net.Socket> = []
-    const waiters: Array<(socket: net.Socket) => void> = []
-    const sockets = new Set<net.Socket>()
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  Effect.map(
+    listenRaw((socket) => {
       socket.setNoDelay(true)
-      sockets.add(socket)
-      socket.on("close", () => sockets.delete(socket))
-      const waiter = waiters.shift()
-      if (waiter !== undefined) waiter(socket)
-      else pending.push(socket)
+      return socket
+    }),
+    ({ accept, port }) => ({
+      port,
+      accept: Effect.acquireRelease(accept, (socket) => Effect.sync(() => socket.destroy()))
     })
-    const port = yield* Effect.acquireRelease(
-      Effect.async<number>((resume) => {
-        server.listen({ host: LOCALHOST, port: 0 }, () =>
-          resume(Effect.succeed((server.address() as net.AddressInfo).port))
-        )
-      }),
-      () =>
-        Effect.async<void>((resume) => {
-          for (const socket of sockets) socket.destroy()
-          server.close(() => resume(Effect.void))
-        })
-    )
-    const acceptOne = Effect.async<net.Socket>((resume) => {
-      const socket = pending.shift()
-      if (socket !== undefined) return resume(Effect.succeed(socket))
-      const waiter = (s: net.Socket) => resume(Effect.succeed(s))
-      waiters.push(waiter)
-      return Effect.sync(() => {
-        const i = waiters.indexOf(waiter)
-        if (i >= 0) waiters.splice(i, 1)
-      })
-    })
-    const accept = Effect.acquireRelease(acceptOne, (socket) => Effect.sync(() => socket.destroy()))
-    return { port, accept }
-  })
+  )
 
 /** The raw TCP listener that plays the server against our client. */
 export class RawServer extends Context.Tag("conformance/RawServer")<
