@@ -234,8 +234,6 @@ export class ClientConnection extends Connection {
     this.responseParser = undefined
     this.handshakeExc = error
     // The handshake failed: close the TCP connection (RFC 6455 §4.1: "_Fail the WebSocket Connection_").
-    this.sendEof()
-    this.discarding = true
-    if (this.eofReceived) this.finishDiscarding()
+    this.abandon()
   }
 }

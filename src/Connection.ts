@@ -518,6 +518,16 @@ export class Connection {
     }
   }
 
+  /**
+   * Ends a connection whose opening handshake did not complete: half-closes the TCP connection and
+   * ignores any further input until EOF.
+   */
+  protected abandon(): void {
+    this.sendEof()
+    this.discarding = true
+    if (this.eofReceived) this.finishDiscarding()
+  }
+
   protected sendEof(): void {
     if (this.eofSent) return
     this.eofSent = true

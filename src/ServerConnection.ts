@@ -166,9 +166,7 @@ export class ServerConnection extends Connection {
       // An application's rejection (processRequest) is a handshake failure too, seen from this side.
       this.handshakeExc = new InvalidMessage({ detail: `rejected with HTTP ${response.statusCode}` })
     }
-    this.sendEof()
-    this.discarding = true
-    if (this.eofReceived) this.finishDiscarding()
+    this.abandon()
   }
 
   protected override onData(data: Uint8Array): void {
@@ -213,8 +211,7 @@ export class ServerConnection extends Connection {
           : "connection closed before the handshake response was sent"
       this.requestParser = undefined
       this.handshakeExc = new InvalidMessage({ detail })
-      this.sendEof()
-      this.discarding = true
+      this.abandon()
       return
     }
     super.onEof()
