@@ -33,7 +33,6 @@ import {
   CloseCode,
   Frame,
   isValidCloseCode,
-  MAX_CONTROL_PAYLOAD,
   Opcode,
   parseClose,
   serializeClose,
@@ -77,6 +76,26 @@ export const SEND_EOF: Uint8Array = new Uint8Array(0)
  */
 export const DEFAULT_MAX_SIZE = 1_048_576
 
+/**
+ * Most frames one incoming message may have. Tiny or empty fragments cost a frame's work each
+ * without counting against `maxSize` (an endless message of empty fragments would never end), so
+ * their number is bounded too: a message in more fragments fails with 1009, as too big for us to
+ * process (RFC 6455 §7.4.1). `ws` closes at the same count (with 1008).
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_FRAGMENTS = 16_384
+
+/**
+ * Most bytes a compressed message of `size` bytes can take on the wire: deflate stores what it
+ * cannot compress in blocks with a 5-byte header for at most 16 KiB to 64 KiB each (zlib's
+ * `deflateBound`), plus a flush marker of up to 16 bytes per fragment, whose count is bounded by
+ * {@link MAX_FRAGMENTS}. So every message of at most `maxSize` bytes is accepted compressed, and
+ * no frame is buffered beyond this bound before inflating it.
+ */
+const compressedBound = (size: number, fragments: number): number =>
+  size + (size >>> 12) + (size >>> 14) + (size >>> 25) + 64 + 16 * fragments
+
 const OK_CLOSE_CODES = new Set<number>([CloseCode.NormalClosure, CloseCode.GoingAway])
 
 /** Errors that end a connection, each with its close code. */
@@ -118,8 +137,6 @@ export class Connection {
   readonly id: string = randomUUID()
   /** Maximum size of incoming messages in bytes, or `null`. */
   readonly maxSize: number | null
-  /** Extensions negotiated during the handshake, in the order they apply when sending. */
-  extensions: ReadonlyArray<Extension> = []
   /** Exception that made the opening handshake fail, if it did. */
   handshakeExc: WebSocketExceptionFamily | undefined = undefined
   /** Close frame received from the peer, once one was. */
@@ -130,6 +147,15 @@ export class Connection {
   closeRcvdThenSent: boolean | undefined = undefined
   /** Error that failed the connection while parsing incoming data, if any. */
   parserExc: Failure | undefined = undefined
+  /**
+   * Hold back the failure of the connection on invalid input until `failPending()` (or EOF), so
+   * that the application can answer the messages that arrived before it: they go out before the
+   * closing frame. Input after the violation is discarded meanwhile. Off by default, as in Python;
+   * the Effect connection turns it on.
+   */
+  deferFailures = false
+  /** A parsing failure held back by `deferFailures`, applied by `failPending()`. */
+  pendingFailure: Failure | undefined = undefined
 
   private _state: State
   protected events: Array<Event> = []
@@ -143,7 +169,12 @@ export class Connection {
   private curSize = -1
   /** Opcode of the incoming fragmented message in progress. */
   private curOpcode: number = Opcode.Continuation
+  /** Bytes on the wire and frames of the incoming message in progress. */
+  private curWireSize = 0
+  private curFrames = 0
+  /** UTF-8 of text messages an extension transformed: the parser validates the others as they arrive. */
   private readonly utf8 = new Utf8Validator()
+  private _extensions: ReadonlyArray<Extension> = []
   /** Whether we are in the middle of sending a fragmented message. */
   private expectContinuationFrame = false
 
@@ -155,6 +186,24 @@ export class Connection {
     this.maxSize = options.maxSize === undefined ? DEFAULT_MAX_SIZE : options.maxSize
     // A server requires masked frames, a client requires unmasked ones (RFC 6455 §5.1).
     this.frameParser = new FrameParser({ mask: side === "server" })
+    this.frameParser.messageChecks = true
+    this.frameParser.rsvAllowed = 0
+  }
+
+  /** Extensions negotiated during the handshake, in the order they apply when sending. */
+  get extensions(): ReadonlyArray<Extension> {
+    return this._extensions
+  }
+  set extensions(extensions: ReadonlyArray<Extension>) {
+    this._extensions = extensions
+    // The reserved bits the extensions claim are checked at the frame header; an extension that
+    // does not declare its bits leaves the check to after decoding.
+    let rsvAllowed: number | null = 0
+    for (const extension of extensions) {
+      if (extension.rsvBits === undefined) rsvAllowed = null
+      else if (rsvAllowed !== null) rsvAllowed |= extension.rsvBits
+    }
+    this.frameParser.rsvAllowed = rsvAllowed
   }
 
   /** Connection state. */
@@ -220,7 +269,9 @@ export class Connection {
   receiveEof(): Either.Either<void, InvalidState> {
     if (this.eofReceived) return Either.left(new InvalidState({ detail: "stream ended" }))
     this.eofReceived = true
-    if (!this.discarding) this.onEof()
+    // The peer stopped sending: a failure held back for the application is due now.
+    if (this.pendingFailure !== undefined) this.failPending()
+    else if (!this.discarding) this.onEof()
     if (this.discarding) this.finishDiscarding()
     return RIGHT_VOID
   }
@@ -322,6 +373,17 @@ export class Connection {
     return RIGHT_VOID
   }
 
+  /**
+   * Applies the failure held back by `deferFailures`: sends the closing frame with its close code.
+   * Nothing happens without one.
+   */
+  failPending(): void {
+    const error = this.pendingFailure
+    if (error === undefined) return
+    this.pendingFailure = undefined
+    this.failWithError(error)
+  }
+
   // -------------------------------------------------------------------------
   // Internals shared with subclasses
   // -------------------------------------------------------------------------
@@ -344,80 +406,104 @@ export class Connection {
     const extensions = this.extensions
     while (!this.discarding) {
       const maxSize = this.maxSize
-      const remaining = maxSize === null ? null : this.curSize < 0 ? maxSize : maxSize - this.curSize
-      // Control frames (at most 125 bytes, RFC 6455 §5.5) are not part of the message, so they
-      // must not be refused for exceeding what remains of its budget; data frames between that
-      // remainder and 125 bytes are checked below, once their opcode is known.
-      parser.maxSize = remaining === null ? null : Math.max(remaining, MAX_CONTROL_PAYLOAD)
+      const inMessage = this.curSize >= 0
+      const remaining = maxSize === null ? null : inMessage ? maxSize - this.curSize : maxSize
+      // `maxSize` bounds the message as the application gets it: a compressed frame may be a
+      // little larger on the wire; its inflated size is counted against `remaining` as it inflates.
+      parser.maxSize = remaining
+      parser.maxTransformedSize =
+        maxSize === null ? null : compressedBound(maxSize, this.curFrames + 1) - (inMessage ? this.curWireSize : 0)
       const result = parser.next()
       if (result === undefined) return
       if (!(result instanceof Frame)) {
-        this.failWithError(result)
+        this.failParsing(result)
         return
       }
       let frame = result
       const isControl = frame.opcode >= Opcode.Close
-      if (!isControl && remaining !== null && frame.data.byteLength > remaining) {
-        this.failWithError(new PayloadTooBig({ size: frame.data.byteLength, maxSize: remaining }))
-        return
-      }
+      const wireSize = frame.data.byteLength
+      const transformed = frame.rsv1 || frame.rsv2 || frame.rsv3
       // Extensions decode in reverse order of negotiation (Python frames.py).
       for (let i = extensions.length - 1; i >= 0; i--) {
         const decoded = extensions[i]!.decode(frame, isControl ? null : remaining)
         if (Either.isLeft(decoded)) {
-          this.failWithError(decoded.left)
+          this.failParsing(decoded.left)
           return
         }
         frame = decoded.right
       }
       if (frame.rsv1 || frame.rsv2 || frame.rsv3) {
         // A reserved bit left set after decoding is one no negotiated extension claimed (RFC 6455 §5.2).
-        this.failWithError(new ProtocolError({ detail: "reserved bits must be 0" }))
+        this.failParsing(new ProtocolError({ detail: "reserved bits must be 0" }))
         return
+      }
+      if (!isControl) {
+        if (remaining !== null && frame.data.byteLength > remaining) {
+          this.failParsing(new PayloadTooBig({ size: frame.data.byteLength, maxSize: remaining }))
+          return
+        }
+        if (!this.acceptDataFrame(frame, wireSize, transformed || !parser.validated)) return
       }
       this.recvFrame(frame)
     }
   }
 
+  /**
+   * Message-level checks of a data frame the parser's header checks let through: the number of
+   * fragments, and UTF-8 where the parser could not check it (a text message an extension
+   * transformed). Updates the size of the message in progress.
+   */
+  private acceptDataFrame(frame: Frame, wireSize: number, checkUtf8: boolean): boolean {
+    const first = frame.opcode !== Opcode.Continuation
+    if (first) {
+      this.curOpcode = frame.opcode
+      this.curFrames = 0
+      this.curWireSize = 0
+      this.curSize = 0
+      this.utf8.reset()
+    }
+    if (++this.curFrames > MAX_FRAGMENTS) {
+      this.failParsing(
+        new PayloadTooBig({ size: undefined, maxSize: this.maxSize, detail: `more than ${MAX_FRAGMENTS} fragments` })
+      )
+      return false
+    }
+    if (checkUtf8 && this.curOpcode === Opcode.Text && !this.utf8.push(frame.data, frame.fin)) {
+      this.failParsing(invalidUtf8())
+      return false
+    }
+    this.curWireSize += wireSize
+    this.curSize = frame.fin ? -1 : this.curSize + frame.data.byteLength
+    return true
+  }
+
+  /** A failure of the incoming data: now, or held back for the application (`deferFailures`). */
+  private failParsing(error: Failure): void {
+    if (!this.deferFailures) {
+      this.failWithError(error)
+      return
+    }
+    this.pendingFailure = error
+    // RFC 6455 §7.1.7: process no more data from the peer.
+    this.discarding = true
+  }
+
   /** Applies the sequencing rules of RFC 6455 §5.4–§5.5 to one frame, then emits it. */
   private recvFrame(frame: Frame): void {
+    // The frame parser checked the order of data frames and their UTF-8 (RFC 6455 §5.4, §8.1).
     switch (frame.opcode) {
       case Opcode.Text:
-      case Opcode.Binary: {
-        if (this.curSize >= 0) {
-          this.failWithError(new ProtocolError({ detail: "expected a continuation frame" }))
-          return
-        }
+      case Opcode.Binary:
         // Only CONNECTING is an error. In CLOSING (we sent a close frame) the peer may still send
         // data it sent before receiving our close, or finish its message first (RFC 6455 §5.5.1);
         // Python delivers those frames too. Data after the peer's close frame is discarded earlier.
         if (this._state === State.CONNECTING) {
-          this.failWithError(new ProtocolError({ detail: `data frame received in ${stateName(this._state)} state` }))
+          this.failParsing(new ProtocolError({ detail: `data frame received in ${stateName(this._state)} state` }))
           return
         }
-        if (frame.opcode === Opcode.Text) {
-          this.utf8.reset()
-          if (!this.utf8.push(frame.data, frame.fin)) {
-            this.failWithError(invalidUtf8())
-            return
-          }
-        }
-        this.curOpcode = frame.opcode
-        this.curSize = frame.fin ? -1 : frame.data.byteLength
         break
-      }
-      case Opcode.Continuation: {
-        if (this.curSize < 0) {
-          this.failWithError(new ProtocolError({ detail: "unexpected continuation frame" }))
-          return
-        }
-        if (this.curOpcode === Opcode.Text && !this.utf8.push(frame.data, frame.fin)) {
-          this.failWithError(invalidUtf8())
-          return
-        }
-        this.curSize = frame.fin ? -1 : this.curSize + frame.data.byteLength
+      case Opcode.Continuation:
         break
-      }
       case Opcode.Ping:
         // RFC 6455 §5.5.2: answer with a Pong carrying the same payload. While CLOSING, our close
         // frame is already sent and nothing may follow it... except control frames (§5.5), so answer.
@@ -428,7 +514,7 @@ export class Connection {
       case Opcode.Close: {
         const parsed = parseClose(frame.data)
         if (Either.isLeft(parsed)) {
-          this.failWithError(parsed.left)
+          this.failParsing(parsed.left)
           return
         }
         this.closeRcvd = parsed.right
@@ -452,7 +538,7 @@ export class Connection {
         break
       }
       default:
-        this.failWithError(new ProtocolError({ detail: `unexpected opcode: ${frame.opcode}` }))
+        this.failParsing(new ProtocolError({ detail: `unexpected opcode: ${frame.opcode}` }))
         return
     }
     this.events.push(frame)

@@ -523,10 +523,13 @@ export class InvalidURI extends Data.TaggedError("InvalidURI")<{ readonly uri: s
  */
 export class PayloadTooBig extends Data.TaggedError("PayloadTooBig")<{
   readonly size: number | undefined
-  readonly maxSize: number
+  readonly maxSize: number | null
+  /** What was too big when it was not the size in bytes (the number of fragments). */
+  readonly detail?: string | undefined
 }> {
   readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
   override get message(): string {
+    if (this.detail !== undefined) return `message too big: ${this.detail}`
     return this.size === undefined
       ? `message exceeds limit of ${this.maxSize} bytes`
       : `over size limit (${this.size} > ${this.maxSize} bytes)`

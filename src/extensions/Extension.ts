@@ -22,6 +22,13 @@ export interface Extension {
   /** Registered extension name, for example `"permessage-deflate"`. */
   readonly name: string
   /**
+   * Reserved bits of the first header byte (`0x40` RSV1, `0x20` RSV2, `0x10` RSV3) the extension
+   * may set on the first frame of a data message, and on no other frame. Declaring them lets the
+   * connection refuse any other reserved bit at the frame header, before buffering the payload;
+   * without the declaration the check waits until the extensions decoded the whole frame.
+   */
+  readonly rsvBits?: number
+  /**
    * Decodes an incoming frame. `maxSize` is what remains of the message size budget (`null`: no
    * limit); an extension that expands data must fail with `PayloadTooBig` as soon as its output
    * would exceed it. Corrupt input fails with `ProtocolError`.

@@ -185,6 +185,8 @@ const checkCompressSettings = (settings: CompressSettings | undefined): void => 
  */
 export class PerMessageDeflate implements Extension {
   readonly name = NAME
+  /** RSV1, the "Per-Message Compressed" bit, on the first frame of a message (RFC 7692 §6). */
+  readonly rsvBits = 0x40
   readonly compressSettings: CompressSettings
   readonly minSize: number
   private decoder: ZlibEngine | undefined = undefined

@@ -9,14 +9,19 @@
  *
  * Cheap header checks run as soon as the header is known, before any payload is buffered, so a
  * peer cannot make us buffer a frame we will reject: opcode, MASK bit vs side, control frame
- * rules, length encoding, size limit. Reserved bits are *not* checked here: extensions may claim
- * them, so the connection calls `Frame.check` after extensions decode the frame (as Python does).
+ * rules, length encoding, size limit. With `messageChecks` (what a connection uses) the parser also
+ * follows the messages the frames make up, so that it can fail at the header on what only the
+ * message tells: reserved bits no negotiated extension claims (`rsvAllowed`), a continuation frame
+ * out of place, a size over what remains of the message's budget; and it validates the UTF-8 of
+ * text messages and close reasons as their bytes arrive, so that an invalid byte fails the
+ * connection even while the rest of a large frame is still on its way (RFC 6455 §8.1).
  *
  * @since 0.1.0
  */
 import { Buffer, constants } from "node:buffer"
-import { PayloadTooBig, ProtocolError } from "../Errors.js"
+import { InvalidUtf8, PayloadTooBig, ProtocolError } from "../Errors.js"
 import { Frame, MAX_CONTROL_PAYLOAD, type Opcode } from "../Frames.js"
+import { Utf8Validator } from "../Utf8.js"
 import { unmask } from "./mask.js"
 
 // Parser states.
@@ -38,14 +43,57 @@ const MAX_SAFE_HIGH_WORD = 0x1fffff
 
 const EMPTY = new Uint8Array(0)
 
+/** Errors of the parser; after one it is dead. */
+export type FrameParserError = ProtocolError | PayloadTooBig | InvalidUtf8
+
+/** Reserved bits of the first header byte (RFC 6455 §5.2). */
+const RSV_BITS = 0x70
+
+/** Scratch key for unmasking from a position that is not a multiple of 4. */
+const rotatedKey = new Uint8Array(4)
+
+/** Unmasks `data` in place, its first byte being at `position` in the payload. */
+const unmaskAt = (data: Uint8Array, key: Uint8Array, position: number): void => {
+  const phase = position & 3
+  if (phase === 0) {
+    unmask(data, key)
+    return
+  }
+  for (let i = 0; i < 4; i++) rotatedKey[i] = key[(i + phase) & 3]!
+  unmask(data, rotatedKey)
+}
+
 /**
  * Incremental parser of the frames of one direction of a connection.
  * @since 0.1.0
  * @category parsing
  */
 export class FrameParser {
-  /** Limit for the NEXT frame's payload; the connection sets it to the remaining message budget (null = none). */
+  /**
+   * Limit for the payload of the next data frame (null = none); a connection sets it to what
+   * remains of the message's budget. Control frames have their own limit (125 bytes).
+   */
   maxSize: number | null = null
+  /**
+   * Limit for the payload of the next data frame of a message an extension transformed (reserved
+   * bits set on its first frame: compressed), whose size on the wire differs from the message's.
+   * `undefined`: same as `maxSize`.
+   */
+  maxTransformedSize: number | null | undefined = undefined
+  /**
+   * Reserved bits that negotiated extensions may set on the first frame of a data message; any
+   * other reserved bit, and any on a control or continuation frame, fails at the header (RFC 6455
+   * §5.2, RFC 7692 §6.1). `null`: no check here (an extension that did not declare its bits).
+   * Only with `messageChecks`.
+   */
+  rsvAllowed: number | null = null
+  /**
+   * Follow messages: check frame order (RFC 6455 §5.4) and validate UTF-8 as bytes arrive. A bare
+   * frame parser (tests, tools) leaves it off and gets every well-formed frame.
+   */
+  messageChecks = false
+  /** Whether the last data frame returned had its UTF-8 validated here (text, not transformed). */
+  validated = false
 
   private readonly mask: boolean
   private chunks: Array<Uint8Array> = []
@@ -56,7 +104,7 @@ export class FrameParser {
   private buffered = 0
 
   private state = HEADER
-  private error: ProtocolError | PayloadTooBig | undefined = undefined
+  private error: FrameParserError | undefined = undefined
   // Header of the frame being parsed.
   private fin = false
   private rsv1 = false
@@ -66,6 +114,21 @@ export class FrameParser {
   private masked = false
   private length = 0
   private readonly key = new Uint8Array(4)
+  private transformed = false
+  // The message in progress (with `messageChecks`): its opcode (0: none) and whether an extension
+  // transformed it.
+  private messageOpcode = 0
+  private messageTransformed = false
+  /** Validator of the payload being received, when it must be UTF-8; from `validateFrom` on. */
+  private validator: Utf8Validator | undefined = undefined
+  private validateFrom = 0
+  private readonly textUtf8 = new Utf8Validator()
+  private readonly closeUtf8 = new Utf8Validator()
+  /** Payload bytes already unmasked (and validated) while the frame was still arriving. */
+  private checked = 0
+  /** Position in `chunks` of the first byte not yet checked, while waiting for a payload. */
+  private checkIndex = 0
+  private checkOffset = 0
 
   constructor(options: { readonly mask: boolean }) {
     this.mask = options.mask
@@ -87,7 +150,7 @@ export class FrameParser {
    * Next complete frame, `undefined` if more bytes are needed, or an error. After an error the
    * parser is dead: it drops further bytes and returns the same error.
    */
-  next(): Frame | undefined | ProtocolError | PayloadTooBig {
+  next(): Frame | undefined | FrameParserError {
     for (;;) {
       switch (this.state) {
         case HEADER: {
@@ -107,6 +170,10 @@ export class FrameParser {
             // RFC 6455 §5.5: control frames are final and carry at most 125 bytes.
             if (!fin) return this.fail(new ProtocolError({ detail: "fragmented control frame" }))
             if (length7 > MAX_CONTROL_PAYLOAD) return this.fail(new ProtocolError({ detail: "control frame too long" }))
+          }
+          if (this.messageChecks) {
+            const error = this.checkMessage(opcode, fin, b0 & RSV_BITS)
+            if (error !== undefined) return this.fail(error)
           }
           this.fin = fin
           this.rsv1 = (b0 & 0x40) !== 0
@@ -152,14 +219,29 @@ export class FrameParser {
           key[1] = this.readByte()
           key[2] = this.readByte()
           key[3] = this.readByte()
-          this.state = PAYLOAD
+          this.startPayload()
           break
         }
         case PAYLOAD: {
           const length = this.length
-          if (this.buffered < length) return undefined
+          if (this.buffered < length) {
+            if (this.validator !== undefined && this.buffered > this.checked && !this.checkArrived()) {
+              return this.fail(invalidUtf8(this.opcode))
+            }
+            return undefined
+          }
           const data = length === 0 ? EMPTY : this.take(length)
-          if (this.masked && length > 0) unmask(data, this.key)
+          const checked = this.checked
+          if (this.masked && length > checked)
+            unmaskAt(checked === 0 ? data : data.subarray(checked), this.key, checked)
+          const validator = this.validator
+          if (validator !== undefined) {
+            const from = Math.max(checked, this.validateFrom)
+            const final = this.opcode === 0x8 || this.fin
+            if (!validator.push(from === 0 ? data : data.subarray(from), final))
+              return this.fail(invalidUtf8(this.opcode))
+          }
+          this.validated = validator === this.textUtf8
           this.state = HEADER
           return new Frame(this.opcode as Opcode, data, this.fin, this.rsv1, this.rsv2, this.rsv3)
         }
@@ -169,16 +251,93 @@ export class FrameParser {
     }
   }
 
-  /** Records the payload length, enforces `maxSize`, and moves on to the mask key or payload. */
-  private setLength(length: number): PayloadTooBig | undefined {
-    const maxSize = this.maxSize
-    if (maxSize !== null && length > maxSize) return this.fail(new PayloadTooBig({ size: length, maxSize }))
-    this.length = length
-    this.state = this.masked ? MASK_KEY : PAYLOAD
+  /**
+   * Header checks that depend on the message in progress (RFC 6455 §5.4, §5.2), and what the
+   * payload of this frame needs: a validator when it must be UTF-8.
+   */
+  private checkMessage(opcode: number, fin: boolean, rsv: number): ProtocolError | undefined {
+    const rsvAllowed = this.rsvAllowed
+    this.validator = undefined
+    if (opcode >= 0x8) {
+      if (rsvAllowed !== null && rsv !== 0) return new ProtocolError({ detail: "reserved bits must be 0" })
+      this.transformed = false
+      if (opcode === 0x8) {
+        // A close reason is UTF-8 after the 2-byte code (RFC 6455 §5.5.1).
+        this.closeUtf8.reset()
+        this.validator = this.closeUtf8
+        this.validateFrom = 2
+      }
+      return undefined
+    }
+    if (opcode === 0) {
+      if (this.messageOpcode === 0) return new ProtocolError({ detail: "unexpected continuation frame" })
+      // RFC 7692 §6.1: only the first frame of a message carries the compression bit.
+      if (rsvAllowed !== null && rsv !== 0) return new ProtocolError({ detail: "reserved bits must be 0" })
+      this.transformed = this.messageTransformed
+    } else {
+      if (this.messageOpcode !== 0) return new ProtocolError({ detail: "expected a continuation frame" })
+      if (rsvAllowed !== null && (rsv & ~rsvAllowed) !== 0) {
+        return new ProtocolError({ detail: "reserved bits must be 0" })
+      }
+      this.transformed = rsv !== 0
+      this.messageTransformed = this.transformed
+      if (opcode === 0x1 && !this.transformed) this.textUtf8.reset()
+    }
+    const text = (opcode === 0 ? this.messageOpcode : opcode) === 0x1
+    this.messageOpcode = fin ? 0 : opcode === 0 ? this.messageOpcode : opcode
+    if (text && !this.transformed) {
+      this.validator = this.textUtf8
+      this.validateFrom = 0
+    }
     return undefined
   }
 
-  private fail<E extends ProtocolError | PayloadTooBig>(error: E): E {
+  /** Records the payload length, enforces the size limit, and moves on to the mask key or payload. */
+  private setLength(length: number): PayloadTooBig | undefined {
+    if (this.opcode < 0x8) {
+      const maxSize = this.transformed && this.maxTransformedSize !== undefined ? this.maxTransformedSize : this.maxSize
+      if (maxSize !== null && length > maxSize) return this.fail(new PayloadTooBig({ size: length, maxSize }))
+    }
+    this.length = length
+    if (this.masked) this.state = MASK_KEY
+    else this.startPayload()
+    return undefined
+  }
+
+  private startPayload(): void {
+    this.state = PAYLOAD
+    this.checked = 0
+    this.checkIndex = this.head
+    this.checkOffset = this.offset
+  }
+
+  /**
+   * Unmasks and validates the payload bytes that arrived since the last call, in place, while the
+   * frame is incomplete (every buffered byte then belongs to its payload). The chunks are not
+   * consumed, so the cursor into them stays valid until the payload is taken.
+   */
+  private checkArrived(): boolean {
+    const validator = this.validator!
+    const chunks = this.chunks
+    let index = this.checkIndex
+    let offset = this.checkOffset
+    while (this.checked < this.buffered) {
+      const chunk = chunks[index]!
+      const piece = offset === 0 ? chunk : chunk.subarray(offset)
+      const position = this.checked
+      if (this.masked) unmaskAt(piece, this.key, position)
+      const skip = this.validateFrom - position
+      if (skip < piece.length && !validator.push(skip > 0 ? piece.subarray(skip) : piece, false)) return false
+      this.checked += piece.length
+      index++
+      offset = 0
+    }
+    this.checkIndex = index
+    this.checkOffset = 0
+    return true
+  }
+
+  private fail<E extends FrameParserError>(error: E): E {
     this.state = DEAD
     this.error = error
     this.chunks = []
@@ -250,3 +409,6 @@ export class FrameParser {
     return out
   }
 }
+
+const invalidUtf8 = (opcode: number): InvalidUtf8 =>
+  new InvalidUtf8({ detail: opcode === 0x8 ? "invalid UTF-8 in close reason" : "invalid UTF-8 in text message" })

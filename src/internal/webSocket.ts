@@ -49,6 +49,17 @@ const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
   return Effect.sync(() => clearImmediate(immediate))
 })
 
+const EMPTY = new Uint8Array(0)
+
+/** First capacity of the buffer of a fragmented message (then doubled as needed). */
+const MIN_FRAGMENTS_CAPACITY = 1024
+
+/**
+ * How long a protocol violation waits for the application to come back for messages that arrived
+ * before it, when it is busy elsewhere or does not read: then the connection fails anyway.
+ */
+const PENDING_FAILURE_GRACE_MS = 1000
+
 /** Options with defaults applied and durations decoded. */
 export interface ResolvedOptions {
   readonly pingInterval: Duration.Duration | null
@@ -118,10 +129,15 @@ export class WebSocketImpl implements WebSocket {
   private queue: Array<Data> = []
   private queueHead = 0
   private readonly readers = new Set<() => void>()
-  private paused = false
-  // The fragmented message being received.
-  private fragments: Array<Uint8Array> = []
+  /** Reading is paused: the queue holds `maxQueue` messages, or the write buffer is over `writeLimit`. */
+  private pausedForQueue = false
+  private pausedForWrites = false
+  // The fragmented message being received, assembled in one growing buffer (bounded by maxSize).
+  private fragments: Uint8Array = EMPTY
+  private fragmentsLength = 0
   private fragmentOpcode = 0
+  /** Applies a failure held back for the application when it does not come back to read. */
+  private pendingFailureTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
   private readonly pings = new Map<string, PendingPing>()
   /** Completes when the fragmented message being sent is complete; `undefined` when none is. */
@@ -140,6 +156,9 @@ export class WebSocketImpl implements WebSocket {
     private readonly runFork: RunFork
   ) {
     this.id = protocol.id
+    // Messages that arrived before a protocol violation are still delivered, and the application's
+    // answers to them go out before the closing frame (see `applyPendingFailure`).
+    protocol.deferFailures = true
     this.handshakeEvent = Deferred.unsafeMake(FiberId.none)
     this.closedDeferred = Deferred.unsafeMake(FiberId.none)
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
@@ -150,7 +169,7 @@ export class WebSocketImpl implements WebSocket {
     // Errors (ECONNRESET, EPIPE) are followed by 'close', which handles the closure.
     socket.on("error", () => {})
     socket.on("close", () => this.onSocketClose())
-    socket.on("drain", () => this.wakeAll(this.drainWaiters))
+    socket.on("drain", () => this.onDrain())
   }
 
   get side(): "client" | "server" {
@@ -200,7 +219,14 @@ export class WebSocketImpl implements WebSocket {
   /** Processes events and writes what the protocol produced after receiving data or EOF. */
   private afterReceive(): void {
     this.processEvents()
+    if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
     this.flush()
+    // What we write in answer to what we read (pongs, closes) must not grow without bound when the
+    // peer does not read: stop reading until the write buffer drains, and TCP pushes back on it.
+    if (!this.pausedForWrites && this.socket.writableLength > this.options.writeLimit && !this.socketClosed) {
+      this.pausedForWrites = true
+      this.socket.pause()
+    }
     if (this.protocol.closeExpected()) this.startCloseTimer()
     if (this.protocol.state === State.CLOSED && !this.socketClosed) {
       // Both sides closed their half of the TCP connection (or the handshake failed): release it.
@@ -236,13 +262,15 @@ export class WebSocketImpl implements WebSocket {
           return
         }
         this.fragmentOpcode = frame.opcode
-        this.fragments = [frame.data]
+        this.fragmentsLength = 0
+        this.appendFragment(frame.data)
         return
       case Opcode.Continuation: {
-        this.fragments.push(frame.data)
+        this.appendFragment(frame.data)
         if (!frame.fin) return
-        const data = Buffer.concat(this.fragments)
-        this.fragments = []
+        const data = this.fragments.subarray(0, this.fragmentsLength)
+        this.fragments = EMPTY
+        this.fragmentsLength = 0
         this.enqueue(this.fragmentOpcode, data)
         return
       }
@@ -255,15 +283,70 @@ export class WebSocketImpl implements WebSocket {
     }
   }
 
+  /**
+   * Appends a fragment to the message being assembled. The buffer doubles as it fills, within
+   * `maxSize` (which the protocol enforced), so a message in many small fragments costs one buffer
+   * of its size, not one object per fragment.
+   */
+  private appendFragment(data: Uint8Array): void {
+    const length = this.fragmentsLength + data.byteLength
+    if (length > this.fragments.byteLength) {
+      const maxSize = this.options.maxSize
+      let capacity = Math.max(length, this.fragments.byteLength * 2, MIN_FRAGMENTS_CAPACITY)
+      if (maxSize !== null) capacity = Math.max(length, Math.min(capacity, maxSize))
+      const grown = Buffer.allocUnsafe(capacity)
+      grown.set(this.fragments.subarray(0, this.fragmentsLength), 0)
+      this.fragments = grown
+    }
+    this.fragments.set(data, this.fragmentsLength)
+    this.fragmentsLength = length
+  }
+
   private enqueue(opcode: number, data: Uint8Array): void {
     this.queue.push(opcode === Opcode.Text ? textDecoder(data) : data)
     const maxQueue = this.options.maxQueue
-    if (maxQueue !== null && !this.paused && this.queue.length - this.queueHead >= maxQueue) {
+    if (maxQueue !== null && !this.pausedForQueue && this.queue.length - this.queueHead >= maxQueue) {
       // Stop reading: the kernel's buffers fill up and TCP flow control pushes back on the peer.
-      this.paused = true
+      this.pausedForQueue = true
       this.socket.pause()
     }
     this.wakeAll(this.readers)
+  }
+
+  private onDrain(): void {
+    if (this.pausedForWrites) {
+      this.pausedForWrites = false
+      if (!this.pausedForQueue && !this.socketClosed) this.socket.resume()
+    }
+    this.wakeAll(this.drainWaiters)
+  }
+
+  /**
+   * The peer broke the protocol after messages the application may still be answering. The
+   * closing frame goes out once the application has taken every message and comes back for more
+   * (its answers are then written), or after a grace period if it does not read.
+   */
+  private onPendingFailure(): void {
+    if (this.queueHead === this.queue.length && this.readers.size > 0) {
+      this.applyPendingFailure()
+      return
+    }
+    if (this.pendingFailureTimer === undefined) {
+      this.pendingFailureTimer = setTimeout(() => {
+        this.pendingFailureTimer = undefined
+        this.applyPendingFailure()
+      }, PENDING_FAILURE_GRACE_MS)
+    }
+  }
+
+  private applyPendingFailure(): void {
+    if (this.pendingFailureTimer !== undefined) {
+      clearTimeout(this.pendingFailureTimer)
+      this.pendingFailureTimer = undefined
+    }
+    if (this.protocol.pendingFailure === undefined) return
+    this.protocol.failPending()
+    this.afterReceive()
   }
 
   private onPong(data: Uint8Array): void {
@@ -280,6 +363,7 @@ export class WebSocketImpl implements WebSocket {
   }
 
   private onClosed(): void {
+    if (this.pendingFailureTimer !== undefined) clearTimeout(this.pendingFailureTimer)
     if (this.closeTimer !== undefined) this.closeTimer.unsafeInterruptAsFork(FiberId.none)
     if (this.keepalive !== undefined) this.keepalive.unsafeInterruptAsFork(FiberId.none)
     const exc = this.protocol.closeExc
@@ -427,12 +511,12 @@ export class WebSocketImpl implements WebSocket {
       this.queue = this.queue.slice(this.queueHead)
       this.queueHead = 0
     }
-    if (this.paused) {
+    if (this.pausedForQueue) {
       const maxQueue = this.options.maxQueue ?? 0
       // Resume below a low-water mark of a quarter of maxQueue, as Python does.
       if (this.queue.length - this.queueHead <= maxQueue >> 2) {
-        this.paused = false
-        if (!this.socketClosed) this.socket.resume()
+        this.pausedForQueue = false
+        if (!this.pausedForWrites && !this.socketClosed) this.socket.resume()
       }
     }
     return message
@@ -448,6 +532,8 @@ export class WebSocketImpl implements WebSocket {
   readonly recv: Effect.Effect<Data, ConnectionClosed> = Effect.suspend(() => {
     if (this.queueHead < this.queue.length) return Effect.succeed(this.takeSync())
     if (this.socketClosed) return Effect.fail(this.protocol.closeExc)
+    // Every message before a protocol violation was taken and answered: the connection fails now.
+    if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
     return Effect.zipRight(this.waitReadable, this.recv)
   })
 
@@ -462,6 +548,7 @@ export class WebSocketImpl implements WebSocket {
         const exc = this.protocol.closeExc
         return Effect.fail(exc._tag === "ConnectionClosedOK" ? Option.none() : Option.some(exc))
       }
+      if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
       return Effect.zipRight(this.waitReadable, this.recvAll)
     }
   )
