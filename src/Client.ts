@@ -17,7 +17,6 @@ import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -27,7 +26,8 @@ import type { ClientExtensionFactory } from "./extensions/Extension.js"
 import { enableClientPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import type { HeadersLike } from "./Headers.js"
 import type { Request, Response } from "./Http11.js"
-import { type RunFork, resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
+import { Timers } from "./internal/timers.js"
+import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { formatUri, parseUri, type WebSocketURI } from "./Uri.js"
 import {
   defaults,
@@ -124,10 +124,10 @@ const connectOnce = (
   unixPath: string | undefined
 ): Effect.Effect<WebSocketImpl, SocketGenericError | InvalidHandshakeFamily, Scope.Scope> =>
   Effect.gen(function* () {
-    // Fibers of this connection (close timer, keepalive) end with its scope; this finalizer runs last.
-    const runFork = yield* FiberSet.makeRuntime<never>()
+    // Timers of this connection (close timer, keepalive) end with its scope; this finalizer runs last.
+    const timers = yield* Timers.make
     const socket = yield* openSocket(wsuri, options, unixPath)
-    const ws = yield* handshakeOver(socket, wsuri, options, runFork, (ws) => {
+    const ws = yield* handshakeOver(socket, wsuri, options, timers, (ws) => {
       // The peer's end of a unix socket is the path; ours is unnamed (as getpeername/getsockname say).
       if (unixPath !== undefined) ws.remoteAddress = { _tag: "UnixAddress", path: unixPath }
     })
@@ -143,7 +143,7 @@ export const handshakeOver = (
   socket: Duplex,
   wsuri: WebSocketURI,
   options: ConnectOptions,
-  runFork: RunFork,
+  timers: Timers,
   prepare?: (ws: WebSocketImpl) => void
 ): Effect.Effect<WebSocketImpl, InvalidHandshakeFamily, Scope.Scope> =>
   Effect.gen(function* () {
@@ -157,7 +157,7 @@ export const handshakeOver = (
       extensions,
       maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize
     })
-    const ws = new WebSocketImpl(protocol, socket, resolveOptions(options), runFork)
+    const ws = new WebSocketImpl(protocol, socket, resolveOptions(options), timers)
     prepare?.(ws)
     // Closing the scope performs the closing handshake; close() is bounded by the close timer.
     yield* Effect.addFinalizer(() => ws.close())

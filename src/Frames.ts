@@ -305,12 +305,15 @@ const writeHeader = (out: Uint8Array, frame: Frame, length: number, masked: bool
   return 10
 }
 
+/** Unmasked payloads up to this size are copied behind their header instead of written beside it. */
+const MERGE_LIMIT = 8192
+
 /**
  * Serializes a frame (RFC 6455 §5.2) as chunks to write in order, so a writer can send the caller's
  * payload without copying it:
  *
- * - unmasked: `[header, payload]` (`[header]` for an empty payload); the payload is the caller's
- *   buffer itself.
+ * - unmasked: `[header, payload]`, the payload being the caller's buffer itself; or `[frame]`, one
+ *   new buffer with header and payload, for payloads up to 8 KiB.
  * - masked: `[frame]`, one new buffer with the header, a 4-byte key from a pooled CSPRNG and the
  *   masked payload; the caller's data is never modified.
  *
@@ -324,9 +327,17 @@ export const serializeFrame = (frame: Frame, mask: boolean, maskKey?: Uint8Array
   const length = data.length
   const headerLen = headerLength(length, mask)
   if (!mask) {
+    if (length <= MERGE_LIMIT) {
+      // One buffer: a small copy costs less than writing two buffers (`writev`), and the socket
+      // then writes the frame with one plain `write`.
+      const out = Buffer.allocUnsafe(headerLen + length)
+      writeHeader(out, frame, length, false)
+      if (length > 0) out.set(data, headerLen)
+      return [out]
+    }
     const header = Buffer.allocUnsafe(headerLen)
     writeHeader(header, frame, length, false)
-    return length === 0 ? [header] : [header, data]
+    return [header, data]
   }
   const out = Buffer.allocUnsafe(headerLen + length)
   const keyOffset = writeHeader(out, frame, length, true)

@@ -24,6 +24,7 @@ import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
+import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
 import {
@@ -185,10 +186,9 @@ export const serve = <E, R, RP = never>(
     const closed = yield* Deferred.make<void>()
     let shuttingDown = false
 
-    // Timer fibers of every connection (close timeout, keepalive), in one set for the server rather
-    // than one per connection (a FiberSet costs about 2 KiB); each connection interrupts its own when
-    // it closes. Made before `handlers`, so it is closed after them.
-    const runTimers = yield* FiberSet.makeRuntime<never>()
+    // Timers of every connection (close timeout, keepalive) in one queue with one fiber for the
+    // server. Made before `handlers`, so it is closed after them.
+    const timers = yield* Timers.make
     // Handler fibers, one per connection; interrupted if still running when the scope closes.
     const handlers = yield* FiberSet.make<void, never>()
     // The server provides CurrentWebSocket to each handler, so callers need not.
@@ -234,7 +234,7 @@ export const serve = <E, R, RP = never>(
             extensions,
             maxSize: resolved.maxSize
           })
-          const ws = new WebSocketImpl(protocol, socket, resolved, runTimers)
+          const ws = new WebSocketImpl(protocol, socket, resolved, timers)
           // Our end of a unix socket is the path we listen on; the client's end is unnamed.
           if (options.unix !== undefined) ws.localAddress = { _tag: "UnixAddress", path: options.unix }
           yield* Effect.addFinalizer(() => Effect.sync(() => ws.abort()))

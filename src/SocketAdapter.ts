@@ -20,6 +20,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { type ConnectError, type ConnectOptions, handshakeOver } from "./Client.js"
 import { type ConnectionClosed, isConnectionClosed } from "./Errors.js"
+import { Timers } from "./internal/timers.js"
 import { parseUri } from "./Uri.js"
 import type { WebSocket } from "./WebSocket.js"
 
@@ -155,7 +156,7 @@ export const connectOverSocket = (
 ): Effect.Effect<WebSocket, ConnectError, Scope.Scope> =>
   Effect.gen(function* () {
     const wsuri = yield* parseUri(uri)
-    const runFork = yield* FiberSet.makeRuntime<never>()
+    const timers = yield* Timers.make
     const duplex = yield* duplexOf(socket)
-    return yield* handshakeOver(duplex, wsuri, options, runFork)
+    return yield* handshakeOver(duplex, wsuri, options, timers)
   })

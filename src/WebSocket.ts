@@ -58,6 +58,15 @@ export interface WebSocket {
    */
   readonly messages: Stream.Stream<Data, ConnectionClosedError>
   /**
+   * Runs `f` on every incoming message, one after the other, until the connection closes: the same
+   * as `Stream.runForEach(ws.messages, f)` (ends normally after 1000/1001 both ways, fails with
+   * ConnectionClosedError otherwise, or with the first failure of `f`), at a fraction of its cost
+   * per message. The fastest way to serve request/response traffic.
+   */
+  forEachMessage<E, R>(
+    f: (message: Data) => Effect.Effect<unknown, E, R>
+  ): Effect.Effect<void, ConnectionClosedError | E, R>
+  /**
    * Sends a message: a string as Text, bytes as Binary, an iterable or a `Stream` of fragments as
    * one fragmented message (all fragments of one type, else InvalidArgument and the connection is
    * closed with 1011). Waits while the write buffer is above `writeLimit`.

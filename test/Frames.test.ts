@@ -135,12 +135,24 @@ describe("RFC 6455 §5.7 examples", () => {
 })
 
 describe("serializeFrame", () => {
-  it("returns the header and the caller's payload itself when unmasked", () => {
-    const data = utf8("Hello")
+  it("returns the header and the caller's payload itself when unmasked and over 8 KiB", () => {
+    const data = new Uint8Array(8193).fill(7)
     const chunks = serializeFrame(new Frame(Opcode.Binary, data), false)
     expect(chunks.length).toBe(2)
-    expect(hex(chunks[0]!)).toBe("8205")
+    expect(hex(chunks[0]!)).toBe("827e2001")
     expect(chunks[1]).toBe(data)
+  })
+
+  it("copies an unmasked payload up to 8 KiB behind its header, leaving the caller's payload as it is", () => {
+    const data = utf8("Hello")
+    const chunks = serializeFrame(new Frame(Opcode.Binary, data), false)
+    expect(chunks.map(hex)).toEqual(["820548656c6c6f"])
+    expect(chunks[0]).not.toBe(data)
+    const large = new Uint8Array(8192).fill(9)
+    const [frame] = serializeFrame(new Frame(Opcode.Binary, large), false)
+    expect(frame!.byteLength).toBe(8196)
+    expect(hex(frame!.subarray(0, 4))).toBe("827e2000")
+    expect(Buffer.from(frame!.subarray(4)).equals(large)).toBe(true)
   })
 
   it("returns the header alone for an empty unmasked payload", () => {
@@ -173,7 +185,7 @@ describe("serializeFrame", () => {
     const header = (length: number, mask: boolean) =>
       hex(serializeFrame(new Frame(Opcode.Binary, new Uint8Array(length)), mask, fromHex("00000000"))[0]!).slice(
         0,
-        mask ? 36 : 28
+        mask ? 36 : length < 126 ? 4 : length < 65536 ? 8 : 20
       )
     expect(header(125, false)).toBe("827d")
     expect(header(126, false)).toBe("827e007e")

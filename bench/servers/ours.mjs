@@ -1,5 +1,5 @@
 /**
- * Target: our echo server (effect-websockets), built into dist/ by `npm run build`.
+ * Target: our echo server (effect-websockets), built into dist/ by `npm run build`, with the README's echo handler.
  * Keepalive is off, as in `ws` (which has none), unless `--keepalive` (the library's default of a
  * ping every 20 s, used by the memory benchmark: it is what an idle connection costs by default).
  */
@@ -9,7 +9,10 @@ import { args, deflate, MAX_SIZE, ready } from "./common.mjs"
 
 const keepalive = args.includes("--keepalive")
 
-const echo = (ws) => Stream.runForEach(ws.messages, (message) => ws.send(message))
+// The README's echo handler; `--stream` measures the same with the `messages` Stream.
+const echo = args.includes("--stream")
+  ? (ws) => Stream.runForEach(ws.messages, (message) => ws.send(message))
+  : (ws) => ws.forEachMessage((message) => ws.send(message))
 
 Effect.runFork(
   Effect.scoped(

@@ -11,8 +11,8 @@ import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
@@ -33,6 +33,7 @@ import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
 import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
+import type { Timer, Timers } from "./timers.js"
 
 /**
  * Size of the fragments of a large message sent with compression: compressing 256 KiB takes about
@@ -81,14 +82,9 @@ export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
   writeLimit: options.writeLimit ?? defaults.writeLimit
 })
 
-/**
- * Runs an effect (a timer) in a fiber owned by a scope that outlives it: the connection's on the
- * client, the server's on the server. The connection interrupts its timers when it closes.
- */
-export type RunFork = <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
-
 interface PendingPing {
-  readonly deferred: Deferred.Deferred<number, ConnectionClosed>
+  /** Completed with the latency by the pong (application pings). */
+  readonly deferred: Deferred.Deferred<number, ConnectionClosed> | undefined
   readonly sentAt: number
 }
 
@@ -144,8 +140,11 @@ export class WebSocketImpl implements WebSocket {
   private fragmenting: Deferred.Deferred<void> | undefined = undefined
   private readonly drainWaiters = new Set<() => void>()
   private corked = false
-  private closeTimer: Fiber.RuntimeFiber<void> | undefined = undefined
-  private keepalive: Fiber.RuntimeFiber<void> | undefined = undefined
+  private closeTimer: Timer | undefined = undefined
+  /** The keepalive's next step: its next ping, or the end of the wait for its pong. */
+  private keepaliveTimer: Timer | undefined = undefined
+  /** Payload of the keepalive ping waiting for its pong. */
+  private keepaliveKey: string | undefined = undefined
   private socketClosed = false
   private socketEnded = false
 
@@ -153,7 +152,7 @@ export class WebSocketImpl implements WebSocket {
     readonly protocol: Connection,
     readonly socket: Duplex,
     readonly options: ResolvedOptions,
-    private readonly runFork: RunFork
+    private readonly timers: Timers
   ) {
     this.id = protocol.id
     // Messages that arrived before a protocol violation are still delivered, and the application's
@@ -357,17 +356,20 @@ export class WebSocketImpl implements WebSocket {
     const now = performance.now()
     for (const [pingKey, ping] of this.pings) {
       this.pings.delete(pingKey)
-      Deferred.unsafeDone(ping.deferred, Exit.succeed(now - ping.sentAt))
+      if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.succeed(now - ping.sentAt))
+      if (pingKey === this.keepaliveKey) this.onKeepalivePong()
       if (pingKey === key) break
     }
   }
 
   private onClosed(): void {
     if (this.pendingFailureTimer !== undefined) clearTimeout(this.pendingFailureTimer)
-    if (this.closeTimer !== undefined) this.closeTimer.unsafeInterruptAsFork(FiberId.none)
-    if (this.keepalive !== undefined) this.keepalive.unsafeInterruptAsFork(FiberId.none)
+    this.closeTimer?.cancel()
+    this.keepaliveTimer?.cancel()
     const exc = this.protocol.closeExc
-    for (const ping of this.pings.values()) Deferred.unsafeDone(ping.deferred, Exit.fail(exc))
+    for (const ping of this.pings.values()) {
+      if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.fail(exc))
+    }
     this.pings.clear()
     Deferred.unsafeDone(this.handshakeEvent, Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
     this.wakeAll(this.readers)
@@ -417,9 +419,7 @@ export class WebSocketImpl implements WebSocket {
 
   private startCloseTimer(): void {
     if (this.closeTimer !== undefined || this.socketClosed) return
-    this.closeTimer = this.runFork(
-      Effect.sleep(this.options.closeTimeout).pipe(Effect.andThen(Effect.sync(() => this.abort())))
-    )
+    this.closeTimer = this.timers.schedule(Duration.toMillis(this.options.closeTimeout), () => this.abort())
   }
 
   /** Aborts the TCP connection at once. */
@@ -452,30 +452,49 @@ export class WebSocketImpl implements WebSocket {
     this.requestHeaders = request.headers
     this.responseHeaders = response.headers
     this.subprotocol = subprotocol
-    const interval = this.options.pingInterval
-    if (interval !== null) this.keepalive = this.runFork(this.keepaliveLoop(interval))
+    this.scheduleKeepalivePing()
   }
 
-  private keepaliveLoop(interval: Duration.Duration): Effect.Effect<void> {
+  // Keepalive, as Python does it: a ping `pingInterval` after the previous pong, and the connection
+  // fails with 1011 when no pong comes within `pingTimeout` (RFC 6455 leaves keepalive to the
+  // application). Timers, not a fiber: an idle connection costs no fiber for it.
+
+  private scheduleKeepalivePing(): void {
+    const interval = this.options.pingInterval
+    if (interval === null || this.socketClosed) return
+    this.keepaliveTimer = this.timers.schedule(Duration.toMillis(interval), () => this.sendKeepalivePing())
+  }
+
+  private sendKeepalivePing(): void {
+    this.keepaliveTimer = undefined
+    if (this.protocol.state !== State.OPEN) return
+    const payload = this.uniquePingPayload()
+    if (Either.isLeft(this.protocol.sendPing(payload))) return
+    const key = hex(payload)
+    this.pings.set(key, { deferred: undefined, sentAt: performance.now() })
+    this.keepaliveKey = key
+    this.flush()
     const timeout = this.options.pingTimeout
-    const once = Effect.gen(this, function* () {
-      yield* Effect.sleep(interval)
-      const pong = yield* this.ping()
-      if (timeout === null) return yield* pong
-      const answered = yield* Effect.timeoutTo(pong, {
-        duration: timeout,
-        onSuccess: () => true,
-        onTimeout: () => false
-      })
-      if (!answered) {
-        // RFC 6455 leaves keepalive to the application; Python fails the connection with 1011.
+    if (timeout !== null) {
+      this.keepaliveTimer = this.timers.schedule(Duration.toMillis(timeout), () => {
+        this.keepaliveTimer = undefined
         this.failConnection(CloseCode.InternalError, "keepalive ping timeout")
-      }
-    })
-    return once.pipe(
-      Effect.forever,
-      Effect.catchAll(() => Effect.void)
-    )
+      })
+    }
+  }
+
+  private onKeepalivePong(): void {
+    this.keepaliveKey = undefined
+    this.keepaliveTimer?.cancel()
+    this.scheduleKeepalivePing()
+  }
+
+  /** Four random bytes, unique among pending pings. */
+  private uniquePingPayload(): Uint8Array {
+    let payload: Uint8Array
+    do payload = randomFillSync(Buffer.allocUnsafe(4))
+    while (this.pings.has(hex(payload)))
+    return payload
   }
 
   /** Fails the connection with `code` (RFC 6455 §7.1.7) and arms the close timer. */
@@ -554,6 +573,23 @@ export class WebSocketImpl implements WebSocket {
   )
 
   readonly messages: Stream.Stream<Data, ConnectionClosedError> = Stream.repeatEffectChunkOption(this.recvAll)
+
+  forEachMessage<E, R>(
+    f: (message: Data) => Effect.Effect<unknown, E, R>
+  ): Effect.Effect<void, ConnectionClosedError | E, R> {
+    // A plain loop of Effects: the fiber runs `f` on every queued message and only suspends when
+    // the queue is empty, without the per-element work of a Stream pipeline.
+    const loop: Effect.Effect<void, ConnectionClosedError | E, R> = Effect.suspend(() => {
+      if (this.queueHead < this.queue.length) return Effect.zipRight(f(this.takeSync()), loop)
+      if (this.socketClosed) {
+        const exc = this.protocol.closeExc
+        return exc._tag === "ConnectionClosedOK" ? Effect.void : Effect.fail(exc)
+      }
+      if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
+      return Effect.zipRight(this.waitReadable, loop)
+    })
+    return loop
+  }
 
   /** After the connection left OPEN: wait until it is closed, then fail with the close exception. */
   private readonly closedError: Effect.Effect<never, ConnectionClosed> = Effect.suspend(() =>
@@ -748,11 +784,8 @@ export class WebSocketImpl implements WebSocket {
         let payload: Uint8Array
         let key: string
         if (data === undefined) {
-          // Four random bytes, unique among pending pings.
-          do {
-            payload = randomFillSync(Buffer.allocUnsafe(4))
-            key = hex(payload)
-          } while (this.pings.has(key))
+          payload = this.uniquePingPayload()
+          key = hex(payload)
         } else {
           payload = toBytes(data)
           key = hex(payload)
