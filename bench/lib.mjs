@@ -4,7 +4,7 @@
  * and killing every child on the way out (also on errors and signals).
  */
 import { spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs"
 import * as os from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -15,8 +15,8 @@ export const BUILD = join(BENCH, ".build")
 const LOADGEN_SRC = join(BENCH, "loadgen.c")
 export const LOADGEN = join(BUILD, "loadgen")
 
-/** How long a server may take to print its ready line. */
-const SERVER_START_MS = 10_000
+/** How long a server may take to print its ready line (the platform's imports are slow to load on a busy machine). */
+const SERVER_START_MS = 30_000
 /** Grace period on top of a child's own timeout before it is killed. */
 const KILL_GRACE_MS = 5_000
 
@@ -207,8 +207,13 @@ export const TARGETS = {
   ours: { script: "servers/ours.mjs", env: {} },
   ws: { script: "servers/ws.mjs", env: {} },
   "ws-js": { script: "servers/ws.mjs", env: { WS_NO_BUFFER_UTIL: "1" } },
-  plain: { script: "servers/plain.mjs", env: {} }
+  plain: { script: "servers/plain.mjs", env: {} },
+  // `HttpServerRequest.upgrade` of @effect/platform-node (ws underneath): no permessage-deflate.
+  platform: { script: "servers/platform.mjs", env: {}, noDeflate: true }
 }
+
+/** Whether a target can serve the compressed cases (`plain` and `platform` cannot). */
+export const hasDeflate = (name) => name !== "plain" && TARGETS[name]?.noDeflate !== true
 
 /**
  * Starts a target server; resolves with { name, pid, port, info, alive(), stop(), rssKiB(), gc() }.
@@ -228,18 +233,27 @@ export const startServer = async (
       ? spawn("sh", ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], { env, cwd: ROOT })
       : spawn(process.execPath, argv, { env, cwd: ROOT })
   track(child)
+  // Replies to `request` (common.mjs's stdin commands): JSON lines with a `reply` field.
+  const pending = []
   const info = await new Promise((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${name} did not start within ${SERVER_START_MS} ms`)),
       SERVER_START_MS
     )
     const err = lineCollector(child.stderr, null, 40)
+    let started = false
     lineCollector(child.stdout, (line) => {
+      let value
       try {
-        const value = JSON.parse(line)
+        value = JSON.parse(line)
+      } catch {
+        return
+      }
+      if (!started) {
+        started = true
         clearTimeout(timer)
         resolve(value)
-      } catch {}
+      } else if (value !== null && typeof value === "object" && "reply" in value) pending.shift()?.(value)
     })
     child.once("exit", (code) => {
       clearTimeout(timer)
@@ -273,6 +287,33 @@ export const startServer = async (
     },
     /** CPU time (utime + stime, every thread) in microseconds, null if unreadable. */
     cpuUs: () => procCpuUs(pid),
+    /** Open file descriptors (sockets included), null if unreadable. */
+    fdCount: () => {
+      try {
+        return readdirSync(`/proc/${pid}/fd`).length
+      } catch {
+        return null
+      }
+    },
+    /**
+     * Sends a command of common.mjs (`watch`, `report`) on the server's stdin; resolves with its
+     * JSON reply, or null after `ms` or if the server is gone.
+     */
+    request: (command, ms = 10_000) =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(null)
+        const timer = setTimeout(() => {
+          const i = pending.indexOf(done)
+          if (i >= 0) pending.splice(i, 1)
+          resolve(null)
+        }, ms)
+        const done = (value) => {
+          clearTimeout(timer)
+          resolve(value)
+        }
+        pending.push(done)
+        child.stdin.write(`${command}\n`)
+      }),
     gc: () => {
       try {
         process.kill(pid, "SIGUSR2")

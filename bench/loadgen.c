@@ -24,6 +24,11 @@
  *         are read at both ends of the measurement window.
  *   idle  --port P --conns N [--concurrency C] [--timeout MS]
  *         Opens N connections, prints {"ready":...}, holds them until stdin closes, then resets them.
+ *   handshake --port P [--pid SERVER_PID] --conns N [--warmup MS] [--duration MS] [--timeout MS]
+ *         N connections in a loop: connect, opening handshake, close frame (1000), wait for the
+ *         server's close frame, then an abortive close (RST: no TIME_WAIT, so no port exhaustion),
+ *         and a new connection in its place. Handshakes per second (full cycles completed in the
+ *         window), server CPU per handshake, mean time from connect() to the 101.
  *   lag   --port P --size S [--deflate] [--text] [--timeout MS]
  *         Connection A sends one big message; connection B ping-pongs 16 B messages meanwhile and
  *         reports its round-trip times: the event-loop delay other connections suffer.
@@ -82,7 +87,7 @@ typedef struct {
   unsigned ctl_len;
   /* counters */
   uint64_t received;
-  double sent_at; /* lag mode: when the outstanding message was queued */
+  double sent_at; /* lag mode: when the outstanding message was queued; handshake mode: connect() */
 } conn_t;
 
 static int ep;
@@ -370,6 +375,18 @@ static void do_handshake_read(conn_t *c) {
 }
 
 static int nopen = 0;
+static int hs_mode = 0; /* handshake mode: close each connection as soon as it is open */
+static double hs_latency_sum = 0;
+static uint64_t hs_opened = 0;
+
+/* Handshake mode: a masked close frame, status 1000 (RFC 6455 §5.5.1), right after the 101. */
+static void send_close(conn_t *c) {
+  static const uint8_t code[2] = {0x03, 0xe8};
+  uint8_t f[8];
+  size_t n = build_frame(f, code, 2, 8, 0);
+  ssize_t w = write(c->fd, f, n);
+  if (w != (ssize_t)n) fail("write of the close frame: %s", w < 0 ? strerror(errno) : "short");
+}
 
 static void handle_event(conn_t *c, uint32_t events) {
   if (c->state == ST_DEAD) return;
@@ -394,7 +411,14 @@ static void handle_event(conn_t *c, uint32_t events) {
     }
     set_events(c, 0);
     if (events & EPOLLIN) do_handshake_read(c);
-    if (c->state == ST_OPEN) nopen++;
+    if (c->state == ST_OPEN) {
+      nopen++;
+      if (hs_mode) {
+        hs_opened++;
+        hs_latency_sum += now_ms() - c->sent_at;
+        send_close(c);
+      }
+    }
     return;
   }
   if (events & EPOLLIN) {
@@ -523,6 +547,69 @@ static int run_idle(int concurrency, double timeout) {
   for (int i = 0; i < nconns; i++) reset_conn(&conns[i]);
   printf("{\"ok\":true,\"mode\":\"idle\",\"closed\":true,\"closedByServer\":%d}\n", nclosed_by_peer);
   fflush(stdout);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- handshake mode */
+
+/* A slot whose connection ended (reset after the server's close frame, or closed by the server)
+ * gets a fresh connection; returns how many cycles ended. */
+static uint64_t recycle(void) {
+  uint64_t ended = 0;
+  for (int i = 0; i < nconns; i++) {
+    conn_t *c = &conns[i];
+    if (c->state != ST_DEAD) continue;
+    ended++;
+    const pattern_t *pat = c->pat;
+    memset(c, 0, sizeof *c);
+    c->pat = pat;
+    c->sent_at = now_ms();
+    open_conn(c);
+  }
+  return ended;
+}
+
+static int run_handshake(int pid, double warmup, double duration, double timeout) {
+  double start = now_ms(), deadline = start + timeout;
+  static const pattern_t none = {NULL, 1, 1};
+  on_message = noop_on_message;
+  tolerate_close = 1; /* the server's close frame (or its FIN) ends a cycle */
+  hs_mode = 1;
+  for (int i = 0; i < nconns; i++) {
+    conns[i].pat = &none;
+    conns[i].sent_at = now_ms();
+    open_conn(&conns[i]);
+  }
+  double t_warm = start + warmup;
+  while (now_ms() < t_warm) {
+    if (now_ms() > deadline) fail("timeout during warmup");
+    poll_once(5);
+    recycle();
+  }
+  double k0, k1;
+  double t0 = now_ms(), s0 = proc_cpu_us(pid, &k0), l0 = self_cpu_us();
+  double lat0 = hs_latency_sum;
+  uint64_t o0 = hs_opened, cycles = 0;
+  double t_end = t0 + duration, now;
+  while ((now = now_ms()) < t_end) {
+    if (now > deadline) fail("timeout during measurement");
+    int wait = (int)(t_end - now);
+    poll_once(wait < 1 ? 1 : wait > 50 ? 50 : wait);
+    cycles += recycle();
+  }
+  double t1 = now_ms(), s1 = proc_cpu_us(pid, &k1), l1 = self_cpu_us();
+  double secs = (t1 - t0) / 1e3;
+  double server_cpu = s0 >= 0 && s1 >= 0 ? s1 - s0 : -1;
+  uint64_t opened = hs_opened - o0;
+  printf("{\"ok\":true,\"mode\":\"handshake\",\"conns\":%d,\"handshakes\":%llu,\"seconds\":%.4f,\"rate\":%.1f,"
+         "\"serverCpuUs\":%.0f,\"serverCpuUsPerHandshake\":%.2f,\"serverSysShare\":%.3f,\"serverCpuShare\":%.3f,"
+         "\"loadgenCpuUs\":%.0f,\"loadgenCpuShare\":%.3f,\"handshakeMs\":%.3f}\n",
+         nconns, (unsigned long long)cycles, secs, cycles / secs, server_cpu,
+         cycles > 0 && server_cpu >= 0 ? server_cpu / cycles : -1, server_cpu > 0 ? (k1 - k0) / server_cpu : -1,
+         server_cpu >= 0 ? server_cpu / 1e6 / secs : -1, l1 - l0, (l1 - l0) / 1e6 / secs,
+         opened > 0 ? (hs_latency_sum - lat0) / opened : -1);
+  fflush(stdout);
+  for (int i = 0; i < nconns; i++) reset_conn(&conns[i]);
   return 0;
 }
 
@@ -667,10 +754,14 @@ int main(int argc, char **argv) {
     if (timeout <= 0) timeout = 120000;
     return run_idle(concurrency, timeout);
   }
+  if (strcmp(mode, "handshake") == 0) {
+    if (timeout <= 0) timeout = warmup + duration + 15000;
+    return run_handshake(pid, warmup, duration, timeout);
+  }
   if (strcmp(mode, "lag") == 0) {
     if (timeout <= 0) timeout = 30000;
     return run_lag(size, timeout);
   }
-  fail("usage: loadgen echo|idle|lag --port P [options]");
+  fail("usage: loadgen echo|idle|handshake|lag --port P [options]");
   return 1;
 }
