@@ -93,6 +93,11 @@ export interface ServeOptions<R = never> extends WebSocketOptions {
   readonly processRequest?: ProcessRequest<R> | undefined
   /** Time allowed for a client to complete the opening handshake; `null` disables it. Default 10 seconds. */
   readonly openTimeout?: OptionalDuration
+  /**
+   * Maximum size in bytes of a handshake request's head (request line, headers, CRLFs): a larger
+   * one gets 431 as soon as this many bytes arrived. Default 16 KiB, as Node's `http`.
+   */
+  readonly maxHeaderSize?: number | undefined
   /** `"deflate"` (default) enables permessage-deflate; `null` disables compression. */
   readonly compression?: "deflate" | null | undefined
   /** Supported extensions, in order of preference (permessage-deflate is added by `compression`). */
@@ -231,6 +236,7 @@ export const serve = <E, R, RP = never>(
             selectSubprotocol: options.selectSubprotocol,
             extraHeaders: options.extraHeaders,
             serverHeader: options.serverHeader,
+            maxHeaderSize: options.maxHeaderSize,
             extensions,
             maxSize: resolved.maxSize
           })
