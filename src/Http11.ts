@@ -285,7 +285,9 @@ abstract class HeadParser<M> {
   private restBytes: Uint8Array = EMPTY
 
   constructor(options: HeadParserOptions = {}) {
-    this.maxHeaderSize = options.maxHeaderSize ?? MAX_HEADER_SIZE
+    const max = options.maxHeaderSize ?? MAX_HEADER_SIZE
+    // Fail closed: a negative or NaN limit lets no head through rather than disabling the limit.
+    this.maxHeaderSize = max >= 0 ? max : 0
   }
 
   /** Bytes received after the end of the message, valid once the message was returned. */

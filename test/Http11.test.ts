@@ -553,6 +553,12 @@ describe("Http11", () => {
       expect(right(new RequestParser({ maxHeaderSize: 100 }).feed(bytes(requestOfSize(100)))).path).toBe("/")
     })
 
+    it("server with a maxHeaderSize of 0, negative or NaN lets no head through", () => {
+      for (const maxHeaderSize of [0, -1, Number.NaN]) {
+        expectError(new RequestParser({ maxHeaderSize }).feed(bytes(SAMPLE_REQUEST)), "SecurityError", /head too large/)
+      }
+    })
+
     it("server receives a head within a larger maxHeaderSize", () => {
       const head = requestOfSize(4 * MAX_HEADER_SIZE)
       expect(right(new RequestParser({ maxHeaderSize: 4 * MAX_HEADER_SIZE }).feed(bytes(head))).path).toBe("/")
