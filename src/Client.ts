@@ -60,6 +60,11 @@ export interface ConnectOptions extends WebSocketOptions {
   readonly userAgent?: string | null | undefined
   /** Timeout of the TCP connection and opening handshake; `null` disables it. Default 10 seconds. */
   readonly openTimeout?: OptionalDuration
+  /**
+   * Maximum size in bytes of the handshake response's head (status line, headers, CRLFs): a larger
+   * one fails with `SecurityError` as soon as this many bytes arrived. Default 16 KiB, as Node's `http`.
+   */
+  readonly maxHeaderSize?: number | undefined
   /** `"deflate"` (default) enables permessage-deflate; `null` disables compression. */
   readonly compression?: "deflate" | null | undefined
   /** Extensions offered, in order of preference (permessage-deflate is added by `compression`). */
@@ -154,6 +159,7 @@ export const handshakeOver = (
       subprotocols: options.subprotocols,
       extraHeaders: options.extraHeaders,
       userAgent: options.userAgent,
+      maxHeaderSize: options.maxHeaderSize,
       extensions,
       maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize
     })

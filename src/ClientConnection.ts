@@ -22,7 +22,7 @@ import {
   parseExtension,
   parseSubprotocol
 } from "./HeaderParsers.js"
-import { Headers, type HeadersLike } from "./Headers.js"
+import { fromHeadersLike, Headers, type HeadersLike } from "./Headers.js"
 import { Request, type Response, ResponseParser } from "./Http11.js"
 import { parseAll } from "./internal/headerValues.js"
 import { hostHeader, type WebSocketURI } from "./Uri.js"
@@ -50,6 +50,8 @@ export interface ClientConnectionOptions extends ConnectionOptions {
   readonly extraHeaders?: HeadersLike | undefined
   /** Value of the User-Agent header; `null` omits it. */
   readonly userAgent?: string | null | undefined
+  /** Maximum size of the response head in bytes, a `SecurityError` when over. Default 16 KiB (`MAX_HEADER_SIZE`). */
+  readonly maxHeaderSize?: number | undefined
 }
 
 /**
@@ -63,7 +65,7 @@ export class ClientConnection extends Connection {
   readonly key: string = generateKey()
   /** Subprotocol chosen by the server, if any. */
   subprotocol: string | undefined = undefined
-  private responseParser: ResponseParser | undefined = new ResponseParser()
+  private responseParser: ResponseParser | undefined
 
   constructor(
     readonly wsuri: WebSocketURI,
@@ -72,7 +74,8 @@ export class ClientConnection extends Connection {
     super("client", { ...options, state: options.state ?? State.CONNECTING })
     // A connection created OPEN skips the opening handshake: its first bytes are frames, not an
     // HTTP response.
-    if (this.state !== State.CONNECTING) this.responseParser = undefined
+    this.responseParser =
+      this.state === State.CONNECTING ? new ResponseParser({ maxHeaderSize: options.maxHeaderSize }) : undefined
   }
 
   /**
@@ -82,7 +85,12 @@ export class ClientConnection extends Connection {
   connect(): Request {
     const { extensions, extraHeaders, origin, subprotocols, userAgent } = this.options
     const headers = new Headers()
-    headers.append("Host", hostHeader(this.wsuri))
+    const extra = extraHeaders === undefined ? undefined : fromHeadersLike(extraHeaders)
+    // RFC 7230 §5.4: one Host header. A Host among the extra headers replaces the URI's (as with a
+    // virtual host behind the TCP destination) rather than making a second one, which servers reject.
+    const hosts = extra?.getAll("Host") ?? []
+    if (hosts.length === 0) headers.append("Host", hostHeader(this.wsuri))
+    for (const host of hosts) headers.append("Host", host)
     if (this.wsuri.userInfo !== undefined) {
       headers.append("Authorization", buildAuthorizationBasic(this.wsuri.userInfo[0], this.wsuri.userInfo[1]))
     }
@@ -100,7 +108,9 @@ export class ClientConnection extends Connection {
     if (subprotocols !== undefined && subprotocols.length > 0) {
       headers.append("Sec-WebSocket-Protocol", buildSubprotocol(subprotocols))
     }
-    if (extraHeaders !== undefined) headers.update(extraHeaders)
+    if (extra !== undefined) {
+      for (const [name, value] of extra.rawItems()) if (name.toLowerCase() !== "host") headers.append(name, value)
+    }
     if (userAgent !== null && !headers.has("User-Agent")) headers.append("User-Agent", userAgent ?? USER_AGENT)
     return new Request(this.wsuri.resourceName, headers)
   }

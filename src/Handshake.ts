@@ -4,7 +4,8 @@
  * A client builds its request headers with `buildRequest` and checks the response with
  * `checkResponse`; a server checks the request with `checkRequest` and builds the 101 response
  * headers with `buildResponse`. Checking the method, status code, HTTP version, `Host` and
- * `Origin` is the caller's job, as in Python.
+ * `Origin` is the caller's job, as in Python: the parsers of `Http11` check the first four, and
+ * `ServerConnection` the origin.
  *
  * @since 0.1.0
  */

@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
-import { InvalidMessage, SecurityError } from "./Errors.js"
+import { InvalidHeader, InvalidMessage, SecurityError } from "./Errors.js"
 import { Headers, type HeadersLike } from "./Headers.js"
 
 // ---------------------------------------------------------------------------
@@ -29,6 +29,31 @@ export const MAX_NUM_HEADERS = 128
  * @category constants
  */
 export const MAX_LINE_LENGTH = 8192
+
+/**
+ * Default maximum size of a request or response head: start line, header lines and the empty line
+ * that ends them, CRLFs included. 16 KiB is the default of Node's `http` (`--max-http-header-size`,
+ * `maxHeaderSize`), which browsers and proxies are used to. Python has no total cap, only
+ * {@link MAX_NUM_HEADERS} lines of {@link MAX_LINE_LENGTH} bytes (1 MiB); this cap is what keeps a
+ * pending handshake small.
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_HEADER_SIZE = 16_384
+
+/**
+ * Options of the head parsers.
+ * @since 0.1.0
+ * @category models
+ */
+export interface HeadParserOptions {
+  /**
+   * Maximum size of the head in bytes (see {@link MAX_HEADER_SIZE}, the default): a head that has not
+   * ended within this many bytes fails with `SecurityError` as soon as they arrived, and the parser
+   * never buffers more of it.
+   */
+  readonly maxHeaderSize?: number | undefined
+}
 
 /**
  * Maximum size of a response body (Python's `MAX_BODY_SIZE`, 1 MiB).
@@ -207,7 +232,7 @@ const isOws = (b: number | undefined): boolean => b === SP || b === HTAB
 // Incremental parser
 // ---------------------------------------------------------------------------
 
-type HeadError = InvalidMessage | SecurityError
+type HeadError = InvalidMessage | SecurityError | InvalidHeader
 
 const invalid = (detail: string) => Either.left(new InvalidMessage({ detail }))
 const insecure = (detail: string) => Either.left(new SecurityError({ detail }))
@@ -231,12 +256,17 @@ const splitStartLine = (line: string): readonly [string, string, string] | undef
 /** Nothing to report yet: more bytes are needed. */
 const NEED_MORE = Either.right(undefined)
 
+const inHead = (phase: Phase): boolean => phase === Phase.StartLine || phase === Phase.HeaderLines
+
 /**
  * Shared machinery of `RequestParser` and `ResponseParser`: one growable buffer holding the
  * unconsumed bytes, consumed line by line. `scan` remembers where the search for LF stopped, so
  * feeding one byte at a time stays linear.
  */
 abstract class HeadParser<M> {
+  private readonly maxHeaderSize: number
+  /** Bytes received while the head was incomplete: at most `maxHeaderSize`. */
+  private headBytes = 0
   private buf: Buffer = Buffer.allocUnsafe(256)
   /** First unconsumed byte. */
   protected start = 0
@@ -254,6 +284,12 @@ abstract class HeadParser<M> {
   private eof = false
   private restBytes: Uint8Array = EMPTY
 
+  constructor(options: HeadParserOptions = {}) {
+    const max = options.maxHeaderSize ?? MAX_HEADER_SIZE
+    // Fail closed: a negative or NaN limit lets no head through rather than disabling the limit.
+    this.maxHeaderSize = max >= 0 ? max : 0
+  }
+
   /** Bytes received after the end of the message, valid once the message was returned. */
   get rest(): Uint8Array {
     return this.restBytes
@@ -267,8 +303,26 @@ abstract class HeadParser<M> {
       if (!this.eof && chunk.byteLength > 0) this.restBytes = view(Buffer.concat([this.restBytes, chunk]))
       return Either.right(this.message)
     }
-    this.append(chunk)
-    return this.run()
+    if (!inHead(this.phase)) {
+      this.append(chunk)
+      return this.run()
+    }
+    // Only the bytes that can still belong to the head are buffered: a chunk may also carry what
+    // follows the head (a body, or the first WebSocket frames after a 101), fed once the head ended.
+    const room = this.maxHeaderSize - this.headBytes
+    const head = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
+    this.headBytes += head.byteLength
+    this.append(head)
+    const result = this.run()
+    if (Either.isLeft(result)) return result
+    if (inHead(this.phase)) {
+      // `maxHeaderSize` bytes arrived and the head has not ended: it is over the limit.
+      if (this.headBytes >= this.maxHeaderSize) {
+        return this.fail(new SecurityError({ detail: `HTTP head too large: over ${this.maxHeaderSize} bytes` }))
+      }
+      return result
+    }
+    return head === chunk ? result : this.feed(chunk.subarray(room))
   }
 
   /** Signals the end of the stream: completes a body that runs to EOF, else fails if incomplete. */
@@ -326,7 +380,10 @@ abstract class HeadParser<M> {
     return Either.right(message)
   }
 
-  /** Appends with amortized O(1) cost: compacts consumed bytes or doubles the capacity. */
+  /**
+   * Appends with amortized O(1) cost: compacts consumed bytes or doubles the capacity. While in the
+   * head, the capacity never exceeds `maxHeaderSize` (at most that many head bytes are fed).
+   */
   private append(chunk: Uint8Array): void {
     const n = chunk.byteLength
     if (this.end + n > this.buf.length) {
@@ -334,7 +391,8 @@ abstract class HeadParser<M> {
       if (live + n <= this.buf.length >>> 1) {
         this.buf.copyWithin(0, this.start, this.end)
       } else {
-        const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, live + n))
+        const doubled = inHead(this.phase) ? Math.min(this.buf.length * 2, this.maxHeaderSize) : this.buf.length * 2
+        const grown = Buffer.allocUnsafe(Math.max(doubled, live + n))
         this.buf.copy(grown, 0, this.start, this.end)
         this.buf = grown
       }
@@ -446,7 +504,8 @@ abstract class HeadParser<M> {
 
 /**
  * Incremental parser of a handshake request head: feed chunks of any size. Only `GET` and
- * `HTTP/1.1` are accepted, and no request body (RFC 6455 §4.1).
+ * `HTTP/1.1` are accepted, with exactly one `Host` header and no body (RFC 6455 §4.1, RFC 7230
+ * §5.4).
  * @since 0.1.0
  * @category parsers
  */
@@ -471,6 +530,13 @@ export class RequestParser extends HeadParser<Request> {
     const length = this.contentLength()
     if (Either.isLeft(length)) return length
     if (length.right !== undefined && length.right !== 0) return invalid("unsupported request body")
+    // RFC 7230 §5.4: a request without Host, or with more than one, gets 400 (Python accepts both).
+    const hosts = this.headers.getAll("Host").length
+    if (hosts !== 1) {
+      return Either.left(
+        new InvalidHeader({ name: "Host", value: hosts === 0 ? undefined : "more than one Host header" })
+      )
+    }
     this.phase = Phase.Done
     return Either.void
   }

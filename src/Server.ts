@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import { lstatSync, unlinkSync } from "node:fs"
 import * as net from "node:net"
 import * as tls from "node:tls"
 import { SocketServerError } from "@effect/platform/SocketServer"
@@ -72,7 +73,10 @@ export interface ServeOptions<R = never> extends WebSocketOptions {
   readonly host?: string | undefined
   /** Port to listen on; 0 picks a free port (read it from `address`). */
   readonly port?: number | undefined
-  /** Listen on this unix socket path instead of TCP (Python's `unix_serve`). */
+  /**
+   * Listen on this unix socket path instead of TCP (Python's `unix_serve`). A socket file left there
+   * by a server that died is removed first; anything else at the path makes listening fail.
+   */
   readonly unix?: string | undefined
   /** TLS options: serve `wss://` with this key and certificate. */
   readonly tls?: tls.TlsOptions | undefined
@@ -94,6 +98,11 @@ export interface ServeOptions<R = never> extends WebSocketOptions {
   readonly processRequest?: ProcessRequest<R> | undefined
   /** Time allowed for a client to complete the opening handshake; `null` disables it. Default 10 seconds. */
   readonly openTimeout?: OptionalDuration
+  /**
+   * Maximum size in bytes of a handshake request's head (request line, headers, CRLFs): a larger
+   * one gets 431 as soon as this many bytes arrived. Default 16 KiB, as Node's `http`.
+   */
+  readonly maxHeaderSize?: number | undefined
   /** `"deflate"` (default) enables permessage-deflate; `null` disables compression. */
   readonly compression?: "deflate" | null | undefined
   /** Supported extensions, in order of preference (permessage-deflate is added by `compression`). */
@@ -139,7 +148,44 @@ export class Server extends Context.Tag("effect-websockets/WebSocketServer")<Ser
  */
 export type Handler<E, R> = (ws: WebSocket) => Effect.Effect<void, E, R>
 
+/**
+ * Removes a unix socket file left behind by a server that died without unlinking it, so that
+ * listening does not fail with EADDRINUSE (Python's asyncio removes a socket file before binding).
+ * Only a socket that nobody accepts on (connecting is refused) is removed: a live server keeps its
+ * socket, and a path that is not a socket (nor a symlink to one) is never touched; listening then
+ * fails with EADDRINUSE.
+ */
+const removeStaleSocket = (path: string): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    let isSocket = false
+    try {
+      isSocket = lstatSync(path).isSocket()
+    } catch {
+      // Nothing there (or nothing we may look at): listening reports any problem.
+    }
+    if (!isSocket) return resume(Effect.void)
+    const probe = net.connect({ path })
+    probe.once("connect", () => {
+      probe.destroy()
+      resume(Effect.void)
+    })
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNREFUSED") {
+        try {
+          unlinkSync(path)
+        } catch {
+          // Removed meanwhile, or not ours to remove: listening reports it.
+        }
+      }
+      resume(Effect.void)
+    })
+    return Effect.sync(() => probe.destroy())
+  })
+
 const listen = (server: net.Server, options: ServeOptions<any>): Effect.Effect<Address, SocketServerError> =>
+  Effect.zipRight(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
+
+const listenOn = (server: net.Server, options: ServeOptions<any>): Effect.Effect<Address, SocketServerError> =>
   Effect.async<Address, SocketServerError>((resume) => {
     const onError = (cause: Error) => resume(Effect.fail(new SocketServerError({ reason: "Open", cause })))
     server.once("error", onError)
@@ -231,6 +277,7 @@ export const serve = <E, R, RP = never>(
             selectSubprotocol: options.selectSubprotocol,
             extraHeaders: options.extraHeaders,
             serverHeader: options.serverHeader,
+            maxHeaderSize: options.maxHeaderSize,
             extensions,
             maxSize: resolved.maxSize
           })

@@ -50,6 +50,8 @@ export interface ServerConnectionOptions extends ConnectionOptions {
   readonly extraHeaders?: HeadersLike | ((path: string, headers: Headers) => HeadersLike) | undefined
   /** Value of the Server header; `null` omits it. */
   readonly serverHeader?: string | null | undefined
+  /** Maximum size of the request head in bytes, answered with 431 when over. Default 16 KiB (`MAX_HEADER_SIZE`). */
+  readonly maxHeaderSize?: number | undefined
 }
 
 /**
@@ -85,12 +87,17 @@ export class ServerConnection extends Connection {
   origin: string | undefined = undefined
   /** Negotiated subprotocol, once accepted. */
   subprotocol: string | undefined = undefined
-  private requestParser: RequestParser | undefined = new RequestParser()
-  /** Bytes received after the request but before our 101 response. */
+  private requestParser: RequestParser | undefined
+  /**
+   * Bytes received after the request but before our 101 response. They are dropped, not kept:
+   * they fail the connection once the 101 is sent, and the application may take up to the open
+   * timeout to answer, which must not let a client fill our memory meanwhile.
+   */
   private earlyData = false
 
   constructor(readonly options: ServerConnectionOptions = {}) {
     super("server", { ...options, state: options.state ?? State.CONNECTING })
+    this.requestParser = new RequestParser({ maxHeaderSize: options.maxHeaderSize })
   }
 
   /**
@@ -177,7 +184,6 @@ export class ServerConnection extends Connection {
     const parser = this.requestParser
     if (parser === undefined) {
       // The request was received; frames must wait until our 101 is sent.
-      this.frameParser.push(data)
       this.earlyData = true
       return
     }
@@ -196,10 +202,7 @@ export class ServerConnection extends Connection {
     if (request === undefined) return
     this.requestParser = undefined
     this.events.push(request)
-    if (parser.rest.byteLength > 0) {
-      this.frameParser.push(parser.rest)
-      this.earlyData = true
-    }
+    if (parser.rest.byteLength > 0) this.earlyData = true
   }
 
   protected override onEof(): void {

@@ -176,6 +176,20 @@ describe("ClientConnection", () => {
       expect(fromHeaders.headers.getAll("x-h")).toEqual(["v"])
     })
 
+    it("client sends one Host: an extra Host header replaces the URI's (RFC 7230 §5.4)", () => {
+      const request = make({ extraHeaders: { host: "virtual.example.com", "X-A": "1" } }).connect()
+      expect(request.headers.getAll("Host")).toEqual(["virtual.example.com"])
+      // Still the first header, as the URI's would be.
+      const [name, value] = [...request.headers.rawItems()][0]!
+      expect([name.toLowerCase(), value]).toEqual(["host", "virtual.example.com"])
+      expect(request.headers.getAll("X-A")).toEqual(["1"])
+      expect(
+        make({ extraHeaders: { "X-A": "1" } })
+          .connect()
+          .headers.getAll("Host")
+      ).toEqual(["example.com"])
+    })
+
     it("client sets User-Agent", () => {
       expect(make({ userAgent: "test/1.0" }).connect().headers.getAll("User-Agent")).toEqual(["test/1.0"])
       expect(make({ userAgent: null }).connect().headers.has("User-Agent")).toBe(false)
@@ -472,6 +486,50 @@ describe("ClientConnection", () => {
       receive(client, utf8(`HTTP/1.1 101 Switching Protocols\r\n${lines}\r\n`))
       expect(handshakeError(client)).toMatchObject({ _tag: "SecurityError", message: "too many HTTP headers" })
       expectHandshakeFailed(client)
+    })
+
+    it("client receives an endless response head: SecurityError at 16 KiB, before it ends", () => {
+      const client = started()
+      receive(client, utf8("HTTP/1.1 101 Switching Protocols\r\n"))
+      const line = utf8(`X-Endless: ${"e".repeat(1000)}\r\n`)
+      let fed = 0
+      while (client.handshakeExc === undefined && fed < 1 << 20) {
+        receive(client, line)
+        fed += line.byteLength
+      }
+      expect(handshakeError(client)).toMatchObject({
+        _tag: "SecurityError",
+        message: "HTTP head too large: over 16384 bytes"
+      })
+      // Failed with the line that crossed the limit.
+      expect(fed).toBeLessThan(16_384 + line.byteLength)
+      expectHandshakeFailed(client)
+    })
+
+    it("client with maxHeaderSize receives a response over it", () => {
+      const client = started({ maxHeaderSize: 512 })
+      receive(client, switching(client, {}, [["X-Pad", "p".repeat(512)]]))
+      expect(handshakeError(client)).toMatchObject({
+        _tag: "SecurityError",
+        message: "HTTP head too large: over 512 bytes"
+      })
+      expectHandshakeFailed(client)
+    })
+
+    it("client with a larger maxHeaderSize accepts a response over 16 KiB", () => {
+      const client = started({ maxHeaderSize: 65_536 })
+      const pad = Array.from({ length: 4 }, (_, i) => [`X-Pad-${i}`, "p".repeat(8000)] as const)
+      receive(client, switching(client, {}, pad))
+      expect(client.handshakeExc).toBeUndefined()
+      expect(client.state).toBe(State.OPEN)
+    })
+
+    it("client receives a 101 and frames over 16 KiB in one chunk: the frames are not the head", () => {
+      const client = started()
+      const frames = Array.from({ length: 40 }, () => frame(Opcode.Binary, new Uint8Array(1000)))
+      receive(client, concat([switching(client), ...frames]))
+      expect(client.state).toBe(State.OPEN)
+      expect(client.eventsReceived().filter((event) => !(event instanceof Response))).toHaveLength(40)
     })
 
     it("client receives EOF during the handshake", () => {

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
 import * as fc from "fast-check"
-import type { InvalidMessage, SecurityError } from "../src/Errors.js"
+import type { InvalidHeader, InvalidMessage, SecurityError } from "../src/Errors.js"
 import { Headers } from "../src/Headers.js"
 import {
   MAX_BODY_SIZE,
+  MAX_HEADER_SIZE,
   MAX_LINE_LENGTH,
   MAX_NUM_HEADERS,
   makeResponse,
@@ -19,7 +20,7 @@ import {
 const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, "latin1"))
 const text = (data: Uint8Array): string => Buffer.from(data).toString("latin1")
 
-type Result<M> = Either.Either<M | undefined, InvalidMessage | SecurityError>
+type Result<M> = Either.Either<M | undefined, InvalidMessage | SecurityError | InvalidHeader>
 interface Parser<M> {
   feed(chunk: Uint8Array): Result<M>
 }
@@ -99,6 +100,10 @@ describe("Http11", () => {
   describe("limits", () => {
     it("are Python's named limits", () => {
       expect([MAX_NUM_HEADERS, MAX_LINE_LENGTH, MAX_BODY_SIZE]).toEqual([128, 8192, 1_048_576])
+    })
+
+    it("caps the head at 16 KiB, as Node's http", () => {
+      expect(MAX_HEADER_SIZE).toBe(16_384)
     })
   })
 
@@ -261,7 +266,11 @@ describe("Http11", () => {
 
     it("server receives a request with obs-text: decoded as latin1", () => {
       const parser = new RequestParser()
-      const data = concat(bytes("GET /caf"), new Uint8Array([0xe9]), bytes(" HTTP/1.1\r\nX: \xff\x80\r\n\r\n"))
+      const data = concat(
+        bytes("GET /caf"),
+        new Uint8Array([0xe9]),
+        bytes(" HTTP/1.1\r\nHost: a\r\nX: \xff\x80\r\n\r\n")
+      )
       const request = right(parser.feed(data))
       expect(request.path).toBe("/caf\u00e9")
       expect(request.headers.getFirst("x")).toBe("\u00ff\u0080")
@@ -269,8 +278,9 @@ describe("Http11", () => {
     })
 
     it("server receives header values with OWS: it is stripped", () => {
-      const request = right(parseRequest("GET / HTTP/1.1\r\nA:\t x y \t\r\nB:\r\nC:   \r\n\r\n"))
+      const request = right(parseRequest("GET / HTTP/1.1\r\nHost: a\r\nA:\t x y \t\r\nB:\r\nC:   \r\n\r\n"))
       expect([...request.headers]).toEqual([
+        ["Host", "a"],
         ["A", "x y"],
         ["B", ""],
         ["C", ""]
@@ -278,7 +288,9 @@ describe("Http11", () => {
     })
 
     it("server receives repeated headers: all values are kept in order", () => {
-      const request = right(parseRequest("GET / HTTP/1.1\r\nConnection: keep-alive\r\nconnection: Upgrade\r\n\r\n"))
+      const request = right(
+        parseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nconnection: Upgrade\r\n\r\n")
+      )
       expect(request.headers.getAll("Connection")).toEqual(["keep-alive", "Upgrade"])
     })
 
@@ -291,11 +303,11 @@ describe("Http11", () => {
     })
 
     it("server receives Content-Length: 0: accepted, as Python does", () => {
-      expect(right(parseRequest("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n")).path).toBe("/")
+      expect(right(parseRequest("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")).path).toBe("/")
     })
 
     it("server receives a request line with a raw request-target", () => {
-      expect(right(parseRequest("GET http://x/%20?a=b#c HTTP/1.1\r\n\r\n")).path).toBe("http://x/%20?a=b#c")
+      expect(right(parseRequest("GET http://x/%20?a=b#c HTTP/1.1\r\nHost: x\r\n\r\n")).path).toBe("http://x/%20?a=b#c")
     })
 
     const requestErrors: ReadonlyArray<readonly [string, string, string, string | RegExp]> = [
@@ -417,7 +429,7 @@ describe("Http11", () => {
     })
 
     it(`server receives ${MAX_NUM_HEADERS} headers: accepted`, () => {
-      const request = right(parseRequest(`GET / HTTP/1.1\r\n${headersOf(MAX_NUM_HEADERS)}\r\n`))
+      const request = right(parseRequest(`GET / HTTP/1.1\r\nHost: a\r\n${headersOf(MAX_NUM_HEADERS - 1)}\r\n`))
       expect(request.headers.size).toBe(MAX_NUM_HEADERS)
     })
 
@@ -431,7 +443,7 @@ describe("Http11", () => {
 
     it("server receives a line of exactly MAX_LINE_LENGTH bytes with its CRLF: accepted", () => {
       const value = "a".repeat(MAX_LINE_LENGTH - "X: \r\n".length)
-      const request = right(parseRequest(`GET / HTTP/1.1\r\nX: ${value}\r\n\r\n`))
+      const request = right(parseRequest(`GET / HTTP/1.1\r\nHost: a\r\nX: ${value}\r\n\r\n`))
       expect(request.headers.getFirst("X")).toBe(value)
     })
 
@@ -467,9 +479,148 @@ describe("Http11", () => {
 
     it("server receives a large head byte by byte: parsing stays linear", () => {
       const value = "v".repeat(MAX_LINE_LENGTH - 32)
-      const head = `GET / HTTP/1.1\r\n${Array.from({ length: 16 }, (_, i) => `X-${i}: ${value}\r\n`).join("")}\r\n`
-      const request = right(byteByByte(new RequestParser(), bytes(head)))
-      expect(request.headers.size).toBe(16)
+      const head = `GET / HTTP/1.1\r\nHost: a\r\n${Array.from({ length: 16 }, (_, i) => `X-${i}: ${value}\r\n`).join("")}\r\n`
+      const request = right(byteByByte(new RequestParser({ maxHeaderSize: 2 * head.length }), bytes(head)))
+      expect(request.headers.size).toBe(17)
+    })
+  })
+
+  describe("head size limit", () => {
+    /** A request head of exactly `size` bytes, padded in an X-Pad header. */
+    const requestOfSize = (size: number): string => {
+      const prefix = "GET / HTTP/1.1\r\nHost: a\r\n"
+      const lines: Array<string> = []
+      let left = size - prefix.length - 2
+      for (let i = 0; left > 0; i++) {
+        const length = Math.min(left, 4096)
+        const name = `X-${i}: `
+        lines.push(`${name}${"p".repeat(length - name.length - 2)}\r\n`)
+        left -= length
+      }
+      return `${prefix}${lines.join("")}\r\n`
+    }
+    /** The parser's buffer (private): what a pending head costs in memory. */
+    const bufferSize = (parser: RequestParser | ResponseParser): number =>
+      (parser as unknown as { buf: Buffer }).buf.length
+
+    it("server receives a head of exactly MAX_HEADER_SIZE bytes: accepted", () => {
+      const head = requestOfSize(MAX_HEADER_SIZE)
+      expect(head.length).toBe(MAX_HEADER_SIZE)
+      expect(right(parseRequest(head)).headers.getFirst("Host")).toBe("a")
+      expect(right(byteByByte(new RequestParser(), bytes(head))).path).toBe("/")
+    })
+
+    it("server receives a head one byte over MAX_HEADER_SIZE: fails after MAX_HEADER_SIZE bytes", () => {
+      const head = bytes(requestOfSize(MAX_HEADER_SIZE + 1))
+      expectError(new RequestParser().feed(head), "SecurityError", `HTTP head too large: over ${MAX_HEADER_SIZE} bytes`)
+      // Byte by byte: the error comes with the last byte that could still belong to the head.
+      const parser = new RequestParser()
+      for (let i = 0; i < MAX_HEADER_SIZE - 1; i++)
+        expect(parser.feed(head.subarray(i, i + 1))).toEqual(Either.right(undefined))
+      expectError(parser.feed(head.subarray(MAX_HEADER_SIZE - 1, MAX_HEADER_SIZE)), "SecurityError", /head too large/)
+    })
+
+    it("server receives 127 header lines of 8 KB in one chunk: fails, buffering at most the limit", () => {
+      const line = `X: ${"a".repeat(8000)}\r\n`
+      const parser = new RequestParser()
+      const result = parser.feed(bytes(`GET / HTTP/1.1\r\nHost: a\r\n${line.repeat(127)}`))
+      expectError(result, "SecurityError", /head too large/)
+      expect(bufferSize(parser)).toBeLessThanOrEqual(MAX_HEADER_SIZE)
+    })
+
+    for (const size of [1, 100, 1000, 5000, 65_536]) {
+      it(`server receives an endless head in chunks of ${size} bytes: the buffer never exceeds the limit`, () => {
+        const parser = new RequestParser()
+        const data = bytes(`GET / HTTP/1.1\r\n${`X-Filler: ${"f".repeat(200)}\r\n`.repeat(1000)}`)
+        let result: Result<Request> = Either.right(undefined)
+        let fed = 0
+        while (Either.isRight(result) && fed < data.byteLength) {
+          result = parser.feed(data.subarray(fed, fed + size))
+          fed += size
+          expect(bufferSize(parser)).toBeLessThanOrEqual(MAX_HEADER_SIZE)
+        }
+        expectError(result, "SecurityError", /head too large/)
+        expect(fed).toBeLessThan(MAX_HEADER_SIZE + size)
+      })
+    }
+
+    it("server receives a head over a smaller maxHeaderSize", () => {
+      expectError(
+        new RequestParser({ maxHeaderSize: 100 }).feed(bytes(requestOfSize(101))),
+        "SecurityError",
+        "HTTP head too large: over 100 bytes"
+      )
+      expect(right(new RequestParser({ maxHeaderSize: 100 }).feed(bytes(requestOfSize(100)))).path).toBe("/")
+    })
+
+    it("server with a maxHeaderSize of 0, negative or NaN lets no head through", () => {
+      for (const maxHeaderSize of [0, -1, Number.NaN]) {
+        expectError(new RequestParser({ maxHeaderSize }).feed(bytes(SAMPLE_REQUEST)), "SecurityError", /head too large/)
+      }
+    })
+
+    it("server receives a head within a larger maxHeaderSize", () => {
+      const head = requestOfSize(4 * MAX_HEADER_SIZE)
+      expect(right(new RequestParser({ maxHeaderSize: 4 * MAX_HEADER_SIZE }).feed(bytes(head))).path).toBe("/")
+    })
+
+    it("server receives a request and 64 KiB more in one chunk: the request, and the rest whole", () => {
+      const parser = new RequestParser()
+      const more = new Uint8Array(65_536).fill(0x2a)
+      expect(right(parser.feed(concat(bytes(SAMPLE_REQUEST), more))).path).toBe("/chat")
+      expect(parser.rest).toEqual(more)
+    })
+
+    it("client receives a 101 and 64 KiB of frames in one chunk: the response, and the frames as the rest", () => {
+      const parser = new ResponseParser()
+      const frames = concat(...Array.from({ length: 10_000 }, () => HELLO_FRAME))
+      const response = right(parser.feed(concat(bytes(SAMPLE_RESPONSE), frames)))
+      expect(response.statusCode).toBe(101)
+      expect(parser.rest).toEqual(frames)
+    })
+
+    it("client receives a body larger than the limit in the same chunk as the head", () => {
+      const parser = new ResponseParser()
+      const body = new Uint8Array(3 * MAX_HEADER_SIZE).fill(0x62)
+      const response = right(
+        parser.feed(concat(bytes(`HTTP/1.1 200 OK\r\nContent-Length: ${body.byteLength}\r\n\r\n`), body, bytes("xy")))
+      )
+      expect(response.body).toEqual(body)
+      expect(text(parser.rest)).toBe("xy")
+    })
+
+    it("client receives an endless response head: fails at the limit", () => {
+      const parser = new ResponseParser({ maxHeaderSize: 1000 })
+      expect(parser.feed(bytes("HTTP/1.1 101 Switching Protocols\r\n"))).toEqual(Either.right(undefined))
+      let result: Result<Response> = Either.right(undefined)
+      for (let i = 0; i < 100 && Either.isRight(result); i++) result = parser.feed(bytes("X-Endless: 1\r\n"))
+      expectError(result, "SecurityError", "HTTP head too large: over 1000 bytes")
+      expect(bufferSize(parser)).toBeLessThanOrEqual(1000)
+    })
+  })
+
+  describe("Host (RFC 7230 §5.4)", () => {
+    it("server receives a request without Host: InvalidHeader", () => {
+      const error = left(parseRequest("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"))
+      expect(error).toMatchObject({
+        _tag: "InvalidHeader",
+        name: "Host",
+        value: undefined,
+        message: "missing Host header"
+      })
+    })
+
+    it("server receives a request with two Host headers: InvalidHeader", () => {
+      const error = left(parseRequest("GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nhost: b\r\n\r\n"))
+      expect(error).toMatchObject({ _tag: "InvalidHeader", name: "Host", value: "more than one Host header" })
+    })
+
+    it("server receives an empty Host: accepted (a URI without authority)", () => {
+      expect(right(parseRequest("GET / HTTP/1.1\r\nHost:\r\n\r\n")).headers.getAll("Host")).toEqual([""])
+    })
+
+    it("client receives a response without Host: accepted", () => {
+      expect(right(parseResponse(SAMPLE_RESPONSE)).headers.has("Host")).toBe(false)
     })
   })
 
@@ -691,11 +842,14 @@ describe("Http11", () => {
     const chunking = fc.array(fc.nat(2000), { maxLength: 20 }).map((cuts) => [...cuts].sort((a, b) => a - b))
     const noBodyHeaders = (list: ReadonlyArray<readonly [string, string]>) =>
       list.filter(([name]) => !/^(content-length|transfer-encoding)$/i.test(name))
+    // A request has exactly one Host (RFC 7230 §5.4), added by the test.
+    const requestHeaders = (list: ReadonlyArray<readonly [string, string]>) =>
+      noBodyHeaders(list).filter(([name]) => name.toLowerCase() !== "host")
 
     it("request serialize then parse is the identity", () => {
       fc.assert(
         fc.property(path, headerList, chunking, (p, list, cuts) => {
-          const request = new Request(p, new Headers(noBodyHeaders(list)))
+          const request = new Request(p, new Headers([["Host", "a"], ...requestHeaders(list)]))
           const data = request.serialize()
           const parser = new RequestParser()
           const parsed = right(feedChunks(parser, data, cuts))

@@ -24,6 +24,7 @@ import {
   utf8,
   written
 } from "./fixtures/connections.js"
+import { retainedBytes } from "./fixtures/memory.js"
 
 // RFC 6455 §1.3
 const KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -568,6 +569,41 @@ describe("ServerConnection", () => {
       expectAnsweredWith(server, 431, "SecurityError")
       expect(server.handshakeExc?.message).toBe("too many HTTP headers")
     })
+
+    it("server receives a request head over 16 KiB in lines within limits: 431 before it ends", () => {
+      const server = new ServerConnection()
+      const line = `X-Big: ${"b".repeat(8000)}\r\n`
+      receive(server, utf8(`GET / HTTP/1.1\r\nHost: a\r\n${line}${line}`))
+      expect(output(server)).toEqual([])
+      receive(server, utf8(line))
+      expectAnsweredWith(server, 431, "SecurityError")
+      expect(server.handshakeExc?.message).toBe("HTTP head too large: over 16384 bytes")
+    })
+
+    it("server with maxHeaderSize receives a request over it: 431", () => {
+      const server = new ServerConnection({ maxHeaderSize: 1024 })
+      receive(server, requestBytes({}, [["X-Pad", "p".repeat(1024)]]))
+      expectAnsweredWith(server, 431, "SecurityError")
+      expect(server.handshakeExc?.message).toBe("HTTP head too large: over 1024 bytes")
+    })
+
+    it("server with a larger maxHeaderSize accepts a request over 16 KiB", () => {
+      const pad = Array.from({ length: 4 }, (_, i) => [`X-Pad-${i}`, "p".repeat(8000)] as const)
+      const { response } = accepting({ maxHeaderSize: 65_536 }, {}, pad)
+      expect(response.statusCode).toBe(101)
+    })
+
+    for (const [name, overrides, extra, value] of [
+      ["without Host", { Host: null }, [], undefined],
+      ["with two Host headers", {}, [["Host", "evil.example.com"]], "more than one Host header"]
+    ] as const) {
+      it(`server receives a request ${name}: 400 (RFC 7230 §5.4)`, () => {
+        const server = new ServerConnection()
+        receive(server, requestBytes(overrides, extra))
+        expectAnsweredWith(server, 400, "InvalidHeader")
+        expect(server.handshakeExc).toMatchObject({ name: "Host", value })
+      })
+    }
   })
 
   describe("reject", () => {
@@ -675,6 +711,19 @@ describe("ServerConnection", () => {
       server.sendResponse(server.accept(request))
       expect(server.parserExc?._tag).toBe("ProtocolError")
       expect(server.state).toBe(State.CLOSING)
+    })
+
+    it("server receives a lot of data after the request, before its response: none of it is kept", () => {
+      const server = new ServerConnection()
+      const request = received(server)
+      // 64 MiB while the application decides: dropped as it arrives (it fails the connection anyway).
+      const before = retainedBytes()
+      for (let i = 0; i < 64; i++) receive(server, new Uint8Array(1 << 20).fill(0x82))
+      expect(retainedBytes() - before).toBeLessThan(8 << 20)
+      expect(server.eventsReceived()).toEqual([])
+      server.sendResponse(server.accept(request))
+      expect(server.parserExc).toMatchObject({ _tag: "ProtocolError" })
+      expect(server.eventsReceived()).toEqual([])
     })
 
     it("server receives data after a rejected handshake", () => {
