@@ -116,8 +116,13 @@ export class WebSocketImpl implements WebSocket {
   localAddress: Address | undefined
   remoteAddress: Address | undefined
 
-  /** Completes with the first handshake event (the request or the response), or fails. */
-  readonly handshakeEvent: Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily>
+  /**
+   * Called once with the outcome of the opening handshake: the request (server) or the response
+   * (client), or the failure. For drivers that need no fiber to wait for it.
+   */
+  onHandshake: ((exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>) => void) | undefined = undefined
+  private handshakeExit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
+  private handshakeDeferred: Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
   /** Completes once the TCP connection is closed. */
   private readonly closedDeferred: Deferred.Deferred<void>
 
@@ -158,7 +163,6 @@ export class WebSocketImpl implements WebSocket {
     // Messages that arrived before a protocol violation are still delivered, and the application's
     // answers to them go out before the closing frame (see `applyPendingFailure`).
     protocol.deferFailures = true
-    this.handshakeEvent = Deferred.unsafeMake(FiberId.none)
     this.closedDeferred = Deferred.unsafeMake(FiberId.none)
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
     this.localAddress = addressOf(s.localAddress, s.localPort)
@@ -245,10 +249,11 @@ export class WebSocketImpl implements WebSocket {
     }
     // A failed handshake still emits its request or response: the failure is what counts.
     const handshakeExc = this.protocol.handshakeExc
+    if (this.handshakeExit !== undefined) return
     if (handshakeExc !== undefined) {
-      Deferred.unsafeDone(this.handshakeEvent, Exit.fail(asHandshakeError(handshakeExc)))
+      this.settleHandshake(Exit.fail(asHandshakeError(handshakeExc)))
     } else if (handshake !== undefined) {
-      Deferred.unsafeDone(this.handshakeEvent, Exit.succeed(handshake as HandshakeEvent))
+      this.settleHandshake(Exit.succeed(handshake as HandshakeEvent))
     }
   }
 
@@ -366,16 +371,34 @@ export class WebSocketImpl implements WebSocket {
     if (this.pendingFailureTimer !== undefined) clearTimeout(this.pendingFailureTimer)
     this.closeTimer?.cancel()
     this.keepaliveTimer?.cancel()
-    const exc = this.protocol.closeExc
-    for (const ping of this.pings.values()) {
-      if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.fail(exc))
+    if (this.pings.size > 0) {
+      const exc = this.protocol.closeExc
+      for (const ping of this.pings.values()) {
+        if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.fail(exc))
+      }
+      this.pings.clear()
     }
-    this.pings.clear()
-    Deferred.unsafeDone(this.handshakeEvent, Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
+    // Errors capture a stack trace: build one only for a handshake that did not complete.
+    if (this.handshakeExit === undefined) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
     this.wakeAll(this.readers)
     this.wakeAll(this.drainWaiters)
     for (const extension of this.protocol.extensions) extension.close?.()
     Deferred.unsafeDone(this.closedDeferred, Exit.void)
+  }
+
+  private settleHandshake(exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>): void {
+    this.handshakeExit = exit
+    if (this.handshakeDeferred !== undefined) Deferred.unsafeDone(this.handshakeDeferred, exit)
+    this.onHandshake?.(exit)
+  }
+
+  /** Completes with the first handshake event (the request or the response), or fails. */
+  get handshakeEvent(): Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> {
+    if (this.handshakeDeferred === undefined) {
+      this.handshakeDeferred = Deferred.unsafeMake(FiberId.none)
+      if (this.handshakeExit !== undefined) Deferred.unsafeDone(this.handshakeDeferred, this.handshakeExit)
+    }
+    return this.handshakeDeferred
   }
 
   private wakeAll(waiters: Set<() => void>): void {
