@@ -54,6 +54,19 @@ const parse = (wire: string, options: { mask: boolean; maxSize?: number | null }
   return feed(parser, [fromHex(wire)])
 }
 
+/** Splits `bytes` at the given cut points (any numbers; reduced modulo the length), copying each chunk. */
+const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
+  const chunks: Array<Uint8Array> = []
+  let last = 0
+  for (const p of points) {
+    chunks.push(bytes.slice(last, p))
+    last = p
+  }
+  chunks.push(bytes.slice(last))
+  return chunks
+}
+
 const KEY = fromHex("37fa213d")
 const protocolError = (detail: string) => ({ _tag: "ProtocolError", detail })
 
@@ -294,19 +307,6 @@ describe("FrameParser", () => {
           : new Frame(opcode, pattern(length), fin, rsv1)
       )
 
-    /** Splits `bytes` at the given cut points (any numbers; reduced modulo the length). */
-    const split = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
-      const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-      const chunks: Array<Uint8Array> = []
-      let last = 0
-      for (const p of points) {
-        chunks.push(bytes.slice(last, p))
-        last = p
-      }
-      chunks.push(bytes.slice(last))
-      return chunks
-    }
-
     it("gives the same frames when fed one byte at a time", () => {
       const frames = [
         new Frame(Opcode.Text, pattern(5), false),
@@ -349,6 +349,78 @@ describe("FrameParser", () => {
           }
         ),
         { numRuns: 200 }
+      )
+    })
+  })
+
+  describe("message checks: outcome independent of the split", () => {
+    /** A frame as a peer may write it, valid or not: any opcode, reserved bits, FIN, UTF-8 or not. */
+    const anyFrame = fc
+      .record({
+        opcode: fc.constantFrom(0x0, 0x0, 0x1, 0x1, 0x2, 0x3, 0x8, 0x9, 0xa, 0xb),
+        fin: fc.boolean(),
+        rsv: fc.constantFrom(0, 0, 0, 0x40, 0x20, 0x10, 0x60),
+        payload: fc.oneof(
+          fc.string({ unit: "binary", maxLength: 40 }).map((s) => new Uint8Array(Buffer.from(s, "utf8"))),
+          fc.uint8Array({ maxLength: 40 }),
+          fc.uint8Array({ maxLength: 300 })
+        ),
+        /** Close frames: a valid code, then the payload as reason. */
+        code: fc.constantFrom(1000, 1001, 3000)
+      })
+      .map(({ code, fin, opcode, payload, rsv }) => {
+        if (opcode >= 0x8) {
+          const body =
+            opcode === 0x8 ? Buffer.concat([Buffer.from([code >> 8, code & 0xff]), payload]) : Buffer.from(payload)
+          return { opcode, fin, rsv, payload: new Uint8Array(body.subarray(0, 125)) }
+        }
+        return { opcode, fin, rsv, payload }
+      })
+
+    /** Header and payload written by hand: `Frame` refuses some of the invalid combinations. */
+    const encode = (f: { opcode: number; fin: boolean; rsv: number; payload: Uint8Array }, mask: boolean) => {
+      const n = f.payload.length
+      const head = [(f.fin ? 0x80 : 0) | f.rsv | f.opcode]
+      const m = mask ? 0x80 : 0
+      if (n < 126) head.push(m | n)
+      else head.push(m | 126, n >> 8, n & 0xff)
+      const key = [0x37, 0xfa, 0x21, 0x3d]
+      const body = Uint8Array.from(f.payload, (b, i) => (mask ? b ^ key[i & 3]! : b))
+      return Buffer.concat([Buffer.from(head), Buffer.from(mask ? key : []), body])
+    }
+
+    const configured = (mask: boolean, rsvAllowed: number | null, maxSize: number | null) => {
+      const parser = new FrameParser({ mask })
+      parser.messageChecks = true
+      parser.rsvAllowed = rsvAllowed
+      parser.maxSize = maxSize
+      return parser
+    }
+
+    it("random valid and invalid streams give the same frames and error however they are split", () => {
+      fc.assert(
+        fc.property(
+          fc.array(anyFrame, { minLength: 1, maxLength: 8 }),
+          fc.boolean(),
+          fc.constantFrom(0, 0x40, null),
+          fc.option(fc.nat({ max: 200 }), { nil: null }),
+          fc.array(fc.nat(), { maxLength: 30 }),
+          fc.nat(),
+          (frames, mask, rsvAllowed, maxSize, cuts, truncate) => {
+            let wire = new Uint8Array(Buffer.concat(frames.map((f) => encode(f, mask))))
+            // Sometimes the stream stops mid-frame: what is known by then must not depend on the split either.
+            if (truncate % 3 === 0) wire = wire.slice(0, truncate % (wire.length + 1))
+            const whole = feed(configured(mask, rsvAllowed, maxSize), [wire.slice()])
+            const chunked = feed(configured(mask, rsvAllowed, maxSize), split(wire, cuts))
+            const bytewise = feed(
+              configured(mask, rsvAllowed, maxSize),
+              Array.from({ length: wire.length }, (_, i) => wire.slice(i, i + 1))
+            )
+            expect(chunked).toEqual(whole)
+            expect(bytewise).toEqual(whole)
+          }
+        ),
+        { numRuns: 1000 }
       )
     })
   })
