@@ -39,6 +39,8 @@ const send = (...frames: ReadonlyArray<FrameSpec>): Array<Step> => frames.map((f
 const chopped = (chop: number, ...frames: ReadonlyArray<FrameSpec>): Array<Step> =>
   frames.map((f) => ({ _tag: "Frame", frame: f, chop }))
 const awaitReplies = (replies: number): Step => ({ _tag: "Await", replies })
+/** A frame written a byte per segment up to its payload byte `upTo`; the close must come before the rest. */
+const drip = (f: FrameSpec, upTo: number): Step => ({ _tag: "Drip", frame: f, upTo })
 const pause = (millis: number): Step => ({ _tag: "Pause", millis })
 
 /** Replies: a text or binary message echoed, a pong. */
@@ -237,6 +239,8 @@ export const framing = (): ReadonlyArray<Case> => {
 // 2 Pings and pongs
 // ---------------------------------------------------------------------------
 
+const HELLO = "Hello, world!"
+
 const PING_BINARY = Buffer.from([0x00, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0x00, 0xff])
 
 export const pings = (): ReadonlyArray<Case> => [
@@ -284,14 +288,24 @@ export const pings = (): ReadonlyArray<Case> => [
   ),
   kase("2.13", "ping with FIN clear (a fragmented control frame)", send(ping("fragment", more)), protocolError()),
   kase("2.14", "pong of 126 bytes", send(pong(Buffer.alloc(126, 0xfe))), protocolError()),
-  kase("2.15", "ping, then a text message", send(ping("ping"), text("text")), echo(P("ping"), T("text")))
+  kase("2.15", "ping, then a text message", send(ping("ping"), text("text")), echo(P("ping"), T("text"))),
+  kase(
+    "2.16",
+    "text, a ping of 126 bytes, then a ping, in one write: echo, then close, no pong",
+    send(text(HELLO), ping(Buffer.alloc(126, 0xfe)), ping(HELLO)),
+    protocolError(T(HELLO))
+  ),
+  kase(
+    "2.17",
+    "text, a fragmented ping, then a ping, in one write: echo, then close, no pong",
+    send(text(HELLO), ping("fragment", more), ping(HELLO)),
+    protocolError(T(HELLO))
+  )
 ]
 
 // ---------------------------------------------------------------------------
 // 3 Reserved bits (no extension negotiated)
 // ---------------------------------------------------------------------------
-
-const HELLO = "Hello, world!"
 
 export const reservedBits = (): ReadonlyArray<Case> => [
   kase("3.1", "text with RSV1", send(text(HELLO, { rsv1: true })), protocolError()),
@@ -321,7 +335,41 @@ export const reservedBits = (): ReadonlyArray<Case> => [
     send(close(1000, "", { rsv1: true, rsv2: true, rsv3: true })),
     protocolError()
   ),
-  kase("3.8", "continuation with RSV2", send(text("frag", more), cont("ment", { rsv2: true })), protocolError())
+  kase("3.8", "continuation with RSV2", send(text("frag", more), cont("ment", { rsv2: true })), protocolError()),
+  // Strict ordering: a message that arrived before the violation, in the same write, is delivered
+  // and its echo goes out before the close frame; nothing after the violation is processed.
+  ...(
+    [
+      ["3.9", "RSV2", { rsv2: true }],
+      ["3.10", "RSV1 (no extension)", { rsv1: true }],
+      ["3.11", "RSV3", { rsv3: true }]
+    ] as const
+  ).map(([id, label, bits]) =>
+    kase(
+      id,
+      `text, then text with ${label}, then a ping, in one write: echo, then close, no pong`,
+      send(text(HELLO), text(HELLO, bits), ping(HELLO)),
+      protocolError(T(HELLO))
+    )
+  ),
+  kase(
+    "3.12",
+    "text, then a header with RSV2 announcing 1 MiB whose payload never comes: close at the header",
+    send(text(HELLO), binary("", { rsv2: true, declaredLength: 1n << 20n })),
+    protocolError(T(HELLO))
+  ),
+  kase(
+    "3.13",
+    "a header with RSV1 (no extension) announcing 1 MiB whose payload never comes: close at the header",
+    send(binary("", { rsv1: true, declaredLength: 1n << 20n })),
+    protocolError()
+  ),
+  kase(
+    "3.14",
+    "text without FIN, then a continuation with RSV3 announcing 1 MiB: close at the header",
+    send(text("frag", more), cont("", { rsv3: true, declaredLength: 1n << 20n })),
+    protocolError()
+  )
 ]
 
 // ---------------------------------------------------------------------------
@@ -340,6 +388,12 @@ export const opcodes = (): ReadonlyArray<Case> =>
         `${section}.${label}.b`,
         `text echoed, then reserved opcode ${label} with payload, then a ping (not answered)`,
         [...send(text(HELLO)), awaitReplies(1), ...send(frame(opcode, "reserved opcode payload"), ping(HELLO))],
+        protocolError(T(HELLO))
+      ),
+      kase(
+        `${section}.${label}.c`,
+        `text, then reserved opcode ${label}, then a ping, in one write: echo, then close, no pong`,
+        send(text(HELLO), frame(opcode, "reserved opcode payload"), ping(HELLO)),
         protocolError(T(HELLO))
       )
     ]
@@ -477,6 +531,24 @@ export const fragmentation = (): ReadonlyArray<Case> => [
     "two fragmented messages back to back",
     send(text(F1, more), cont(F2), binary(F1, more), cont(F2)),
     echo(T(F1 + F2), B(F1 + F2))
+  ),
+  kase(
+    "5.28",
+    "text, then a continuation without a message, then a ping, in one write: echo, then close, no pong",
+    send(text(F1), cont(F2), ping(HELLO)),
+    protocolError(T(F1))
+  ),
+  kase(
+    "5.29",
+    "text, then text without FIN and a new text frame, then a ping, in one write: echo, then close, no pong",
+    send(text(F1), text(F2, more), text("fragment3"), ping(HELLO)),
+    protocolError(T(F1))
+  ),
+  kase(
+    "5.30",
+    "fragmented text, then a fragmented pong, then a ping, in one write: echo, then close, no pong",
+    send(text(F1, more), cont(F2), pong("pong", more), ping(HELLO)),
+    protocolError(T(F1 + F2))
   ),
   kase(
     "5.27",
@@ -683,6 +755,31 @@ export const utf8 = (): ReadonlyArray<Case> => [
     [...send(text(KOSME)), awaitReplies(1), ...send(text(hex("c0af")))],
     invalidData(T(KOSME))
   ),
+  // Fail fast inside a frame (RFC 6455 §8.1): the close comes at the offending byte, while the
+  // rest of the frame is still to be written.
+  kase(
+    "6.4.7",
+    "text frame written a byte at a time: close at the invalid byte, before the rest of the frame",
+    [drip(text(Buffer.concat([KOSME, hex("eda080"), Buffer.alloc(2000, 0x2a)])), KOSME.length + 1)],
+    invalidData()
+  ),
+  kase(
+    "6.4.8",
+    "text echoed, then a continuation written a byte at a time: close at the invalid byte",
+    [
+      ...send(text(KOSME)),
+      awaitReplies(1),
+      ...send(text(KOSME, more)),
+      drip(cont(Buffer.concat([Buffer.alloc(100, 0x2a), hex("c0af"), Buffer.alloc(2000, 0x2a)])), 100)
+    ],
+    invalidData(T(KOSME))
+  ),
+  kase(
+    "6.4.9",
+    "text frame of 64 KiB written a byte at a time: close at an invalid lead byte",
+    [drip(text(Buffer.concat([hex("ff"), Buffer.alloc(65535, 0x2a)])), 0)],
+    invalidData()
+  ),
   kase(
     "6.4.6",
     "binary messages are not validated",
@@ -728,6 +825,12 @@ export const closing = (): ReadonlyArray<Case> => [
     "7.5.1",
     "close reason with invalid UTF-8",
     send(close(1000, Buffer.concat([KOSME, hex("eda080"), Buffer.from("edited")]))),
+    invalidData()
+  ),
+  kase(
+    "7.5.2",
+    "close reason written a byte at a time: close at the invalid byte, before the rest of the frame",
+    [drip(close(1000, Buffer.concat([KOSME, hex("eda080"), Buffer.alloc(100, 0x2a)])), 2 + KOSME.length + 1)],
     invalidData()
   ),
   ...VALID_CLOSE_CODES.map((code, i) =>
@@ -856,6 +959,22 @@ export const deflate = (): ReadonlyArray<Case> => [
     invalidData()
   ),
   deflateCase(
+    "13.13",
+    "compressed text in 2 fragments, RSV2 on the continuation announcing 1 MiB: close at the header",
+    send(compressedFragments(Op.Text, wordyText(1000, 11), 2)[0]!, cont("", { rsv2: true, declaredLength: 1n << 20n })),
+    protocolError()
+  ),
+  deflateCase(
+    "13.14",
+    "compressed text echoed, then a compressed message with RSV3, then a ping, in one write: echo, close, no pong",
+    send(
+      compressed(Op.Text, Buffer.from(HELLO)),
+      frame(Op.Text, deflateMessage(Buffer.from("x")), { rsv1: true, rsv3: true }),
+      ping(HELLO)
+    ),
+    protocolError(T(HELLO))
+  ),
+  deflateCase(
     "13.12",
     "compressed message inflating to more than maxSize",
     send(compressed(Op.Binary, Buffer.alloc(MAX_SIZE + 1024))),
@@ -947,3 +1066,41 @@ export const fuzzCase: fc.Arbitrary<Case> = fc
     steps.push(awaitReplies(replies.length), ...send(...frames))
     return kase("fuzz", `${messages.length} random messages, then ${label}`, steps, failsWith(code, cause)(...replies))
   })
+
+// ---------------------------------------------------------------------------
+// At the default maxSize (1 MiB): maxSize bounds the message, not its compressed size
+// ---------------------------------------------------------------------------
+
+/** Default `maxSize` of the library (1 MiB), for the target run with it. */
+const DEFAULT_MAX_SIZE = 1 << 20
+
+export const defaultMaxSize = (): ReadonlyArray<Case> => [
+  deflateCase(
+    "12.3.1",
+    "1 MiB of random bytes compressed (a little more than 1 MiB on the wire) is accepted",
+    send(compressed(Op.Binary, noise(DEFAULT_MAX_SIZE, 12))),
+    echo(B(noise(DEFAULT_MAX_SIZE, 12))),
+    { timeout: 8000 }
+  ),
+  deflateCase(
+    "12.3.2",
+    "1 MiB of random bytes compressed, in 16 fragments, is accepted",
+    send(...compressedFragments(Op.Binary, noise(DEFAULT_MAX_SIZE, 13), 16)),
+    echo(B(noise(DEFAULT_MAX_SIZE, 13))),
+    { timeout: 8000 }
+  ),
+  deflateCase(
+    "12.3.3",
+    "1 MiB + 1 byte of random bytes compressed is refused",
+    send(compressed(Op.Binary, noise(DEFAULT_MAX_SIZE + 1, 14))),
+    tooBig(),
+    { timeout: 8000 }
+  ),
+  kase(
+    "12.3.4",
+    "1 MiB of random bytes uncompressed on a compressed connection is accepted",
+    send(binary(noise(DEFAULT_MAX_SIZE, 15))),
+    echo(B(noise(DEFAULT_MAX_SIZE, 15))),
+    { deflate: true, timeout: 8000 }
+  )
+]

@@ -9,12 +9,24 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Client from "../../src/Client.js"
 import { isInvalidHandshake, isNegotiationError } from "../../src/Errors.js"
-import { closing, deflate, fragmentation, framing, fuzzCase, opcodes, pings, reservedBits, utf8 } from "./cases.js"
+import {
+  closing,
+  defaultMaxSize,
+  deflate,
+  fragmentation,
+  framing,
+  fuzzCase,
+  opcodes,
+  pings,
+  reservedBits,
+  utf8
+} from "./cases.js"
 import {
   acceptRequest,
   type Case,
   ClientUnderTest,
   clientOptions,
+  clientUnderTest,
   LOCALHOST,
   RawServer,
   switchingProtocols
@@ -153,3 +165,12 @@ layer(ClientUnderTest, { excludeTestServices: true })("client conformance", (it)
     )
   })
 })
+
+const { maxSize: _maxSize, ...defaultOptions } = clientOptions
+
+layer(clientUnderTest(defaultOptions), { excludeTestServices: true })(
+  "client conformance at the default maxSize",
+  (it) => {
+    describe("12.3 maxSize counts the inflated size", () => testCases(it, defaultMaxSize()))
+  }
+)

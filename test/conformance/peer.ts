@@ -54,9 +54,15 @@ const OUTCOME_TIMEOUT_MS = 2000
 /** The parser error the implementation must report when it fails the connection. */
 export type FailureCause = "ProtocolError" | "InvalidUtf8" | "PayloadTooBig"
 
-/** One step of the peer: write a frame (in chops of `chop` bytes), wait for replies, or pause. */
+/**
+ * One step of the peer: write a frame (in chops of `chop` bytes), wait for replies, or pause. A
+ * `Drip` writes a frame a byte per TCP segment up to and including the payload byte at `upTo`,
+ * then waits (within the case's deadline) for the implementation's close frame before it writes
+ * the rest: an implementation that validates as bytes arrive closes before the frame is complete.
+ */
 export type Step =
   | { readonly _tag: "Frame"; readonly frame: FrameSpec; readonly chop?: number | undefined }
+  | { readonly _tag: "Drip"; readonly frame: FrameSpec; readonly upTo: number }
   | { readonly _tag: "Await"; readonly replies: number }
   | { readonly _tag: "Pause"; readonly millis: number }
 
@@ -87,6 +93,14 @@ export type Expectation =
       readonly replies: ReadonlyArray<Reply>
     }
   | { readonly _tag: "Fail"; readonly replies: ReadonlyArray<Reply> }
+
+/** Length of the header `encodeFrame` writes for a frame (the mask key included when masked). */
+const headerLength = (frame: FrameSpec, masked: boolean): number => {
+  const length = frame.declaredLength ?? BigInt(frame.payload.length)
+  const encoding = frame.encoding ?? (length <= 125n ? 7 : length <= 0xffffn ? 16 : 64)
+  const mask = frame.wrongMask === true ? !masked : masked
+  return 2 + (encoding === 16 ? 2 : encoding === 64 ? 8 : 0) + (mask ? 4 : 0)
+}
 
 export interface Case {
   /** Number in the style of the Autobahn testsuite (same section numbers where a case matches one). */
@@ -458,57 +472,63 @@ class Outcomes {
 }
 
 /**
- * Our server (`Server.serve` with the echo handler, compression available, 16 MiB messages) and a
- * raw client that performs the opening handshake itself.
+ * Our server (`Server.serve` with the echo handler, compression available, messages up to
+ * `maxSize`: 16 MiB, or the default without it) and a raw client that performs the opening
+ * handshake itself.
  */
-export const ServerUnderTest: Layer.Layer<TargetUnderTest, unknown> = Layer.scoped(
-  TargetUnderTest,
-  Effect.gen(function* () {
-    const outcomes = new Outcomes()
-    const handler = (ws: WebSocket) =>
-      Effect.flatMap(echoOutcome(ws), (outcome) =>
-        Effect.sync(() => {
-          const remote = ws.remoteAddress
-          if (remote?._tag === "TcpAddress") outcomes.record(remote.port, outcome)
-        })
-      )
-    const server = yield* Server.serve(handler, {
-      host: LOCALHOST,
-      port: 0,
-      maxSize: MAX_SIZE,
-      pingInterval: null,
-      closeTimeout: "3 seconds"
-    })
-    if (server.address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP server")
-    const port = server.address.port
-    const open = (deflate: boolean, deadline: number) =>
-      Effect.gen(function* () {
-        const socket = yield* connectTcp(port)
-        const wire = new Wire(socket)
-        const key = newKey()
-        wire.write(
-          `GET /conformance HTTP/1.1\r\nHost: ${LOCALHOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
-            (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") +
-            "\r\n"
+export const serverUnderTest = (maxSize: number | undefined): Layer.Layer<TargetUnderTest, unknown> =>
+  Layer.scoped(
+    TargetUnderTest,
+    Effect.gen(function* () {
+      const outcomes = new Outcomes()
+      const handler = (ws: WebSocket) =>
+        Effect.flatMap(echoOutcome(ws), (outcome) =>
+          Effect.sync(() => {
+            const remote = ws.remoteAddress
+            if (remote?._tag === "TcpAddress") outcomes.record(remote.port, outcome)
+          })
         )
-        const { headers, startLine } = parseHead(yield* wire.readHead(deadline))
-        // RFC 6455 §4.2.2 step 5: what a server's 101 response must carry.
-        const problems = [
-          /^HTTP\/1\.1 101 /.test(startLine) ? "" : `status line ${startLine}`,
-          hasToken(headers.get("upgrade"), "websocket") ? "" : "Upgrade",
-          hasToken(headers.get("connection"), "upgrade") ? "" : "Connection",
-          headers.get("sec-websocket-accept") === acceptFor(key) ? "" : "Sec-WebSocket-Accept",
-          hasToken(headers.get("sec-websocket-extensions"), "permessage-deflate") === deflate
-            ? ""
-            : `Sec-WebSocket-Extensions: ${headers.get("sec-websocket-extensions")}`
-        ].filter((problem) => problem !== "")
-        if (problems.length > 0) return yield* Effect.fail(new Error(`bad handshake response: ${problems.join(", ")}`))
-        return { wire, outcome: outcomes.await(socket.localPort!) } satisfies Session
+      const server = yield* Server.serve(handler, {
+        host: LOCALHOST,
+        port: 0,
+        ...(maxSize === undefined ? {} : { maxSize }),
+        pingInterval: null,
+        closeTimeout: "3 seconds"
       })
-    return { side: "server", open } satisfies Target
-  })
-)
+      if (server.address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP server")
+      const port = server.address.port
+      const open = (deflate: boolean, deadline: number) =>
+        Effect.gen(function* () {
+          const socket = yield* connectTcp(port)
+          const wire = new Wire(socket)
+          const key = newKey()
+          wire.write(
+            `GET /conformance HTTP/1.1\r\nHost: ${LOCALHOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+              `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+              (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") +
+              "\r\n"
+          )
+          const { headers, startLine } = parseHead(yield* wire.readHead(deadline))
+          // RFC 6455 §4.2.2 step 5: what a server's 101 response must carry.
+          const problems = [
+            /^HTTP\/1\.1 101 /.test(startLine) ? "" : `status line ${startLine}`,
+            hasToken(headers.get("upgrade"), "websocket") ? "" : "Upgrade",
+            hasToken(headers.get("connection"), "upgrade") ? "" : "Connection",
+            headers.get("sec-websocket-accept") === acceptFor(key) ? "" : "Sec-WebSocket-Accept",
+            hasToken(headers.get("sec-websocket-extensions"), "permessage-deflate") === deflate
+              ? ""
+              : `Sec-WebSocket-Extensions: ${headers.get("sec-websocket-extensions")}`
+          ].filter((problem) => problem !== "")
+          if (problems.length > 0)
+            return yield* Effect.fail(new Error(`bad handshake response: ${problems.join(", ")}`))
+          return { wire, outcome: outcomes.await(socket.localPort!) } satisfies Session
+        })
+      return { side: "server", open } satisfies Target
+    })
+  )
+
+/** {@link serverUnderTest} with 16 MiB messages. */
+export const ServerUnderTest: Layer.Layer<TargetUnderTest, unknown> = serverUnderTest(MAX_SIZE)
 
 /** A raw TCP listener on port 0 handing out accepted sockets; everything is destroyed with the scope. */
 export const rawListener = (): Effect.Effect<
@@ -573,33 +593,40 @@ export const switchingProtocols = (key: string, extra = ""): string =>
   `Sec-WebSocket-Accept: ${acceptFor(key)}\r\n${extra}\r\n`
 
 /**
- * Our client (`Client.connect`, compression offered, 16 MiB messages) running the echo handler,
- * against a raw server that performs the opening handshake itself.
+ * Our client (`Client.connect`, compression offered, 16 MiB messages unless `options` say
+ * otherwise) running the echo handler, against a raw server that performs the opening handshake
+ * itself.
  */
-export const ClientUnderTest: Layer.Layer<TargetUnderTest | RawServer> = Layer.effect(
-  TargetUnderTest,
-  Effect.gen(function* () {
-    const listener = yield* RawServer
-    const open = (deflate: boolean, deadline: number) =>
-      Effect.gen(function* () {
-        const connecting = yield* Effect.forkScoped(
-          Client.connect(`ws://${LOCALHOST}:${listener.port}/conformance`, clientOptions)
-        )
-        const { wire, key, head } = yield* acceptRequest(listener.accept, deadline)
-        const offer = parseHead(head).headers.get("sec-websocket-extensions")
-        if (deflate && !hasToken(offer, "permessage-deflate")) {
-          return yield* Effect.fail(new Error(`permessage-deflate not offered: ${offer}`))
-        }
-        wire.write(switchingProtocols(key, deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : ""))
-        const ws = yield* Fiber.join(connecting).pipe(
-          Effect.mapError((error) => new Error(`connect failed: ${JSON.stringify(error)}`))
-        )
-        const handler = yield* Effect.forkScoped(echoOutcome(ws))
-        return { wire, outcome: Fiber.join(handler) } satisfies Session
-      })
-    return { side: "client", open } satisfies Target
-  })
-).pipe(Layer.provideMerge(Layer.scoped(RawServer, rawListener())))
+export const clientUnderTest = (
+  options: Client.ConnectOptions = clientOptions
+): Layer.Layer<TargetUnderTest | RawServer> =>
+  Layer.effect(
+    TargetUnderTest,
+    Effect.gen(function* () {
+      const listener = yield* RawServer
+      const open = (deflate: boolean, deadline: number) =>
+        Effect.gen(function* () {
+          const connecting = yield* Effect.forkScoped(
+            Client.connect(`ws://${LOCALHOST}:${listener.port}/conformance`, options)
+          )
+          const { wire, key, head } = yield* acceptRequest(listener.accept, deadline)
+          const offer = parseHead(head).headers.get("sec-websocket-extensions")
+          if (deflate && !hasToken(offer, "permessage-deflate")) {
+            return yield* Effect.fail(new Error(`permessage-deflate not offered: ${offer}`))
+          }
+          wire.write(switchingProtocols(key, deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : ""))
+          const ws = yield* Fiber.join(connecting).pipe(
+            Effect.mapError((error) => new Error(`connect failed: ${JSON.stringify(error)}`))
+          )
+          const handler = yield* Effect.forkScoped(echoOutcome(ws))
+          return { wire, outcome: Fiber.join(handler) } satisfies Session
+        })
+      return { side: "client", open } satisfies Target
+    })
+  ).pipe(Layer.provideMerge(Layer.scoped(RawServer, rawListener())))
+
+/** {@link clientUnderTest} with 16 MiB messages. */
+export const ClientUnderTest: Layer.Layer<TargetUnderTest | RawServer> = clientUnderTest()
 
 // ---------------------------------------------------------------------------
 // Running a case
@@ -615,12 +642,16 @@ export interface Observed {
   readonly tcpClosed: boolean
   readonly violations: ReadonlyArray<string>
   readonly outcome: Outcome
+  /** With `Drip` steps: whether the close frame arrived before the rest of each dripped frame was written. */
+  readonly closedMidFrame?: ReadonlyArray<boolean>
 }
 
 const OK_CODES = new Set([1000, 1001])
 
 /** The observation a case expects. */
-export const expected = (e: Expectation): Observed => {
+export const expected = (e: Expectation, steps: ReadonlyArray<Step> = []): Observed => {
+  const drips = steps.filter((step) => step._tag === "Drip").map(() => true)
+  const dripped = drips.length > 0 ? { closedMidFrame: drips } : {}
   const messages = e.replies.filter((r) => r.kind !== "pong").map(describeReply)
   const pongs = e.replies.filter((r) => r.kind === "pong").map(describeReply)
   switch (e._tag) {
@@ -635,6 +666,7 @@ export const expected = (e: Expectation): Observed => {
       }
     case "Close":
       return {
+        ...dripped,
         messages,
         pongs,
         close: e.code,
@@ -672,6 +704,7 @@ export const runCase = (target: Target, c: Case): Effect.Effect<Observed, Error>
       const wire = session.wire
       const talk = new Conversation(wire, target.side, deflate)
       const settled = () => talk.close !== null || wire.eof
+      const closedMidFrame: Array<boolean> = []
       for (const step of c.steps) {
         if (step._tag === "Frame") {
           const bytes = talk.send(step.frame)
@@ -684,6 +717,19 @@ export const runCase = (target: Target, c: Case): Effect.Effect<Observed, Error>
               yield* nextTick
             }
           }
+        } else if (step._tag === "Drip") {
+          const bytes = talk.send(step.frame)
+          const stop = headerLength(step.frame, target.side === "server") + step.upTo + 1
+          for (let i = 0; i < stop; i++) {
+            wire.write(bytes.subarray(i, i + 1))
+            yield* nextTick
+          }
+          const closed = yield* wire.until(() => {
+            talk.pump()
+            return settled() ? true : undefined
+          }, deadline)
+          closedMidFrame.push(closed === true && talk.close !== null)
+          wire.write(bytes.subarray(stop))
         } else if (step._tag === "Await") {
           yield* wire.until(() => {
             talk.pump()
@@ -719,6 +765,7 @@ export const runCase = (target: Target, c: Case): Effect.Effect<Observed, Error>
           )
         : NO_OUTCOME
       const observed: Observed = {
+        ...(closedMidFrame.length > 0 ? { closedMidFrame } : {}),
         messages: talk.messages,
         pongs: talk.pongs,
         close: talk.close,

@@ -4,8 +4,19 @@
  * conversations. One server for the whole file: each case opens its own connection.
  */
 import { describe, layer } from "@effect/vitest"
-import { closing, deflate, fragmentation, framing, fuzzCase, opcodes, pings, reservedBits, utf8 } from "./cases.js"
-import { ServerUnderTest } from "./peer.js"
+import {
+  closing,
+  defaultMaxSize,
+  deflate,
+  fragmentation,
+  framing,
+  fuzzCase,
+  opcodes,
+  pings,
+  reservedBits,
+  utf8
+} from "./cases.js"
+import { ServerUnderTest, serverUnderTest } from "./peer.js"
 import { check, testCases } from "./suite.js"
 
 layer(ServerUnderTest, { excludeTestServices: true })("server conformance", (it) => {
@@ -26,4 +37,8 @@ layer(ServerUnderTest, { excludeTestServices: true })("server conformance", (it)
       fastCheck: { numRuns: 30 }
     }
   )
+})
+
+layer(serverUnderTest(undefined), { excludeTestServices: true })("server conformance at the default maxSize", (it) => {
+  describe("12.3 maxSize counts the inflated size", () => testCases(it, defaultMaxSize()))
 })

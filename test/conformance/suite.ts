@@ -14,7 +14,7 @@ export const check = (c: Case): Effect.Effect<void, Error, TargetUnderTest> =>
   Effect.gen(function* () {
     const target = yield* TargetUnderTest
     const observed = yield* runCase(target, c)
-    expect(observed).toEqual(expected(c.expect))
+    expect(observed).toEqual(expected(c.expect, c.steps))
   })
 
 /** One test per case. */
