@@ -8,6 +8,7 @@ export default defineConfig({
     hookTimeout: 10_000,
     // Two cores on CI: keep the worker count small so loopback tests do not starve.
     pool: "forks",
-    poolOptions: { forks: { maxForks: 2, minForks: 1 } }
+    // --expose-gc: the hostile-peer tests measure memory after a full collection.
+    poolOptions: { forks: { maxForks: 2, minForks: 1, execArgv: ["--expose-gc"] } }
   }
 })

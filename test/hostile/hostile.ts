@@ -1,0 +1,286 @@
+/**
+ * Fixtures of the hostile-peer tests (issue 14): a raw peer that writes frames with its own encoder
+ * (`test/conformance/wire.ts`, not `src/Frames.ts`) against our server, or plays the server against
+ * our client; a control connection that must keep echoing while the attack runs; and a memory probe
+ * (heap and external memory after a forced GC when `--expose-gc` is on, see vitest.config.ts).
+ */
+import type * as net from "node:net"
+import { expect } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Client from "../../src/Client.js"
+import type { ServeOptions } from "../../src/Server.js"
+import type { WebSocket } from "../../src/WebSocket.js"
+import { acceptFor, ByteQueue, encodeFrame, type FrameSpec, newKey, Op, takeFrame } from "../conformance/wire.js"
+import { bounded, echo, LOCALHOST, listenRaw, portOf, rawConnect, serveLocal } from "../fixtures/loopback.js"
+
+/** Memory a hostile peer may add to the process, generously (the tests prove a bound, not a size). */
+export const MEMORY_BOUND = 64 * 1024 * 1024
+
+/** Most frames of one incoming message (src/Connection.ts MAX_FRAGMENTS). */
+export const MAX_FRAGMENTS = 16_384
+
+const gc = (globalThis as { gc?: () => void }).gc
+
+/** Heap plus external memory (Buffers) in use, after a full GC when the process exposes one; else RSS. */
+export const memoryInUse = (): number => {
+  if (gc === undefined) return process.memoryUsage().rss
+  gc()
+  gc()
+  const usage = process.memoryUsage()
+  return usage.heapUsed + usage.external
+}
+
+/** Memory in use now, and a check that what was added since stays under {@link MEMORY_BOUND}. */
+export const memoryProbe = () => {
+  const before = memoryInUse()
+  const peakBefore = process.resourceUsage().maxRSS * 1024
+  return {
+    /** Fails the test when memory in use, or the process's peak RSS, grew by more than the bound. */
+    check: (label: string): void => {
+      const grown = memoryInUse() - before
+      const peakGrown = process.resourceUsage().maxRSS * 1024 - peakBefore
+      expect(grown, `${label}: memory growth`).toBeLessThan(MEMORY_BOUND)
+      expect(peakGrown, `${label}: peak RSS growth`).toBeLessThan(MEMORY_BOUND)
+    }
+  }
+}
+
+/** A frame as a raw client (masked) or a raw server (unmasked) writes it. */
+export const encode = (frame: FrameSpec, side: "client" | "server"): Buffer => encodeFrame(frame, side === "client")
+
+/**
+ * A raw peer on a socket: decodes what it receives with the wire decoder, and writes with
+ * backpressure (waits for 'drain' when the socket's buffer is full).
+ */
+export class HostilePeer {
+  readonly queue = new ByteQueue()
+  /** Close code of the first close frame received (1005 for an empty one), or undefined. */
+  closeCode: number | undefined = undefined
+  /** Data messages received (our implementations send each message as one frame here). */
+  readonly messages: Array<Buffer> = []
+  ended = false
+  /** Frames are decoded once the opening handshake is done (before, the queue holds HTTP). */
+  open = false
+  private readonly wakers = new Set<() => void>()
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly side: "client" | "server"
+  ) {
+    socket.on("data", (chunk: Buffer) => {
+      this.queue.push(chunk)
+      this.wake()
+    })
+    socket.on("close", () => {
+      this.ended = true
+      this.wake()
+    })
+    socket.on("end", () => {
+      this.ended = true
+      this.wake()
+    })
+    socket.on("error", () => {})
+  }
+
+  private wake(): void {
+    const all = [...this.wakers]
+    this.wakers.clear()
+    for (const wake of all) wake()
+  }
+
+  /** Decodes the complete frames received so far; records the close code. */
+  private pump(): void {
+    while (this.open) {
+      const frame = takeFrame(this.queue)
+      if (frame === undefined || typeof frame === "string") return
+      if (frame.opcode === Op.Text || frame.opcode === Op.Binary) this.messages.push(frame.payload)
+      if (frame.opcode === Op.Close && this.closeCode === undefined) {
+        this.closeCode = frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : 1005
+      }
+    }
+  }
+
+  /** Waits until `poll` holds (re-checked on every event of the socket). */
+  until(poll: () => boolean): Effect.Effect<void> {
+    const loop: Effect.Effect<void> = Effect.suspend(() => {
+      this.pump()
+      if (poll()) return Effect.void
+      return Effect.zipRight(
+        Effect.async<void>((resume) => {
+          const wake = () => resume(Effect.void)
+          this.wakers.add(wake)
+          return Effect.sync(() => this.wakers.delete(wake))
+        }),
+        loop
+      )
+    })
+    return loop
+  }
+
+  /** Waits for a close frame (or the end of the connection) and returns its code. */
+  readonly closed: Effect.Effect<number | undefined> = Effect.map(
+    this.until(() => this.closeCode !== undefined || this.ended),
+    () => this.closeCode
+  )
+
+  /** Writes `bytes`; waits for 'drain' when the socket buffers too much (a peer that respects TCP). */
+  write(bytes: Uint8Array): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.socket.destroyed || this.socket.write(bytes)) return resume(Effect.void)
+      const done = () => {
+        this.socket.off("drain", done)
+        this.socket.off("close", done)
+        resume(Effect.void)
+      }
+      this.socket.on("drain", done)
+      this.socket.on("close", done)
+      return Effect.sync(() => {
+        this.socket.off("drain", done)
+        this.socket.off("close", done)
+      })
+    })
+  }
+
+  /**
+   * Writes the frames `make(i)` for i in [0, count) in batches, stopping early when a close frame
+   * arrives; returns how many were written.
+   */
+  writeFrames(count: number, make: (i: number) => FrameSpec, batch = 1024): Effect.Effect<number> {
+    return Effect.gen(this, function* () {
+      let i = 0
+      while (i < count) {
+        this.pump()
+        if (this.closeCode !== undefined || this.ended) break
+        const end = Math.min(count, i + batch)
+        const chunks: Array<Buffer> = []
+        for (; i < end; i++) chunks.push(encode(make(i), this.side))
+        yield* this.write(Buffer.concat(chunks))
+      }
+      return i
+    })
+  }
+}
+
+/** A raw client that completed the opening handshake with the server on `port`. */
+export const hostileClient = (port: number, extensions?: string): Effect.Effect<HostilePeer, Error, Scope.Scope> =>
+  Effect.gen(function* () {
+    const raw = yield* rawConnect(port)
+    // The fixture's RawPeer keeps everything it receives: this peer decodes it instead.
+    raw.socket.removeAllListeners("data")
+    const peer = new HostilePeer(raw.socket, "client")
+    const key = newKey()
+    raw.socket.write(
+      `GET / HTTP/1.1\r\nHost: ${LOCALHOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+        (extensions === undefined ? "" : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
+        "\r\n"
+    )
+    yield* peer.until(() => peer.queue.indexOf("\r\n\r\n") >= 0 || peer.ended)
+    const at = peer.queue.indexOf("\r\n\r\n")
+    if (at < 0) return yield* Effect.fail(new Error("no handshake response"))
+    const head = peer.queue.take(at + 4).toString("latin1")
+    if (!head.startsWith("HTTP/1.1 101") || !head.includes(acceptFor(key))) {
+      return yield* Effect.fail(new Error(`handshake failed: ${head}`))
+    }
+    peer.open = true
+    return peer
+  })
+
+/**
+ * A raw server on port 0 for our client: `connect` runs `Client.connect` with `options` and the
+ * echo handler, completes the handshake on the raw side, and returns the raw peer and the client.
+ */
+export const hostileServer = Effect.gen(function* () {
+  const listener = yield* listenRaw((socket) => new HostilePeer(socket, "server"))
+  const connect = (options: Client.ConnectOptions = {}, extensions?: string) =>
+    Effect.gen(function* () {
+      const connecting = yield* Effect.forkScoped(
+        Client.connect(`ws://${LOCALHOST}:${listener.port}/`, { pingInterval: null, ...options })
+      )
+      const peer = yield* listener.accept
+      // Gone before the client closes: the client does not wait for a close handshake with it.
+      yield* Effect.addFinalizer(() => Effect.sync(() => peer.socket.destroy()))
+      yield* peer.until(() => peer.queue.indexOf("\r\n\r\n") >= 0 || peer.ended)
+      const head = peer.queue.take(peer.queue.indexOf("\r\n\r\n") + 4).toString("latin1")
+      const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? ""
+      peer.socket.write(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          `Sec-WebSocket-Accept: ${acceptFor(key)}\r\n` +
+          (extensions === undefined ? "" : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
+          "\r\n"
+      )
+      peer.open = true
+      const ws = yield* Effect.orDie(Fiber.join(connecting))
+      // The client runs the echo handler, as an application would.
+      yield* Effect.forkScoped(Effect.ignore(Stream.runForEach(ws.messages, (message) => ws.send(message))))
+      return { peer, ws }
+    })
+  return { connect }
+})
+
+/** One echo round trip over `ws`, bounded in time. */
+export const echoOnce = (ws: WebSocket, message: string): Effect.Effect<void, unknown> =>
+  Effect.gen(function* () {
+    yield* ws.send(message)
+    const reply = yield* ws.recv
+    expect(reply).toBe(message)
+  }).pipe(bounded(10_000))
+
+/**
+ * A control connection to our server at `port` that must keep echoing while an attack runs: `run`
+ * forks a loop of echo round trips until `stop`, and `check` verifies that at least one succeeded
+ * after the attack started and that the connection still echoes now.
+ */
+export const controlConnection = (port: number) =>
+  Effect.gen(function* () {
+    const ws = yield* Client.connect(`ws://${LOCALHOST}:${port}/`, { pingInterval: null })
+    let roundTrips = 0
+    const fiber = yield* Effect.forkScoped(
+      Effect.forever(
+        Effect.zipRight(
+          echoOnce(ws, `control ${roundTrips}`),
+          Effect.sync(() => roundTrips++)
+        )
+      )
+    )
+    return {
+      ws,
+      check: Effect.gen(function* () {
+        yield* echoOnce(ws, "still there")
+        expect(roundTrips, "echo round trips on the control connection during the attack").toBeGreaterThan(0)
+      }).pipe(Effect.ensuring(Effect.sync(() => fiber.unsafeInterruptAsFork(fiber.id()))))
+    }
+  })
+
+/** Opening frame of a message (FIN clear) and continuation frames, as the attacks write them. */
+export const fragment = (i: number, payload: Uint8Array): FrameSpec => ({
+  opcode: i === 0 ? Op.Text : Op.Continuation,
+  payload,
+  fin: false
+})
+
+/**
+ * The two sides of an attack: our server (echo handler, `serveOptions`) against a raw client, or
+ * our client (echo handler, `clientOptions`) against a raw server; `extensions` is what the raw
+ * side offers or accepts. Each yields the raw peer; a control connection to an echo server of ours
+ * runs alongside, and `finish` checks it and the memory bound.
+ */
+export const sides = {
+  server: (serveOptions: ServeOptions = {}, extensions?: string) =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal(echo, serveOptions)
+      const port = portOf(server)
+      const control = yield* controlConnection(port)
+      return { open: hostileClient(port, extensions), control }
+    }),
+  client: (clientOptions: Client.ConnectOptions = {}, extensions?: string) =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal(echo)
+      const control = yield* controlConnection(portOf(server))
+      const raw = yield* hostileServer
+      return { open: Effect.map(raw.connect(clientOptions, extensions), ({ peer }) => peer), control }
+    })
+}
