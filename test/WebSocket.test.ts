@@ -562,7 +562,7 @@ describe("WebSocket keepalive", () => {
 
   it.scopedLive("keepalive pings are answered by a live peer: the connection stays open", () =>
     Effect.gen(function* () {
-      const { ws } = yield* echoPair({ pingInterval: 20, pingTimeout: 20 })
+      const { ws } = yield* echoPair({ pingInterval: 20, pingTimeout: 1000 })
       yield* realSleep(150)
       yield* ws.send("still open")
       expect(yield* ws.recv).toBe("still open")

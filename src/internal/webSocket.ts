@@ -317,6 +317,17 @@ export class WebSocketImpl implements WebSocket {
     this.wakeAll(this.readers)
   }
 
+  /**
+   * After each write: Node emits 'drain' only once its buffer exceeded the socket's highWaterMark,
+   * which may be above `writeLimit`; so whoever waits for the buffer to fall below `writeLimit`
+   * (paused reading, `send` under backpressure) is woken here too.
+   */
+  private readonly onWritten = (): void => {
+    if ((this.pausedForWrites || this.drainWaiters.size > 0) && this.socket.writableLength <= this.options.writeLimit) {
+      this.onDrain()
+    }
+  }
+
   private onDrain(): void {
     if (this.pausedForWrites) {
       this.pausedForWrites = false
@@ -430,7 +441,7 @@ export class WebSocketImpl implements WebSocket {
         socket.cork()
         process.nextTick(this.uncork)
       }
-      if (socket.writable) socket.write(chunk)
+      if (socket.writable) socket.write(chunk, this.onWritten)
     }
   }
 

@@ -9,9 +9,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { Op } from "../test/conformance/wire.js"
-import { bounded } from "../test/fixtures/loopback.js"
-import { encode, sides } from "../test/hostile/hostile.js"
+import { Op } from "../conformance/wire.js"
+import { bounded } from "../fixtures/loopback.js"
+import { encode, sides } from "./hostile.js"
 
 const FLOOD_LIMIT = 40 * 1024 * 1024
 
