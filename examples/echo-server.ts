@@ -4,10 +4,10 @@
  * Stop it with Ctrl-C: the server closes every connection with 1001 (going away) before exiting.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Stream } from "effect"
+import { Effect } from "effect"
 import { Server, type WebSocket } from "../src/index.js"
 
-const echo = (ws: WebSocket.WebSocket) => Stream.runForEach(ws.messages, (message) => ws.send(message))
+const echo = (ws: WebSocket.WebSocket) => ws.forEachMessage((message) => ws.send(message))
 
 const program = Effect.gen(function* () {
   const server = yield* Server.serve(echo, { host: "127.0.0.1", port: 8765 })

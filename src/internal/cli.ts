@@ -266,7 +266,7 @@ export const echoHandler = (ws: WebSocket): Effect.Effect<void> => {
   const peer = formatAddress(ws.remoteAddress)
   const subprotocol = ws.subprotocol === undefined ? "" : `, subprotocol ${ws.subprotocol}`
   return log(`Connection opened: ${peer} (id ${ws.id}${subprotocol})`).pipe(
-    Effect.zipRight(Stream.runForEach(ws.messages, (message) => ws.send(message))),
+    Effect.zipRight(ws.forEachMessage((message) => ws.send(message))),
     // How the connection ended is logged below; an error close is not a handler failure.
     Effect.catchIf(isConnectionClosed, () => Effect.void),
     Effect.catchAll((error) => log(`Connection ${ws.id}: ${formatError(error)}`)),
