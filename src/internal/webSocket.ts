@@ -167,12 +167,14 @@ export class WebSocketImpl implements WebSocket {
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
     this.localAddress = addressOf(s.localAddress, s.localPort)
     this.remoteAddress = addressOf(s.remoteAddress, s.remotePort)
-    socket.on("data", (chunk: Uint8Array) => this.onData(chunk))
-    socket.on("end", () => this.onEnd())
+    // Listeners shared by every socket (a closure each per connection would cost memory).
+    ;(socket as OwnedSocket)[kConnection] = this
+    socket.on("data", onSocketData)
+    socket.on("end", onSocketEnd)
     // Errors (ECONNRESET, EPIPE) are followed by 'close', which handles the closure.
-    socket.on("error", () => {})
-    socket.on("close", () => this.onSocketClose())
-    socket.on("drain", () => this.onDrain())
+    socket.on("error", ignoreSocketError)
+    socket.on("close", onSocketClose)
+    socket.on("drain", onSocketDrain)
   }
 
   get side(): "client" | "server" {
@@ -192,18 +194,21 @@ export class WebSocketImpl implements WebSocket {
   // Socket → protocol
   // ---------------------------------------------------------------------------
 
-  private onData(chunk: Uint8Array): void {
+  /** @internal */
+  onData(chunk: Uint8Array): void {
     this.protocol.receiveData(chunk)
     this.afterReceive()
   }
 
-  private onEnd(): void {
+  /** @internal */
+  onEnd(): void {
     this.socketEnded = true
     this.protocol.receiveEof()
     this.afterReceive()
   }
 
-  private onSocketClose(): void {
+  /** @internal */
+  onSocketClose(): void {
     this.socketClosed = true
     if (!this.socketEnded) {
       // Reset, or aborted by us: the stream ends here without a TCP close (RFC 6455 §7.1.5: 1006).
@@ -328,7 +333,8 @@ export class WebSocketImpl implements WebSocket {
     }
   }
 
-  private onDrain(): void {
+  /** @internal */
+  onDrain(): void {
     if (this.pausedForWrites) {
       this.pausedForWrites = false
       if (!this.pausedForQueue && !this.socketClosed) this.socket.resume()
@@ -582,34 +588,50 @@ export class WebSocketImpl implements WebSocket {
   })
 
   /** The next message; interruption-safe because a message leaves the queue only in `takeSync`. */
-  readonly recv: Effect.Effect<Data, ConnectionClosed> = Effect.suspend(() => {
-    if (this.queueHead < this.queue.length) return Effect.succeed(this.takeSync())
-    if (this.socketClosed) return Effect.fail(this.protocol.closeExc)
-    // Every message before a protocol violation was taken and answered: the connection fails now.
-    if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
-    return Effect.zipRight(this.waitReadable, this.recv)
-  })
+  get recv(): Effect.Effect<Data, ConnectionClosed> {
+    // Made on first use, as the other Effects below: most connections use one way of reading.
+    this._recv ??= this.makeRecv()
+    return this._recv
+  }
+  private _recv: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
+  private makeRecv(): Effect.Effect<Data, ConnectionClosed> {
+    return Effect.suspend(() => {
+      if (this.queueHead < this.queue.length) return Effect.succeed(this.takeSync())
+      if (this.socketClosed) return Effect.fail(this.protocol.closeExc)
+      // Every message before a protocol violation was taken and answered: the connection fails now.
+      if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
+      return Effect.zipRight(this.waitReadable, this.recv)
+    })
+  }
 
   /**
    * Emits every queued message as one chunk, waits while there is none, ends after a normal
    * closure. A channel written by hand: a third of the cost per chunk of `repeatEffectChunkOption`.
    */
-  private readonly messagesChannel: Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> =
-    Channel.suspend(() => {
-      if (this.queueHead < this.queue.length) {
-        const messages: Array<Data> = []
-        while (this.queueHead < this.queue.length) messages.push(this.takeSync())
-        return Channel.flatMap(Channel.write(Chunk.unsafeFromArray(messages)), () => this.messagesChannel)
+  private makeMessagesChannel(): Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> {
+    const channel: Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> = Channel.suspend(
+      () => {
+        if (this.queueHead < this.queue.length) {
+          const messages: Array<Data> = []
+          while (this.queueHead < this.queue.length) messages.push(this.takeSync())
+          return Channel.flatMap(Channel.write(Chunk.unsafeFromArray(messages)), () => channel)
+        }
+        if (this.socketClosed) {
+          const exc = this.protocol.closeExc
+          return exc._tag === "ConnectionClosedOK" ? Channel.void : Channel.fail(exc)
+        }
+        if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
+        return Channel.flatMap(Channel.fromEffect(this.waitReadable), () => channel)
       }
-      if (this.socketClosed) {
-        const exc = this.protocol.closeExc
-        return exc._tag === "ConnectionClosedOK" ? Channel.void : Channel.fail(exc)
-      }
-      if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
-      return Channel.flatMap(Channel.fromEffect(this.waitReadable), () => this.messagesChannel)
-    })
+    )
+    return channel
+  }
 
-  readonly messages: Stream.Stream<Data, ConnectionClosedError> = Stream.fromChannel(this.messagesChannel)
+  get messages(): Stream.Stream<Data, ConnectionClosedError> {
+    this._messages ??= Stream.fromChannel(this.makeMessagesChannel())
+    return this._messages
+  }
+  private _messages: Stream.Stream<Data, ConnectionClosedError> | undefined = undefined
 
   forEachMessage<E, R>(
     f: (message: Data) => Effect.Effect<unknown, E, R>
@@ -629,12 +651,12 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /** After the connection left OPEN: wait until it is closed, then fail with the close exception. */
-  private readonly closedError: Effect.Effect<never, ConnectionClosed> = Effect.suspend(() =>
-    Effect.zipRight(
+  private get closedError(): Effect.Effect<never, ConnectionClosed> {
+    return Effect.zipRight(
       this.waitClosed,
       Effect.suspend(() => Effect.fail(this.protocol.closeExc))
     )
-  )
+  }
 
   /**
    * Sends one frame as part of the message this fiber is sending; callers sending a new message go
@@ -857,3 +879,19 @@ const asHandshakeError = (error: WebSocketExceptionFamily | undefined): InvalidH
   error !== undefined && isInvalidHandshake(error)
     ? error
     : new InvalidMessage({ detail: "connection closed during the opening handshake", cause: error })
+
+const kConnection = Symbol.for("effect-websockets/connection")
+type OwnedSocket = Duplex & { [kConnection]: WebSocketImpl }
+function onSocketData(this: OwnedSocket, chunk: Uint8Array): void {
+  this[kConnection].onData(chunk)
+}
+function onSocketEnd(this: OwnedSocket): void {
+  this[kConnection].onEnd()
+}
+function onSocketClose(this: OwnedSocket): void {
+  this[kConnection].onSocketClose()
+}
+function onSocketDrain(this: OwnedSocket): void {
+  this[kConnection].onDrain()
+}
+const ignoreSocketError = (): void => {}
