@@ -136,7 +136,7 @@ describe("interop with chromium", () => {
             // Chromium preconnects sockets that never send a request; shutting the server down waits
             // for those until openTimeout (default 10 s) — see the report on Server.close. Keep it short.
             openTimeout: "1 second",
-            processRequest: (path) =>
+            processRequest: ({ path }) =>
               Effect.sync(() => {
                 requests.push(path)
                 if (path === "/") {
