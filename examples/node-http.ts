@@ -48,7 +48,9 @@ const program = Effect.gen(function* () {
     http.once("error", (error) => resume(Effect.fail(error)))
     http.listen(PORT, "127.0.0.1", () => resume(Effect.void))
   })
-  yield* Console.log(`Listening on http://127.0.0.1:${PORT}`)
+  // The port the server got (PORT=0 picks a free one).
+  const { port } = http.address() as { readonly port: number }
+  yield* Console.log(`Listening on http://127.0.0.1:${port}`)
   yield* Effect.never
 })
 
