@@ -115,14 +115,12 @@ for (const door of ["standalone", "node:http"] as const) {
           const second = yield* Scope.make()
           yield* startServer(door, port, 2, second)
           const restarted = Date.now()
-          const generation = yield* client
-            .Generation()
-            .pipe(
-              Effect.retry({
-                schedule: Schedule.spaced("50 millis"),
-                while: (error) => error._tag === "RpcClientError"
-              })
-            )
+          const generation = yield* client.Generation().pipe(
+            Effect.retry({
+              schedule: Schedule.spaced("50 millis"),
+              while: (error) => error._tag === "RpcClientError"
+            })
+          )
           expect(generation).toBe(2)
           // Reconnection takes the RpcClient's retry delay (its default schedule starts at 500 ms).
           expect(Date.now() - restarted).toBeLessThan(10_000)
