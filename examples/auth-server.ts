@@ -17,10 +17,10 @@ const processRequest = Auth.basicAuth({
   checkCredentials: (username, password) => Effect.succeed(USERS.get(username) === password)
 })
 
-const greet = (ws: WebSocket.WebSocket) =>
+// processRequest let this request through with the username it authenticated.
+const greet = (ws: WebSocket.WebSocket, username: string) =>
   Effect.gen(function* () {
-    // processRequest let this request through, so its credentials are valid.
-    yield* ws.send(`Hello ${Auth.username(ws)}!`)
+    yield* ws.send(`Hello ${username}!`)
     yield* ws.waitClosed
   })
 

@@ -1,11 +1,12 @@
 /**
  * HTTP Basic Authentication for the server (RFC 7235, RFC 7617), Python's `websockets.auth`
- * (`basic_auth_protocol_factory`) the Effect way: {@link basicAuth} builds a `processRequest`
- * hook that answers 401 with a `WWW-Authenticate` challenge unless the handshake request carries
- * valid credentials, and {@link username} tells a handler who connected.
+ * (`basic_auth`) the Effect way: {@link basicAuth} builds a `processRequest` hook that answers 401
+ * with a `WWW-Authenticate` challenge unless the handshake request carries valid credentials, and
+ * continues with the username, which the handler receives as its second argument.
  *
  * ```ts
- * Server.serve(handler, { processRequest: Auth.basicAuth({ realm: "my dev server", credentials: ["hello", "iloveyou"] }) })
+ * const greet = (ws: WebSocket, user: string) => ws.send(`Hello ${user}!`)
+ * Server.serve(greet, { processRequest: Auth.basicAuth({ realm: "my dev server", credentials: ["hello", "iloveyou"] }) })
  * ```
  *
  * @since 0.1.0
@@ -15,7 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { buildWwwAuthenticateBasic, parseAuthorizationBasic } from "./HeaderParsers.js"
 import type { Headers } from "./Headers.js"
-import type { HttpResponse, ProcessRequest } from "./Server.js"
+import { type HandshakeRequest, type HttpResponse, type ProcessRequest, proceed } from "./Server.js"
 import type { WebSocket } from "./WebSocket.js"
 
 /**
@@ -37,8 +38,17 @@ export type BasicAuthOptions<R = never> = {
    * characters is undefined.
    */
   readonly realm: string
-  /** Applied after successful authentication (for example a health check, or more checks). */
-  readonly next?: ProcessRequest<R> | undefined
+  /**
+   * Applied after successful authentication (for example a health check, or more checks): an
+   * {@link HttpResponse} answers the request, `undefined` continues with the username.
+   */
+  readonly next?:
+    | ((
+        request: HandshakeRequest,
+        username: string
+        // biome-ignore lint/suspicious/noConfusingVoidType: lets a hook end with `Effect.void` to continue.
+      ) => Effect.Effect<HttpResponse | undefined | void, unknown, R>)
+    | undefined
 } & (
   | {
       /** One authorized pair, or several. */
@@ -77,7 +87,8 @@ export const credentialsOf = (headers: Headers): Either.Either<Credentials, stri
 
 /**
  * The username the client authenticated with (from the handshake's `Authorization` header), or
- * `undefined`: for handlers of a server protected by {@link basicAuth}.
+ * `undefined`. A handler of a server protected by {@link basicAuth} receives the username as its
+ * second argument without parsing the header again; this is for code that only has the connection.
  * @since 0.1.0
  * @category utils
  */
@@ -87,11 +98,12 @@ export const username = (ws: WebSocket): string | undefined =>
 /**
  * A `processRequest` hook enforcing HTTP Basic Auth: a request without valid credentials is
  * answered 401 Unauthorized with `WWW-Authenticate: Basic realm="…", charset="UTF-8"` and the
- * connection is closed; a valid one continues to `next`, then to the WebSocket handshake.
+ * connection is closed; a valid one continues to `next`, then to the WebSocket handshake, whose
+ * handler receives the username.
  * @since 0.1.0
  * @category constructors
  */
-export const basicAuth = <R = never>(options: BasicAuthOptions<R>): ProcessRequest<R> => {
+export const basicAuth = <R = never>(options: BasicAuthOptions<R>): ProcessRequest<R, string> => {
   const { credentials, realm } = options
   const check =
     options.checkCredentials ??
@@ -111,16 +123,16 @@ export const basicAuth = <R = never>(options: BasicAuthOptions<R>): ProcessReque
     ],
     body: `${text}.\n`
   })
-  return (path, headers) =>
-    Either.match(credentialsOf(headers), {
+  return (request) =>
+    Either.match(credentialsOf(request.headers), {
       onLeft: (reason) => Effect.succeed(unauthorized(reason)),
       onRight: ([user, password]) =>
         Effect.flatMap(check(user, password), (valid) =>
           !valid
             ? Effect.succeed(unauthorized("Invalid credentials"))
             : options.next === undefined
-              ? Effect.succeed(undefined)
-              : options.next(path, headers)
+              ? Effect.succeed(proceed(user))
+              : Effect.map(options.next(request, user), (response) => response ?? proceed(user))
         )
     })
 }

@@ -1,13 +1,17 @@
 /**
- * The WebSocket server (Python `websockets.server.serve` / `unix_serve` / `WebSocketServer`):
- * accepts TCP, TLS or unix-socket connections, performs the opening handshake and runs a handler
- * per connection in its own fiber. Provided as a `WebSocketServer` service with a layer, or as a
- * scoped constructor.
+ * The WebSocket server (Python `websockets.server.serve` / `unix_serve` / `Server`): performs the
+ * opening handshake and runs a handler per connection in its own fiber.
+ *
+ * Connections reach it through one of three front doors, all feeding the same accept path
+ * ({@link makeAcceptor}): its own TCP, TLS or unix-socket listener ({@link serve}), a Node
+ * `http`/`https` server's `'upgrade'` event (`NodeMount`), or a route of an `@effect/platform`
+ * `HttpRouter` (`HttpRouterRoute`).
  *
  * @since 0.1.0
  */
 import { lstatSync, unlinkSync } from "node:fs"
 import * as net from "node:net"
+import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
 import { SocketServerError } from "@effect/platform/SocketServer"
 import * as Cause from "effect/Cause"
@@ -52,34 +56,67 @@ export interface HttpResponse {
 }
 
 /**
- * Intercepts a handshake request: an {@link HttpResponse} answers it without a WebSocket, `undefined`
- * (or `Effect.void`) continues the handshake.
- * @since 0.1.0
+ * The opening handshake request as `processRequest` sees it (Python's `process_request(connection,
+ * request)` in one value): the request and the addresses of the connection it came on.
+ * @since 0.2.0
  * @category models
  */
-export type ProcessRequest<R> = (
-  path: string,
-  headers: Headers
-  // biome-ignore lint/suspicious/noConfusingVoidType: lets a hook end with `Effect.void` to continue the handshake.
-) => Effect.Effect<HttpResponse | undefined | void, unknown, R>
+export interface HandshakeRequest {
+  /** Identifier of the connection, as in the logs and `WebSocket.id`. */
+  readonly id: string
+  /** Always `GET`: a WebSocket handshake has no other method (RFC 6455 §4.1). */
+  readonly method: string
+  /** The request target, query included (for example `/chat?room=1`), neither decoded nor validated. */
+  readonly path: string
+  readonly headers: Headers
+  /** The client's address (`undefined` when unknown, for example on a unix socket). */
+  readonly remoteAddress: Address | undefined
+  readonly localAddress: Address | undefined
+}
 
 /**
- * Options of `serve`, with Python's defaults.
+ * What `processRequest` returns to continue the handshake with a value for the handler (for example
+ * the authenticated user): the handler receives `value` as its second argument. Build it with
+ * {@link proceed}.
+ * @since 0.2.0
+ * @category models
+ */
+export class Proceed<A> {
+  constructor(readonly value: A) {}
+}
+
+/**
+ * Continues the handshake, handing `value` to the connection's handler.
+ * @since 0.2.0
+ * @category constructors
+ */
+export const proceed = <A>(value: A): Proceed<A> => new Proceed(value)
+
+/**
+ * Intercepts a handshake request. It answers with an {@link HttpResponse} (no WebSocket: a
+ * rejection, a health check), continues with {@link proceed}`(value)` (the handler receives `value`),
+ * or, when the handler expects no value, continues with `undefined` (or `Effect.void`).
  * @since 0.1.0
  * @category models
  */
-export interface ServeOptions<R = never> extends WebSocketOptions {
-  /** Interface to listen on; default: every interface, as Node and Python do. */
-  readonly host?: string | undefined
-  /** Port to listen on; 0 picks a free port (read it from `address`). */
-  readonly port?: number | undefined
-  /**
-   * Listen on this unix socket path instead of TCP (Python's `unix_serve`). A socket file left there
-   * by a server that died is removed first; anything else at the path makes listening fail.
-   */
-  readonly unix?: string | undefined
-  /** TLS options: serve `wss://` with this key and certificate. */
-  readonly tls?: tls.TlsOptions | undefined
+export type ProcessRequest<R, A = undefined> = (
+  request: HandshakeRequest
+) => Effect.Effect<HttpResponse | Proceed<A> | ContinueWithout<A>, unknown, R>
+
+/**
+ * Continuing without {@link proceed} is allowed only when the handler expects no value.
+ * @since 0.2.0
+ * @category models
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: lets a hook end with `Effect.void` to continue the handshake.
+export type ContinueWithout<A> = [A] extends [undefined] ? undefined | void : never
+
+/**
+ * Options of every server, whatever accepts its connections: protocol, negotiation and limits.
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServerOptions<R = never, A = undefined> extends WebSocketOptions {
   /** Acceptable Origin headers; include `null` to accept requests without one. */
   readonly origins?: ReadonlyArray<string | null> | undefined
   /** Supported subprotocols, in order of decreasing preference. */
@@ -91,11 +128,10 @@ export interface ServeOptions<R = never> extends WebSocketOptions {
   /** Server header; `null` omits it. */
   readonly serverHeader?: string | null | undefined
   /**
-   * Intercepts each handshake request: return an {@link HttpResponse} to answer it without a
-   * WebSocket (the connection is then closed), or `undefined` to continue the handshake. A failure
-   * is logged and answered with 500.
+   * Intercepts each handshake request (see {@link ProcessRequest}). After an {@link HttpResponse} the
+   * connection is closed. A failure is logged and answered with 500.
    */
-  readonly processRequest?: ProcessRequest<R> | undefined
+  readonly processRequest?: ProcessRequest<R, A> | undefined
   /** Time allowed for a client to complete the opening handshake; `null` disables it. Default 10 seconds. */
   readonly openTimeout?: OptionalDuration
   /**
@@ -110,13 +146,30 @@ export interface ServeOptions<R = never> extends WebSocketOptions {
 }
 
 /**
- * A running WebSocket server.
+ * Options of `serve`, with Python's defaults: a listener and {@link ServerOptions}.
  * @since 0.1.0
  * @category models
  */
-export interface WebSocketServer {
-  /** Address the server listens on. */
-  readonly address: Address
+export interface ServeOptions<R = never, A = undefined> extends ServerOptions<R, A> {
+  /** Interface to listen on; default: every interface, as Node and Python do. */
+  readonly host?: string | undefined
+  /** Port to listen on; 0 picks a free port (read it from `address`). */
+  readonly port?: number | undefined
+  /**
+   * Listen on this unix socket path instead of TCP (Python's `unix_serve`). A socket file left there
+   * by a server that died is removed first; anything else at the path makes listening fail.
+   */
+  readonly unix?: string | undefined
+  /** TLS options: serve `wss://` with this key and certificate. */
+  readonly tls?: tls.TlsOptions | undefined
+}
+
+/**
+ * A server's connections and lifecycle, whatever accepts its connections.
+ * @since 0.2.0
+ * @category models
+ */
+export interface Endpoint {
   /** Open connections (a live view). */
   readonly connections: ReadonlySet<WebSocket>
   /**
@@ -134,6 +187,40 @@ export interface WebSocketServer {
 }
 
 /**
+ * A running WebSocket server with a listener of its own.
+ * @since 0.1.0
+ * @category models
+ */
+export interface WebSocketServer extends Endpoint {
+  /** Address the server listens on. */
+  readonly address: Address
+}
+
+/**
+ * A request that another HTTP implementation (node:http) already parsed, with the bytes that
+ * followed it on the connection.
+ * @since 0.2.0
+ * @category models
+ */
+export interface ParsedRequest {
+  readonly request: Request
+  readonly head: Uint8Array
+}
+
+/**
+ * A server without a listener of its own: every front door hands it connections through `accept`.
+ * @since 0.2.0
+ * @category models
+ */
+export interface Acceptor extends Endpoint {
+  /**
+   * Runs the server side of the protocol on `socket`: reads the handshake request from it, or takes
+   * `parsed` when an HTTP server already read it. Never fails: problems close the socket.
+   */
+  readonly accept: (socket: Duplex, parsed?: ParsedRequest) => void
+}
+
+/**
  * Tag of the {@link WebSocketServer} service.
  * @since 0.1.0
  * @category tags
@@ -141,12 +228,208 @@ export interface WebSocketServer {
 export class Server extends Context.Tag("effect-websockets/WebSocketServer")<Server, WebSocketServer>() {}
 
 /**
- * A connection handler: runs once per connection, in its own fiber. When it ends, the server closes
- * the connection: with 1000 after success, 1011 after a failure (which is logged).
+ * The server a handler runs in, provided to every handler (by `serve` and by mounted endpoints):
+ * a handler broadcasts to the others or counts connections with it, without a cycle in the layer
+ * graph.
+ * @since 0.2.0
+ * @category tags
+ */
+export class CurrentServer extends Context.Tag("effect-websockets/CurrentServer")<CurrentServer, Endpoint>() {}
+
+/**
+ * A connection handler: runs once per connection, in its own fiber, with the value its
+ * `processRequest` continued with ({@link proceed}). When it ends, the server closes the connection:
+ * with 1000 after success, 1011 after a failure (which is logged).
  * @since 0.1.0
  * @category models
  */
-export type Handler<E, R> = (ws: WebSocket) => Effect.Effect<void, E, R>
+export type Handler<E, R, A = undefined> = (ws: WebSocket, value: A) => Effect.Effect<void, E, R>
+
+/** What the server provides to handlers itself. */
+type Provided = CurrentWebSocket | CurrentServer
+
+const REJECTED: unique symbol = Symbol("effect-websockets/Server/rejected")
+
+/**
+ * What a front door with a listener of its own tells the accept path.
+ * @since 0.2.0
+ * @category models
+ */
+export interface Listener {
+  /** Stops accepting connections; runs first on shutdown. */
+  readonly close: () => void
+  /** Our end of every connection, when the socket cannot tell (a unix socket). */
+  readonly localAddress?: Address | undefined
+}
+
+/**
+ * Builds a server without a listener of its own ("noServer"): the one accept path of every front
+ * door. It shuts down when the scope closes.
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeAcceptor = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServerOptions<RP, A> = {},
+  listener?: Listener
+): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP> =>
+  Effect.gen(function* () {
+    const resolved = resolveOptions(options)
+    const openTimeout = resolveOptionalDuration(options.openTimeout, defaults.openTimeout)
+    const extensions =
+      options.compression === null ? options.extensions : enableServerPermessageDeflate(options.extensions)
+    const connectionOptions = {
+      origins: options.origins,
+      subprotocols: options.subprotocols,
+      selectSubprotocol: options.selectSubprotocol,
+      extraHeaders: options.extraHeaders,
+      serverHeader: options.serverHeader,
+      maxHeaderSize: options.maxHeaderSize,
+      extensions,
+      maxSize: resolved.maxSize
+    }
+    const connections = new Set<WebSocketImpl>()
+    const closed = yield* Deferred.make<void>()
+    let shuttingDown = false
+
+    // Timers of every connection (close timeout, keepalive) in one queue with one fiber for the
+    // server. Made before `handlers`, so it is closed after them.
+    const timers = yield* Timers.make
+    // Handler fibers, one per connection; interrupted if still running when the scope closes.
+    const handlers = yield* FiberSet.make<void, never>()
+
+    let closing: Effect.Effect<void> | undefined
+    const close: Effect.Effect<void> = Effect.suspend(() => {
+      if (closing !== undefined) return closing
+      shuttingDown = true
+      closing = Effect.gen(function* () {
+        // Stop accepting. Handshakes in progress get a 503 from `handshake` (bounded by openTimeout).
+        // As Python documents, a connection accepted before shutdown whose request arrives later gets a
+        // 503; waiting for such requests is bounded by closeTimeout below (and openTimeout).
+        listener?.close()
+        yield* Effect.forEach(connections, (ws) => ws.close(1001), { concurrency: "unbounded", discard: true }).pipe(
+          Effect.timeout(resolved.closeTimeout),
+          Effect.ignore
+        )
+        yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeout(resolved.closeTimeout), Effect.ignore)
+        yield* FiberSet.clear(handlers)
+        yield* Deferred.succeed(closed, undefined)
+      }).pipe(Effect.cached, Effect.flatten)
+      return closing
+    })
+    yield* Effect.addFinalizer(() => close)
+
+    const broadcast = (message: Data, targets: Iterable<WebSocket> = connections) =>
+      Effect.sync(() => {
+        let sent = 0
+        for (const ws of targets) {
+          if (ws instanceof WebSocketImpl && ws.trySend(message)) sent++
+        }
+        return sent
+      })
+
+    const endpoint: Endpoint = { connections, close, waitClosed: Deferred.await(closed), broadcast }
+
+    // The server provides CurrentServer once, in the runtime of every handler fiber (no cost per
+    // connection), and CurrentWebSocket to each handler, so callers need neither.
+    const runHandler = yield* FiberSet.runtime(handlers)<Exclude<R, Provided> | RP | CurrentServer>().pipe(
+      Effect.provideService(CurrentServer, endpoint)
+    )
+
+    const handshake = (ws: WebSocketImpl, protocol: ServerConnection) =>
+      Effect.gen(function* () {
+        const request = (yield* Deferred.await(ws.handshakeEvent)) as Request
+        let response: Response | undefined
+        let value: A | undefined
+        if (shuttingDown) {
+          response = protocol.reject(503, "Server is shutting down.\n")
+        } else if (options.processRequest !== undefined) {
+          const intercepted = yield* options
+            .processRequest({
+              id: ws.id,
+              method: "GET",
+              path: request.path,
+              headers: request.headers,
+              remoteAddress: ws.remoteAddress,
+              localAddress: ws.localAddress
+            })
+            .pipe(
+              Effect.catchAllCause((cause) =>
+                Effect.logError("processRequest failed", cause).pipe(
+                  Effect.annotateLogs({ connectionId: ws.id }),
+                  Effect.as<HttpResponse>({ status: 500, body: "Failed to open a WebSocket connection.\n" })
+                )
+              )
+            )
+          if (intercepted instanceof Proceed) value = intercepted.value
+          else if (intercepted !== undefined) response = toResponse(intercepted as HttpResponse)
+        }
+        response ??= protocol.accept(request)
+        protocol.sendResponse(response)
+        ws.flushAndWatch()
+        // Not OPEN after a 101 when the client went away meanwhile.
+        if (protocol.state !== State.OPEN) return REJECTED
+        ws.open(request, response, protocol.subprotocol)
+        return value as A
+      })
+
+    const handleSocket = (ws: WebSocketImpl, protocol: ServerConnection) =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          yield* Effect.addFinalizer(() => Effect.sync(() => ws.abort()))
+          const opening =
+            openTimeout === null
+              ? handshake(ws, protocol)
+              : Effect.timeoutFail(handshake(ws, protocol), {
+                  duration: openTimeout,
+                  onTimeout: () => new OpenTimeout({ timeoutMillis: Duration.toMillis(openTimeout) })
+                })
+          const opened = yield* Effect.exit(opening)
+          if (Exit.isFailure(opened) || opened.value === REJECTED) {
+            // A failed or rejected handshake: the response (if any) is written, then the TCP
+            // connection closes; a client that never completed its handshake is dropped.
+            yield* Effect.logDebug("opening handshake failed").pipe(
+              Effect.annotateLogs({ connectionId: ws.id }),
+              Effect.when(() => Exit.isFailure(opened))
+            )
+            if (Exit.isFailure(opened)) ws.abort()
+            yield* ws.waitClosed.pipe(Effect.timeout(resolved.closeTimeout), Effect.ignore)
+            return
+          }
+          connections.add(ws)
+          const exit = yield* Effect.exit(
+            handler(ws, opened.value as A).pipe(Effect.provideService(CurrentWebSocket, ws))
+          )
+          connections.delete(ws)
+          if (Exit.isFailure(exit) && !isClosedFailure(exit.cause)) {
+            if (!Cause.isInterruptedOnly(exit.cause)) {
+              yield* Effect.logError("connection handler failed", exit.cause).pipe(
+                Effect.annotateLogs({ connectionId: ws.id })
+              )
+            }
+            yield* ws.close(1011)
+          } else {
+            yield* ws.close(shuttingDown ? 1001 : 1000)
+          }
+        })
+      )
+
+    const accept = (socket: Duplex, parsed?: ParsedRequest): void => {
+      if (shuttingDown) {
+        socket.destroy()
+        return
+      }
+      const protocol = new ServerConnection(connectionOptions)
+      const ws = new WebSocketImpl(protocol, socket, resolved, timers)
+      if (listener?.localAddress !== undefined) ws.localAddress = listener.localAddress
+      // Given synchronously after the constructor attached its listeners, before any 'data' event.
+      if (parsed !== undefined) ws.receiveRequest(parsed.request, parsed.head)
+      // R without CurrentWebSocket (provided by handleSocket) is Exclude<R, Provided> | CurrentServer.
+      runHandler(handleSocket(ws, protocol) as Effect.Effect<void, never, Exclude<R, Provided> | RP | CurrentServer>)
+    }
+
+    return { ...endpoint, accept } satisfies Acceptor
+  })
 
 /**
  * Removes a unix socket file left behind by a server that died without unlinking it, so that
@@ -182,10 +465,10 @@ const removeStaleSocket = (path: string): Effect.Effect<void> =>
     return Effect.sync(() => probe.destroy())
   })
 
-const listen = (server: net.Server, options: ServeOptions<any>): Effect.Effect<Address, SocketServerError> =>
+const listen = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, SocketServerError> =>
   Effect.zipRight(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
 
-const listenOn = (server: net.Server, options: ServeOptions<any>): Effect.Effect<Address, SocketServerError> =>
+const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, SocketServerError> =>
   Effect.async<Address, SocketServerError>((resume) => {
     const onError = (cause: Error) => resume(Effect.fail(new SocketServerError({ reason: "Open", cause })))
     server.once("error", onError)
@@ -206,7 +489,7 @@ const listenOn = (server: net.Server, options: ServeOptions<any>): Effect.Effect
 
 /**
  * Starts a WebSocket server running `handler` for every connection; it shuts down gracefully (see
- * {@link WebSocketServer.close}) when the enclosing `Scope` closes.
+ * {@link Endpoint.close}) when the enclosing `Scope` closes.
  *
  * @example
  * ```ts
@@ -219,164 +502,33 @@ const listenOn = (server: net.Server, options: ServeOptions<any>): Effect.Effect
  * @since 0.1.0
  * @category constructors
  */
-export const serve = <E, R, RP = never>(
-  handler: Handler<E, R>,
-  options: ServeOptions<RP> = {}
-): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, CurrentWebSocket> | RP> =>
+export const serve = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A> = {}
+): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, Provided> | RP> =>
   Effect.gen(function* () {
-    const resolved = resolveOptions(options)
-    const openTimeout = resolveOptionalDuration(options.openTimeout, defaults.openTimeout)
-    const extensions =
-      options.compression === null ? options.extensions : enableServerPermessageDeflate(options.extensions)
-    const connections = new Set<WebSocketImpl>()
-    const closed = yield* Deferred.make<void>()
-    let shuttingDown = false
-
-    // Timers of every connection (close timeout, keepalive) in one queue with one fiber for the
-    // server. Made before `handlers`, so it is closed after them.
-    const timers = yield* Timers.make
-    // Handler fibers, one per connection; interrupted if still running when the scope closes.
-    const handlers = yield* FiberSet.make<void, never>()
-    // The server provides CurrentWebSocket to each handler, so callers need not.
-    const runHandler = yield* FiberSet.runtime(handlers)<Exclude<R, CurrentWebSocket> | RP>()
-
-    const handshake = (ws: WebSocketImpl, protocol: ServerConnection) =>
-      Effect.gen(function* () {
-        const request = (yield* Deferred.await(ws.handshakeEvent)) as Request
-        let response: Response | undefined
-        if (shuttingDown) {
-          response = protocol.reject(503, "Server is shutting down.\n")
-        } else if (options.processRequest !== undefined) {
-          const intercepted = yield* options
-            .processRequest(request.path, request.headers)
-            .pipe(
-              Effect.catchAllCause((cause) =>
-                Effect.logError("processRequest failed", cause).pipe(
-                  Effect.annotateLogs({ connectionId: ws.id }),
-                  Effect.as<HttpResponse>({ status: 500, body: "Failed to open a WebSocket connection.\n" })
-                )
-              )
-            )
-          if (intercepted !== undefined) response = toResponse(intercepted)
-        }
-        response ??= protocol.accept(request)
-        protocol.sendResponse(response)
-        ws.flushAndWatch()
-        // Not OPEN after a 101 when the client went away meanwhile.
-        if (protocol.state !== State.OPEN) return false
-        ws.open(request, response, protocol.subprotocol)
-        return true
-      })
-
-    const handleSocket = (socket: net.Socket) =>
-      Effect.scoped(
-        Effect.gen(function* () {
-          const protocol = new ServerConnection({
-            origins: options.origins,
-            subprotocols: options.subprotocols,
-            selectSubprotocol: options.selectSubprotocol,
-            extraHeaders: options.extraHeaders,
-            serverHeader: options.serverHeader,
-            maxHeaderSize: options.maxHeaderSize,
-            extensions,
-            maxSize: resolved.maxSize
-          })
-          const ws = new WebSocketImpl(protocol, socket, resolved, timers)
-          // Our end of a unix socket is the path we listen on; the client's end is unnamed.
-          if (options.unix !== undefined) ws.localAddress = { _tag: "UnixAddress", path: options.unix }
-          yield* Effect.addFinalizer(() => Effect.sync(() => ws.abort()))
-          const opening =
-            openTimeout === null
-              ? handshake(ws, protocol)
-              : Effect.timeoutFail(handshake(ws, protocol), {
-                  duration: openTimeout,
-                  onTimeout: () => new OpenTimeout({ timeoutMillis: Duration.toMillis(openTimeout) })
-                })
-          const opened = yield* Effect.exit(opening)
-          if (Exit.isFailure(opened) || !opened.value) {
-            // A failed or rejected handshake: the response (if any) is written, then the TCP
-            // connection closes; a client that never completed its handshake is dropped.
-            yield* Effect.logDebug("opening handshake failed").pipe(
-              Effect.annotateLogs({ connectionId: ws.id }),
-              Effect.when(() => Exit.isFailure(opened))
-            )
-            if (Exit.isFailure(opened)) ws.abort()
-            yield* ws.waitClosed.pipe(Effect.timeout(resolved.closeTimeout), Effect.ignore)
-            return
-          }
-          connections.add(ws)
-          const exit = yield* Effect.exit(handler(ws).pipe(Effect.provideService(CurrentWebSocket, ws)))
-          connections.delete(ws)
-          if (Exit.isFailure(exit) && !isClosedFailure(exit.cause)) {
-            if (!Cause.isInterruptedOnly(exit.cause)) {
-              yield* Effect.logError("connection handler failed", exit.cause).pipe(
-                Effect.annotateLogs({ connectionId: ws.id })
-              )
-            }
-            yield* ws.close(1011)
-          } else {
-            yield* ws.close(shuttingDown ? 1001 : 1000)
-          }
-        })
-      )
-
+    const readLimit = options.readLimit ?? defaults.readLimit
     const server =
       options.tls !== undefined
-        ? tls.createServer({ ...options.tls, allowHalfOpen: true, highWaterMark: resolved.readLimit })
+        ? tls.createServer({ ...options.tls, allowHalfOpen: true, highWaterMark: readLimit })
         : null
     // highWaterMark: a paused socket (maxQueue reached) buffers at most readLimit bytes before the
     // kernel's buffers, then TCP flow control, push back on the peer.
-    const netServer: net.Server = server ?? net.createServer({ allowHalfOpen: true, highWaterMark: resolved.readLimit })
+    const netServer: net.Server = server ?? net.createServer({ allowHalfOpen: true, highWaterMark: readLimit })
+    const acceptor = yield* makeAcceptor(handler, options, {
+      close: () => netServer.close(),
+      // Our end of a unix socket is the path we listen on; the client's end is unnamed.
+      localAddress: options.unix !== undefined ? { _tag: "UnixAddress", path: options.unix } : undefined
+    })
     netServer.on(server !== null ? "secureConnection" : "connection", (socket: net.Socket) => {
-      if (shuttingDown) {
-        socket.destroy()
-        return
-      }
       socket.setNoDelay?.(true)
-      runHandler(handleSocket(socket))
+      acceptor.accept(socket)
     })
     // TLS handshake failures concern one client only.
     netServer.on("tlsClientError", () => {})
-
     const address = yield* listen(netServer, options)
-
-    let closing: Effect.Effect<void> | undefined
-    const close: Effect.Effect<void> = Effect.suspend(() => {
-      if (closing !== undefined) return closing
-      shuttingDown = true
-      closing = Effect.gen(function* () {
-        // Stop accepting. Handshakes in progress get a 503 from `handshake` (bounded by openTimeout).
-        // As Python documents, a connection accepted before shutdown whose request arrives later gets a
-        // 503; waiting for such requests is bounded by closeTimeout below (and openTimeout).
-        netServer.close()
-        yield* Effect.forEach(connections, (ws) => ws.close(1001), { concurrency: "unbounded", discard: true }).pipe(
-          Effect.timeout(resolved.closeTimeout),
-          Effect.ignore
-        )
-        yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeout(resolved.closeTimeout), Effect.ignore)
-        yield* FiberSet.clear(handlers)
-        yield* Deferred.succeed(closed, undefined)
-      }).pipe(Effect.cached, Effect.flatten)
-      return closing
-    })
-    yield* Effect.addFinalizer(() => close)
-
-    const broadcast = (message: Data, targets: Iterable<WebSocket> = connections) =>
-      Effect.sync(() => {
-        let sent = 0
-        for (const ws of targets) {
-          if (ws instanceof WebSocketImpl && ws.trySend(message)) sent++
-        }
-        return sent
-      })
-
-    return {
-      address,
-      connections,
-      close,
-      waitClosed: Deferred.await(closed),
-      broadcast
-    } satisfies WebSocketServer
+    const { accept: _, ...endpoint } = acceptor
+    return { ...endpoint, address } satisfies WebSocketServer
   }).pipe(Effect.withSpan("effect-websockets.serve"))
 
 /**
@@ -384,23 +536,24 @@ export const serve = <E, R, RP = never>(
  * @since 0.1.0
  * @category constructors
  */
-export const unixServe = <E, R, RP = never>(
-  handler: Handler<E, R>,
+export const unixServe = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
   path: string,
-  options: ServeOptions<RP> = {}
-): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, CurrentWebSocket> | RP> =>
+  options: ServeOptions<RP, A> = {}
+): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, Provided> | RP> =>
   serve(handler, { ...options, unix: path })
 
 /**
- * A layer providing the {@link Server} service: the server runs while the layer is alive.
+ * A layer providing the {@link Server} service: the server runs while the layer is alive. A handler
+ * that needs its own server uses {@link CurrentServer}, which the server provides, so the layer
+ * does not require itself.
  * @since 0.1.0
  * @category layers
  */
-export const layer = <E, R, RP = never>(
-  handler: Handler<E, R>,
-  options: ServeOptions<RP> = {}
-): Layer.Layer<Server, SocketServerError, Exclude<R, CurrentWebSocket> | RP> =>
-  Layer.scoped(Server, serve(handler, options))
+export const layer = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A> = {}
+): Layer.Layer<Server, SocketServerError, Exclude<R, Provided> | RP> => Layer.scoped(Server, serve(handler, options))
 
 const toResponse = (response: HttpResponse): Response => {
   const headers = fromHeadersLike(response.headers).copy()

@@ -200,9 +200,20 @@ export class ServerConnection extends Connection {
     }
     const request = result.right
     if (request === undefined) return
+    this.receiveRequest(request, parser.rest)
+  }
+
+  /**
+   * Takes a request that was parsed elsewhere (by a Node `http` server) instead of reading it from
+   * the connection's bytes, with the bytes received after it (`head`): the `Request` event follows,
+   * as after `receiveData`. Only while waiting for the request.
+   */
+  receiveRequest(request: Request, rest: Uint8Array): void {
+    if (this.state !== State.CONNECTING || this.requestParser === undefined) return
     this.requestParser = undefined
     this.events.push(request)
-    if (parser.rest.byteLength > 0) this.earlyData = true
+    // Early data (frames before our 101) is dropped, as the parser does for bytes after the request.
+    if (rest.byteLength > 0) this.earlyData = true
   }
 
   protected override onEof(): void {

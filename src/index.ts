@@ -39,6 +39,10 @@ export * as HeaderParsers from "./HeaderParsers.js"
 export * as Headers from "./Headers.js"
 /** @since 0.1.0 */
 export * as Http11 from "./Http11.js"
+/** @since 0.2.0 */
+export * as HttpRouterRoute from "./HttpRouterRoute.js"
+/** @since 0.2.0 */
+export * as NodeMount from "./NodeMount.js"
 /** @since 0.1.0 */
 export * as Server from "./Server.js"
 /** @since 0.1.0 */

@@ -9,13 +9,20 @@ import type { WebSocket } from "../src/WebSocket.js"
 
 const portOf = (server: Server.WebSocketServer) => (server.address._tag === "TcpAddress" ? server.address.port : 0)
 
-/** A server that greets the authenticated user, protected by `processRequest`. */
-const serveGreeter = (processRequest: Server.ProcessRequest<never>) =>
-  Server.serve((ws: WebSocket) => Effect.zipRight(ws.send(`hello ${Auth.username(ws)}`), ws.waitClosed), {
-    host: "127.0.0.1",
-    port: 0,
-    processRequest
-  })
+/**
+ * A server that greets the authenticated user, protected by `processRequest`: the handler gets the
+ * username from the hook, and `Auth.username` must agree.
+ */
+const serveGreeter = (processRequest: Server.ProcessRequest<never, string>) =>
+  Server.serve(
+    (ws: WebSocket, user: string) =>
+      Effect.zipRight(ws.send(user === Auth.username(ws) ? `hello ${user}` : "mismatch"), ws.waitClosed),
+    {
+      host: "127.0.0.1",
+      port: 0,
+      processRequest
+    }
+  )
 
 const bodyText = (error: unknown) =>
   new TextDecoder().decode((error as { body?: Uint8Array }).body ?? new Uint8Array(0))
@@ -69,7 +76,7 @@ describe("basicAuth", () => {
               checked.push(user)
               return password === `${user}!`
             }),
-          next: (path) => Effect.succeed(path === "/health" ? { status: 200, body: "OK\n" } : undefined)
+          next: ({ path }) => Effect.succeed(path === "/health" ? { status: 200, body: "OK\n" } : undefined)
         })
       )
       const ws = yield* Client.connect(`ws://carol:carol!@127.0.0.1:${portOf(server)}/`)

@@ -176,7 +176,7 @@ describe("Client connect", () => {
 describe("Client redirects", () => {
   const redirecting = (status: number) =>
     serveLocal(echo, {
-      processRequest: (path) =>
+      processRequest: ({ path }) =>
         Effect.succeed(
           path === "/old"
             ? { status, headers: { Location: "/new" } }

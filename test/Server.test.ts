@@ -303,7 +303,7 @@ describe("Server opening handshake", () => {
   it.scopedLive("processRequest answers a health check with 200 OK over plain HTTP", () =>
     Effect.gen(function* () {
       const server = yield* serveLocal(echo, {
-        processRequest: (path) => Effect.succeed(path === "/health" ? { status: 200, body: "OK" } : undefined)
+        processRequest: ({ path }) => Effect.succeed(path === "/health" ? { status: 200, body: "OK" } : undefined)
       })
       const peer = yield* rawConnect(portOf(server))
       yield* peer.write("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -323,7 +323,7 @@ describe("Server opening handshake", () => {
     it.scopedLive(`processRequest rejects with ${status}: the client fails with InvalidStatusCode ${status}`, () =>
       Effect.gen(function* () {
         const server = yield* serveLocal(echo, {
-          processRequest: (_path, headers) =>
+          processRequest: ({ headers }) =>
             Effect.succeed(
               headers.get("Authorization").pipe((v) => v._tag === "Right" && v.right === "Bearer good")
                 ? undefined

@@ -31,6 +31,7 @@ import {
 import { CloseCode, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
+import type { ServerConnection } from "../ServerConnection.js"
 import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
 import type { Timer, Timers } from "./timers.js"
@@ -485,6 +486,15 @@ export class WebSocketImpl implements WebSocket {
   // ---------------------------------------------------------------------------
   // Lifecycle, used by the client and the server
   // ---------------------------------------------------------------------------
+
+  /**
+   * Server side: takes a handshake request a Node `http` server already parsed, with the bytes that
+   * followed it, as if they had been received.
+   */
+  receiveRequest(request: Request, rest: Uint8Array): void {
+    ;(this.protocol as ServerConnection).receiveRequest(request, rest)
+    this.afterReceive()
+  }
 
   /** Marks the handshake complete: starts keepalive. */
   open(request: Request, response: Response, subprotocol: string | undefined): void {

@@ -10,11 +10,14 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type { BrowserContext } from "playwright-core"
 import * as Server from "../../src/Server.js"
+import { mountLocal, routeLocal } from "../fixtures/frontDoors.js"
 import { LOCALHOST, portOf } from "../fixtures/loopback.js"
 import {
   CI,
@@ -121,6 +124,87 @@ describe("interop with chromium", () => {
       if (userDataDir !== undefined) rmSync(userDataDir, { recursive: true, force: true })
     }, 10_000)
 
+    /**
+     * Opens the page at `url` and checks what it and the server exchanged: compression and
+     * subprotocol negotiated, messages both ways byte for byte, closes both ways.
+     */
+    const exchange = (url: string, log: ServerLog, serverRequests: () => string) =>
+      Effect.gen(function* () {
+        const page = yield* Effect.acquireRelease(
+          Effect.promise(() => context.newPage()),
+          (page) => Effect.promise(() => page.close())
+        )
+        const pageErrors: Array<string> = []
+        page.on("pageerror", (error) => pageErrors.push(String(error)))
+        page.on("console", (message) => {
+          if (message.type() === "error") pageErrors.push(message.text())
+        })
+        const response = yield* Effect.promise(() => page.goto(url, { timeout: 5000 }))
+        expect(response?.status()).toBe(200)
+        expect(response?.headers()["content-type"]).toBe("text/html; charset=utf-8")
+        // On a timeout, fail with what the page logged and what the server saw, not just "timeout".
+        yield* Effect.tryPromise(() =>
+          page.waitForFunction("window.__result !== undefined", undefined, { timeout: 12_000 })
+        ).pipe(
+          Effect.catchAll((error) =>
+            Effect.promise(() => page.evaluate("document.getElementById('log').textContent")).pipe(
+              Effect.flatMap((pageLog) =>
+                Effect.dieMessage(
+                  `${error.error}\npage log:\n${pageLog}\npage errors: ${pageErrors.join("; ")}\n` +
+                    `server requests: ${serverRequests()}`
+                )
+              )
+            )
+          )
+        )
+        const result = (yield* Effect.promise(() => page.evaluate("window.__result"))) as PageResult
+        expect(result.error).toBeUndefined()
+        expect(pageErrors).toEqual([])
+
+        // Opening handshake: the browser offered permessage-deflate and the server accepted it.
+        const first = yield* Deferred.await(connectionTo(log, "/ws/1"))
+        expect(extensionNames(first.ws.requestHeaders.getAll("Sec-WebSocket-Extensions"))).toContain(
+          "permessage-deflate"
+        )
+        expect(extensionNames(first.ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual([
+          "permessage-deflate"
+        ])
+        expect(extensionNames([result.extensions])).toEqual(["permessage-deflate"])
+        expect(first.ws.subprotocol).toBe("chat.v1")
+        expect(result.protocol).toBe("chat.v1")
+
+        // What the page received from the server, byte for byte (by SHA-256).
+        expect(result.fromServer).toEqual(SERVER_SENDS.map(expected))
+        // What the page sent: its echoes, and what the server itself received.
+        expect(result.sent.map(({ type, length }) => ({ type, length }))).toEqual(
+          PAGE_SENDS.map(({ type, size }) => ({ type, length: size }))
+        )
+        expect(result.sent.filter(({ type }) => type === "text")).toEqual(
+          PAGE_SENDS.filter(({ type }) => type === "text").map(({ size }) => expected({ pattern: "text", size }))
+        )
+        expect(result.echoes).toEqual(result.sent)
+        expect(first.received).toEqual(result.sent)
+
+        // The server closed with 4000 "bye"; the browser echoed the code.
+        expect(result.serverClose).toEqual({ code: 4000, reason: "bye", wasClean: true })
+        expect(yield* Deferred.await(first.closed)).toMatchObject({
+          error: "ConnectionClosedError",
+          closeCode: 4000
+        })
+
+        // The page closed with 4001 "page bye"; the server observed both, and echoed the code.
+        expect(result.beforeClosing).toBe("before closing")
+        expect(result.pageClose).toMatchObject({ code: 4001, wasClean: true })
+        const second = yield* Deferred.await(connectionTo(log, "/ws/2"))
+        expect(yield* Deferred.await(second.closed)).toEqual({
+          error: "ConnectionClosedError",
+          errorCode: 4001,
+          errorReason: "page bye",
+          closeCode: 4001,
+          closeReason: "page bye"
+        })
+      })
+
     it.scopedLive(
       "page served by processRequest exchanges messages over permessage-deflate and closes both ways",
       () =>
@@ -136,7 +220,7 @@ describe("interop with chromium", () => {
             // Chromium preconnects sockets that never send a request; shutting the server down waits
             // for those until openTimeout (default 10 s) — see the report on Server.close. Keep it short.
             openTimeout: "1 second",
-            processRequest: (path) =>
+            processRequest: ({ path }) =>
               Effect.sync(() => {
                 requests.push(path)
                 if (path === "/") {
@@ -145,84 +229,38 @@ describe("interop with chromium", () => {
                 return path.startsWith("/ws/") ? undefined : { status: 404, body: "Not Found\n" }
               })
           })
-          const url = `http://${LOCALHOST}:${portOf(server)}/`
-
-          const page = yield* Effect.acquireRelease(
-            Effect.promise(() => context.newPage()),
-            (page) => Effect.promise(() => page.close())
-          )
-          const pageErrors: Array<string> = []
-          page.on("pageerror", (error) => pageErrors.push(String(error)))
-          page.on("console", (message) => {
-            if (message.type() === "error") pageErrors.push(message.text())
-          })
-          const response = yield* Effect.promise(() => page.goto(url, { timeout: 5000 }))
-          expect(response?.status()).toBe(200)
-          expect(response?.headers()["content-type"]).toBe("text/html; charset=utf-8")
-          // On a timeout, fail with what the page logged and what the server saw, not just "timeout".
-          yield* Effect.tryPromise(() =>
-            page.waitForFunction("window.__result !== undefined", undefined, { timeout: 12_000 })
-          ).pipe(
-            Effect.catchAll((error) =>
-              Effect.promise(() => page.evaluate("document.getElementById('log').textContent")).pipe(
-                Effect.flatMap((pageLog) =>
-                  Effect.dieMessage(
-                    `${error.error}\npage log:\n${pageLog}\npage errors: ${pageErrors.join("; ")}\n` +
-                      `server requests: ${requests.join(", ")}`
-                  )
-                )
-              )
-            )
-          )
-          const result = (yield* Effect.promise(() => page.evaluate("window.__result"))) as PageResult
-          expect(result.error).toBeUndefined()
-          expect(pageErrors).toEqual([])
-
-          // Opening handshake: the browser offered permessage-deflate and the server accepted it.
-          const first = yield* Deferred.await(connectionTo(log, "/ws/1"))
-          expect(extensionNames(first.ws.requestHeaders.getAll("Sec-WebSocket-Extensions"))).toContain(
-            "permessage-deflate"
-          )
-          expect(extensionNames(first.ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual([
-            "permessage-deflate"
-          ])
-          expect(extensionNames([result.extensions])).toEqual(["permessage-deflate"])
-          expect(first.ws.subprotocol).toBe("chat.v1")
-          expect(result.protocol).toBe("chat.v1")
-
-          // What the page received from the server, byte for byte (by SHA-256).
-          expect(result.fromServer).toEqual(SERVER_SENDS.map(expected))
-          // What the page sent: its echoes, and what the server itself received.
-          expect(result.sent.map(({ type, length }) => ({ type, length }))).toEqual(
-            PAGE_SENDS.map(({ type, size }) => ({ type, length: size }))
-          )
-          expect(result.sent.filter(({ type }) => type === "text")).toEqual(
-            PAGE_SENDS.filter(({ type }) => type === "text").map(({ size }) => expected({ pattern: "text", size }))
-          )
-          expect(result.echoes).toEqual(result.sent)
-          expect(first.received).toEqual(result.sent)
-
-          // The server closed with 4000 "bye"; the browser echoed the code.
-          expect(result.serverClose).toEqual({ code: 4000, reason: "bye", wasClean: true })
-          expect(yield* Deferred.await(first.closed)).toMatchObject({
-            error: "ConnectionClosedError",
-            closeCode: 4000
-          })
-
-          // The page closed with 4001 "page bye"; the server observed both, and echoed the code.
-          expect(result.beforeClosing).toBe("before closing")
-          expect(result.pageClose).toMatchObject({ code: 4001, wasClean: true })
-          const second = yield* Deferred.await(connectionTo(log, "/ws/2"))
-          expect(yield* Deferred.await(second.closed)).toEqual({
-            error: "ConnectionClosedError",
-            errorCode: 4001,
-            errorReason: "page bye",
-            closeCode: 4001,
-            closeReason: "page bye"
-          })
+          yield* exchange(`http://${LOCALHOST}:${portOf(server)}/`, log, () => requests.join(", "))
           expect(requests).toEqual(["/", "/ws/1", "/ws/2"])
         }).pipe(Effect.timeout("14 seconds")),
       15_000
     )
+
+    for (const door of ["node:http", "HttpRouter"] as const) {
+      it.scopedLive(
+        `page served by ${door}, WebSockets on an endpoint mounted beside it, over permessage-deflate`,
+        () =>
+          Effect.gen(function* () {
+            const log: ServerLog = new Map()
+            const html = PAGE.replace(CONFIG_PLACEHOLDER, JSON.stringify(CONFIG))
+            const options = { maxSize: MAX_SIZE, subprotocols: SERVER_SUBPROTOCOLS, compression: "deflate" as const }
+            const server =
+              door === "node:http"
+                ? yield* mountLocal(interopHandler(log), options, (request, response) => {
+                    if (request.url === "/")
+                      response.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(html)
+                    else response.writeHead(404).end()
+                  })
+                : yield* routeLocal(interopHandler(log), options, undefined, (router) =>
+                    HttpRouter.get(
+                      router,
+                      "/",
+                      HttpServerResponse.text(html, { contentType: "text/html; charset=utf-8" })
+                    )
+                  )
+            yield* exchange(`http://${LOCALHOST}:${portOf(server)}/`, log, () => door)
+          }).pipe(Effect.timeout("14 seconds")),
+        15_000
+      )
+    }
   })
 })

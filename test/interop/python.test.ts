@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Client from "../../src/Client.js"
 import * as Server from "../../src/Server.js"
+import { FRONT_DOORS, type FrontDoor, serveBehind } from "../fixtures/frontDoors.js"
 import { bounded, LOCALHOST, portOf } from "../fixtures/loopback.js"
 import {
   build,
@@ -82,12 +83,10 @@ describe("interop with Python websockets", () => {
       })
     }
     /** Our server for one test, recording its connections. */
-    const ourServer = (compression: Compression) =>
+    const ourServer = (compression: Compression, door: FrontDoor = "serve") =>
       Effect.gen(function* () {
         const log: ServerLog = new Map()
-        const server = yield* Server.serve(interopHandler(log), {
-          host: LOCALHOST,
-          port: 0,
+        const server = yield* serveBehind(door)(interopHandler(log), {
           compression,
           maxSize: MAX_SIZE,
           subprotocols: SERVER_SUBPROTOCOLS
@@ -228,39 +227,45 @@ describe("interop with Python websockets", () => {
     })
 
     describe("Python client, our server", () => {
-      for (const [ours, theirs] of COMPRESSION) {
-        it.scopedLive(`server compression ${label(ours)}, client compression ${label(theirs)}: echoes the matrix`, () =>
-          Effect.gen(function* () {
-            const { log, uri } = yield* ourServer(ours)
-            const path = nextPath()
-            const result = yield* clientJob({
-              uri: uri(path),
-              compression: theirs,
-              steps: [
-                ...MESSAGES.flatMap(([, msg]) => [{ op: "send", msg }, { op: "recv" }]),
-                ...PEER_FRAGMENTED.flatMap((msg) => [
-                  { op: "send", msg: { text: command({ op: "send", msg }) } },
-                  { op: "recv" }
-                ]),
-                { op: "close", code: 1000, reason: "" }
-              ]
-            })
-            expect(result.error).toBeNull()
-            expect(result.extensions).toEqual(negotiated(ours, theirs))
-            expect(result.received).toEqual(matrixReceived)
-            expect([result.code, result.reason]).toEqual([1000, ""])
-            const record = yield* Deferred.await(connectionTo(log, path))
-            expect(extensionNames(record.ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual(
-              negotiated(ours, theirs)
-            )
-            expect(record.received).toEqual(MESSAGES.map(([, spec]) => expected(spec)))
-            expect(yield* Deferred.await(record.closed)).toMatchObject({
-              error: undefined,
-              closeCode: 1000,
-              closeReason: ""
-            })
-          }).pipe(bounded(8000))
-        )
+      // Behind each front door: its own listener, mounted in node:http, routed by an HttpRouter.
+      for (const door of FRONT_DOORS) {
+        for (const [ours, theirs] of COMPRESSION) {
+          const where = door === "serve" ? "" : ` (${door})`
+          it.scopedLive(
+            `server compression ${label(ours)}, client compression ${label(theirs)}: echoes the matrix${where}`,
+            () =>
+              Effect.gen(function* () {
+                const { log, uri } = yield* ourServer(ours, door)
+                const path = `/ws${nextPath()}`
+                const result = yield* clientJob({
+                  uri: uri(path),
+                  compression: theirs,
+                  steps: [
+                    ...MESSAGES.flatMap(([, msg]) => [{ op: "send", msg }, { op: "recv" }]),
+                    ...PEER_FRAGMENTED.flatMap((msg) => [
+                      { op: "send", msg: { text: command({ op: "send", msg }) } },
+                      { op: "recv" }
+                    ]),
+                    { op: "close", code: 1000, reason: "" }
+                  ]
+                })
+                expect(result.error).toBeNull()
+                expect(result.extensions).toEqual(negotiated(ours, theirs))
+                expect(result.received).toEqual(matrixReceived)
+                expect([result.code, result.reason]).toEqual([1000, ""])
+                const record = yield* Deferred.await(connectionTo(log, path))
+                expect(extensionNames(record.ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual(
+                  negotiated(ours, theirs)
+                )
+                expect(record.received).toEqual(MESSAGES.map(([, spec]) => expected(spec)))
+                expect(yield* Deferred.await(record.closed)).toMatchObject({
+                  error: undefined,
+                  closeCode: 1000,
+                  closeReason: ""
+                })
+              }).pipe(bounded(8000))
+          )
+        }
       }
 
       it.scopedLive("server with default options receives 1 MiB messages, the default maxSize", () =>
