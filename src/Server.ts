@@ -20,11 +20,14 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { State } from "./Connection.js"
-import { isConnectionClosed, OpenTimeout } from "./Errors.js"
+import { isConnectionClosed } from "./Errors.js"
 import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
@@ -248,7 +251,8 @@ export type Handler<E, R, A = undefined> = (ws: WebSocket, value: A) => Effect.E
 /** What the server provides to handlers itself. */
 type Provided = CurrentWebSocket | CurrentServer
 
-const REJECTED: unique symbol = Symbol("effect-websockets/Server/rejected")
+/** `processRequest` continued without a value. */
+const CONTINUE = new Proceed<undefined>(undefined)
 
 /**
  * What a front door with a listener of its own tells the accept path.
@@ -298,6 +302,20 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     // Handler fibers, one per connection; interrupted if still running when the scope closes.
     const handlers = yield* FiberSet.make<void, never>()
 
+    // Connections whose opening handshake is in progress: they have no fiber, so the server aborts
+    // those left when it shuts down.
+    const pending = new Set<WebSocketImpl>()
+    /** Wakes a shutdown waiting for the handshakes in progress (they get a 503). */
+    let pendingDrained: (() => void) | undefined
+    const settled = (ws: WebSocketImpl): void => {
+      pending.delete(ws)
+      if (pending.size === 0) pendingDrained?.()
+    }
+    const awaitPending: Effect.Effect<void> = Effect.async<void>((resume) => {
+      if (pending.size === 0) return resume(Effect.void)
+      pendingDrained = () => resume(Effect.void)
+    })
+
     let closing: Effect.Effect<void> | undefined
     const close: Effect.Effect<void> = Effect.suspend(() => {
       if (closing !== undefined) return closing
@@ -311,8 +329,12 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
           Effect.timeout(resolved.closeTimeout),
           Effect.ignore
         )
-        yield* FiberSet.awaitEmpty(handlers).pipe(Effect.timeout(resolved.closeTimeout), Effect.ignore)
+        yield* Effect.zipRight(awaitPending, FiberSet.awaitEmpty(handlers)).pipe(
+          Effect.timeout(resolved.closeTimeout),
+          Effect.ignore
+        )
         yield* FiberSet.clear(handlers)
+        for (const ws of pending) ws.abort()
         yield* Deferred.succeed(closed, undefined)
       }).pipe(Effect.cached, Effect.flatten)
       return closing
@@ -332,88 +354,101 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
 
     // The server provides CurrentServer once, in the runtime of every handler fiber (no cost per
     // connection), and CurrentWebSocket to each handler, so callers need neither.
-    const runHandler = yield* FiberSet.runtime(handlers)<Exclude<R, Provided> | RP | CurrentServer>().pipe(
-      Effect.provideService(CurrentServer, endpoint)
-    )
+    const runtime = yield* Effect.runtime<Exclude<R, Provided> | RP>()
+    const handlerContext = Context.add(runtime.context, CurrentServer, endpoint)
+    const openTimeoutMillis = openTimeout === null ? null : Duration.toMillis(openTimeout)
 
-    const handshake = (ws: WebSocketImpl, protocol: ServerConnection) =>
-      Effect.gen(function* () {
-        const request = (yield* Deferred.await(ws.handshakeEvent)) as Request
-        let response: Response | undefined
-        let value: A | undefined
-        if (shuttingDown) {
-          response = protocol.reject(503, "Server is shutting down.\n")
-        } else if (options.processRequest !== undefined) {
-          const intercepted = yield* options
-            .processRequest({
-              id: ws.id,
-              method: "GET",
-              path: request.path,
-              headers: request.headers,
-              remoteAddress: ws.remoteAddress,
-              localAddress: ws.localAddress
-            })
-            .pipe(
-              Effect.catchAllCause((cause) =>
-                Effect.logError("processRequest failed", cause).pipe(
-                  Effect.annotateLogs({ connectionId: ws.id }),
-                  Effect.as<HttpResponse>({ status: 500, body: "Failed to open a WebSocket connection.\n" })
-                )
-              )
-            )
-          if (intercepted instanceof Proceed) value = intercepted.value
-          else if (intercepted !== undefined) response = toResponse(intercepted as HttpResponse)
-        }
-        response ??= protocol.accept(request)
-        protocol.sendResponse(response)
-        ws.flushAndWatch()
-        // Not OPEN after a 101 when the client went away meanwhile.
-        if (protocol.state !== State.OPEN) return REJECTED
-        ws.open(request, response, protocol.subprotocol)
-        return value as A
+    /**
+     * Starts the one fiber of a connection, in the server's `handlers` set. It finds CurrentWebSocket
+     * in the context it starts with, and its end is observed rather than awaited: no frame of its
+     * stack is spent on either while the connection lives.
+     */
+    const runConnectionFiber = (ws: WebSocketImpl, effect: Effect.Effect<void, never, R | RP>) => {
+      const fiber = Runtime.runFork(
+        Runtime.make({
+          context: Context.add(handlerContext, CurrentWebSocket, ws) as Context.Context<R | RP>,
+          runtimeFlags: runtime.runtimeFlags,
+          fiberRefs: runtime.fiberRefs
+        })
+      )(effect)
+      FiberSet.unsafeAdd(handlers, fiber)
+      // Ended or interrupted (the server's scope closed): drop the TCP connection.
+      fiber.addObserver(() => {
+        connections.delete(ws)
+        ws.abort()
       })
+      return fiber
+    }
 
-    const handleSocket = (ws: WebSocketImpl, protocol: ServerConnection) =>
-      Effect.scoped(
-        Effect.gen(function* () {
-          yield* Effect.addFinalizer(() => Effect.sync(() => ws.abort()))
-          const opening =
-            openTimeout === null
-              ? handshake(ws, protocol)
-              : Effect.timeoutFail(handshake(ws, protocol), {
-                  duration: openTimeout,
-                  onTimeout: () => new OpenTimeout({ timeoutMillis: Duration.toMillis(openTimeout) })
-                })
-          const opened = yield* Effect.exit(opening)
-          if (Exit.isFailure(opened) || opened.value === REJECTED) {
-            // A failed or rejected handshake: the response (if any) is written, then the TCP
-            // connection closes; a client that never completed its handshake is dropped.
-            yield* Effect.logDebug("opening handshake failed").pipe(
-              Effect.annotateLogs({ connectionId: ws.id }),
-              Effect.when(() => Exit.isFailure(opened))
-            )
-            if (Exit.isFailure(opened)) ws.abort()
-            yield* ws.waitClosed.pipe(Effect.timeout(resolved.closeTimeout), Effect.ignore)
-            return
-          }
-          connections.add(ws)
-          const exit = yield* Effect.exit(
-            handler(ws, opened.value as A).pipe(Effect.provideService(CurrentWebSocket, ws))
+    /** Sends the handshake response; opens the connection after a 101 unless the client left. */
+    const respond = (ws: WebSocketImpl, protocol: ServerConnection, request: Request, response: Response): boolean => {
+      protocol.sendResponse(response)
+      ws.flushAndWatch()
+      // Not OPEN after a 101 when the client went away meanwhile.
+      if (protocol.state !== State.OPEN) return false
+      ws.open(request, response, protocol.subprotocol)
+      return true
+    }
+
+    /** Asks `processRequest`: an HTTP response, or the value the handler receives. */
+    const intercept = (
+      ws: WebSocketImpl,
+      request: Request
+    ): Effect.Effect<Response | Proceed<A | undefined>, never, RP> =>
+      options.processRequest!({
+        id: ws.id,
+        method: "GET",
+        path: request.path,
+        headers: request.headers,
+        remoteAddress: ws.remoteAddress,
+        localAddress: ws.localAddress
+      }).pipe(
+        Effect.map((intercepted) =>
+          intercepted instanceof Proceed
+            ? (intercepted as Proceed<A>)
+            : intercepted !== undefined
+              ? toResponse(intercepted as HttpResponse)
+              : CONTINUE
+        ),
+        Effect.catchAllCause((cause) =>
+          Effect.logError("processRequest failed", cause).pipe(
+            Effect.annotateLogs({ connectionId: ws.id }),
+            Effect.as(toResponse({ status: 500, body: "Failed to open a WebSocket connection.\n" }))
           )
-          connections.delete(ws)
-          if (Exit.isFailure(exit) && !isClosedFailure(exit.cause)) {
-            if (!Cause.isInterruptedOnly(exit.cause)) {
-              yield* Effect.logError("connection handler failed", exit.cause).pipe(
-                Effect.annotateLogs({ connectionId: ws.id })
-              )
-            }
-            yield* ws.close(1011)
-          } else {
-            yield* ws.close(shuttingDown ? 1001 : 1000)
+        )
+      )
+
+    /**
+     * Runs the handler of an open connection, then closes it: 1000 (1001 while shutting down) when
+     * the handler ends or its connection closed, 1011 when it failed.
+     */
+    const runConnection = (ws: WebSocketImpl, value: A): Effect.Effect<void, never, R> =>
+      Effect.suspend(() => {
+        connections.add(ws)
+        return handler(ws, value)
+      }).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: () => closeAfterHandler(ws, false),
+          onFailure: (cause) => {
+            if (isClosedFailure(cause)) return closeAfterHandler(ws, false)
+            if (Cause.isInterruptedOnly(cause)) return closeAfterHandler(ws, true)
+            return Effect.zipRight(
+              Effect.logError("connection handler failed", cause).pipe(Effect.annotateLogs({ connectionId: ws.id })),
+              closeAfterHandler(ws, true)
+            )
           }
         })
       )
 
+    const closeAfterHandler = (ws: WebSocketImpl, failed: boolean): Effect.Effect<void> => {
+      connections.delete(ws)
+      return ws.close(failed ? 1011 : shuttingDown ? 1001 : 1000)
+    }
+
+    /**
+     * Takes one connection through the opening handshake, in plain code driven by its bytes and one
+     * timer (the open timeout): no fiber until the connection is open, or `processRequest` runs.
+     */
     const accept = (socket: Duplex, parsed?: ParsedRequest): void => {
       if (shuttingDown) {
         socket.destroy()
@@ -422,10 +457,51 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
       const protocol = new ServerConnection(connectionOptions)
       const ws = new WebSocketImpl(protocol, socket, resolved, timers)
       if (listener?.localAddress !== undefined) ws.localAddress = listener.localAddress
+      pending.add(ws)
+      let hook: Fiber.RuntimeFiber<void, never> | undefined
+      const openTimer =
+        openTimeoutMillis === null
+          ? undefined
+          : timers.schedule(openTimeoutMillis, () => {
+              // The client did not complete the handshake in time (Python's OpenTimeout): drop it.
+              hook?.unsafeInterruptAsFork(FiberId.none)
+              ws.abort()
+            })
+      const opened = (request: Request, response: Response): boolean => {
+        settled(ws)
+        openTimer?.cancel()
+        return respond(ws, protocol, request, response)
+      }
+      // A failed handshake got its HTTP error response from the protocol, which then closes the TCP
+      // connection (bounded by the close timer).
+      ws.onHandshake = (exit) => {
+        if (Exit.isFailure(exit)) {
+          settled(ws)
+          openTimer?.cancel()
+          return
+        }
+        const request = exit.value as Request
+        if (shuttingDown) {
+          opened(request, protocol.reject(503, "Server is shutting down.\n"))
+          return
+        }
+        if (options.processRequest === undefined) {
+          if (opened(request, protocol.accept(request))) runConnectionFiber(ws, runConnection(ws, undefined as A))
+          return
+        }
+        hook = runConnectionFiber(
+          ws,
+          Effect.flatMap(intercept(ws, request), (answer) => {
+            if (answer instanceof Response) {
+              opened(request, answer)
+              return Effect.void
+            }
+            return opened(request, protocol.accept(request)) ? runConnection(ws, answer.value as A) : Effect.void
+          })
+        )
+      }
       // Given synchronously after the constructor attached its listeners, before any 'data' event.
       if (parsed !== undefined) ws.receiveRequest(parsed.request, parsed.head)
-      // R without CurrentWebSocket (provided by handleSocket) is Exclude<R, Provided> | CurrentServer.
-      runHandler(handleSocket(ws, protocol) as Effect.Effect<void, never, Exclude<R, Provided> | RP | CurrentServer>)
     }
 
     return { ...endpoint, accept } satisfies Acceptor
