@@ -25,6 +25,7 @@ import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
+import { fanOut } from "./internal/fanOut.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
@@ -362,13 +363,7 @@ export const serve = <E, R, RP = never>(
     yield* Effect.addFinalizer(() => close)
 
     const broadcast = (message: Data, targets: Iterable<WebSocket> = connections) =>
-      Effect.sync(() => {
-        let sent = 0
-        for (const ws of targets) {
-          if (ws instanceof WebSocketImpl && ws.trySend(message)) sent++
-        }
-        return sent
-      })
+      Effect.sync(() => fanOut(message, targets).delivered)
 
     return {
       address,

@@ -18,6 +18,8 @@
 /** @since 0.1.0 */
 export * as Auth from "./Auth.js"
 /** @since 0.1.0 */
+export * as Backplane from "./Backplane.js"
+/** @since 0.1.0 */
 export * as Client from "./Client.js"
 /** @since 0.1.0 */
 export * as ClientConnection from "./ClientConnection.js"
@@ -40,11 +42,15 @@ export * as Headers from "./Headers.js"
 /** @since 0.1.0 */
 export * as Http11 from "./Http11.js"
 /** @since 0.1.0 */
+export * as RedisBackplane from "./RedisBackplane.js"
+/** @since 0.1.0 */
 export * as Server from "./Server.js"
 /** @since 0.1.0 */
 export * as ServerConnection from "./ServerConnection.js"
 /** @since 0.1.0 */
 export * as SocketAdapter from "./SocketAdapter.js"
+/** @since 0.1.0 */
+export * as Topics from "./Topics.js"
 /** @since 0.1.0 */
 export * as Uri from "./Uri.js"
 /** @since 0.1.0 */
