@@ -26,6 +26,7 @@ import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js
 import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
 import { fanOut } from "./internal/fanOut.js"
+import { forwardedFor } from "./internal/forwarded.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
@@ -108,6 +109,13 @@ export interface ServeOptions<R = never> extends WebSocketOptions {
   readonly compression?: "deflate" | null | undefined
   /** Supported extensions, in order of preference (permessage-deflate is added by `compression`). */
   readonly extensions?: ReadonlyArray<ServerExtensionFactory> | undefined
+  /**
+   * The server is behind this many reverse proxies (`true`: one), which append the address they
+   * saw to `X-Forwarded-For`: `remoteAddress` is then the client's address from that header (port
+   * 0, which proxies do not forward). Only for servers that clients cannot reach but through the
+   * proxies, or any client could choose its address. Default: the TCP peer's address.
+   */
+  readonly trustProxy?: boolean | number | undefined
 }
 
 /**
@@ -230,6 +238,7 @@ export const serve = <E, R, RP = never>(
     const extensions =
       options.compression === null ? options.extensions : enableServerPermessageDeflate(options.extensions)
     const connections = new Set<WebSocketImpl>()
+    const proxyHops = options.trustProxy === true ? 1 : typeof options.trustProxy === "number" ? options.trustProxy : 0
     const closed = yield* Deferred.make<void>()
     let shuttingDown = false
 
@@ -265,6 +274,7 @@ export const serve = <E, R, RP = never>(
         ws.flushAndWatch()
         // Not OPEN after a 101 when the client went away meanwhile.
         if (protocol.state !== State.OPEN) return false
+        if (proxyHops > 0) ws.remoteAddress = forwardedFor(request.headers, proxyHops) ?? ws.remoteAddress
         ws.open(request, response, protocol.subprotocol)
         return true
       })
