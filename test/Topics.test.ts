@@ -10,6 +10,7 @@ import * as Stream from "effect/Stream"
 import { afterEach, vi } from "vitest"
 import * as Backplane from "../src/Backplane.js"
 import { PerMessageDeflate } from "../src/extensions/PermessageDeflate.js"
+import type { ServeOptions } from "../src/Server.js"
 import * as Topics from "../src/Topics.js"
 import type { WebSocket } from "../src/WebSocket.js"
 import { bounded, portOf, rawClient, serveLocal, uriOf } from "./fixtures/loopback.js"
@@ -20,7 +21,7 @@ afterEach(() => {
 })
 
 /** A server whose handler subscribes each connection to the topic named by its path. */
-const topicServer = (options: Parameters<typeof serveLocal>[1] = {}) =>
+const topicServer = (options: ServeOptions = {}) =>
   Effect.gen(function* () {
     const topics = yield* Topics.Topics
     const server = yield* serveLocal(
