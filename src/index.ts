@@ -57,3 +57,5 @@ export * as Uri from "./Uri.js"
 export * as Utf8 from "./Utf8.js"
 /** @since 0.1.0 */
 export * as WebSocket from "./WebSocket.js"
+/** @since 0.1.0 */
+export * as Workers from "./Workers.js"
