@@ -44,6 +44,22 @@ const chatNode = (url: string) =>
     return { topics, server, failures: () => failures }
   })
 
+/**
+ * Redis, a node in this process and the chat-cluster example in a child process, with a client on
+ * each; returns once a message of the example's client has reached this process's (the example
+ * subscribes before reading, so both are subscribed then).
+ */
+const exampleAndLocal = Effect.gen(function* () {
+  const redis = yield* startRedis
+  const local = yield* chatNode(redis.url)
+  const example = yield* spawnTs("examples/chat-cluster.ts", { PORT: "0", REDIS_URL: redis.url })
+  const a = yield* recordingClient(uriOf(local.server, "/chat"))
+  const b = yield* recordingClient(`ws://127.0.0.1:${example.port}/chat`)
+  b.socket.send("ready?")
+  yield* a.waitFor("ready?")
+  return { redis, local, example, a, b }
+})
+
 describe("RedisBackplane", () => {
   it("redis-server is installed (required in CI)", () => {
     expect(available || process.env.CI !== "true").toBe(true)
@@ -82,15 +98,8 @@ describe("RedisBackplane", () => {
       "the chat-cluster example in another process: messages both ways, 1001 and exit 0 on SIGTERM",
       () =>
         Effect.gen(function* () {
-          const redis = yield* startRedis
-          const local = yield* chatNode(redis.url)
-          const example = yield* spawnTs("examples/chat-cluster.ts", { PORT: "0", REDIS_URL: redis.url })
-          const a = yield* recordingClient(uriOf(local.server, "/chat"))
-          const b = yield* recordingClient(`ws://127.0.0.1:${example.port}/chat`)
-          // The example subscribes before reading; its first message shows it is subscribed.
-          b.socket.send("ready?")
+          const { example, a, b } = yield* exampleAndLocal
           yield* b.waitFor("ready?")
-          yield* a.waitFor("ready?")
           a.socket.send("to the example")
           a.socket.send(Buffer.from([7, 7]))
           yield* b.waitFor("to the example")
@@ -109,13 +118,7 @@ describe("RedisBackplane", () => {
       "Redis stopped and restarted under load: local delivery goes on, then delivery across resumes",
       () =>
         Effect.gen(function* () {
-          const redis = yield* startRedis
-          const local = yield* chatNode(redis.url)
-          const example = yield* spawnTs("examples/chat-cluster.ts", { PORT: "0", REDIS_URL: redis.url })
-          const a = yield* recordingClient(uriOf(local.server, "/chat"))
-          const b = yield* recordingClient(`ws://127.0.0.1:${example.port}/chat`)
-          b.socket.send("ready?")
-          yield* a.waitFor("ready?")
+          const { redis, local, example, a, b } = yield* exampleAndLocal
           // Load: a client of this process sends a message every 2 ms.
           let sent = 0
           const load = yield* Effect.sync(() => a.socket.send(`load ${sent++}`)).pipe(
