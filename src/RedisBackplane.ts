@@ -18,6 +18,8 @@
  * - When Redis goes away: local delivery goes on, `publish` fails with `BackplaneUnavailable`
  *   (nothing is queued, so a long outage costs no memory), and the layer reconnects on the
  *   `reconnect` schedule, then subscribes again to every topic that has local subscribers.
+ *   Publications are pipelined (see `maxInFlight`): those in flight when the connection drops are
+ *   lost, and the next `publish` reports the outage.
  *
  * @since 0.1.0
  */
@@ -59,6 +61,13 @@ export const defaultReconnectSchedule: Schedule.Schedule<unknown> = Schedule.exp
 )
 
 /**
+ * Default bound of unanswered `PUBLISH` commands per process (about 1,024 messages of client memory).
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_MAX_IN_FLIGHT = 1024
+
+/**
  * Options of the Redis backplane.
  * @since 0.1.0
  * @category models
@@ -72,6 +81,11 @@ export interface RedisBackplaneOptions {
   readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
   /** Time allowed for each connection attempt. Default 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /**
+   * `PUBLISH` commands of this process sent without waiting for Redis's reply; beyond, `publish`
+   * waits for its reply. Default {@link DEFAULT_MAX_IN_FLIGHT}.
+   */
+  readonly maxInFlight?: number | undefined
 }
 
 /** Size of the header of a message on a channel: kind (1 byte), publishing process (16 bytes). */
@@ -127,6 +141,8 @@ export const make = (
     const prefix = options.channelPrefix ?? DEFAULT_CHANNEL_PREFIX
     const connectTimeout = Duration.toMillis(Duration.decode(options.connectTimeout ?? "5 seconds"))
     const schedule = options.reconnect ?? defaultReconnectSchedule
+    const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
+    let inFlight = 0
     // Identifies this process's messages, which it skips when Redis echoes them back.
     const origin = randomBytes(HEADER_SIZE - 1)
     const hub = new TopicHub()
@@ -262,8 +278,28 @@ export const make = (
                 const link = current
                 if (link === undefined || link.lost) return Effect.fail(new BackplaneUnavailable({ backplane: NAME }))
                 const payload = encode(origin, message)
+                // Pipelined: the command is written now, in order, and the reply is not awaited, so
+                // a publisher is not held to one Redis round trip per message. Past `maxInFlight`
+                // unanswered commands (Redis slower than the publishers), publish waits for this
+                // one's reply, which bounds the client's queue. A command lost with the connection
+                // is one more message lost (at most once); the next publish finds the link down.
+                const reply = link.pub.publish(prefix + topic, payload)
+                inFlight++
+                const settled = reply.then(
+                  () => {
+                    inFlight--
+                  },
+                  (cause: unknown) => {
+                    inFlight--
+                    throw cause
+                  }
+                )
+                if (inFlight <= maxInFlight) {
+                  settled.catch(() => {})
+                  return Effect.void
+                }
                 return Effect.tryPromise({
-                  try: () => link.pub.publish(prefix + topic, payload),
+                  try: () => settled,
                   catch: (cause) => new BackplaneFailure({ backplane: NAME, operation: "publish", cause })
                 })
               }).pipe(Effect.asVoid),
