@@ -11,6 +11,8 @@
  * {@link ClientConnection}, {@link ServerConnection}, {@link Connection}. Building blocks:
  * {@link Frames}, {@link Http11}, {@link Handshake}, {@link Headers}, {@link HeaderParsers},
  * {@link Uri}, {@link Utf8}, {@link Extension}, {@link PermessageDeflate}. Errors: {@link Errors}.
+ * Scaling out: {@link Topics}, {@link Backplane}, {@link RedisBackplane} (needs `@redis/client`,
+ * loaded only when its layer is built), {@link Workers}.
  *
  * @since 0.1.0
  */
