@@ -816,7 +816,10 @@ export class WebSocketImpl implements WebSocket {
       socket.cork()
       process.nextTick(this.uncork)
     }
-    for (let i = 0; i < chunks.length; i++) socket.write(chunks[i]!)
+    const last = chunks.length - 1
+    // As in `flush`: whoever waits for the buffer to fall below writeLimit is woken after the write.
+    for (let i = 0; i < last; i++) socket.write(chunks[i]!)
+    socket.write(chunks[last]!, this.onWritten)
     return true
   }
 
