@@ -3,8 +3,10 @@
  * starting target servers, running the load generator and the Node clients with bounded waits,
  * and killing every child on the way out (also on errors and signals).
  */
+
 import { spawn, spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -354,6 +356,55 @@ export const runClient = async (args, timeoutMs) => {
   const err = lineCollector(child.stderr)
   const code = await waitExit(child, timeoutMs + KILL_GRACE_MS)
   return lastJson(out, code, err, "client")
+}
+
+/** Runs the fan-out client (bench/clients/fanout.mjs); resolves with its JSON line. */
+export const runFanout = async (args, timeoutMs) => {
+  const child = track(spawn(process.execPath, [join(BENCH, "clients/fanout.mjs"), ...args], { cwd: ROOT }))
+  const out = lineCollector(child.stdout)
+  const err = lineCollector(child.stderr)
+  const code = await waitExit(child, timeoutMs + KILL_GRACE_MS)
+  return lastJson(out, code, err, "fanout")
+}
+
+const REDIS_SERVER = "/usr/bin/redis-server"
+
+/** Starts redis-server on a free loopback port without persistence; null when it is not installed. */
+export const startRedis = async () => {
+  if (spawnSync(REDIS_SERVER, ["-v"], { stdio: "ignore" }).status !== 0) return null
+  const port = await new Promise((resolve) => {
+    const server = net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+  const child = track(
+    spawn(REDIS_SERVER, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore"
+    })
+  )
+  const end = performance.now() + SERVER_START_MS
+  for (;;) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, "127.0.0.1")
+      socket.once("connect", () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once("error", () => resolve(false))
+    })
+    if (up) break
+    if (performance.now() > end) throw new Error("redis-server did not start")
+    await sleep(50)
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill("SIGTERM")
+      if ((await waitExit(child, KILL_GRACE_MS)) === null) child.kill("SIGKILL")
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@
  *   --quick                  fewer cases, one repetition, short windows
  *   --reps N                 repetitions (default 3, quick 1)
  *   --duration MS            measurement window of each run (default 1500, quick 500)
- *   --only S1,S2             sections among echo, client, memory, handshake, lag
+ *   --only S1,S2             sections among echo, client, memory, handshake, lag, fanout
+ *   --fanout-subs N          subscribers of the fan-out benchmark (default 1000, quick 200)
  *   --case TEXT              only the echo/client cases whose name contains TEXT
  *   --targets T1,T2          servers among ours, ws, plain, platform, ws-js (ws without bufferutil); ws is the reference
  *   --idle-conns N           connections of the memory benchmark (default 10000, quick 500)
@@ -34,11 +35,13 @@ import {
   ROOT,
   rotate,
   runClient,
+  runFanout,
   runLoadgen,
   settle,
   sleep,
   spread,
   startIdle,
+  startRedis,
   startServer
 } from "./lib.mjs"
 
@@ -69,9 +72,12 @@ const config = {
   lagSize: (QUICK ? 4 : 16) * MiB,
   lagReps: QUICK ? 1 : 3,
   // Soft budget: runs are skipped once it is spent (each run is bounded by its own timeout).
-  // Issue 15 added the platform target, the 1-in-flight cells and handshakes: about 15 minutes in all.
-  budgetMs: QUICK ? 60_000 : 960_000,
-  sections: opt("--only", "echo,client,memory,handshake,lag").split(","),
+  // Issue 15 added the platform target, the 1-in-flight cells and handshakes: about 15 minutes in all;
+  // issue 12 the fan-out (about 20 s quick, 1 minute full).
+  budgetMs: QUICK ? 80_000 : 1_020_000,
+  sections: opt("--only", "echo,client,memory,handshake,lag,fanout").split(","),
+  fanoutSubs: Number(opt("--fanout-subs", QUICK ? 200 : 1000)),
+  fanoutSizes: QUICK ? [16] : [16, KiB],
   caseFilter: opt("--case", ""),
   targets: opt("--targets", "ours,ws,plain,platform").split(","),
   // Handshakes per second: this many connect–handshake–close cycles in flight (issue 15).
@@ -480,6 +486,59 @@ const lagSection = async (loadgen) => {
   }
 }
 
+/**
+ * Fan-out: one publisher, N subscribers, each published message delivered to every subscriber.
+ * Targets: ours in one process (Topics, in-memory backplane), ours in two processes through Redis
+ * (subscribers split between them), and ws looping over its clients.
+ */
+const FANOUT_TARGETS = ["ours", "ours-redis", "ws"]
+const fanoutSection = async () => {
+  const redis = await startRedis()
+  if (redis === null) notes.push("redis-server not found: the fan-out across processes was skipped")
+  const start = async (target) => {
+    if (target === "ws") return [await startServer("ws", { args: ["--fanout"] })]
+    if (target === "ours") return [await startServer("ours", { args: ["--fanout"] })]
+    const args = ["--fanout", "--redis", redis.url]
+    return [await startServer("ours", { args }), await startServer("ours", { args })]
+  }
+  const targets = FANOUT_TARGETS.filter((t) => t !== "ours-redis" || redis !== null)
+  const servers = {}
+  const run = async (target, size, warmupMs, durationMs) => {
+    servers[target] ??= await start(target)
+    const group = servers[target]
+    for (const s of group) await settle(s.pid)
+    const args = ["--ports", group.map((s) => s.port).join(","), "--pids", group.map((s) => s.pid).join(",")]
+    args.push("--subs", config.fanoutSubs, "--size", size, "--warmup", warmupMs, "--duration", durationMs)
+    return runFanout(args.map(String), warmupMs + durationMs + 60_000)
+  }
+  for (const size of config.fanoutSizes) {
+    const name = `${sizeLabel(size)} ×${config.fanoutSubs}`
+    log(`fanout ${name}`)
+    for (let rep = 0; rep < config.reps; rep++) {
+      for (const target of rotate(targets, rep)) {
+        const base = { section: "fanout", case: name, target, rep }
+        if (overBudget()) {
+          record({ ...base, ok: false, skipped: "time budget" })
+          continue
+        }
+        try {
+          // A fresh server's JIT warms up on a first, unrecorded run.
+          if (servers[target] === undefined) await run(target, size, 0, config.serverWarmMs)
+          const result = await run(target, size, config.warmupMs, config.durationMs)
+          const summary = result.ok
+            ? `${fmtRate(result.rate)} deliveries/s  ${fmtNum(result.serverCpuUsPerMsg)} µs/delivery  published ${fmtRate(result.publishedRate)}/s  servers ${fmtPct(result.serverCpuShare)}% of a core`
+            : undefined
+          record({ ...base, ...result, summary })
+        } catch (error) {
+          record({ ...base, ok: false, error: String(error.message) })
+        }
+      }
+    }
+  }
+  for (const group of Object.values(servers)) for (const s of group) await s.stop()
+  await redis?.stop()
+}
+
 // ---------------------------------------------------------------------------
 // Summary
 // ---------------------------------------------------------------------------
@@ -581,7 +640,25 @@ const summarize = () => {
       baselineRttP50Ms: median(list.map((r) => r.baselineRttP50Ms))
     }
   }
-  return { echo, client, memory, handshake, lag }
+  const fanout = []
+  for (const name of [...new Set(runs.filter((r) => r.section === "fanout").map((r) => r.case))]) {
+    const row = { case: name, targets: {} }
+    for (const target of FANOUT_TARGETS) {
+      const list = okRuns("fanout", name, target)
+      if (list.length === 0) continue
+      row.targets[target] = {
+        n: list.length,
+        rate: statsOf(list, "rate"),
+        cpuUsPerMsg: statsOf(list, "serverCpuUsPerMsg")
+      }
+    }
+    for (const t of Object.values(row.targets)) {
+      t.rateVsWs = ratio(t.rate.median, row.targets.ws?.rate.median ?? null)
+      t.cpuVsWs = ratio(row.targets.ws?.cpuUsPerMsg.median ?? null, t.cpuUsPerMsg.median)
+    }
+    fanout.push(row)
+  }
+  return { echo, client, memory, handshake, lag, fanout }
 }
 
 /**
@@ -639,6 +716,15 @@ const checkTargets = (summary) => {
     if (isLarge(row.case))
       checks.push({ what: `client ${row.case}`, metric: "msg/s ÷ ws", need: 1.0, got: row.rateVsWs })
   }
+  // Issue 12: in one process, at least twice the deliveries per second of ws looping over its clients.
+  for (const row of summary.fanout)
+    if (row.targets.ours !== undefined)
+      checks.push({
+        what: `fanout ${row.case}`,
+        metric: "deliveries/s ÷ ws",
+        need: 2.0,
+        got: row.targets.ours.rateVsWs
+      })
   for (const c of checks)
     c.ok = c.got === null || c.got === undefined ? null : c.atMost ? c.got <= c.need : c.got >= c.need
   return checks
@@ -769,6 +855,23 @@ const render = (summary, checks, markdown) => {
       table(["target", "big echo ms", "RTT max ms", "RTT p99 ms", "RTT p50 ms", "idle RTT p50 ms"], rows, markdown)
     )
   }
+  if (summary.fanout.length > 0) {
+    heading(
+      `Fan-out: one publisher, N subscribers; deliveries/s and server CPU µs per delivery (ours-redis: two processes through Redis, CPU of both)`
+    )
+    const headers = ["case"]
+    for (const t of FANOUT_TARGETS) headers.push(`${t} /s`)
+    for (const t of FANOUT_TARGETS) headers.push(`${t} µs`)
+    headers.push("ours ×ws", "ours cpu ×ws")
+    const rows = summary.fanout.map((row) => {
+      const cells = [row.case]
+      for (const t of FANOUT_TARGETS) cells.push(fmtRate(row.targets[t]?.rate.median))
+      for (const t of FANOUT_TARGETS) cells.push(fmtNum(row.targets[t]?.cpuUsPerMsg.median))
+      cells.push(fmtRatio(row.targets.ours?.rateVsWs), fmtRatio(row.targets.ours?.cpuVsWs))
+      return cells
+    })
+    out.push(table(headers, rows, markdown))
+  }
   if (checks.length > 0) {
     heading("Targets of issue 15 (ours against ws, measured in the same run)")
     const rows = checks.map((c) => [
@@ -827,6 +930,7 @@ const main = async () => {
   if (config.sections.includes("memory")) await memorySection()
   if (config.sections.includes("handshake")) await handshakeSection()
   if (config.sections.includes("lag")) await lagSection(loadgen)
+  if (config.sections.includes("fanout")) await fanoutSection()
   killAll()
 
   const summary = summarize()

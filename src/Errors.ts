@@ -25,7 +25,10 @@
  * ├── InvalidState
  * ├── InvalidURI
  * ├── PayloadTooBig
- * └── ProtocolError
+ * ├── ProtocolError
+ * └── BackplaneError             (topics across processes; not in Python)
+ *     ├── BackplaneUnavailable
+ *     └── BackplaneFailure
  * MultipleValuesError            (a lookup error of `Headers`, outside the hierarchy)
  * ```
  *
@@ -60,6 +63,8 @@ export const InvalidHeaderTypeId: unique symbol = Symbol.for("effect-websockets/
 export const InvalidHeaderValueTypeId: unique symbol = Symbol.for("effect-websockets/InvalidHeaderValue")
 /** @since 0.1.0 @category type ids */
 export const NegotiationErrorTypeId: unique symbol = Symbol.for("effect-websockets/NegotiationError")
+/** @since 0.1.0 @category type ids */
+export const BackplaneErrorTypeId: unique symbol = Symbol.for("effect-websockets/BackplaneError")
 
 const headerText = (value: string | undefined): string =>
   value === undefined ? "" : value === "" ? "empty " : `${JSON.stringify(value)} `
@@ -577,6 +582,42 @@ export class InvalidArgument extends Data.TaggedError("InvalidArgument")<{ reado
 }
 
 /**
+ * The backplane that carries topic messages between processes (Redis) is not connected: the
+ * message reached this process's subscribers only. The backplane reconnects on its own.
+ * @since 0.1.0
+ * @category errors
+ */
+export class BackplaneUnavailable extends Data.TaggedError("BackplaneUnavailable")<{
+  readonly backplane: string
+  readonly cause?: unknown
+}> {
+  readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
+  readonly [BackplaneErrorTypeId] = BackplaneErrorTypeId
+  override get message(): string {
+    return `${this.backplane} backplane unavailable; the message reached local subscribers only`
+  }
+}
+
+/**
+ * The backplane refused or lost a command (for example an error reply from Redis, or the
+ * connection dropped before the reply): the message may or may not have reached other processes.
+ * @since 0.1.0
+ * @category errors
+ */
+export class BackplaneFailure extends Data.TaggedError("BackplaneFailure")<{
+  readonly backplane: string
+  readonly operation: string
+  readonly cause?: unknown
+}> {
+  readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
+  readonly [BackplaneErrorTypeId] = BackplaneErrorTypeId
+  override get message(): string {
+    const cause = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    return `${this.backplane} backplane: ${this.operation} failed${cause}`
+  }
+}
+
+/**
  * `Headers.get` found several values where one was expected. Outside the WebSocketException
  * hierarchy, as in Python (a `LookupError`).
  * @since 0.1.0
@@ -627,6 +668,9 @@ export type WebSocketExceptionFamily =
   | ProtocolError
   | InvalidUtf8
   | InvalidArgument
+  | BackplaneError
+/** @since 0.1.0 @category errors */
+export type BackplaneError = BackplaneUnavailable | BackplaneFailure
 
 /**
  * A refinement that narrows any union to the members of one family, so that
@@ -653,3 +697,5 @@ export const isInvalidHeader: FamilyRefinement<InvalidHeaderFamily> = family(Inv
 export const isInvalidHeaderValue: FamilyRefinement<InvalidHeaderValueFamily> = family(InvalidHeaderValueTypeId)
 /** NegotiationError and its descendants. @since 0.1.0 @category refinements */
 export const isNegotiationError: FamilyRefinement<NegotiationErrorFamily> = family(NegotiationErrorTypeId)
+/** BackplaneUnavailable or BackplaneFailure. @since 0.1.0 @category refinements */
+export const isBackplaneError: FamilyRefinement<BackplaneError> = family(BackplaneErrorTypeId)

@@ -32,6 +32,8 @@ import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
+import { fanOut } from "./internal/fanOut.js"
+import { forwardedFor } from "./internal/forwarded.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
@@ -146,6 +148,13 @@ export interface ServerOptions<R = never, A = undefined> extends WebSocketOption
   readonly compression?: "deflate" | null | undefined
   /** Supported extensions, in order of preference (permessage-deflate is added by `compression`). */
   readonly extensions?: ReadonlyArray<ServerExtensionFactory> | undefined
+  /**
+   * The server is behind this many reverse proxies (`true`: one), which append the address they
+   * saw to `X-Forwarded-For`: `remoteAddress` is then the client's address from that header (port
+   * 0, which proxies do not forward). Only for servers that clients cannot reach but through the
+   * proxies, or any client could choose its address. Default: the TCP peer's address.
+   */
+  readonly trustProxy?: boolean | number | undefined
 }
 
 /**
@@ -279,6 +288,7 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
 ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP> =>
   Effect.gen(function* () {
     const resolved = resolveOptions(options)
+    const proxyHops = options.trustProxy === true ? 1 : typeof options.trustProxy === "number" ? options.trustProxy : 0
     const openTimeout = resolveOptionalDuration(options.openTimeout, defaults.openTimeout)
     const extensions =
       options.compression === null ? options.extensions : enableServerPermessageDeflate(options.extensions)
@@ -342,13 +352,7 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     yield* Effect.addFinalizer(() => close)
 
     const broadcast = (message: Data, targets: Iterable<WebSocket> = connections) =>
-      Effect.sync(() => {
-        let sent = 0
-        for (const ws of targets) {
-          if (ws instanceof WebSocketImpl && ws.trySend(message)) sent++
-        }
-        return sent
-      })
+      Effect.sync(() => fanOut(message, targets).delivered)
 
     const endpoint: Endpoint = { connections, close, waitClosed: Deferred.await(closed), broadcast }
 
@@ -481,6 +485,8 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
           return
         }
         const request = exit.value as Request
+        // Behind trusted proxies the client's address is in X-Forwarded-For, for the hook too.
+        if (proxyHops > 0) ws.remoteAddress = forwardedFor(request.headers, proxyHops) ?? ws.remoteAddress
         if (shuttingDown) {
           opened(request, protocol.reject(503, "Server is shutting down.\n"))
           return

@@ -11,12 +11,16 @@
  * {@link ClientConnection}, {@link ServerConnection}, {@link Connection}. Building blocks:
  * {@link Frames}, {@link Http11}, {@link Handshake}, {@link Headers}, {@link HeaderParsers},
  * {@link Uri}, {@link Utf8}, {@link Extension}, {@link PermessageDeflate}. Errors: {@link Errors}.
+ * Scaling out: {@link Topics}, {@link Backplane}, {@link RedisBackplane} (needs `@redis/client`,
+ * loaded only when its layer is built), {@link Workers}.
  *
  * @since 0.1.0
  */
 
 /** @since 0.1.0 */
 export * as Auth from "./Auth.js"
+/** @since 0.1.0 */
+export * as Backplane from "./Backplane.js"
 /** @since 0.1.0 */
 export * as Client from "./Client.js"
 /** @since 0.1.0 */
@@ -44,14 +48,20 @@ export * as HttpRouterRoute from "./HttpRouterRoute.js"
 /** @since 0.2.0 */
 export * as NodeMount from "./NodeMount.js"
 /** @since 0.1.0 */
+export * as RedisBackplane from "./RedisBackplane.js"
+/** @since 0.1.0 */
 export * as Server from "./Server.js"
 /** @since 0.1.0 */
 export * as ServerConnection from "./ServerConnection.js"
 /** @since 0.1.0 */
 export * as SocketAdapter from "./SocketAdapter.js"
 /** @since 0.1.0 */
+export * as Topics from "./Topics.js"
+/** @since 0.1.0 */
 export * as Uri from "./Uri.js"
 /** @since 0.1.0 */
 export * as Utf8 from "./Utf8.js"
 /** @since 0.1.0 */
 export * as WebSocket from "./WebSocket.js"
+/** @since 0.1.0 */
+export * as Workers from "./Workers.js"

@@ -227,7 +227,8 @@ describe.concurrent("effect-websockets executable", { timeout: PROCESS_TEST_MILL
       "serve",
       "--host",
       "--port",
-      "--unix"
+      "--unix",
+      "--workers"
     ]) {
       expect(help).toContain(option)
     }

@@ -2,30 +2,49 @@
  * Target: our echo server (effect-websockets), built into dist/ by `npm run build`, with the README's echo handler.
  * Keepalive is off, as in `ws` (which has none), unless `--keepalive` (the library's default of a
  * ping every 20 s, used by the memory benchmark: it is what an idle connection costs by default).
+ *
+ * `--fanout`: instead of echoing, connections on `/sub` subscribe to one topic and every message
+ * received on `/pub` is published to it (`Topics`); with `--redis URL`, through the Redis backplane
+ * (several such servers then deliver each other's messages).
  */
-import { Effect, Stream } from "effect"
-import { Server } from "../../dist/index.js"
+import { Effect, Layer, Stream } from "effect"
+import { RedisBackplane, Server, Topics } from "../../dist/index.js"
 import { args, deflate, MAX_SIZE, ready } from "./common.mjs"
 
 const keepalive = args.includes("--keepalive")
+const fanout = args.includes("--fanout")
+const redisAt = args.indexOf("--redis")
+const redisUrl = redisAt >= 0 ? args[redisAt + 1] : undefined
 
 // The README's echo handler; `--stream` measures the same with the `messages` Stream.
 const echo = args.includes("--stream")
   ? (ws) => Stream.runForEach(ws.messages, (message) => ws.send(message))
   : (ws) => ws.forEachMessage((message) => ws.send(message))
 
+const TOPIC = "bench"
+const publishOrSubscribe = (topics) => (ws) =>
+  ws.path === "/pub"
+    ? Stream.runForEach(ws.messages, (message) => Effect.ignore(topics.publish(TOPIC, message)))
+    : Effect.zipRight(topics.subscribe(ws, TOPIC), ws.waitClosed)
+
+const topicsLayer =
+  redisUrl === undefined
+    ? Topics.layerMemory
+    : Topics.layer.pipe(Layer.provide(RedisBackplane.layer({ url: redisUrl })))
+
 Effect.runFork(
   Effect.scoped(
     Effect.gen(function* () {
-      const server = yield* Server.serve(echo, {
+      const handler = fanout ? publishOrSubscribe(yield* Topics.Topics) : echo
+      const server = yield* Server.serve(handler, {
         host: "127.0.0.1",
         port: 0,
         compression: deflate ? "deflate" : null,
         maxSize: MAX_SIZE,
         ...(keepalive ? {} : { pingInterval: null })
       })
-      ready("ours", server.address.port, { keepalive })
+      ready("ours", server.address.port, { keepalive, fanout, redis: redisUrl !== undefined })
       yield* Effect.never
     })
-  )
+  ).pipe(Effect.provide(topicsLayer))
 )

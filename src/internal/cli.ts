@@ -26,6 +26,7 @@ import * as Client from "../Client.js"
 import { closeCodeName, isConnectionClosed } from "../Errors.js"
 import * as Server from "../Server.js"
 import type { Address, Data, WebSocket } from "../WebSocket.js"
+import * as Workers from "../Workers.js"
 
 // ---------------------------------------------------------------------------
 // Constants
@@ -257,9 +258,12 @@ export interface ServeArgs {
   readonly noCompression: boolean
   readonly maxSize: Option.Option<number>
   readonly subprotocols: ReadonlyArray<string>
+  readonly workers: number
 }
 
-const log = (line: string) => Effect.sync(() => process.stdout.write(`${line}\n`))
+// Each worker of `serve --workers` prefixes its lines, which interleave on the shared stdout.
+const linePrefix = Workers.isWorker() ? `[worker ${process.pid}] ` : ""
+const log = (line: string) => Effect.sync(() => process.stdout.write(`${linePrefix}${line}\n`))
 
 /** Sends every message back with its type; logs the connection opening and closing. */
 export const echoHandler = (ws: WebSocket): Effect.Effect<void> => {
@@ -298,7 +302,9 @@ const removeSocketFile = (path: string) =>
  * The echo server: runs until SIGINT/SIGTERM interrupts it; the scope then closes the server,
  * which closes every connection with 1001 (going away, RFC 6455 §7.4.1).
  */
-export const runServer = (args: ServeArgs) =>
+export const runServer = (args: ServeArgs) => Workers.run(echoServer(args), { workers: args.workers })
+
+const echoServer = (args: ServeArgs) =>
   Effect.scoped(
     Effect.gen(function* () {
       yield* Effect.addFinalizer(() => log("Server stopped."))
@@ -397,7 +403,12 @@ const serveCommand = Command.make(
     ),
     noCompression: noCompressionOption,
     maxSize: maxSizeOption,
-    subprotocols: subprotocolOption
+    subprotocols: subprotocolOption,
+    workers: Options.integer("workers").pipe(
+      Options.withPseudoName("N"),
+      Options.withDescription("Worker processes sharing the port (node:cluster); 0: none (default)."),
+      Options.withDefault(0)
+    )
   },
   runServer
 ).pipe(Command.withDescription("Echo server: sends every message back with its type; stops cleanly on SIGINT/SIGTERM."))

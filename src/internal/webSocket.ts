@@ -830,6 +830,31 @@ export class WebSocketImpl implements WebSocket {
     return true
   }
 
+  /**
+   * Like `trySend`, for a message already serialized as one final frame (`serializeFrame` without
+   * masking, so for server connections; extensions already applied): lets a fan-out encode and
+   * compress a message once for every receiver. The caller makes sure the bytes suit this
+   * connection's negotiated extensions.
+   */
+  trySendSerialized(chunks: ReadonlyArray<Uint8Array>): boolean {
+    if (this.protocol.state !== State.OPEN || this.fragmenting !== undefined) return false
+    if (this.socket.writableLength > this.options.writeLimit) return false
+    // Whatever the protocol produced before (a pong, say) goes first.
+    this.flush()
+    const socket = this.socket
+    if (this.socketClosed || !socket.writable) return false
+    if (!this.corked) {
+      this.corked = true
+      socket.cork()
+      process.nextTick(this.uncork)
+    }
+    const last = chunks.length - 1
+    // As in `flush`: whoever waits for the buffer to fall below writeLimit is woken after the write.
+    for (let i = 0; i < last; i++) socket.write(chunks[i]!)
+    socket.write(chunks[last]!, this.onWritten)
+    return true
+  }
+
   close(code = 1000, reason = ""): Effect.Effect<void> {
     return Effect.suspend(() => {
       const protocol = this.protocol
