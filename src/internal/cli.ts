@@ -237,7 +237,7 @@ export const runClient = (args: ClientArgs) =>
       const received = yield* Stream.runForEach(ws.messages, (message) => terminal.print(formatMessage(message))).pipe(
         Effect.either,
         // Ctrl-C / SIGTERM: close normally (1000) and still report how the connection ended.
-        Effect.onInterrupt(() => ws.close(1000).pipe(Effect.zipRight(printClose)))
+        Effect.onInterrupt(() => ws.close().pipe(Effect.zipRight(printClose)))
       )
       yield* ws.waitClosed
       yield* printClose
