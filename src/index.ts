@@ -12,6 +12,10 @@
  * {@link Frames}, {@link Http11}, {@link Handshake}, {@link Headers}, {@link HeaderParsers},
  * {@link Uri}, {@link Utf8}, {@link Extension}, {@link PermessageDeflate}. Errors: {@link Errors}.
  *
+ * `SocketAdapter` (conversions to and from `@effect/platform`'s `Socket`) is not re-exported here:
+ * it needs the optional peer `@effect/platform`, whose `Socket` module takes longer to load than
+ * the rest of this library. Import it as `effect-websockets/SocketAdapter`.
+ *
  * @since 0.1.0
  */
 
@@ -47,8 +51,6 @@ export * as NodeMount from "./NodeMount.js"
 export * as Server from "./Server.js"
 /** @since 0.1.0 */
 export * as ServerConnection from "./ServerConnection.js"
-/** @since 0.1.0 */
-export * as SocketAdapter from "./SocketAdapter.js"
 /** @since 0.1.0 */
 export * as Uri from "./Uri.js"
 /** @since 0.1.0 */
