@@ -13,7 +13,7 @@ import { createServer } from "node:http"
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Stream } from "effect"
-import { HttpRouterRoute, Server, type WebSocket } from "../src/index.js"
+import { HttpRouterRoute, Server, type WebSocket } from "effect-websockets"
 
 const PORT = Number(process.env.PORT ?? 8080)
 

@@ -40,7 +40,7 @@ if (command._tag === "Help") {
       throw error
     }
     process.stderr.write(
-      "Error: effect-websockets needs the effect package (version 3.17 or later, before 4): npm install effect@3\n"
+      "Error: effect-websockets needs the effect package (version 3.20 or later, before 4): npm install effect@3\n"
     )
     process.exit(EXIT_FAILURE)
   }
