@@ -14,7 +14,9 @@
  *
  * `SocketAdapter` (conversions to and from `@effect/platform`'s `Socket`) is not re-exported here:
  * it needs the optional peer `@effect/platform`, whose `Socket` module takes longer to load than
- * the rest of this library. Import it as `effect-websockets/SocketAdapter`.
+ * the rest of this library. Import it as `effect-websockets/SocketAdapter`. Likewise
+ * `effect-websockets/HttpRouterRoute`, which needs the optional peers `@effect/platform` and
+ * `@effect/platform-node`.
  *
  * @since 0.1.0
  */
@@ -43,8 +45,6 @@ export * as HeaderParsers from "./HeaderParsers.js"
 export * as Headers from "./Headers.js"
 /** @since 0.1.0 */
 export * as Http11 from "./Http11.js"
-/** @since 0.2.0 */
-export * as HttpRouterRoute from "./HttpRouterRoute.js"
 /** @since 0.2.0 */
 export * as NodeMount from "./NodeMount.js"
 /** @since 0.1.0 */
