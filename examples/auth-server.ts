@@ -7,7 +7,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
-import { Auth, Server, type WebSocket } from "../src/index.js"
+import { Auth, Server, type WebSocket } from "effect-websockets"
 
 /** A real application checks a password hash in a database. */
 const USERS: ReadonlyMap<string, string> = new Map([["alice", "s3cret"]])

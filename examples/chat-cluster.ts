@@ -36,7 +36,8 @@ const program = Effect.gen(function* () {
   const server = yield* Server.serve(chat, {
     host: "127.0.0.1",
     port: Number(process.env.PORT ?? 0),
-    processRequest: (path) => Effect.succeed(path === "/chat" ? undefined : { status: 404, body: "Not found\n" })
+    processRequest: (request) =>
+      Effect.succeed(request.path === "/chat" ? undefined : { status: 404, body: "Not found\n" })
   })
   const address = server.address
   if (address._tag === "TcpAddress") yield* Console.log(`Listening on http://127.0.0.1:${address.port}`)

@@ -5,7 +5,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Stream } from "effect"
-import { Server, type WebSocket } from "../src/index.js"
+import { Server, type WebSocket } from "effect-websockets"
 
 const nameOf = (ws: WebSocket.WebSocket): string =>
   new URL(ws.path, "ws://localhost").searchParams.get("name") ?? `guest-${ws.id.slice(0, 4)}`

@@ -4,7 +4,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
-import { Client, Errors } from "../src/index.js"
+import { Client, Errors } from "effect-websockets"
 
 const program = Effect.gen(function* () {
   const ws = yield* Client.connect("ws://127.0.0.1:8765/")
@@ -26,6 +26,6 @@ Effect.scoped(program).pipe(
   // Every failure is typed: a refused connection, a failed handshake, a closed connection...
   Effect.catchIf(Errors.isInvalidHandshake, (error) => Console.error(`Handshake failed: ${error.message}`)),
   Effect.catchIf(Errors.isConnectionClosed, (error) => Console.error(`Connection closed: ${error.message}`)),
-  Effect.catchTag("SocketError", (error) => Console.error(`Cannot connect: ${String(error.cause)}`)),
+  Effect.catchTag("ConnectFailed", (error) => Console.error(error.message)),
   NodeRuntime.runMain
 )

@@ -5,7 +5,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
-import { Server, type WebSocket } from "../src/index.js"
+import { Server, type WebSocket } from "effect-websockets"
 
 const echo = (ws: WebSocket.WebSocket) => ws.forEachMessage((message) => ws.send(message))
 

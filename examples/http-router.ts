@@ -13,7 +13,8 @@ import { createServer } from "node:http"
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Stream } from "effect"
-import { HttpRouterRoute, Server, type WebSocket } from "../src/index.js"
+import { Server, type WebSocket } from "effect-websockets"
+import * as HttpRouterRoute from "effect-websockets/HttpRouterRoute"
 
 const PORT = Number(process.env.PORT ?? 8080)
 

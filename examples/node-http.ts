@@ -11,7 +11,7 @@
 import { createServer } from "node:http"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Stream } from "effect"
-import { NodeMount, Server, type WebSocket } from "../src/index.js"
+import { NodeMount, Server, type WebSocket } from "effect-websockets"
 
 const PORT = Number(process.env.PORT ?? 8080)
 

@@ -5,7 +5,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Schedule, Stream } from "effect"
-import { Client, type WebSocket } from "../src/index.js"
+import { Client, type WebSocket } from "effect-websockets"
 
 const session = (ws: WebSocket.WebSocket) =>
   Effect.gen(function* () {
@@ -17,20 +17,16 @@ const session = (ws: WebSocket.WebSocket) =>
     yield* Console.log(`Disconnected (close code ${ws.closeCode ?? "none"}).`)
   }).pipe(Effect.scoped)
 
-/** A socket error keeps the interesting part (ECONNREFUSED...) in its cause. */
-const describe = (error: unknown): string =>
-  error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)
-
 /** Faster than the default backoff (3 s growing to 60 s) so that the demo is lively; capped at 10 s. */
 const backoff = Schedule.exponential("500 millis").pipe(
   Schedule.jittered,
   Schedule.union(Schedule.spaced("10 seconds")),
   // The schedule sees each failed attempt: say why before waiting.
-  Schedule.tapInput((error) => Console.log(`Connection failed: ${describe(error)}`))
+  Schedule.tapInput((error) => Console.log(`Connection failed: ${error instanceof Error ? error.message : error}`))
 )
 
 // By default, connection errors, failed handshakes and closed connections reconnect; anything else
-// (an invalid URI, a handler bug) ends the program.
+// (an invalid URI, a handler bug) ends the program. `Schedule.recurs(n)` would give up after n retries.
 const program = Client.reconnect("ws://127.0.0.1:8765/", session, { schedule: backoff })
 
 NodeRuntime.runMain(program)

@@ -9,7 +9,6 @@
 import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
-import { SocketGenericError } from "@effect/platform/Socket"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -18,10 +17,19 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { ClientConnection } from "./ClientConnection.js"
-import { type InvalidHandshakeFamily, InvalidMessage, InvalidURI, isConnectionClosed, OpenTimeout } from "./Errors.js"
+import {
+  ConnectFailed,
+  type InvalidHandshakeFamily,
+  InvalidMessage,
+  InvalidURI,
+  isConnectionClosed,
+  isInvalidHandshake,
+  OpenTimeout
+} from "./Errors.js"
 import type { ClientExtensionFactory } from "./extensions/Extension.js"
 import { enableClientPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import type { HeadersLike } from "./Headers.js"
@@ -80,23 +88,24 @@ export interface ConnectOptions extends WebSocketOptions {
 }
 
 /**
- * Everything `connect` can fail with: an invalid URI, a socket that cannot be opened, or a failed
- * opening handshake (including `OpenTimeout` and `InvalidStatusCode`).
+ * Everything `connect` can fail with: an invalid URI, a socket that cannot be opened
+ * (`ConnectFailed`), or a failed opening handshake (including `OpenTimeout` and `InvalidStatusCode`).
  * @since 0.1.0
  * @category errors
  */
-export type ConnectError = InvalidURI | SocketGenericError | InvalidHandshakeFamily
+export type ConnectError = InvalidURI | ConnectFailed | InvalidHandshakeFamily
 
 /** Opens the transport and waits until it is connected (TLS: after its handshake). */
 const openSocket = (
   wsuri: WebSocketURI,
   options: ConnectOptions,
   unixPath: string | undefined
-): Effect.Effect<net.Socket, SocketGenericError, Scope.Scope> =>
+): Effect.Effect<net.Socket, ConnectFailed, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.async<net.Socket, SocketGenericError>((resume) => {
+    Effect.async<net.Socket, ConnectFailed>((resume) => {
       const host = options.host ?? wsuri.host
       const port = options.port ?? wsuri.port
+      const address = unixPath ?? (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
       // allowHalfOpen: the protocol decides when to half-close (the server closes first, RFC 6455 §7.1.1).
       const destination = unixPath !== undefined ? { path: unixPath } : { host, port }
       // allowHalfOpen is honoured by tls.connect (it creates the TLSSocket with it) but not typed there.
@@ -111,7 +120,7 @@ const openSocket = (
         ? tls.connect(tlsOptions)
         : net.connect({ ...destination, allowHalfOpen: true })
       socket.setNoDelay?.(true)
-      const onError = (cause: Error) => resume(Effect.fail(new SocketGenericError({ reason: "Open", cause })))
+      const onError = (cause: Error) => resume(Effect.fail(new ConnectFailed({ address, cause })))
       socket.once("error", onError)
       socket.once(wsuri.secure ? "secureConnect" : "connect", () => {
         socket.off("error", onError)
@@ -127,7 +136,7 @@ const connectOnce = (
   wsuri: WebSocketURI,
   options: ConnectOptions,
   unixPath: string | undefined
-): Effect.Effect<WebSocketImpl, SocketGenericError | InvalidHandshakeFamily, Scope.Scope> =>
+): Effect.Effect<WebSocketImpl, ConnectFailed | InvalidHandshakeFamily, Scope.Scope> =>
   Effect.gen(function* () {
     // Timers of this connection (close timer, keepalive) end with its scope; this finalizer runs last.
     const timers = yield* Timers.make
@@ -281,11 +290,14 @@ export const unixConnect = (
  * @category models
  */
 export interface ReconnectOptions<E> extends ConnectOptions {
-  /** Delays between attempts; default exponential backoff from 3 s up to 60 s with jitter. */
+  /**
+   * Delays between attempts to open a connection; default {@link defaultBackoff}. Once the schedule
+   * is exhausted, `reconnect` fails with the last error.
+   */
   readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined
   /**
-   * Which failures trigger a reconnection. Default: connection errors, failed handshakes and
-   * ConnectionClosed from the handler; anything else the handler fails with is fatal.
+   * Which failures trigger a reconnection; default {@link isRetryableByDefault}. Anything else
+   * (from opening the connection or from the handler) ends the loop with that error.
    */
   readonly isRetryable?: ((error: ConnectError | E) => boolean) | undefined
 }
@@ -301,23 +313,27 @@ export const defaultBackoff: Schedule.Schedule<unknown, unknown> = Schedule.expo
   Schedule.union(Schedule.spaced("60 seconds"))
 )
 
-const defaultRetryable = (error: unknown): boolean =>
-  typeof error === "object" &&
-  error !== null &&
-  "_tag" in error &&
-  (isConnectionClosed(error) ||
-    error._tag === "SocketError" ||
-    error._tag === "OpenTimeout" ||
-    error._tag === "InvalidMessage" ||
-    error._tag === "InvalidStatusCode")
+/**
+ * The failures {@link reconnect} retries unless told otherwise. As in Python, every error "while
+ * establishing the connection" (a socket that cannot be opened, any failed or timed-out opening
+ * handshake) and a handler ended by ConnectionClosed; not an invalid URI, which no retry can fix,
+ * nor any other failure of the handler.
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isRetryableByDefault = (error: unknown): boolean =>
+  error instanceof ConnectFailed || isInvalidHandshake(error) || isConnectionClosed(error)
 
 /**
  * Keeps a connection to `uri` alive: connects, runs `handler` on the connection, and when the
- * connection fails or closes, reconnects after the next delay of `schedule` (Python's
- * `async for websocket in connect(...)`). Opening a connection is retried after each delay of
- * `schedule` while the failure is retryable (by default: connection errors, failed handshakes,
- * timeouts); once a connection has opened, a retryable end of the handler (ConnectionClosed by
- * default) reconnects at once, with the schedule starting over. Any other failure ends the loop.
+ * connection fails or closes, reconnects (Python's `async for websocket in connect(...)`).
+ * Opening a connection is retried after each delay of `schedule` while the failure is retryable;
+ * once the schedule is exhausted, `reconnect` fails with the last error. Once a connection has
+ * opened, a retryable end of the handler (ConnectionClosed by default), or its normal return,
+ * reconnects at once, with the schedule starting over. Any other failure ends the loop.
+ *
+ * Connections are opened by the {@link Client} service when one is provided (so that a test
+ * double replaces them), else by {@link connect}.
  * @since 0.1.0
  * @category combinators
  */
@@ -325,18 +341,26 @@ export const reconnect = <E, R>(
   uri: string,
   handler: (ws: WebSocket) => Effect.Effect<void, E, R>,
   options: ReconnectOptions<E> = {}
-): Effect.Effect<never, ConnectError | E, R> => {
-  const isRetryable = options.isRetryable ?? defaultRetryable
-  // Only opening a connection backs off; after a connection that opened, reconnect at once.
-  const open = Effect.retry(connect(uri, options), {
-    schedule: options.schedule ?? defaultBackoff,
-    while: isRetryable
+): Effect.Effect<never, ConnectError | E, R> =>
+  Effect.flatMap(Effect.serviceOption(Client), (service) => {
+    const client = Option.getOrElse(service, () => defaultClient)
+    const isRetryable = options.isRetryable ?? isRetryableByDefault
+    // Only opening a connection backs off. Effect.retry fails with the last error once the
+    // schedule is exhausted, and that failure is not caught below: it ends the loop.
+    const open = Effect.retry(client.connect(uri, options), {
+      schedule: options.schedule ?? defaultBackoff,
+      while: isRetryable
+    })
+    const session = Effect.scoped(
+      Effect.flatMap(open, (ws) =>
+        handler(ws).pipe(
+          Effect.zipRight(ws.close()),
+          Effect.catchIf(isRetryable, () => Effect.void)
+        )
+      )
+    )
+    return Effect.forever(session)
   })
-  const session = Effect.scoped(Effect.flatMap(open, (ws) => Effect.zipRight(handler(ws), ws.close()))).pipe(
-    Effect.catchIf(isRetryable, () => Effect.void)
-  )
-  return Effect.forever(session)
-}
 
 /**
  * The client as a service, so that applications can be tested with it swapped out.
@@ -376,3 +400,6 @@ export const make = (defaultOptions: ConnectOptions = {}): WebSocketClient => ({
  */
 export const layer = (defaultOptions: ConnectOptions = {}): Layer.Layer<Client> =>
   Layer.succeed(Client, make(defaultOptions))
+
+/** What {@link reconnect} uses when no {@link Client} service is provided. */
+const defaultClient: WebSocketClient = make()

@@ -164,6 +164,7 @@ export class Connection {
   protected eofReceived = false
   /** After a close frame or a failure, further input is discarded until EOF (RFC 6455 §1.4, §7.1.7). */
   protected discarding = false
+  /** @internal */
   protected readonly frameParser: FrameParser
   /** Size of the incoming message being assembled, or -1 when no fragmented message is in progress. */
   private curSize = -1

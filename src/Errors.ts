@@ -30,6 +30,7 @@
  *     ├── BackplaneUnavailable
  *     └── BackplaneFailure
  * MultipleValuesError            (a lookup error of `Headers`, outside the hierarchy)
+ * ConnectFailed, ListenFailed    (the socket could not be opened; Python raises OSError)
  * ```
  *
  * Each class is a yieldable `Data.TaggedError` whose `_tag` is exactly the Python class name.
@@ -618,7 +619,7 @@ export class BackplaneFailure extends Data.TaggedError("BackplaneFailure")<{
 }
 
 /**
- * `Headers.get` found several values where one was expected. Outside the WebSocketException
+ * `Headers.getSingle` found several values where one was expected. Outside the WebSocketException
  * hierarchy, as in Python (a `LookupError`).
  * @since 0.1.0
  * @category errors
@@ -629,6 +630,43 @@ export class MultipleValuesError extends Data.TaggedError("MultipleValuesError")
 }> {
   override get message(): string {
     return `${this.name} has ${this.values.length} values: ${this.values.join(", ")}`
+  }
+}
+
+/** The message of an underlying error (`connect ECONNREFUSED 127.0.0.1:8765`), whatever it is. */
+const causeText = (cause: unknown): string =>
+  cause instanceof Error && cause.message !== "" ? cause.message : String(cause)
+
+/**
+ * The client could not open its TCP, TLS or unix-socket connection: refused, unreachable, a name
+ * that does not resolve, a TLS certificate rejected. Outside the WebSocketException hierarchy, as
+ * in Python (an `OSError`); the message carries the cause's (`connect ECONNREFUSED ...`).
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectFailed extends Data.TaggedError("ConnectFailed")<{
+  /** Where the connection went: `host:port` or the unix socket path. */
+  readonly address: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return `cannot connect to ${this.address}: ${causeText(this.cause)}`
+  }
+}
+
+/**
+ * The server could not listen: address in use, permission denied, no such interface. Outside the
+ * WebSocketException hierarchy, as in Python (an `OSError`); the message carries the cause's.
+ * @since 0.1.0
+ * @category errors
+ */
+export class ListenFailed extends Data.TaggedError("ListenFailed")<{
+  /** Where the server tried to listen: `host:port` or the unix socket path. */
+  readonly address: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return `cannot listen on ${this.address}: ${causeText(this.cause)}`
   }
 }
 

@@ -17,7 +17,9 @@ export type HeadersLike = Headers | Readonly<Record<string, string>> | Iterable<
 /**
  * HTTP headers.
  *
- * - `get(name)` returns the single value, `undefined` when absent, and fails with
+ * - `get(name)` returns the value, `undefined` when absent, and several values joined with `", "`
+ *   (as the Fetch API's `Headers.get`, RFC 9110 §5.3).
+ * - `getSingle(name)` returns the single value, `undefined` when absent, and fails with
  *   `MultipleValuesError` when several exist (Python's `headers[name]`).
  * - `append(name, value)` adds a value (Python's `headers[name] = value`); `set` replaces all.
  * - `getAll(name)` and `rawItems()` expose multiple values explicitly.
@@ -46,9 +48,18 @@ export class Headers implements Iterable<readonly [string, string]> {
   }
 
   /**
-   * The single value of `name`, `undefined` if absent, `MultipleValuesError` if several exist.
+   * The value of `name`, `undefined` if absent; several values are joined with `", "`, which is how
+   * HTTP combines them (RFC 9110 §5.3) and what the Fetch API's `Headers.get` returns.
    */
-  get(name: string): Either.Either<string | undefined, MultipleValuesError> {
+  get(name: string): string | undefined {
+    return this.dict.get(name.toLowerCase())?.join(", ")
+  }
+
+  /**
+   * The single value of `name`, `undefined` if absent, `MultipleValuesError` if several exist
+   * (Python's `headers[name]`): for headers that must not be repeated.
+   */
+  getSingle(name: string): Either.Either<string | undefined, MultipleValuesError> {
     const values = this.dict.get(name.toLowerCase())
     if (values === undefined) return Either.right(undefined)
     if (values.length > 1) return Either.left(new MultipleValuesError({ name, values: [...values] }))

@@ -13,7 +13,6 @@ import { lstatSync, unlinkSync } from "node:fs"
 import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
-import { SocketServerError } from "@effect/platform/SocketServer"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -27,7 +26,7 @@ import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { State } from "./Connection.js"
-import { isConnectionClosed } from "./Errors.js"
+import { isConnectionClosed, ListenFailed } from "./Errors.js"
 import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
@@ -446,7 +445,8 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
 
     const closeAfterHandler = (ws: WebSocketImpl, failed: boolean): Effect.Effect<void> => {
       connections.delete(ws)
-      return ws.close(failed ? 1011 : shuttingDown ? 1001 : 1000)
+      // Constant valid codes: close cannot fail.
+      return Effect.orDie(ws.close(failed ? 1011 : shuttingDown ? 1001 : 1000))
     }
 
     /**
@@ -547,12 +547,13 @@ const removeStaleSocket = (path: string): Effect.Effect<void> =>
     return Effect.sync(() => probe.destroy())
   })
 
-const listen = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, SocketServerError> =>
+const listen = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
   Effect.zipRight(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
 
-const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, SocketServerError> =>
-  Effect.async<Address, SocketServerError>((resume) => {
-    const onError = (cause: Error) => resume(Effect.fail(new SocketServerError({ reason: "Open", cause })))
+const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
+  Effect.async<Address, ListenFailed>((resume) => {
+    const address = options.unix ?? `${options.host ?? "::"}:${options.port ?? 0}`
+    const onError = (cause: Error) => resume(Effect.fail(new ListenFailed({ address, cause })))
     server.once("error", onError)
     const onListening = () => {
       server.off("error", onError)
@@ -587,7 +588,7 @@ const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.E
 export const serve = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
-): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, Provided> | RP> =>
+): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
   Effect.gen(function* () {
     const readLimit = options.readLimit ?? defaults.readLimit
     const server =
@@ -622,7 +623,7 @@ export const unixServe = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   path: string,
   options: ServeOptions<RP, A> = {}
-): Effect.Effect<WebSocketServer, SocketServerError, Scope.Scope | Exclude<R, Provided> | RP> =>
+): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
   serve(handler, { ...options, unix: path })
 
 /**
@@ -635,7 +636,7 @@ export const unixServe = <E, R, RP = never, A = undefined>(
 export const layer = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
-): Layer.Layer<Server, SocketServerError, Exclude<R, Provided> | RP> => Layer.scoped(Server, serve(handler, options))
+): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.scoped(Server, serve(handler, options))
 
 const toResponse = (response: HttpResponse): Response => {
   const headers = fromHeadersLike(response.headers).copy()

@@ -100,7 +100,9 @@ const write = (
   chunk: Uint8Array | string | Socket.CloseEvent
 ): Effect.Effect<void, Socket.SocketError> =>
   Socket.isCloseEvent(chunk)
-    ? ws.close(chunk.code, chunk.reason ?? "")
+    ? ws
+        .close(chunk.code, chunk.reason ?? "")
+        .pipe(Effect.mapError((cause) => new Socket.SocketGenericError({ reason: "Write", cause })))
     : ws
         .send(chunk)
         .pipe(
@@ -252,7 +254,10 @@ export const layerSocketServer = <RP = never>(
     SocketServer.SocketServer,
     Effect.gen(function* () {
       const { handler, run } = yield* makeSocketServerHandler(options)
-      const server = yield* serve(handler, options)
+      // The platform's contract: a server that cannot listen fails with SocketServerError (Open).
+      const server = yield* serve(handler, options).pipe(
+        Effect.mapError((cause) => new SocketServer.SocketServerError({ reason: "Open", cause }))
+      )
       return SocketServer.SocketServer.of({ address: server.address, run })
     })
   )

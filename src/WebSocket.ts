@@ -10,7 +10,7 @@ import type * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type { State } from "./Connection.js"
-import type { ConnectionClosed, ConnectionClosedError, InvalidArgument, InvalidState } from "./Errors.js"
+import type { ConnectionClosed, ConnectionClosedError, InvalidArgument, InvalidState, ProtocolError } from "./Errors.js"
 import type { Headers } from "./Headers.js"
 
 /**
@@ -74,9 +74,12 @@ export interface WebSocket {
   send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R>
   /**
    * Performs the closing handshake with `code` (default 1000) and `reason`, and waits until the TCP
-   * connection is closed, at most about `closeTimeout` before aborting it. Idempotent.
+   * connection is closed, at most about `closeTimeout` before aborting it. Idempotent. A code that
+   * may not be sent (999, 1005, 1006...) or a reason over 123 bytes fails with ProtocolError and
+   * sends nothing (Python raises it too).
    */
-  close(code?: number, reason?: string): Effect.Effect<void>
+  close(): Effect.Effect<void>
+  close(code: number, reason?: string): Effect.Effect<void, ProtocolError>
   /** Completes when the connection is closed, whatever the cause. */
   readonly waitClosed: Effect.Effect<void>
   /**

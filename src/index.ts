@@ -14,6 +14,12 @@
  * Scaling out: {@link Topics}, {@link Backplane}, {@link RedisBackplane} (needs `@redis/client`,
  * loaded only when its layer is built), {@link Workers}.
  *
+ * `SocketAdapter` (conversions to and from `@effect/platform`'s `Socket`) is not re-exported here:
+ * it needs the optional peer `@effect/platform`, whose `Socket` module takes longer to load than
+ * the rest of this library. Import it as `effect-websockets/SocketAdapter`. Likewise
+ * `effect-websockets/HttpRouterRoute`, which needs the optional peers `@effect/platform` and
+ * `@effect/platform-node`.
+ *
  * @since 0.1.0
  */
 
@@ -44,8 +50,6 @@ export * as Headers from "./Headers.js"
 /** @since 0.1.0 */
 export * as Http11 from "./Http11.js"
 /** @since 0.2.0 */
-export * as HttpRouterRoute from "./HttpRouterRoute.js"
-/** @since 0.2.0 */
 export * as NodeMount from "./NodeMount.js"
 /** @since 0.1.0 */
 export * as RedisBackplane from "./RedisBackplane.js"
@@ -53,8 +57,6 @@ export * as RedisBackplane from "./RedisBackplane.js"
 export * as Server from "./Server.js"
 /** @since 0.1.0 */
 export * as ServerConnection from "./ServerConnection.js"
-/** @since 0.1.0 */
-export * as SocketAdapter from "./SocketAdapter.js"
 /** @since 0.1.0 */
 export * as Topics from "./Topics.js"
 /** @since 0.1.0 */

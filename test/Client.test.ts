@@ -15,7 +15,14 @@ import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as Client from "../src/Client.js"
 import { State } from "../src/Connection.js"
-import type { ConnectionClosed } from "../src/Errors.js"
+import {
+  ConnectFailed,
+  type ConnectionClosed,
+  InvalidHeader,
+  InvalidUpgrade,
+  NegotiationError,
+  OpenTimeout
+} from "../src/Errors.js"
 import { Opcode } from "../src/Frames.js"
 import type { WebSocketImpl } from "../src/internal/webSocket.js"
 import type { Data, WebSocket } from "../src/WebSocket.js"
@@ -77,14 +84,17 @@ describe("Client connect", () => {
     }).pipe(bounded())
   )
 
-  it.scopedLive("a refused connection fails with SocketError (Open)", () =>
+  it.scopedLive("a refused connection fails with ConnectFailed, whose message says ECONNREFUSED", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()
       const server = yield* serveLocal(echo).pipe(Scope.extend(scope))
       const uri = uriOf(server)
       yield* Scope.close(scope, Exit.void)
       const error = yield* Effect.flip(Client.connect(uri, NO_COMPRESSION))
-      expect(error).toMatchObject({ _tag: "SocketError", reason: "Open" })
+      expect(error).toMatchObject({ _tag: "ConnectFailed", address: `${LOCALHOST}:${portOf(server)}` })
+      expect(error.message).toBe(
+        `cannot connect to ${LOCALHOST}:${portOf(server)}: connect ECONNREFUSED ${LOCALHOST}:${portOf(server)}`
+      )
     }).pipe(bounded())
   )
 
@@ -393,6 +403,63 @@ describe("Client reconnect", () => {
           expect(error).toMatchObject({ _tag: "InvalidStatusCode", statusCode: 403 })
         })
       )
+    }).pipe(bounded())
+  )
+})
+
+describe("Client reconnect with a Client service double", () => {
+  /** A Client whose connect fails with `failures` in turn, then delegates to the real one. */
+  const scripted = (failures: ReadonlyArray<Client.ConnectError>) => {
+    const attempts = { count: 0 }
+    const real = Client.make(NO_COMPRESSION)
+    const double = Layer.succeed(Client.Client, {
+      connect: (uri, options) =>
+        Effect.suspend(() => {
+          const failure = failures[attempts.count++]
+          return failure !== undefined ? Effect.fail(failure) : real.connect(uri, options)
+        }),
+      unixConnect: () => Effect.die("not used")
+    })
+    return { attempts, double }
+  }
+
+  it.live("once the schedule is exhausted, it fails with the last error instead of starting over", () =>
+    Effect.gen(function* () {
+      const refused = (n: number) => new ConnectFailed({ address: `attempt ${n}`, cause: new Error("ECONNREFUSED") })
+      const { attempts, double } = scripted([1, 2, 3, 4, 5, 6].map(refused))
+      const error = yield* Effect.flip(
+        Client.reconnect("ws://127.0.0.1:1/", () => Effect.void, { schedule: Schedule.recurs(2) }).pipe(
+          Effect.provide(double)
+        )
+      )
+      // The first attempt and two retries, through the Client service.
+      expect(attempts.count).toBe(3)
+      expect(error).toMatchObject({ _tag: "ConnectFailed", address: "attempt 3" })
+    }).pipe(bounded())
+  )
+
+  it.scopedLive("every error of establishing the connection is retried by default, an invalid URI is not", () =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal(echo)
+      const { attempts, double } = scripted([
+        new ConnectFailed({ address: "x", cause: new Error("ECONNREFUSED") }),
+        new InvalidUpgrade({ name: "Upgrade", value: "h2c" }),
+        new InvalidHeader({ name: "Sec-WebSocket-Accept", value: "bad" }),
+        new NegotiationError({ detail: "unsupported extension" }),
+        new OpenTimeout({ timeoutMillis: 10 })
+      ])
+      const error = yield* Effect.flip(
+        Client.reconnect(
+          uriOf(server),
+          (ws) => Effect.zipRight(ws.send("x"), Effect.fail({ _tag: "Fatal" as const, subprotocol: ws.subprotocol })),
+          { schedule: Schedule.spaced("5 millis") }
+        ).pipe(Effect.provide(double))
+      )
+      expect(attempts.count).toBe(6)
+      expect(error).toEqual({ _tag: "Fatal", subprotocol: undefined })
+      const invalid = yield* Effect.flip(Client.reconnect("http://x/", () => Effect.void))
+      expect(invalid._tag).toBe("InvalidURI")
+      expect(Client.isRetryableByDefault(invalid)).toBe(false)
     }).pipe(bounded())
   )
 })

@@ -321,6 +321,24 @@ describe("WebSocket ping and pong", () => {
 })
 
 describe("WebSocket close paths", () => {
+  it.scopedLive("close with an invalid code or an over-long reason fails with ProtocolError and sends nothing", () =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal(echo)
+      const ws = yield* Client.connect(uriOf(server), { compression: null })
+      for (const code of [999, 1005, 1006, 1015, 2999, 5000, 1000.5]) {
+        const error = yield* Effect.flip(ws.close(code))
+        expect(error).toMatchObject({ _tag: "ProtocolError", detail: `invalid status code ${code}` })
+      }
+      expect((yield* Effect.flip(ws.close(1000, "x".repeat(124))))._tag).toBe("ProtocolError")
+      // Nothing went out: the connection is still open and echoes.
+      expect(ws.state).toBe(State.OPEN)
+      yield* ws.send("still open")
+      expect(yield* ws.recv).toBe("still open")
+      yield* ws.close(4000, "x".repeat(123))
+      expect([ws.closeCode, ws.closeReason?.length]).toEqual([4000, 123])
+    }).pipe(bounded())
+  )
+
   it.scopedLive("client-initiated close: both sides see 1000 and ConnectionClosedOK", () =>
     Effect.gen(function* () {
       const { server, opened, done } = yield* serverWith((ws) => Effect.forever(ws.recv))

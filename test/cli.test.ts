@@ -10,16 +10,12 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { stripVTControlCharacters } from "node:util"
-import { SocketGenericError } from "@effect/platform/Socket"
-import { SocketServerError } from "@effect/platform/SocketServer"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Client from "../src/Client.js"
-import { ConnectionClosedError, InvalidURI } from "../src/Errors.js"
+import { ConnectFailed, ConnectionClosedError, InvalidURI, ListenFailed } from "../src/Errors.js"
 import {
   BINARY_HEX_LIMIT,
   formatAddress,
@@ -27,9 +23,9 @@ import {
   formatError,
   formatListenAddress,
   formatMessage,
-  parseHeaderOption,
   toConnectOptions
 } from "../src/internal/cli.js"
+import { DEFAULT_HOST, DEFAULT_PORT, HELP, parseArgs, parseHeaderOption, UsageError } from "../src/internal/cliArgs.js"
 import * as Server from "../src/Server.js"
 import type { WebSocket } from "../src/WebSocket.js"
 
@@ -215,7 +211,14 @@ describe.concurrent("effect-websockets executable", { timeout: PROCESS_TEST_MILL
   it("--help describes the client, the serve subcommand and every option", async () => {
     const cli = spawnCli(["--help"])
     expect(await cli.exited()).toEqual({ code: 0, signal: null })
-    const help = stripVTControlCharacters(cli.stdout())
+    const help = cli.stdout()
+    // Plain text: no colours in a pipe (nor anywhere), and only our options.
+    expect(stripVTControlCharacters(help)).toBe(help)
+    expect(help).toBe(HELP)
+    expect(cli.stderr()).toBe("")
+    for (const boilerplate of ["--wizard", "--completions", "A user-defined piece of text"]) {
+      expect(help).not.toContain(boilerplate)
+    }
     for (const option of [
       "<uri>",
       "--subprotocol",
@@ -332,7 +335,9 @@ describe.concurrent("effect-websockets executable", { timeout: PROCESS_TEST_MILL
     const cli = spawnCli([`ws://127.0.0.1:${port}/`])
     expect(await cli.exited()).toEqual({ code: 1, signal: null })
     expect(cli.stdout()).toBe("")
-    expect(cli.stderr()).toBe(`Error: SocketError: cannot connect: connect ECONNREFUSED 127.0.0.1:${port}\n`)
+    expect(cli.stderr()).toBe(
+      `Error: ConnectFailed: cannot connect to 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`
+    )
   })
 
   it("client with an invalid URI exits 1 with InvalidURI", async () => {
@@ -341,15 +346,19 @@ describe.concurrent("effect-websockets executable", { timeout: PROCESS_TEST_MILL
     expect(cli.stderr()).toBe("Error: InvalidURI: http://example.com/ isn't a valid URI: scheme isn't ws or wss\n")
   })
 
-  it("client without a URI or with a malformed --header exits 2", async () => {
+  it("client without a URI, with a malformed --header or an unknown option exits 2 with one line", async () => {
     const missing = spawnCli([])
     const malformed = spawnCli(["ws://127.0.0.1:1/", "--header", "no colon here"])
+    const unknown = spawnCli(["--bogus"])
     expect(await missing.exited()).toEqual({ code: 2, signal: null })
     expect(missing.stderr()).toBe("Error: UsageError: missing <uri> argument (see effect-websockets --help)\n")
     expect(await malformed.exited()).toEqual({ code: 2, signal: null })
-    expect(stripVTControlCharacters(malformed.stderr())).toContain(
-      'invalid --header "no colon here": expected "Name: value"'
+    expect(malformed.stderr()).toBe(
+      'Error: UsageError: invalid --header "no colon here": expected "Name: value" (see effect-websockets --help)\n'
     )
+    expect(await unknown.exited()).toEqual({ code: 2, signal: null })
+    expect(unknown.stderr()).toBe("Error: UsageError: unknown option --bogus (see effect-websockets --help)\n")
+    for (const cli of [missing, malformed, unknown]) expect(cli.stdout()).toBe("")
   })
 
   it("serve on a unix socket echoes, and SIGINT exits 0 and removes the socket file", async () => {
@@ -376,7 +385,7 @@ describe.concurrent("effect-websockets executable", { timeout: PROCESS_TEST_MILL
       const server = spawnCli(["serve", "--host", "127.0.0.1", "--port", String(port)])
       expect(await server.exited()).toEqual({ code: 1, signal: null })
       expect(server.stderr()).toBe(
-        `Error: SocketServerError: cannot listen: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`
+        `Error: ListenFailed: cannot listen on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}\n`
       )
     } finally {
       busy.close()
@@ -417,19 +426,21 @@ describe("cli formatting", () => {
   })
 
   it("parseHeaderOption splits on the first colon and trims, and refuses a missing or invalid name", () => {
-    expect(parseHeaderOption("X-Test: 42")).toEqual(Either.right(["X-Test", "42"]))
-    expect(parseHeaderOption("Authorization:Basic a:b")).toEqual(Either.right(["Authorization", "Basic a:b"]))
-    expect(parseHeaderOption("X-Empty:")).toEqual(Either.right(["X-Empty", ""]))
+    expect(parseHeaderOption("X-Test: 42")).toEqual(["X-Test", "42"])
+    expect(parseHeaderOption("Authorization:Basic a:b")).toEqual(["Authorization", "Basic a:b"])
+    expect(parseHeaderOption("X-Empty:")).toEqual(["X-Empty", ""])
     for (const bad of ["no colon", ": value", "Bad Name: x", "Bad\u00e9: x"]) {
-      expect(Either.isLeft(parseHeaderOption(bad))).toBe(true)
+      expect(() => parseHeaderOption(bad)).toThrow(UsageError)
     }
   })
 
   it("formatError prints one line with the tag, and the cause of socket errors", () => {
-    const refused = new SocketGenericError({ reason: "Open", cause: new Error("connect ECONNREFUSED 127.0.0.1:1") })
-    expect(formatError(refused)).toBe("Error: SocketError: cannot connect: connect ECONNREFUSED 127.0.0.1:1")
-    const inUse = new SocketServerError({ reason: "Open", cause: new Error("listen EADDRINUSE") })
-    expect(formatError(inUse)).toBe("Error: SocketServerError: cannot listen: listen EADDRINUSE")
+    const refused = new ConnectFailed({ address: "127.0.0.1:1", cause: new Error("connect ECONNREFUSED 127.0.0.1:1") })
+    expect(formatError(refused)).toBe(
+      "Error: ConnectFailed: cannot connect to 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1"
+    )
+    const inUse = new ListenFailed({ address: "::1:80", cause: new Error("listen EADDRINUSE") })
+    expect(formatError(inUse)).toBe("Error: ListenFailed: cannot listen on ::1:80: listen EADDRINUSE")
     expect(formatError(new InvalidURI({ uri: "x", detail: "bad" }))).toBe("Error: InvalidURI: x isn't a valid URI: bad")
     expect(formatError(new ConnectionClosedError({ code: 1011, reason: "" }))).toBe(
       "Error: ConnectionClosedError: received 1011 (unexpected error); no reason"
@@ -439,24 +450,16 @@ describe("cli formatting", () => {
   })
 
   it("toConnectOptions maps the command line onto connect options", () => {
-    const base = {
-      uri: "ws://x/",
-      subprotocols: [],
-      headers: [],
-      origin: Option.none(),
-      noCompression: false,
-      maxSize: Option.none(),
-      pingInterval: Option.none()
-    }
+    const base = { uri: "ws://x/", subprotocols: [], headers: [], noCompression: false }
     expect(toConnectOptions(base)).toEqual({ subprotocols: [], extraHeaders: [], compression: "deflate" })
     const options = toConnectOptions({
       ...base,
       subprotocols: ["chat"],
       headers: [["X-A", "1"]],
-      origin: Option.some("http://o"),
+      origin: "http://o",
       noCompression: true,
-      maxSize: Option.some(0),
-      pingInterval: Option.some(0)
+      maxSize: 0,
+      pingInterval: 0
     })
     expect(options).toEqual({
       subprotocols: ["chat"],
@@ -466,8 +469,102 @@ describe("cli formatting", () => {
       maxSize: null,
       pingInterval: null
     })
-    const timed = toConnectOptions({ ...base, maxSize: Option.some(10), pingInterval: Option.some(1.5) })
+    const timed = toConnectOptions({ ...base, maxSize: 10, pingInterval: 1.5 })
     expect(timed.maxSize).toBe(10)
     expect(Duration.toMillis(timed.pingInterval as Duration.Duration)).toBe(1500)
+  })
+})
+
+describe("cli arguments", () => {
+  it("parseArgs reads the client's options, repeated ones in order, with a space or an =", () => {
+    expect(parseArgs(["ws://h/"])).toEqual({
+      _tag: "Client",
+      args: {
+        uri: "ws://h/",
+        subprotocols: [],
+        headers: [],
+        origin: undefined,
+        noCompression: false,
+        maxSize: undefined,
+        pingInterval: undefined
+      }
+    })
+    expect(
+      parseArgs([
+        "--subprotocol=a",
+        "ws://h/",
+        "--subprotocol",
+        "b",
+        "--header",
+        "X: 1",
+        "--origin=http://o",
+        "--no-compression",
+        "--max-size",
+        "0",
+        "--ping-interval",
+        "0.5"
+      ])
+    ).toEqual({
+      _tag: "Client",
+      args: {
+        uri: "ws://h/",
+        subprotocols: ["a", "b"],
+        headers: [["X", "1"]],
+        origin: "http://o",
+        noCompression: true,
+        maxSize: 0,
+        pingInterval: 0.5
+      }
+    })
+    expect(parseArgs(["--", "-odd-uri"])).toMatchObject({ _tag: "Client", args: { uri: "-odd-uri" } })
+  })
+
+  it("parseArgs reads serve's options with their defaults, and help and version anywhere", () => {
+    expect(parseArgs(["serve"])).toEqual({
+      _tag: "Serve",
+      args: {
+        host: DEFAULT_HOST,
+        port: DEFAULT_PORT,
+        unix: undefined,
+        noCompression: false,
+        maxSize: undefined,
+        subprotocols: []
+      }
+    })
+    expect(parseArgs(["serve", "--host", "::", "--port=0", "--unix", "/tmp/s", "--subprotocol", "chat"])).toEqual({
+      _tag: "Serve",
+      args: { host: "::", port: 0, unix: "/tmp/s", noCompression: false, maxSize: undefined, subprotocols: ["chat"] }
+    })
+    expect(parseArgs(["--help"])).toEqual({ _tag: "Help" })
+    expect(parseArgs(["serve", "-h"])).toEqual({ _tag: "Help" })
+    expect(parseArgs(["ws://h/", "--version"])).toEqual({ _tag: "Version" })
+  })
+
+  it("parseArgs refuses unknown options, options of the other command, bad numbers and extra arguments", () => {
+    const refused = (argv: ReadonlyArray<string>) => {
+      try {
+        parseArgs(argv)
+      } catch (error) {
+        expect(error).toBeInstanceOf(UsageError)
+        return (error as UsageError).message
+      }
+      throw new Error(`accepted ${argv.join(" ")}`)
+    }
+    expect(refused(["--bogus"])).toBe("unknown option --bogus (see effect-websockets --help)")
+    expect(refused(["ws://h/", "--port", "1"])).toBe("--port is an option of serve only (see effect-websockets --help)")
+    expect(refused(["serve", "--origin", "x"])).toBe(
+      "--origin is an option of the client only (see effect-websockets --help)"
+    )
+    expect(refused(["ws://h/", "--max-size", "-1"])).toBe(
+      '--max-size expects a non-negative integer, not "-1" (see effect-websockets --help)'
+    )
+    expect(refused(["ws://h/", "--ping-interval", "soon"])).toContain("--ping-interval expects a non-negative number")
+    expect(refused(["serve", "--port", "70000"])).toContain("--port expects a port number")
+    expect(refused(["ws://h/", "--origin"])).toBe("--origin needs a value (see effect-websockets --help)")
+    expect(refused(["ws://a/", "ws://b/"])).toBe('unexpected argument "ws://b/" (see effect-websockets --help)')
+    expect(refused(["serve", "extra"])).toBe('unexpected argument "extra" (see effect-websockets --help)')
+    expect(refused(["--no-compression=yes", "ws://h/"])).toBe(
+      "--no-compression takes no value (see effect-websockets --help)"
+    )
   })
 })

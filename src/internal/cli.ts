@@ -1,19 +1,13 @@
 /**
  * The `effect-websockets` command line (Python's `python -m websockets <uri>`, plus an echo server):
- * argument parsing with `@effect/cli`, the interactive client, the echo server, and the one-line
- * error reports. `src/bin/cli.ts` only runs {@link main}.
+ * the interactive client, the echo server, the one-line error reports and the runtime that runs
+ * them. The arguments are parsed by `./cliArgs.js`; `src/bin/cli.ts` loads this module only once
+ * there is a command to run.
  *
  * @internal
  */
-import { readFileSync, rmSync, statSync } from "node:fs"
+import { rmSync, statSync } from "node:fs"
 import * as readline from "node:readline"
-import * as Args from "@effect/cli/Args"
-import * as Command from "@effect/cli/Command"
-import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as Options from "@effect/cli/Options"
-import * as ValidationError from "@effect/cli/ValidationError"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -27,25 +21,14 @@ import { closeCodeName, isConnectionClosed } from "../Errors.js"
 import * as Server from "../Server.js"
 import type { Address, Data, WebSocket } from "../WebSocket.js"
 import * as Workers from "../Workers.js"
+import { type ClientArgs, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type ServeArgs, UsageError } from "./cliArgs.js"
 
 // ---------------------------------------------------------------------------
 // Constants
 // ---------------------------------------------------------------------------
 
-/** Name of the executable (the `bin` entry of package.json). */
-export const CLI_NAME = "effect-websockets"
-
-/** Default interface and port of `serve`, those of Python's examples. */
-export const DEFAULT_HOST = "127.0.0.1"
-export const DEFAULT_PORT = 8765
-
 /** Binary messages up to this size are printed in full as hex; larger ones as a size and a hex prefix. */
 export const BINARY_HEX_LIMIT = 64
-
-/** Exit statuses: 0 normal close, 1 failure (connection, handshake, abnormal close), 2 bad usage. */
-export const EXIT_OK = 0
-export const EXIT_FAILURE = 1
-export const EXIT_USAGE = 2
 
 /**
  * Once the program is done, give the event loop this long to drain (stdout, sockets) before forcing
@@ -85,39 +68,21 @@ export const formatAddress = (address: Address | undefined): string => {
 export const formatListenAddress = (address: Address): string =>
   address._tag === "UnixAddress" ? address.path : `ws://${formatAddress(address)}`
 
-/** Parses `--header "Name: value"`. */
-export const parseHeaderOption = (raw: string): Either.Either<readonly [string, string], string> => {
-  const colon = raw.indexOf(":")
-  const name = colon === -1 ? "" : raw.slice(0, colon).trim()
-  // RFC 7230 §3.2: field-name = token.
-  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
-    return Either.left(`invalid --header ${JSON.stringify(raw)}: expected "Name: value"`)
-  }
-  return Either.right([name, raw.slice(colon + 1).trim()])
-}
-
 const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, " ").trim()
 
 const causeMessage = (cause: unknown): string | undefined =>
   cause instanceof Error && cause.message !== "" ? cause.message : undefined
 
 /**
- * The one-line report of a failure: `Error: <tag>: <message>`, never a stack trace. Socket errors
- * carry the interesting part (ECONNREFUSED, EADDRINUSE) in their `cause`.
+ * The one-line report of a failure: `Error: <tag>: <message>`, never a stack trace; the message of
+ * the cause is added when the error's own does not include it.
  */
 export const formatError = (error: unknown): string => {
   if (typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string") {
-    const tag = error._tag
-    const reason = "reason" in error ? error.reason : undefined
     const cause = "cause" in error ? causeMessage(error.cause) : undefined
-    let message: string
-    if (tag === "SocketError" && reason === "Open") message = `cannot connect: ${cause ?? "connection failed"}`
-    else if (tag === "SocketServerError" && reason === "Open") message = `cannot listen: ${cause ?? "listen failed"}`
-    else {
-      message = error instanceof Error ? error.message : String(error)
-      if (cause !== undefined && !message.includes(cause)) message = `${message}: ${cause}`
-    }
-    return oneLine(`Error: ${tag}: ${message}`)
+    let message = error instanceof Error ? error.message : String(error)
+    if (cause !== undefined && !message.includes(cause)) message = `${message}: ${cause}`
+    return oneLine(`Error: ${error._tag}: ${message}`)
   }
   if (error instanceof Error) return oneLine(`Error: ${error.name}: ${error.message}`)
   return oneLine(`Error: ${String(error)}`)
@@ -184,33 +149,21 @@ const makeTerminal: Effect.Effect<Terminal, never, Scope.Scope> = Effect.acquire
 // Client
 // ---------------------------------------------------------------------------
 
-/** Parsed options of `effect-websockets <uri>`. */
-export interface ClientArgs {
-  readonly uri: string
-  readonly subprotocols: ReadonlyArray<string>
-  readonly headers: ReadonlyArray<readonly [string, string]>
-  readonly origin: Option.Option<string>
-  readonly noCompression: boolean
-  readonly maxSize: Option.Option<number>
-  readonly pingInterval: Option.Option<number>
-}
-
 /** `--max-size 0` disables the limit (Python's `max_size=None`). */
-const toMaxSize = (maxSize: Option.Option<number>): { maxSize?: number | null } =>
-  Option.match(maxSize, { onNone: () => ({}), onSome: (n) => ({ maxSize: n > 0 ? n : null }) })
+const toMaxSize = (maxSize: number | undefined): { maxSize?: number | null } =>
+  maxSize === undefined ? {} : { maxSize: maxSize > 0 ? maxSize : null }
 
 /** Builds the options of `Client.connect` from the command line. */
 export const toConnectOptions = (args: ClientArgs): Client.ConnectOptions => ({
   subprotocols: args.subprotocols,
   extraHeaders: args.headers,
-  ...Option.match(args.origin, { onNone: () => ({}), onSome: (origin) => ({ origin }) }),
+  ...(args.origin === undefined ? {} : { origin: args.origin }),
   compression: args.noCompression ? null : "deflate",
   ...toMaxSize(args.maxSize),
-  ...Option.match(args.pingInterval, {
-    onNone: () => ({}),
-    // `--ping-interval 0` disables keepalive pings.
-    onSome: (seconds) => ({ pingInterval: seconds > 0 ? Duration.millis(seconds * 1000) : null })
-  })
+  // `--ping-interval 0` disables keepalive pings.
+  ...(args.pingInterval === undefined
+    ? {}
+    : { pingInterval: args.pingInterval > 0 ? Duration.millis(args.pingInterval * 1000) : null })
 })
 
 /**
@@ -238,7 +191,7 @@ export const runClient = (args: ClientArgs) =>
       const received = yield* Stream.runForEach(ws.messages, (message) => terminal.print(formatMessage(message))).pipe(
         Effect.either,
         // Ctrl-C / SIGTERM: close normally (1000) and still report how the connection ended.
-        Effect.onInterrupt(() => ws.close(1000).pipe(Effect.zipRight(printClose)))
+        Effect.onInterrupt(() => ws.close().pipe(Effect.zipRight(printClose)))
       )
       yield* ws.waitClosed
       yield* printClose
@@ -249,17 +202,6 @@ export const runClient = (args: ClientArgs) =>
 // ---------------------------------------------------------------------------
 // Echo server
 // ---------------------------------------------------------------------------
-
-/** Parsed options of `effect-websockets serve`. */
-export interface ServeArgs {
-  readonly host: string
-  readonly port: number
-  readonly unix: Option.Option<string>
-  readonly noCompression: boolean
-  readonly maxSize: Option.Option<number>
-  readonly subprotocols: ReadonlyArray<string>
-  readonly workers: number
-}
 
 // Each worker of `serve --workers` prefixes its lines, which interleave on the shared stdout.
 const linePrefix = Workers.isWorker() ? `[worker ${process.pid}] ` : ""
@@ -308,7 +250,7 @@ const echoServer = (args: ServeArgs) =>
   Effect.scoped(
     Effect.gen(function* () {
       yield* Effect.addFinalizer(() => log("Server stopped."))
-      const unix = Option.getOrUndefined(args.unix)
+      const unix = args.unix
       if (unix !== undefined) yield* Effect.addFinalizer(() => removeSocketFile(unix))
       const server = yield* Server.serve(echoHandler, {
         ...(unix !== undefined ? { unix } : { host: args.host, port: args.port }),
@@ -322,150 +264,41 @@ const echoServer = (args: ServeArgs) =>
   )
 
 // ---------------------------------------------------------------------------
-// Command line
+// Running a command
 // ---------------------------------------------------------------------------
 
-const subprotocolOption = Options.text("subprotocol").pipe(
-  Options.withPseudoName("NAME"),
-  Options.withDescription("Subprotocol to negotiate (repeatable, in order of preference)."),
-  Options.repeated
-)
-const noCompressionOption = Options.boolean("no-compression").pipe(
-  Options.withDescription("Disable permessage-deflate compression (RFC 7692).")
-)
-const maxSizeOption = Options.integer("max-size").pipe(
-  Options.withPseudoName("BYTES"),
-  Options.withDescription("Maximum size of incoming messages in bytes (default 1048576; 0: no limit)."),
-  Options.optional
-)
-
-const clientCommand = Command.make(
-  CLI_NAME,
-  {
-    uri: Args.text({ name: "uri" }).pipe(
-      Args.withDescription("WebSocket URI to connect to (ws:// or wss://)."),
-      Args.optional
-    ),
-    subprotocols: subprotocolOption,
-    headers: Options.text("header").pipe(
-      Options.withPseudoName('"NAME: VALUE"'),
-      Options.withDescription('Extra HTTP header of the handshake request, "Name: value" (repeatable).'),
-      Options.repeated,
-      Options.mapEffect((raw) =>
-        Effect.forEach(raw, (header) =>
-          Either.mapLeft(parseHeaderOption(header), (message) => ValidationError.invalidValue(HelpDoc.p(message)))
-        )
-      )
-    ),
-    origin: Options.text("origin").pipe(
-      Options.withPseudoName("ORIGIN"),
-      Options.withDescription("Value of the Origin header."),
-      Options.optional
-    ),
-    noCompression: noCompressionOption,
-    maxSize: maxSizeOption,
-    pingInterval: Options.float("ping-interval").pipe(
-      Options.withPseudoName("SECONDS"),
-      Options.withDescription("Seconds between keepalive pings (default 20; 0: no pings)."),
-      Options.optional
-    )
-  },
-  ({ uri, ...options }) =>
-    Effect.gen(function* () {
-      if (Option.isNone(uri)) {
-        return yield* Effect.fail(new UsageError({ message: `missing <uri> argument (see ${CLI_NAME} --help)` }))
-      }
-      yield* runClient({ uri: uri.value, ...options })
-    })
-).pipe(
-  Command.withDescription(
-    "Interactive WebSocket client: sends each line of stdin as a text message and prints the messages received."
-  )
-)
-
-const serveCommand = Command.make(
-  "serve",
-  {
-    host: Options.text("host").pipe(
-      Options.withPseudoName("HOST"),
-      Options.withDescription(`Interface to listen on (default ${DEFAULT_HOST}).`),
-      Options.withDefault(DEFAULT_HOST)
-    ),
-    port: Options.integer("port").pipe(
-      Options.withPseudoName("PORT"),
-      Options.withDescription(`Port to listen on (default ${DEFAULT_PORT}; 0: any free port).`),
-      Options.withDefault(DEFAULT_PORT)
-    ),
-    unix: Options.text("unix").pipe(
-      Options.withPseudoName("PATH"),
-      Options.withDescription("Listen on this unix socket path instead of TCP."),
-      Options.optional
-    ),
-    noCompression: noCompressionOption,
-    maxSize: maxSizeOption,
-    subprotocols: subprotocolOption,
-    workers: Options.integer("workers").pipe(
-      Options.withPseudoName("N"),
-      Options.withDescription("Worker processes sharing the port (node:cluster); 0: none (default)."),
-      Options.withDefault(0)
-    )
-  },
-  runServer
-).pipe(Command.withDescription("Echo server: sends every message back with its type; stops cleanly on SIGINT/SIGTERM."))
-
-/** The whole command: the client, with `serve` as a subcommand. */
-export const command = clientCommand.pipe(Command.withSubcommands([serveCommand]))
-
-/** A usage error found after parsing (for example a missing URI). */
-export class UsageError extends Error {
-  readonly _tag = "UsageError"
-  constructor(options: { readonly message: string }) {
-    super(options.message)
-  }
-}
-
-const readVersion = (): string => {
-  try {
-    // src/internal/cli.ts and dist/internal/cli.js both sit two levels below package.json.
-    const json: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"))
-    if (typeof json === "object" && json !== null && "version" in json && typeof json.version === "string") {
-      return json.version
-    }
-  } catch {
-    // Fall through.
-  }
-  return "0.0.0"
-}
-
-/** Runs the command line on `argv` (as in `process.argv`: runtime, script, then arguments). */
-export const cli = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> =>
-  Command.run(command, { name: CLI_NAME, version: readVersion() })(argv).pipe(Effect.provide(NodeContext.layer))
-
-/** The exit status for an exit of {@link cli}, printing the one-line report of a failure. */
+/** The exit status for an exit of a command, printing the one-line report of a failure. */
 export const reportExit = (exit: Exit.Exit<unknown, unknown>): number => {
   if (Exit.isSuccess(exit)) return EXIT_OK
   // Ctrl-C / SIGTERM: the program shut down as asked.
   if (Cause.isInterruptedOnly(exit.cause)) return EXIT_OK
   const failure = Cause.failureOption(exit.cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    // @effect/cli has already printed what was wrong with the command line.
-    if (ValidationError.isValidationError(error)) return EXIT_USAGE
-    process.stderr.write(`${formatError(error)}\n`)
-    return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE
-  }
-  process.stderr.write(`${formatError(Cause.squash(exit.cause))}\n`)
-  return EXIT_FAILURE
+  const error = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
+  process.stderr.write(`${formatError(error)}\n`)
+  return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE
 }
 
-/** Entry point of the `effect-websockets` executable. */
-export const main = (argv: ReadonlyArray<string> = process.argv): void =>
-  NodeRuntime.runMain(cli(argv), {
-    disableErrorReporting: true,
-    teardown: (exit, onExit) => {
-      const code = reportExit(exit as Exit.Exit<unknown, unknown>)
-      process.exitCode = code
-      setTimeout(() => process.exit(code), FORCED_EXIT_DELAY_MILLIS).unref()
-      onExit(code)
-    }
+/**
+ * Runs the client or the echo server until it ends, or until SIGINT/SIGTERM interrupts it (its
+ * scope then closes the connections normally), and exits with {@link reportExit}'s status.
+ */
+export const main = (
+  command: { readonly _tag: "Client"; readonly args: ClientArgs } | { readonly _tag: "Serve"; readonly args: ServeArgs }
+): void => {
+  const program: Effect.Effect<void, unknown> =
+    command._tag === "Client" ? runClient(command.args) : runServer(command.args)
+  const fiber = Effect.runFork(program)
+  // A fiber waiting on a Deferred holds no handle: keep the process alive until the program ends.
+  const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
+  const interrupt = () => fiber.unsafeInterruptAsFork(fiber.id())
+  process.once("SIGINT", interrupt)
+  process.once("SIGTERM", interrupt)
+  fiber.addObserver((exit) => {
+    clearInterval(keepAlive)
+    process.off("SIGINT", interrupt)
+    process.off("SIGTERM", interrupt)
+    const code = reportExit(exit)
+    process.exitCode = code
+    setTimeout(() => process.exit(code), FORCED_EXIT_DELAY_MILLIS).unref()
   })
+}

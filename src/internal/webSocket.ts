@@ -26,9 +26,10 @@ import {
   InvalidMessage,
   InvalidState,
   isInvalidHandshake,
+  type ProtocolError,
   type WebSocketExceptionFamily
 } from "../Errors.js"
-import { CloseCode, Frame, Opcode } from "../Frames.js"
+import { CloseCode, checkClose, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
 import type { ServerConnection } from "../ServerConnection.js"
@@ -855,8 +856,13 @@ export class WebSocketImpl implements WebSocket {
     return true
   }
 
-  close(code = 1000, reason = ""): Effect.Effect<void> {
-    return Effect.suspend(() => {
+  close(): Effect.Effect<void>
+  close(code: number, reason?: string): Effect.Effect<void, ProtocolError>
+  close(code = 1000, reason = ""): Effect.Effect<void, ProtocolError> {
+    return Effect.suspend((): Effect.Effect<void, ProtocolError> => {
+      // A code not allowed on the wire (999, 1006) or an over-long reason: fail, send nothing.
+      const checked = checkClose(code, reason)
+      if (checked._tag === "Left") return Effect.fail(checked.left)
       const protocol = this.protocol
       if (protocol.state === State.OPEN) {
         const result = protocol.sendClose(code, reason)

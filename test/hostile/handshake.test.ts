@@ -178,7 +178,7 @@ describe("hostile peers: opening handshake", () => {
         const path = join(yield* tempDir, "live.sock")
         yield* Server.unixServe(echo, path, { compression: null })
         const error = yield* Effect.flip(Server.unixServe(echo, path, { compression: null }))
-        expect(error).toMatchObject({ _tag: "SocketServerError", reason: "Open" })
+        expect(error).toMatchObject({ _tag: "ListenFailed", address: path })
         expect((error.cause as NodeJS.ErrnoException).code).toBe("EADDRINUSE")
         const ws = yield* Client.unixConnect(path, "ws://localhost/", NO_COMPRESSION)
         yield* ws.send("first server")
@@ -186,12 +186,12 @@ describe("hostile peers: opening handshake", () => {
       }).pipe(bounded(10_000))
     )
 
-    it.scopedLive("a regular file at the path is never removed: listening fails with SocketServerError", () =>
+    it.scopedLive("a regular file at the path is never removed: listening fails with ListenFailed", () =>
       Effect.gen(function* () {
         const path = join(yield* tempDir, "not-a-socket")
         writeFileSync(path, "precious data\n")
         const error = yield* Effect.flip(Server.unixServe(echo, path, { compression: null }))
-        expect(error).toMatchObject({ _tag: "SocketServerError", reason: "Open" })
+        expect(error).toMatchObject({ _tag: "ListenFailed", address: path })
         expect((error.cause as NodeJS.ErrnoException).code).toBe("EADDRINUSE")
         expect(existsSync(path)).toBe(true)
         expect(readFileSync(path, "utf8")).toBe("precious data\n")

@@ -1,0 +1,56 @@
+/**
+ * Headers: case-insensitive, multi-valued lookups (`get` joins like the Fetch API, `getSingle`
+ * refuses duplicates as Python's `headers[name]` does), insertion order and serialization.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Either from "effect/Either"
+import { MultipleValuesError } from "../src/Errors.js"
+import { Headers } from "../src/Headers.js"
+
+describe("Headers", () => {
+  const headers = () =>
+    new Headers([
+      ["Host", "example.com"],
+      ["Sec-WebSocket-Extensions", "permessage-deflate"],
+      ["sec-websocket-extensions", "x-webkit-deflate-frame"]
+    ])
+
+  it("get returns a string for one value, undefined when absent, and joins several with a comma", () => {
+    const h = headers()
+    expect(h.get("host")).toBe("example.com")
+    expect(h.get("HOST")).toBe("example.com")
+    expect(h.get("Origin")).toBeUndefined()
+    expect(h.get("Sec-WebSocket-Extensions")).toBe("permessage-deflate, x-webkit-deflate-frame")
+    // A string, so it prints as one.
+    expect(`${h.get("Host")}`).toBe("example.com")
+  })
+
+  it("getSingle returns the one value or undefined, and MultipleValuesError for several", () => {
+    const h = headers()
+    expect(h.getSingle("Host")).toEqual(Either.right("example.com"))
+    expect(h.getSingle("Origin")).toEqual(Either.right(undefined))
+    const several = h.getSingle("sec-websocket-extensions")
+    expect(several).toEqual(
+      Either.left(
+        new MultipleValuesError({
+          name: "sec-websocket-extensions",
+          values: ["permessage-deflate", "x-webkit-deflate-frame"]
+        })
+      )
+    )
+    expect(Either.isLeft(several) && several.left.message).toBe(
+      "sec-websocket-extensions has 2 values: permessage-deflate, x-webkit-deflate-frame"
+    )
+  })
+
+  it("getFirst, getAll, set and delete keep the original case and insertion order", () => {
+    const h = headers()
+    expect(h.getFirst("SEC-WEBSOCKET-EXTENSIONS")).toBe("permessage-deflate")
+    expect(h.getAll("sec-websocket-extensions")).toEqual(["permessage-deflate", "x-webkit-deflate-frame"])
+    h.set("Sec-WebSocket-Extensions", "x-one")
+    expect(h.getAll("sec-websocket-extensions")).toEqual(["x-one"])
+    expect(h.delete("host")).toBe(true)
+    expect(h.delete("host")).toBe(false)
+    expect(h.serialize()).toBe("Sec-WebSocket-Extensions: x-one\r\n\r\n")
+  })
+})

@@ -1,0 +1,187 @@
+#!/usr/bin/env node
+/**
+ * Packaging test, run by `.ci/run` (not by vitest: it installs from the npm registry). As a user
+ * would: `npm pack`, then install the tarball into fresh applications next to their Effect
+ * packages, at the lowest and the highest versions of our peer ranges, and check that
+ *
+ * - npm resolves one copy of effect (`npm ls effect`), and refuses effect 4 at install time;
+ * - the application typechecks against the published types (skipLibCheck off), and runs an echo
+ *   round trip with no "Executing an Effect versioned ..." warning;
+ * - `require("effect-websockets")` works from CommonJS, and private paths are not exported;
+ * - `npx effect-websockets --help` works with nothing but effect installed;
+ * - the published declarations expose no `@internal` member or internal module;
+ * - a library user does not download what only the CLI needed (@effect/platform-node & co).
+ *
+ * Usage: node test/package/check.mjs [--keep]   (--keep leaves the temporary applications)
+ */
+import { spawnSync } from "node:child_process"
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url))
+const APP = fileURLToPath(new URL("app", import.meta.url))
+const keep = process.argv.includes("--keep")
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"))
+
+/** The ends of our peer ranges. Keep in step with package.json's peerDependencies and the README. */
+const MATRIX = [
+  { name: "lowest", effect: "3.20.0", platform: "0.90.0" },
+  { name: "highest", effect: "3", platform: "0.97" }
+]
+
+const work = mkdtempSync(join(tmpdir(), "effect-websockets-package-"))
+const failures = []
+const check = (condition, message) => {
+  console.log(`${condition ? "ok  " : "FAIL"} ${message}`)
+  if (!condition) failures.push(message)
+}
+
+const run = (cmd, args, cwd, options = {}) => {
+  const result = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout: 300_000, ...options })
+  if (options.allowFailure !== true && result.status !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed (${result.status}) in ${cwd}\n${result.stdout}\n${result.stderr}`)
+  }
+  return result
+}
+const npm = (args, cwd, options) => run("npm", [...args, "--no-audit", "--no-fund"], cwd, options)
+
+/** Packages and megabytes of an application's node_modules. */
+const footprint = (dir) => {
+  const lock = JSON.parse(readFileSync(join(dir, "package-lock.json"), "utf8"))
+  const packages = Object.keys(lock.packages).filter((path) => path !== "")
+  const size = (path) => {
+    const stat = statSync(path)
+    if (!stat.isDirectory()) return stat.size
+    return readdirSync(path).reduce((sum, entry) => sum + size(join(path, entry)), 0)
+  }
+  return { packages, mb: size(join(dir, "node_modules")) / 1e6 }
+}
+
+const newApp = (name, extraFiles = true) => {
+  const dir = join(work, name)
+  if (extraFiles) cpSync(APP, dir, { recursive: true })
+  else cpSync(APP, dir, { recursive: true, filter: (src) => src === APP })
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: `consumer-${name}`, private: true, type: "module" }))
+  return dir
+}
+
+try {
+  const packed = JSON.parse(npm(["pack", "--json", "--pack-destination", work], ROOT).stdout)
+  const tarball = join(work, packed[0].filename)
+  const files = packed[0].files.map((file) => file.path)
+  console.log(`packed ${packed[0].filename}: ${files.length} files, ${(packed[0].size / 1e3).toFixed(0)} kB`)
+  check(files.includes("LICENSE") && files.includes("README.md"), "the tarball has LICENSE and README.md")
+  check(
+    files.some((file) => file.startsWith("examples/")),
+    "the tarball has the examples"
+  )
+
+  for (const { name, effect, platform } of MATRIX) {
+    console.log(`\n# ${name}: effect@${effect}, @effect/platform@${platform}`)
+    const dir = newApp(name)
+    npm(
+      ["install", tarball, `effect@${effect}`, `@effect/platform@${platform}`, "typescript@~5.9", "@types/node@20"],
+      dir
+    )
+    const versions = JSON.parse(
+      run(
+        "node",
+        [
+          "-p",
+          "JSON.stringify([require('effect/package.json').version, require('@effect/platform/package.json').version])"
+        ],
+        dir
+      ).stdout
+    )
+    console.log(`installed effect ${versions[0]}, @effect/platform ${versions[1]}`)
+    const copies = run("npm", ["ls", "effect", "--all", "--parseable"], dir).stdout.trim().split("\n")
+    check(copies.length === 1, `one copy of effect (npm ls effect: ${copies.length})`)
+    check(npm(["ls", "--all"], dir, { allowFailure: true }).status === 0, "npm ls reports no invalid or missing peer")
+
+    const tsc = run("npx", ["tsc", "-p", "."], dir, { allowFailure: true })
+    check(
+      tsc.status === 0,
+      `the application typechecks against the published types${tsc.status === 0 ? "" : `\n${tsc.stdout}`}`
+    )
+    const app = run("node", ["out/consumer.js"], dir, { allowFailure: true })
+    let result = {}
+    try {
+      result = JSON.parse(app.stdout)
+    } catch {}
+    check(
+      app.status === 0 &&
+        result.reply === "hello" &&
+        result.header === "consumer" &&
+        result.invalidClose === "ProtocolError" &&
+        result.isSocket === true,
+      `an echo round trip runs (${app.stdout.trim()})`
+    )
+    check(
+      /^cannot connect to 127\.0\.0\.1:1: connect ECONNREFUSED/.test(result.refused ?? ""),
+      "a refused connection says ECONNREFUSED"
+    )
+    check(
+      app.stderr === "",
+      `nothing on stderr (no version-mismatch warnings)${app.stderr === "" ? "" : `\n${app.stderr}`}`
+    )
+
+    const cjs = run("node", ["consumer.cjs"], dir, { allowFailure: true })
+    check(
+      cjs.status === 0,
+      `require() from CommonJS works and private paths are not exported${cjs.status === 0 ? "" : `\n${cjs.stderr}`}`
+    )
+
+    const dist = join(dir, "node_modules", "effect-websockets", "dist")
+    const declarations = readdirSync(dist, { recursive: true }).filter(
+      (file) => file.endsWith(".d.ts") && !file.startsWith("internal")
+    )
+    const leaking = declarations.filter((file) =>
+      /@internal|from "\.{1,2}\/(\.\.\/)?internal\//.test(readFileSync(join(dist, file), "utf8"))
+    )
+    check(
+      leaking.length === 0,
+      `public declarations expose no @internal member or internal module (${leaking.join(", ") || "none"})`
+    )
+  }
+
+  console.log("\n# CLI and footprint: an application with effect only")
+  const bare = newApp("effect-only", false)
+  npm(["install", "effect@3"], bare)
+  const before = footprint(bare)
+  npm(["install", tarball], bare)
+  const after = footprint(bare)
+  const added = after.packages.filter((path) => !before.packages.includes(path))
+  console.log(
+    `adding effect-websockets: +${added.length} packages (${added.map((p) => p.replace(/^node_modules\//, "")).join(", ")}), +${(after.mb - before.mb).toFixed(1)} MB`
+  )
+  check(
+    !after.packages.some((path) => /@effect\/(platform-node|cluster|sql|workflow|rpc|cli)$/.test(path)),
+    "no @effect/platform-node, cluster, sql, workflow, rpc or cli"
+  )
+  check(after.mb - before.mb < 10, "adds less than 10 MB")
+  const help = run("npx", ["--no-install", "effect-websockets", "--help"], bare, { allowFailure: true })
+  check(help.status === 0 && help.stdout.startsWith("Usage: effect-websockets"), "npx effect-websockets --help")
+  const version = run("npx", ["--no-install", "effect-websockets", "--version"], bare, { allowFailure: true })
+  check(version.stdout.trim() === pkg.version, `npx effect-websockets --version prints ${pkg.version}`)
+  const refused = run("npx", ["--no-install", "effect-websockets", "ws://127.0.0.1:1/"], bare, { allowFailure: true })
+  check(
+    refused.status === 1 && refused.stderr.includes("ECONNREFUSED"),
+    "the CLI client runs (a refused connection exits 1)"
+  )
+
+  console.log("\n# effect 4 is refused at install time")
+  const four = newApp("effect-4", false)
+  const refusedInstall = npm(["install", "--dry-run", tarball, "effect@4"], four, { allowFailure: true })
+  check(refusedInstall.status !== 0 && /ERESOLVE/.test(refusedInstall.stderr), "npm refuses effect 4 (ERESOLVE)")
+} finally {
+  if (keep) console.log(`\nkept ${work}`)
+  else rmSync(work, { recursive: true, force: true })
+}
+
+if (failures.length > 0) {
+  console.error(`\n${failures.length} packaging check(s) failed`)
+  process.exit(1)
+}
+console.log("\npackaging checks passed")
