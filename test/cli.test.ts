@@ -528,12 +528,23 @@ describe("cli arguments", () => {
         unix: undefined,
         noCompression: false,
         maxSize: undefined,
-        subprotocols: []
+        subprotocols: [],
+        workers: 0
       }
     })
-    expect(parseArgs(["serve", "--host", "::", "--port=0", "--unix", "/tmp/s", "--subprotocol", "chat"])).toEqual({
+    expect(
+      parseArgs(["serve", "--host", "::", "--port=0", "--unix", "/tmp/s", "--subprotocol", "chat", "--workers", "2"])
+    ).toEqual({
       _tag: "Serve",
-      args: { host: "::", port: 0, unix: "/tmp/s", noCompression: false, maxSize: undefined, subprotocols: ["chat"] }
+      args: {
+        host: "::",
+        port: 0,
+        unix: "/tmp/s",
+        noCompression: false,
+        maxSize: undefined,
+        subprotocols: ["chat"],
+        workers: 2
+      }
     })
     expect(parseArgs(["--help"])).toEqual({ _tag: "Help" })
     expect(parseArgs(["serve", "-h"])).toEqual({ _tag: "Help" })
