@@ -57,10 +57,15 @@ const open = (url: string) =>
     ({ client }) => Effect.sync(() => client.terminate())
   )
 
-const next = (client: WebSocketClient) =>
-  Effect.async<{ data: Buffer; isBinary: boolean }>((resume) => {
-    client.once("message", (data, isBinary) => resume(Effect.succeed({ data: data as Buffer, isBinary })))
-  })
+/** The next message of `client`, listened for from the call on: a message that arrives before the
+ * returned Effect runs is not lost. */
+const next = (client: WebSocketClient): Effect.Effect<{ data: Buffer; isBinary: boolean }> => {
+  const received = Deferred.unsafeMake<{ data: Buffer; isBinary: boolean }>(FiberId.none)
+  client.once("message", (data, isBinary) =>
+    Deferred.unsafeDone(received, Exit.succeed({ data: data as Buffer, isBinary }))
+  )
+  return Deferred.await(received)
+}
 
 for (const example of ["examples/http-router.ts", "examples/node-http.ts"]) {
   describe(example, () => {
