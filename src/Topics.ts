@@ -34,7 +34,7 @@ import type * as Scope from "effect/Scope"
 import { Backplane, layerMemory as backplaneMemory } from "./Backplane.js"
 import { State } from "./Connection.js"
 import type { BackplaneError } from "./Errors.js"
-import { type FanOutResult, fanOut } from "./internal/fanOut.js"
+import { fanOut } from "./internal/fanOut.js"
 import { WebSocketImpl } from "./internal/webSocket.js"
 import type { Data, WebSocket } from "./WebSocket.js"
 
@@ -44,7 +44,12 @@ import type { Data, WebSocket } from "./WebSocket.js"
  * @since 0.1.0
  * @category models
  */
-export type Delivery = FanOutResult
+export interface Delivery {
+  /** Connections that got the message. */
+  readonly delivered: number
+  /** Connections skipped: closed, or with a write buffer over `writeLimit`. */
+  readonly skipped: number
+}
 
 /**
  * Counters since the service started, over local and remote publications alike.
