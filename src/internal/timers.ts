@@ -10,7 +10,7 @@
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 
 /** A scheduled task; `cancel` it to drop it. */
 export class Timer {
@@ -133,7 +133,4 @@ export class Timers {
     yield* Effect.forkScoped(timers.loop)
     return timers
   })
-
-  /** A timer queue whose driver fiber lives as long as `scope`. */
-  static readonly makeIn = (scope: Scope.Scope): Effect.Effect<Timers> => Scope.extend(Timers.make, scope)
 }

@@ -54,6 +54,11 @@ const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
 
 const EMPTY = new Uint8Array(0)
 
+// What a reader does next (`nextRead`).
+const READ_MESSAGE = 0
+const READ_CLOSED = 1
+const READ_WAIT = 2
+
 /** First capacity of the buffer of a fragmented message (then doubled as needed). */
 const MIN_FRAGMENTS_CAPACITY = 1024
 
@@ -607,12 +612,29 @@ export class WebSocketImpl implements WebSocket {
   private _recv: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
   private makeRecv(): Effect.Effect<Data, ConnectionClosed> {
     return Effect.suspend(() => {
-      if (this.queueHead < this.queue.length) return Effect.succeed(this.takeSync())
-      if (this.socketClosed) return Effect.fail(this.protocol.closeExc)
-      // Every message before a protocol violation was taken and answered: the connection fails now.
-      if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
+      const next = this.nextRead()
+      if (next === READ_MESSAGE) return Effect.succeed(this.takeSync())
+      if (next === READ_CLOSED) return Effect.fail(this.protocol.closeExc)
       return Effect.zipRight(this.waitReadable, this.recv)
     })
+  }
+
+  /**
+   * What a reader does next, the same for every way of reading: take a message, stop (the
+   * connection is closed), or wait for one.
+   */
+  private nextRead(): typeof READ_MESSAGE | typeof READ_CLOSED | typeof READ_WAIT {
+    if (this.queueHead < this.queue.length) return READ_MESSAGE
+    if (this.socketClosed) return READ_CLOSED
+    // Every message before a protocol violation was taken and answered: the connection fails now.
+    if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
+    return READ_WAIT
+  }
+
+  /** How a stream of messages ends on a closed connection: normally after 1000/1001, else this error. */
+  private get endOfMessages(): ConnectionClosedError | undefined {
+    const exc = this.protocol.closeExc
+    return exc._tag === "ConnectionClosedOK" ? undefined : exc
   }
 
   /**
@@ -622,16 +644,16 @@ export class WebSocketImpl implements WebSocket {
   private makeMessagesChannel(): Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> {
     const channel: Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> = Channel.suspend(
       () => {
-        if (this.queueHead < this.queue.length) {
+        const next = this.nextRead()
+        if (next === READ_MESSAGE) {
           const messages: Array<Data> = []
           while (this.queueHead < this.queue.length) messages.push(this.takeSync())
           return Channel.flatMap(Channel.write(Chunk.unsafeFromArray(messages)), () => channel)
         }
-        if (this.socketClosed) {
-          const exc = this.protocol.closeExc
-          return exc._tag === "ConnectionClosedOK" ? Channel.void : Channel.fail(exc)
+        if (next === READ_CLOSED) {
+          const error = this.endOfMessages
+          return error === undefined ? Channel.void : Channel.fail(error)
         }
-        if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
         return Channel.flatMap(Channel.fromEffect(this.waitReadable), () => channel)
       }
     )
@@ -650,12 +672,12 @@ export class WebSocketImpl implements WebSocket {
     // A plain loop of Effects: the fiber runs `f` on every queued message and only suspends when
     // the queue is empty, without the per-element work of a Stream pipeline.
     const loop: Effect.Effect<void, ConnectionClosedError | E, R> = Effect.suspend(() => {
-      if (this.queueHead < this.queue.length) return Effect.zipRight(f(this.takeSync()), loop)
-      if (this.socketClosed) {
-        const exc = this.protocol.closeExc
-        return exc._tag === "ConnectionClosedOK" ? Effect.void : Effect.fail(exc)
+      const next = this.nextRead()
+      if (next === READ_MESSAGE) return Effect.zipRight(f(this.takeSync()), loop)
+      if (next === READ_CLOSED) {
+        const error = this.endOfMessages
+        return error === undefined ? Effect.void : Effect.fail(error)
       }
-      if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
       return Effect.zipRight(this.waitReadable, loop)
     })
     return loop
