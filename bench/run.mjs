@@ -596,18 +596,13 @@ const summarize = () => {
       kibPerConn: statsOf(list, "kibPerConn"),
       kibPerConnSettled: statsOf(list, "kibPerConnSettled"),
       rssBaseKiB: median(list.map((r) => r.rssBaseKiB)),
-      connectMs: median(list.map((r) => r.connectMs))
-    }
-  }
-  for (const target of Object.keys(memory)) {
-    const list = runs.filter((r) => r.section === "memory" && r.target === target && r.ok)
-    Object.assign(memory[target], {
+      connectMs: median(list.map((r) => r.connectMs)),
       heapSteadyKiB: median(list.map((r) => r.heapSteadyKiB)),
       heapPeakKiB: median(list.map((r) => r.heapPeakKiB)),
       heapPeakRatio: median(list.map((r) => r.heapPeakRatio)),
       stallMaxMs: median(list.map((r) => r.stallMaxMs)),
       closeMs: median(list.map((r) => r.closeMs))
-    })
+    }
   }
   for (const m of Object.values(memory)) m.vsWs = ratio(m.kibPerConn.median, memory.ws?.kibPerConn.median ?? null)
   const handshake = {}
