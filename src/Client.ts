@@ -34,6 +34,7 @@ import type { ClientExtensionFactory } from "./extensions/Extension.js"
 import { enableClientPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import type { HeadersLike } from "./Headers.js"
 import type { Request, Response } from "./Http11.js"
+import { type ConnectionSpans, Telemetry } from "./internal/telemetry.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { formatUri, parseUri, type WebSocketURI } from "./Uri.js"
@@ -140,11 +141,25 @@ const connectOnce = (
   Effect.gen(function* () {
     // Timers of this connection (close timer, keepalive) end with its scope; this finalizer runs last.
     const timers = yield* Timers.make
-    const socket = yield* openSocket(wsuri, options, unixPath)
-    const ws = yield* handshakeOver(socket, wsuri, options, timers, (ws) => {
-      // The peer's end of a unix socket is the path; ours is unnamed (as getpeername/getsockname say).
-      if (unixPath !== undefined) ws.remoteAddress = { _tag: "UnixAddress", path: unixPath }
-    })
+    // The connection's span starts with the TCP connection, under the caller's span.
+    const telemetry = yield* Telemetry.make("client", options)
+    const spans = telemetry.startSpans(yield* Effect.option(Effect.currentParentSpan))
+    const socket = yield* openSocket(wsuri, options, unixPath).pipe(
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => telemetry.failedEarly(spans, exit.cause))
+      )
+    )
+    const ws = yield* handshakeOver(
+      socket,
+      wsuri,
+      options,
+      timers,
+      (ws) => {
+        // The peer's end of a unix socket is the path; ours is unnamed (as getpeername/getsockname say).
+        if (unixPath !== undefined) ws.remoteAddress = { _tag: "UnixAddress", path: unixPath }
+      },
+      { telemetry, spans }
+    )
     return ws
   })
 
@@ -158,9 +173,13 @@ export const handshakeOver = (
   wsuri: WebSocketURI,
   options: ConnectOptions,
   timers: Timers,
-  prepare?: (ws: WebSocketImpl) => void
+  prepare?: (ws: WebSocketImpl) => void,
+  observed?: { readonly telemetry: Telemetry; readonly spans: ConnectionSpans | undefined }
 ): Effect.Effect<WebSocketImpl, InvalidHandshakeFamily, Scope.Scope> =>
   Effect.gen(function* () {
+    const telemetry = observed?.telemetry ?? (yield* Telemetry.make("client", options))
+    const spans =
+      observed !== undefined ? observed.spans : telemetry.startSpans(yield* Effect.option(Effect.currentParentSpan))
     const extensions =
       options.compression === null ? options.extensions : enableClientPermessageDeflate(options.extensions)
     const protocol = new ClientConnection(wsuri, {
@@ -170,9 +189,11 @@ export const handshakeOver = (
       userAgent: options.userAgent,
       maxHeaderSize: options.maxHeaderSize,
       extensions,
-      maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize
+      maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize,
+      logger: telemetry.logger
     })
-    const ws = new WebSocketImpl(protocol, socket, resolveOptions(options), timers)
+    const ws = new WebSocketImpl(protocol, socket, resolveOptions(options), timers, telemetry)
+    ws.spans = spans
     prepare?.(ws)
     // Closing the scope performs the closing handshake; close() is bounded by the close timer.
     yield* Effect.addFinalizer(() => ws.close())
@@ -267,9 +288,7 @@ export const connect = (
   uri: string,
   options: ConnectOptions = {}
 ): Effect.Effect<WebSocket, ConnectError, Scope.Scope> =>
-  withOpenTimeout(connectFollowingRedirects(uri, options, undefined), options).pipe(
-    Effect.withSpan("effect-websockets.connect", { attributes: { uri } })
-  )
+  withOpenTimeout(connectFollowingRedirects(uri, options, undefined), options)
 
 /**
  * Like {@link connect}, over the unix socket at `path`. `uri` gives the Host header and the

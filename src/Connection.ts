@@ -32,6 +32,7 @@ import {
   Close,
   CloseCode,
   Frame,
+  formatFrame,
   isValidCloseCode,
   Opcode,
   parseClose,
@@ -125,6 +126,22 @@ export interface ConnectionOptions {
   readonly state?: State
   /** Maximum size of incoming messages in bytes; `null` disables the limit. Default 1 MiB. */
   readonly maxSize?: number | null
+  /** Where to log (Python's `logger`): nothing is logged without one. */
+  readonly logger?: ConnectionLogger | undefined
+}
+
+/**
+ * Where a connection writes its log lines (Python's `logger`): every frame sent (`>`) and received
+ * (`<`) at debug level in Python's format, the opening of a server connection at info level.
+ * `debugEnabled` is read once, when the connection is created: when it is false, frames are never
+ * formatted.
+ * @since 0.3.0
+ * @category models
+ */
+export interface ConnectionLogger {
+  readonly debugEnabled: boolean
+  debug(message: string, connection: Connection): void
+  info(message: string, connection: Connection): void
 }
 
 /**
@@ -157,6 +174,10 @@ export class Connection {
   /** A parsing failure held back by `deferFailures`, applied by `failPending()`. */
   pendingFailure: Failure | undefined = undefined
 
+  /** Where to log, if anywhere. */
+  readonly logger: ConnectionLogger | undefined
+  /** Whether frames are logged: read from the logger once. */
+  protected readonly debug: boolean
   private _state: State
   protected events: Array<Event> = []
   protected writes: Array<Uint8Array> = []
@@ -185,6 +206,8 @@ export class Connection {
   ) {
     this._state = options.state ?? State.OPEN
     this.maxSize = options.maxSize === undefined ? DEFAULT_MAX_SIZE : options.maxSize
+    this.logger = options.logger
+    this.debug = options.logger?.debugEnabled === true
     // A server requires masked frames, a client requires unmasked ones (RFC 6455 §5.1).
     this.frameParser = new FrameParser({ mask: side === "server" })
     this.frameParser.messageChecks = true
@@ -279,6 +302,7 @@ export class Connection {
   receiveEof(): Either.Either<void, InvalidState> {
     if (this.eofReceived) return Either.left(new InvalidState({ detail: "stream ended" }))
     this.eofReceived = true
+    if (this.debug) this.logger!.debug("< EOF", this)
     // The peer stopped sending: a failure held back for the application is due now.
     if (this.pendingFailure !== undefined) this.failPending()
     else if (!this.discarding) this.onEof()
@@ -500,6 +524,7 @@ export class Connection {
 
   /** Applies the sequencing rules of RFC 6455 §5.4–§5.5 to one frame, then emits it. */
   private recvFrame(frame: Frame): void {
+    if (this.debug) this.logger!.debug(`< ${formatFrame(frame)}`, this)
     // The frame parser checked the order of data frames and their UTF-8 (RFC 6455 §5.4, §8.1).
     switch (frame.opcode) {
       case Opcode.Text:
@@ -574,6 +599,7 @@ export class Connection {
   }
 
   private failConnection(code: number, reason: string): void {
+    if (this.debug) this.logger!.debug(`! failing connection with code ${code}`, this)
     if (this._state === State.OPEN && code !== CloseCode.AbnormalClosure) {
       const close = new Close(code, reason)
       this.sendFrame(new Frame(Opcode.Close, serializeClose(close)))
@@ -604,6 +630,7 @@ export class Connection {
 
   /** Writes one frame through the extensions, masked on the client side (RFC 6455 §5.3). */
   protected sendFrame(frame: Frame): void {
+    if (this.debug) this.logger!.debug(`> ${formatFrame(frame)}`, this)
     const extensions = this.extensions
     for (let i = 0; i < extensions.length; i++) frame = extensions[i]!.encode(frame)
     const chunks = serializeFrame(frame, this.side === "client")
@@ -627,6 +654,7 @@ export class Connection {
   protected sendEof(): void {
     if (this.eofSent) return
     this.eofSent = true
+    if (this.debug) this.logger!.debug("> EOF", this)
     this.writes.push(SEND_EOF)
   }
 

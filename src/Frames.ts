@@ -9,7 +9,7 @@
 import { Buffer } from "node:buffer"
 import { randomFillSync } from "node:crypto"
 import * as Either from "effect/Either"
-import { InvalidUtf8, ProtocolError } from "./Errors.js"
+import { closeCodeName, InvalidUtf8, ProtocolError } from "./Errors.js"
 import { mask as maskPayload } from "./internal/mask.js"
 import { isValidUtf8 } from "./Utf8.js"
 
@@ -134,6 +134,102 @@ export class Frame {
     }
     return Either.right(this)
   }
+
+  /** Human-readable form in Python's format (`TEXT 'hello' [5 bytes]`), as debug logs show frames. */
+  toString(): string {
+    return formatFrame(this)
+  }
+}
+
+const OPCODE_NAMES: Record<number, string> = { 0: "CONT", 1: "TEXT", 2: "BINARY", 8: "CLOSE", 9: "PING", 10: "PONG" }
+
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+
+/** Python's `repr` of a string, without the quotes: escapes backslashes, the quote and control characters. */
+const reprBody = (text: string, quote: string): string => {
+  let out = ""
+  for (const char of text) {
+    const code = char.codePointAt(0)!
+    if (char === "\\" || char === quote) out += `\\${char}`
+    else if (char === "\n") out += "\\n"
+    else if (char === "\r") out += "\\r"
+    else if (char === "\t") out += "\\t"
+    else if (code < 0x20 || (code >= 0x7f && code < 0xa0)) out += `\\x${code.toString(16).padStart(2, "0")}`
+    else out += char
+  }
+  return out
+}
+
+/**
+ * Python's `repr` of a text payload, elided to 75 characters as Python shows it: single quotes
+ * unless the text holds one and no double quote. Only the ends of a long payload are decoded (its
+ * first 48 characters take at most 192 bytes, its last 24 at most 96).
+ */
+const reprText = (data: Uint8Array): string => {
+  const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  const long = data.byteLength > 300
+  const quote = buffer.includes(0x27) && !buffer.includes(0x22) ? '"' : "'"
+  if (!long) return elide(quote + reprBody(buffer.toString("utf8"), quote) + quote)
+  const head = quote + reprBody(buffer.toString("utf8", 0, 200), quote)
+  const tail = reprBody(buffer.toString("utf8", data.byteLength - 100), quote) + quote
+  return `${head.slice(0, 48)}...${tail.slice(-24)}`
+}
+
+const elide = (shown: string): string => (shown.length > 75 ? `${shown.slice(0, 48)}...${shown.slice(-24)}` : shown)
+
+/** At most the first 16 and the last 8 bytes in hex, as Python shows binary payloads. */
+const hexPreview = (data: Uint8Array): string => {
+  let bytes = data
+  if (bytes.byteLength > 25) {
+    bytes = new Uint8Array(26)
+    bytes.set(data.subarray(0, 16), 0)
+    bytes.set(data.subarray(data.byteLength - 8), 18)
+  }
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join(" ")
+}
+
+const formatClose = (data: Uint8Array): string => {
+  const parsed = parseClose(data)
+  if (Either.isLeft(parsed)) return hexPreview(data)
+  const { code, reason } = parsed.right
+  const text = `${code} (${closeCodeName(code)})`
+  return reason === "" ? text : `${text} ${reason}`
+}
+
+/**
+ * Formats a frame as Python `websockets` logs it: opcode, payload (text quoted, binary in hex, long
+ * payloads elided in the middle) and metadata, e.g. `TEXT 'hello' [5 bytes]` or
+ * `CLOSE 1000 (OK) [2 bytes]`.
+ * @since 0.3.0
+ * @category utils
+ */
+export const formatFrame = (frame: Frame): string => {
+  const data = frame.data
+  let coding: string | undefined
+  let shown: string
+  if (frame.opcode === Opcode.Text) {
+    shown = reprText(data)
+  } else if (frame.opcode === Opcode.Binary) {
+    shown = hexPreview(data)
+  } else if (frame.opcode === Opcode.Close) {
+    shown = formatClose(data)
+  } else if (data.byteLength > 0) {
+    // A continuation may hold text or bytes, pings and pongs often hold text: try text first.
+    try {
+      fatalUtf8.decode(data)
+      shown = reprText(data)
+      coding = "text"
+    } catch {
+      shown = hexPreview(data)
+      coding = "binary"
+    }
+  } else {
+    shown = "''"
+  }
+  shown = elide(shown)
+  const length = `${data.byteLength} byte${data.byteLength === 1 ? "" : "s"}`
+  const metadata = [coding, length, frame.fin ? undefined : "continued"].filter((part) => part !== undefined)
+  return `${OPCODE_NAMES[frame.opcode] ?? frame.opcode} ${shown} [${metadata.join(", ")}]`
 }
 
 // ---------------------------------------------------------------------------

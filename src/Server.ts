@@ -25,6 +25,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import { State } from "./Connection.js"
 import { isConnectionClosed, ListenFailed } from "./Errors.js"
 import type { ServerExtensionFactory } from "./extensions/Extension.js"
@@ -33,6 +34,7 @@ import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
 import { fanOut } from "./internal/fanOut.js"
 import { forwardedFor } from "./internal/forwarded.js"
+import { Telemetry } from "./internal/telemetry.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
@@ -291,7 +293,10 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     const openTimeout = resolveOptionalDuration(options.openTimeout, defaults.openTimeout)
     const extensions =
       options.compression === null ? options.extensions : enableServerPermessageDeflate(options.extensions)
+    // Loggers, tracer and metric labels of the fiber that starts the server, for all its connections.
+    const telemetry = yield* Telemetry.make("server", options)
     const connectionOptions = {
+      logger: telemetry.logger,
       origins: options.origins,
       subprotocols: options.subprotocols,
       selectSubprotocol: options.selectSubprotocol,
@@ -367,9 +372,12 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
      * stack is spent on either while the connection lives.
      */
     const runConnectionFiber = (ws: WebSocketImpl, effect: Effect.Effect<void, never, R | RP>) => {
+      let context = Context.add(handlerContext, CurrentWebSocket, ws)
+      // The handler runs in the connection's span: the application's spans nest under it.
+      if (ws.spans !== undefined) context = Context.add(context, Tracer.ParentSpan, ws.spans.connection)
       const fiber = Runtime.runFork(
         Runtime.make({
-          context: Context.add(handlerContext, CurrentWebSocket, ws) as Context.Context<R | RP>,
+          context: context as Context.Context<R | RP>,
           runtimeFlags: runtime.runtimeFlags,
           fiberRefs: runtime.fiberRefs
         })
@@ -397,8 +405,8 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     const intercept = (
       ws: WebSocketImpl,
       request: Request
-    ): Effect.Effect<Response | Proceed<A | undefined>, never, RP> =>
-      options.processRequest!({
+    ): Effect.Effect<Response | Proceed<A | undefined>, never, RP> => {
+      const intercepted = options.processRequest!({
         id: ws.id,
         method: "GET",
         path: request.path,
@@ -420,6 +428,10 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
           )
         )
       )
+      // The hook is part of the opening handshake: its spans nest under the handshake's.
+      const handshakeSpan = ws.spans?.handshake
+      return handshakeSpan === undefined ? intercepted : Effect.withParentSpan(intercepted, handshakeSpan)
+    }
 
     /**
      * Runs the handler of an open connection, then closes it: 1000 (1001 while shutting down) when
@@ -459,7 +471,8 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
         return
       }
       const protocol = new ServerConnection(connectionOptions)
-      const ws = new WebSocketImpl(protocol, socket, resolved, timers)
+      const ws = new WebSocketImpl(protocol, socket, resolved, timers, telemetry)
+      ws.spans = telemetry.startSpans()
       if (listener?.localAddress !== undefined) ws.localAddress = listener.localAddress
       pending.add(ws)
       let hook: Fiber.RuntimeFiber<void, never> | undefined

@@ -163,11 +163,15 @@ export class ServerConnection extends Connection {
     this.writes.push(response.serialize())
     if (response.statusCode === 101 && this.state === State.CONNECTING && !this.discarding) {
       this.state = State.OPEN
+      this.logger?.info("connection open", this)
       // RFC 6455 §4.1: a client must wait for the server's response before sending frames.
       if (this.earlyData) {
         this.failWithError(new ProtocolError({ detail: "data received before the opening handshake completed" }))
       }
       return
+    }
+    if (response.statusCode !== 101) {
+      this.logger?.info(`connection rejected (${response.statusCode} ${response.reasonPhrase})`, this)
     }
     if (this.handshakeExc === undefined && response.statusCode !== 101) {
       // An application's rejection (processRequest) is a handshake failure too, seen from this side.

@@ -153,6 +153,11 @@ export interface WebSocketOptions {
   readonly readLimit?: number | undefined
   /** High-water mark of the outgoing buffer: `send` waits while more bytes than this are buffered. Default 64 KiB. */
   readonly writeLimit?: number | undefined
+  /**
+   * Whether connections update the metrics of the `Metrics` module. Default `true`. (Spans follow
+   * Effect's tracing, off with `Effect.withTracerEnabled(false)`; logs follow the log level.)
+   */
+  readonly metrics?: boolean | undefined
 }
 
 /**

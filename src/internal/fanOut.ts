@@ -81,7 +81,7 @@ export const fanOut = (message: Data, targets: Iterable<WebSocket>): FanOutResul
     let sent: boolean
     if (ws.protocol.extensions.length === 0 && ws.side === "server") {
       plain ??= serializeFrame(getFrame(), false)
-      sent = ws.trySendSerialized(plain)
+      sent = ws.trySendSerialized(plain, getFrame())
     } else {
       const key = sharedCompressorKey(ws)
       let bytes = key === undefined ? undefined : compressed?.get(key)
@@ -93,7 +93,7 @@ export const fanOut = (message: Data, targets: Iterable<WebSocket>): FanOutResul
           compressed.set(key, bytes)
         }
       }
-      sent = bytes !== undefined ? ws.trySendSerialized(bytes) : ws.trySend(message)
+      sent = bytes !== undefined ? ws.trySendSerialized(bytes, getFrame()) : ws.trySend(message)
     }
     if (sent) delivered++
     else skipped++

@@ -29,12 +29,13 @@ import {
   type ProtocolError,
   type WebSocketExceptionFamily
 } from "../Errors.js"
-import { CloseCode, checkClose, Frame, Opcode } from "../Frames.js"
+import { CloseCode, checkClose, Frame, formatFrame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
 import type { ServerConnection } from "../ServerConnection.js"
 import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
+import type { ConnectionSpans, MetricsRecorder, Telemetry } from "./telemetry.js"
 import type { Timer, Timers } from "./timers.js"
 
 /**
@@ -130,6 +131,7 @@ export class WebSocketImpl implements WebSocket {
   onHandshake: ((exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>) => void) | undefined = undefined
   private handshakeExit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
   private handshakeDeferred: Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
+  private handshakeError: InvalidHandshakeFamily | undefined = undefined
   /** Completes once the TCP connection is closed. */
   private readonly closedDeferred: Deferred.Deferred<void>
 
@@ -160,13 +162,29 @@ export class WebSocketImpl implements WebSocket {
   private socketClosed = false
   private socketEnded = false
 
+  // What the connection carried, for its span (payload bytes: after decompression, before compression).
+  messagesReceived = 0
+  messagesSent = 0
+  bytesReceived = 0
+  bytesSent = 0
+  /** Opcode of the message being sent, for the metrics of its continuation frames. */
+  private sendingOpcode = 0
+  /** The opening handshake completed (`open` was called). */
+  private opened = false
+  /** The spans of this connection, when tracing is on. */
+  spans: ConnectionSpans | undefined = undefined
+  /** Metrics to update, unless turned off (read on every message: kept apart from `telemetry`). */
+  private readonly metrics: MetricsRecorder | undefined
+
   constructor(
     readonly protocol: Connection,
     readonly socket: Duplex,
     readonly options: ResolvedOptions,
-    private readonly timers: Timers
+    private readonly timers: Timers,
+    private readonly telemetry?: Telemetry
   ) {
     this.id = protocol.id
+    this.metrics = telemetry?.metrics
     // Messages that arrived before a protocol violation are still delivered, and the application's
     // answers to them go out before the closing frame (see `applyPendingFailure`).
     protocol.deferFailures = true
@@ -241,6 +259,7 @@ export class WebSocketImpl implements WebSocket {
     if (!this.pausedForWrites && this.socket.writableLength > this.options.writeLimit && !this.socketClosed) {
       this.pausedForWrites = true
       this.socket.pause()
+      this.metrics?.paused("writeLimit")
     }
     if (this.protocol.closeExpected()) this.startCloseTimer()
     if (this.protocol.state === State.CLOSED && !this.socketClosed) {
@@ -320,11 +339,15 @@ export class WebSocketImpl implements WebSocket {
 
   private enqueue(opcode: number, data: Uint8Array): void {
     this.queue.push(opcode === Opcode.Text ? textDecoder(data) : data)
+    this.messagesReceived++
+    this.bytesReceived += data.byteLength
+    this.metrics?.received(opcode, data.byteLength)
     const maxQueue = this.options.maxQueue
     if (maxQueue !== null && !this.pausedForQueue && this.queue.length - this.queueHead >= maxQueue) {
       // Stop reading: the kernel's buffers fill up and TCP flow control pushes back on the peer.
       this.pausedForQueue = true
       this.socket.pause()
+      this.metrics?.paused("maxQueue")
     }
     this.wakeAll(this.readers)
   }
@@ -385,6 +408,7 @@ export class WebSocketImpl implements WebSocket {
     const now = performance.now()
     for (const [pingKey, ping] of this.pings) {
       this.pings.delete(pingKey)
+      this.metrics?.pingRoundTrip(now - ping.sentAt)
       if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.succeed(now - ping.sentAt))
       if (pingKey === this.keepaliveKey) this.onKeepalivePong()
       if (pingKey === key) break
@@ -407,11 +431,17 @@ export class WebSocketImpl implements WebSocket {
     this.wakeAll(this.readers)
     this.wakeAll(this.drainWaiters)
     for (const extension of this.protocol.extensions) extension.close?.()
+    const telemetry = this.telemetry
+    if (telemetry !== undefined) {
+      if (this.opened) telemetry.closed(this)
+      else telemetry.handshakeFailed(this, this.handshakeError ?? asHandshakeError(this.protocol.handshakeExc))
+    }
     Deferred.unsafeDone(this.closedDeferred, Exit.void)
   }
 
   private settleHandshake(exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>): void {
     this.handshakeExit = exit
+    if (exit._tag === "Failure" && exit.cause._tag === "Fail") this.handshakeError = exit.cause.error
     if (this.handshakeDeferred !== undefined) Deferred.unsafeDone(this.handshakeDeferred, exit)
     this.onHandshake?.(exit)
   }
@@ -483,6 +513,7 @@ export class WebSocketImpl implements WebSocket {
     this.socket.writableLength <= this.options.writeLimit || this.socketClosed
       ? Effect.void
       : Effect.async<void, ConnectionClosed>((resume) => {
+          this.metrics?.paused("send")
           const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
           this.drainWaiters.add(wake)
           return Effect.sync(() => this.drainWaiters.delete(wake))
@@ -508,6 +539,8 @@ export class WebSocketImpl implements WebSocket {
     this.requestHeaders = request.headers
     this.responseHeaders = response.headers
     this.subprotocol = subprotocol
+    this.opened = true
+    this.telemetry?.opened(this)
     this.scheduleKeepalivePing()
   }
 
@@ -705,8 +738,17 @@ export class WebSocketImpl implements WebSocket {
           ? protocol.sendBinary(data, fin)
           : protocol.sendContinuation(data, fin)
     if (result._tag === "Left") return this.closedError
+    this.countSent(opcode, data.byteLength, fin)
     this.flush()
     return this.backpressure
+  }
+
+  /** Counts one data frame sent. */
+  private countSent(opcode: number, bytes: number, fin: boolean): void {
+    if (opcode !== Opcode.Continuation) this.sendingOpcode = opcode
+    if (fin) this.messagesSent++
+    this.bytesSent += bytes
+    this.metrics?.sent(this.sendingOpcode, bytes, fin)
   }
 
   send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
@@ -844,11 +886,11 @@ export class WebSocketImpl implements WebSocket {
   trySend(message: Data): boolean {
     if (this.protocol.state !== State.OPEN || this.fragmenting !== undefined) return false
     if (this.socket.writableLength > this.options.writeLimit) return false
-    const result =
-      typeof message === "string"
-        ? this.protocol.sendText(Buffer.from(message, "utf8"))
-        : this.protocol.sendBinary(message)
+    const data = typeof message === "string" ? Buffer.from(message, "utf8") : message
+    const opcode = typeof message === "string" ? Opcode.Text : Opcode.Binary
+    const result = opcode === Opcode.Text ? this.protocol.sendText(data) : this.protocol.sendBinary(data)
     if (result._tag === "Left") return false
+    this.countSent(opcode, data.byteLength, true)
     this.flush()
     return true
   }
@@ -859,7 +901,7 @@ export class WebSocketImpl implements WebSocket {
    * compress a message once for every receiver. The caller makes sure the bytes suit this
    * connection's negotiated extensions.
    */
-  trySendSerialized(chunks: ReadonlyArray<Uint8Array>): boolean {
+  trySendSerialized(chunks: ReadonlyArray<Uint8Array>, frame: Frame): boolean {
     if (this.protocol.state !== State.OPEN || this.fragmenting !== undefined) return false
     if (this.socket.writableLength > this.options.writeLimit) return false
     // Whatever the protocol produced before (a pong, say) goes first.
@@ -871,6 +913,9 @@ export class WebSocketImpl implements WebSocket {
       socket.cork()
       process.nextTick(this.uncork)
     }
+    this.countSent(frame.opcode, frame.data.byteLength, true)
+    const logger = this.protocol.logger
+    if (logger?.debugEnabled) logger.debug(`> ${formatFrame(frame)}`, this.protocol)
     const last = chunks.length - 1
     // As in `flush`: whoever waits for the buffer to fall below writeLimit is woken after the write.
     for (let i = 0; i < last; i++) socket.write(chunks[i]!)
