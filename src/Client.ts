@@ -422,3 +422,77 @@ export const layer = (defaultOptions: ConnectOptions = {}): Layer.Layer<Client> 
 
 /** What {@link reconnect} uses when no {@link Client} service is provided. */
 const defaultClient: WebSocketClient = make()
+
+// ---------------------------------------------------------------------------
+// Options from Effect Config
+// ---------------------------------------------------------------------------
+
+// At the end of the module, with what uses them: ES imports are hoisted wherever they appear.
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import { connectionConfig } from "./internal/optionsConfig.js"
+
+/**
+ * The connection options that {@link config} reads, each one present only when its key is set.
+ * @since 0.3.0
+ * @category models
+ */
+export interface ClientConfig {
+  /** `OPEN_TIMEOUT`: a duration, or `null` (`none`) for no timeout. */
+  readonly openTimeout?: Duration.Duration | null
+  /** `PING_INTERVAL`: a duration, or `null` (`none`) for no keepalive pings. */
+  readonly pingInterval?: Duration.Duration | null
+  /** `PING_TIMEOUT`: a duration, or `null` (`none`) to wait for keepalive pongs forever. */
+  readonly pingTimeout?: Duration.Duration | null
+  /** `CLOSE_TIMEOUT`: a duration. */
+  readonly closeTimeout?: Duration.Duration
+  /** `MAX_SIZE`: bytes, or `null` (`none`) for no limit. */
+  readonly maxSize?: number | null
+  /** `MAX_QUEUE`: messages, or `null` (`none`) for no limit. */
+  readonly maxQueue?: number | null
+  /** `READ_LIMIT`: bytes. */
+  readonly readLimit?: number
+  /** `WRITE_LIMIT`: bytes. */
+  readonly writeLimit?: number
+  /** `MAX_HEADER_SIZE`: bytes. */
+  readonly maxHeaderSize?: number
+  /** `COMPRESSION`: `"deflate"`, or `null` (`none`). */
+  readonly compression?: "deflate" | null
+}
+
+/**
+ * The connection options read from Effect `Config` (the environment by default), under flat names:
+ * `OPEN_TIMEOUT`, `PING_INTERVAL`, `PING_TIMEOUT`, `CLOSE_TIMEOUT` (durations as `Config.duration`
+ * reads them, such as `20 seconds`, or a number of milliseconds), `MAX_SIZE`, `MAX_QUEUE`,
+ * `READ_LIMIT`, `WRITE_LIMIT`, `MAX_HEADER_SIZE` (non-negative integers) and `COMPRESSION`
+ * (`deflate` or `none`). The same names as the server's (see `Server.config`), without `HOST`,
+ * `PORT` and `UNIX`: where to connect is the URI's business.
+ *
+ * A missing key leaves its option out, so the value given in code, or else the default, applies.
+ * `none` or `off` (any case) disables `OPEN_TIMEOUT`, `PING_INTERVAL`, `PING_TIMEOUT`, `MAX_SIZE`
+ * and `MAX_QUEUE` (Python's `None`); those refuse `0`. A value that does not parse fails with a
+ * `ConfigError` at its key. `Config.nested(Client.config, "WS_CLIENT")` reads `WS_CLIENT_MAX_SIZE`
+ * and so on from the environment: pass it to {@link layerConfig}.
+ *
+ * @since 0.3.0
+ * @category config
+ */
+export const config: Config.Config<ClientConfig> = connectionConfig
+
+/**
+ * Like {@link layer}, with the connections' default options read from Effect `Config` (see
+ * {@link config}) over those given in code: `defaultOptions` are the base, and each key present in
+ * the configuration overrides its option. Options given to one `connect` call still win. Pass
+ * `fromConfig` to read other names, for example `Config.nested(Client.config, "WS_CLIENT")`.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerConfig = (
+  defaultOptions: ConnectOptions = {},
+  fromConfig: Config.Config<ClientConfig> = config
+): Layer.Layer<Client, ConfigError.ConfigError> =>
+  Layer.effect(
+    Client,
+    Effect.map(fromConfig, (configured) => make({ ...defaultOptions, ...configured }))
+  )

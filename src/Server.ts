@@ -667,3 +667,98 @@ const toResponse = (response: HttpResponse): Response => {
 /** A handler that ended because the connection closed has nothing worth logging. */
 const isClosedFailure = <E>(cause: Cause.Cause<E>): boolean =>
   Cause.failureOption(cause).pipe((option) => option._tag === "Some" && isConnectionClosed(option.value))
+
+// ---------------------------------------------------------------------------
+// Options from Effect Config
+// ---------------------------------------------------------------------------
+
+// At the end of the module, with what uses them: ES imports are hoisted wherever they appear.
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import { serverConfig } from "./internal/optionsConfig.js"
+
+/**
+ * The server options that {@link config} reads, each one present only when its key is set.
+ * @since 0.3.0
+ * @category models
+ */
+export interface ServerConfig {
+  /** `HOST`: interface to listen on. */
+  readonly host?: string
+  /** `PORT`: port to listen on, 0 to 65535. */
+  readonly port?: number
+  /** `UNIX`: unix socket path to listen on instead of TCP. */
+  readonly unix?: string
+  /** `OPEN_TIMEOUT`: a duration, or `null` (`none`) for no timeout. */
+  readonly openTimeout?: Duration.Duration | null
+  /** `PING_INTERVAL`: a duration, or `null` (`none`) for no keepalive pings. */
+  readonly pingInterval?: Duration.Duration | null
+  /** `PING_TIMEOUT`: a duration, or `null` (`none`) to wait for keepalive pongs forever. */
+  readonly pingTimeout?: Duration.Duration | null
+  /** `CLOSE_TIMEOUT`: a duration. */
+  readonly closeTimeout?: Duration.Duration
+  /** `MAX_SIZE`: bytes, or `null` (`none`) for no limit. */
+  readonly maxSize?: number | null
+  /** `MAX_QUEUE`: messages, or `null` (`none`) for no limit. */
+  readonly maxQueue?: number | null
+  /** `READ_LIMIT`: bytes. */
+  readonly readLimit?: number
+  /** `WRITE_LIMIT`: bytes. */
+  readonly writeLimit?: number
+  /** `MAX_HEADER_SIZE`: bytes. */
+  readonly maxHeaderSize?: number
+  /** `COMPRESSION`: `"deflate"`, or `null` (`none`). */
+  readonly compression?: "deflate" | null
+}
+
+/**
+ * The server's options read from Effect `Config` (the environment by default), under flat names:
+ * `HOST`, `PORT`, `UNIX` (a unix socket path), and the connection options `OPEN_TIMEOUT`,
+ * `PING_INTERVAL`, `PING_TIMEOUT`, `CLOSE_TIMEOUT` (durations as `Config.duration` reads them, such
+ * as `20 seconds`, or a number of milliseconds), `MAX_SIZE`, `MAX_QUEUE`, `READ_LIMIT`,
+ * `WRITE_LIMIT`, `MAX_HEADER_SIZE` (non-negative integers) and `COMPRESSION` (`deflate` or `none`).
+ *
+ * A missing key leaves its option out, so the value given in code, or else the default, applies.
+ * `none` or `off` (any case) disables `OPEN_TIMEOUT`, `PING_INTERVAL`, `PING_TIMEOUT`, `MAX_SIZE`
+ * and `MAX_QUEUE` (Python's `None`); those refuse `0`, which the command line reads as "disabled".
+ * A value that does not parse fails with a `ConfigError` at its key (`PORT=abc`: "Invalid data at
+ * PORT").
+ *
+ * Put the keys under a prefix with `Config.nested`: `Config.nested(Server.config, "WS")` reads
+ * `WS_PORT` from the environment (`WS.PORT` from `ConfigProvider.fromMap`); pass it to
+ * {@link layerConfig}. Or nest the provider of a whole layer:
+ * `Layer.provide(layer, Layer.setConfigProvider(ConfigProvider.fromEnv().pipe(ConfigProvider.nested("WS"))))`.
+ *
+ * @example
+ * ```ts
+ * // PORT=9000 PING_INTERVAL=none node server.js
+ * const options = yield* Server.config // { port: 9000, pingInterval: null }
+ * ```
+ * @since 0.3.0
+ * @category config
+ */
+export const config: Config.Config<ServerConfig> = serverConfig
+
+/**
+ * Like {@link layer}, with the options read from Effect `Config` (see {@link config}) over those
+ * given in code: `options` are the base, and each key present in the configuration overrides its
+ * option. `UNIX`, when set, is listened on instead of `HOST`/`PORT`, as in {@link serve}. Pass
+ * `fromConfig` to read other names, for example `Config.nested(Server.config, "WS")` for `WS_PORT`.
+ *
+ * @example
+ * ```ts
+ * // PORT=9000 node server.js
+ * Server.layerConfig(echo, { host: "127.0.0.1", port: 8765 }).pipe(Layer.launch, NodeRuntime.runMain)
+ * ```
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerConfig = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A> = {},
+  fromConfig: Config.Config<ServerConfig> = config
+): Layer.Layer<Server, ListenFailed | ConfigError.ConfigError, Exclude<R, Provided> | RP> =>
+  Layer.scoped(
+    Server,
+    Effect.flatMap(fromConfig, (configured) => serve(handler, { ...options, ...configured }))
+  )
