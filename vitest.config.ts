@@ -9,6 +9,9 @@ export default defineConfig({
     // Two cores on CI: keep the worker count small so loopback tests do not starve.
     pool: "forks",
     // --expose-gc: the hostile-peer tests measure memory after a full collection.
-    poolOptions: { forks: { maxForks: 2, minForks: 1, execArgv: ["--expose-gc"] } }
+    poolOptions: { forks: { maxForks: 2, minForks: 1, execArgv: ["--expose-gc"] } },
+    // Servers log every connection opened and closed at Info (Effect's default level), through
+    // Effect's default logger in tests that keep it: thousands of lines that say nothing here.
+    onConsoleLog: (log) => !/message="connection (open|closed|rejected)/.test(log)
   }
 })
