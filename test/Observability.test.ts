@@ -354,7 +354,11 @@ describe("metrics", () => {
         })
       ).toBe(1)
       expect(
-        yield* metricValue("effect_websockets_backpressure_pauses_total", { ...test, side: "server", reason: "maxQueue" })
+        yield* metricValue("effect_websockets_backpressure_pauses_total", {
+          ...test,
+          side: "server",
+          reason: "maxQueue"
+        })
       ).toBeGreaterThanOrEqual(1)
     })
   )
