@@ -211,7 +211,11 @@ export const TARGETS = {
   "ws-js": { script: "servers/ws.mjs", env: { WS_NO_BUFFER_UTIL: "1" } },
   plain: { script: "servers/plain.mjs", env: {} },
   // `HttpServerRequest.upgrade` of @effect/platform-node (ws underneath): no permessage-deflate.
-  platform: { script: "servers/platform.mjs", env: {}, noDeflate: true }
+  platform: { script: "servers/platform.mjs", env: {}, noDeflate: true },
+  // Issue 13: ours without metrics, and ours with every observability feature off (no metrics, no
+  // tracing, logs above Info): what metrics, and spans and logs at their defaults, cost.
+  "ours-nometrics": { script: "servers/ours.mjs", args: ["--no-metrics"], env: {} },
+  "ours-quiet": { script: "servers/ours.mjs", args: ["--quiet"], env: {} }
 }
 
 /** Whether a target can serve the compressed cases (`plain` and `platform` cannot). */
@@ -228,7 +232,13 @@ export const startServer = async (
 ) => {
   const target = TARGETS[name]
   if (target === undefined) throw new Error(`unknown target ${name}`)
-  const argv = [...nodeArgs, join(BENCH, target.script), ...(deflate ? ["--deflate"] : []), ...args]
+  const argv = [
+    ...nodeArgs,
+    join(BENCH, target.script),
+    ...(target.args ?? []),
+    ...(deflate ? ["--deflate"] : []),
+    ...args
+  ]
   const env = { ...process.env, ...target.env, ...extraEnv }
   const child =
     nofile > 0

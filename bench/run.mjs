@@ -75,7 +75,7 @@ const config = {
   // Issue 15 added the platform target, the 1-in-flight cells and handshakes: about 15 minutes in all;
   // issue 12 the fan-out (about 20 s quick, 1 minute full).
   budgetMs: QUICK ? 80_000 : 1_020_000,
-  sections: opt("--only", "echo,client,memory,handshake,lag,fanout").split(","),
+  sections: opt("--only", "echo,client,memory,handshake,lag,fanout,observability").split(","),
   fanoutSubs: Number(opt("--fanout-subs", QUICK ? 200 : 1000)),
   fanoutSizes: QUICK ? [16] : [16, KiB],
   caseFilter: opt("--case", ""),
@@ -135,6 +135,13 @@ const clientCase = (size, conns, inflight, text, quick = false) => ({
   quick
 })
 
+/**
+ * What observability costs (issue 13): small messages, one in flight and pipelined, on our server
+ * as it runs by default, without metrics, and with metrics, tracing and Info logs off.
+ */
+const OBSERVABILITY_CASES = [lockstepCase(16, 1, true), echoCase(16, 64, false, false, true)]
+const OBSERVABILITY_TARGETS = ["ours", "ours-nometrics", "ours-quiet"]
+
 const CLIENT_CASES = [
   clientCase(16, 16, 16, false, true),
   clientCase(KiB, 16, 16, true),
@@ -185,8 +192,11 @@ const ratio = (a, b) => (a === null || b === null || b === 0 ? null : a / b)
 // ---------------------------------------------------------------------------
 
 /** Server echo throughput and CPU per message: every target, alternately, several repetitions. */
-const echoSection = async (loadgen) => {
-  const cases = selected(ECHO_CASES).filter((c) => !c.deflate || loadgen.zlib)
+const echoSection = async (
+  loadgen,
+  { section = "echo", cases: all = ECHO_CASES, targets: echoTargets = config.targets } = {}
+) => {
+  const cases = selected(all).filter((c) => !c.deflate || loadgen.zlib)
   if (!loadgen.zlib) notes.push("the load generator was built without zlib: compressed cases skipped")
   const servers = new Map()
   const server = async (target, deflate) => {
@@ -214,11 +224,11 @@ const echoSection = async (loadgen) => {
   }
   const infos = {}
   for (const c of cases) {
-    const targets = c.deflate ? config.targets.filter(hasDeflate) : config.targets
-    log(`echo ${c.name}`)
+    const targets = c.deflate ? echoTargets.filter(hasDeflate) : echoTargets
+    log(`${section} ${c.name}`)
     for (let rep = 0; rep < config.reps; rep++) {
       for (const target of rotate(targets, rep)) {
-        const base = { section: "echo", case: c.name, target, rep }
+        const base = { section, case: c.name, target, rep }
         if (overBudget()) {
           record({ ...base, ok: false, skipped: "time budget" })
           continue
@@ -653,7 +663,20 @@ const summarize = () => {
     }
     fanout.push(row)
   }
-  return { echo, client, memory, handshake, lag, fanout }
+  const observability = []
+  for (const name of [...new Set(runs.filter((r) => r.section === "observability").map((r) => r.case))]) {
+    const row = { case: name, targets: {} }
+    for (const target of OBSERVABILITY_TARGETS) {
+      const list = okRuns("observability", name, target)
+      if (list.length > 0) row.targets[target] = { n: list.length, cpuUsPerMsg: statsOf(list, "serverCpuUsPerMsg") }
+    }
+    const cpu = (target) => row.targets[target]?.cpuUsPerMsg.median ?? null
+    // Extra server CPU per message: of metrics, and of everything at its default.
+    row.metricsCost = ratio(cpu("ours"), cpu("ours-nometrics"))
+    row.defaultCost = ratio(cpu("ours"), cpu("ours-quiet"))
+    observability.push(row)
+  }
+  return { echo, client, memory, handshake, lag, fanout, observability }
 }
 
 /**
@@ -711,6 +734,15 @@ const checkTargets = (summary) => {
     if (isLarge(row.case))
       checks.push({ what: `client ${row.case}`, metric: "msg/s ÷ ws", need: 1.0, got: row.rateVsWs })
   }
+  // Issue 13: metrics cost at most 3% of server CPU per small message.
+  for (const row of summary.observability)
+    checks.push({
+      what: `metrics, echo ${row.case}`,
+      metric: "CPU/msg ÷ no metrics",
+      need: 1.03,
+      atMost: true,
+      got: row.metricsCost
+    })
   // Issue 12: in one process, at least twice the deliveries per second of ws looping over its clients.
   for (const row of summary.fanout)
     if (row.targets.ours !== undefined)
@@ -867,8 +899,22 @@ const render = (summary, checks, markdown) => {
     })
     out.push(table(headers, rows, markdown))
   }
+  if (summary.observability.length > 0) {
+    heading(
+      `Observability cost: server CPU µs per message of ours by default, without metrics, and quiet (no metrics, no tracing, logs above Info); medians of ${config.reps}`
+    )
+    const rows = summary.observability.map((row) => [
+      row.case,
+      ...OBSERVABILITY_TARGETS.map((t) => fmtNum(row.targets[t]?.cpuUsPerMsg.median)),
+      row.metricsCost === null ? "–" : `${((row.metricsCost - 1) * 100).toFixed(1)}`,
+      row.defaultCost === null ? "–" : `${((row.defaultCost - 1) * 100).toFixed(1)}`
+    ])
+    out.push(
+      table(["case", ...OBSERVABILITY_TARGETS.map((t) => `${t} µs`), "metrics %", "all defaults %"], rows, markdown)
+    )
+  }
   if (checks.length > 0) {
-    heading("Targets of issue 15 (ours against ws, measured in the same run)")
+    heading("Targets of issues 15 and 13 (ours against ws, measured in the same run; metrics against none)")
     const rows = checks.map((c) => [
       c.what,
       c.metric,
@@ -926,6 +972,8 @@ const main = async () => {
   if (config.sections.includes("handshake")) await handshakeSection()
   if (config.sections.includes("lag")) await lagSection(loadgen)
   if (config.sections.includes("fanout")) await fanoutSection()
+  if (config.sections.includes("observability"))
+    await echoSection(loadgen, { section: "observability", cases: OBSERVABILITY_CASES, targets: OBSERVABILITY_TARGETS })
   killAll()
 
   const summary = summarize()

@@ -7,7 +7,7 @@
  * received on `/pub` is published to it (`Topics`); with `--redis URL`, through the Redis backplane
  * (several such servers then deliver each other's messages).
  */
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer, Logger, LogLevel, Stream } from "effect"
 import { RedisBackplane, Server, Topics } from "../../dist/index.js"
 import { args, deflate, MAX_SIZE, ready } from "./common.mjs"
 
@@ -15,6 +15,10 @@ const keepalive = args.includes("--keepalive")
 const fanout = args.includes("--fanout")
 const redisAt = args.indexOf("--redis")
 const redisUrl = redisAt >= 0 ? args[redisAt + 1] : undefined
+// Observability (issue 13): `--no-metrics` turns metrics off; `--quiet` also tracing, and logs up
+// to Info (the server logs each connection opened and closed at Info by default).
+const quiet = args.includes("--quiet")
+const metrics = !(quiet || args.includes("--no-metrics"))
 
 // The README's echo handler; `--stream` measures the same with the `messages` Stream.
 const echo = args.includes("--stream")
@@ -41,10 +45,16 @@ Effect.runFork(
         port: 0,
         compression: deflate ? "deflate" : null,
         maxSize: MAX_SIZE,
+        metrics,
         ...(keepalive ? {} : { pingInterval: null })
       })
-      ready("ours", server.address.port, { keepalive, fanout, redis: redisUrl !== undefined })
+      ready("ours", server.address.port, { keepalive, fanout, redis: redisUrl !== undefined, metrics, quiet })
       yield* Effect.never
     })
-  ).pipe(Effect.provide(topicsLayer))
+  ).pipe(
+    Effect.provide(topicsLayer),
+    quiet
+      ? (effect) => effect.pipe(Effect.withTracerEnabled(false), Logger.withMinimumLogLevel(LogLevel.Warning))
+      : (effect) => effect
+  )
 )
