@@ -31,6 +31,8 @@
  *     └── BackplaneFailure
  * MultipleValuesError            (a lookup error of `Headers`, outside the hierarchy)
  * ConnectFailed, ListenFailed    (the socket could not be opened; Python raises OSError)
+ * MessageDecodeError,            (a message does not match the application's Schema, see
+ * MessageEncodeError              TypedMessages; not in Python, outside the hierarchy)
  * ```
  *
  * Each class is a yieldable `Data.TaggedError` whose `_tag` is exactly the Python class name.
@@ -42,6 +44,7 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
+import type { ParseError } from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 
 // ---------------------------------------------------------------------------
@@ -667,6 +670,55 @@ export class ListenFailed extends Data.TaggedError("ListenFailed")<{
 }> {
   override get message(): string {
     return `cannot listen on ${this.address}: ${causeText(this.cause)}`
+  }
+}
+
+/**
+ * A message received through `TypedMessages` does not decode: a Binary message where the codec
+ * reads Text or the reverse (`reason: "UnexpectedFrame"`), or a payload its Schema rejects, invalid
+ * JSON included (`reason: "InvalidPayload"`, with the `ParseError` as `cause`). `data` is the
+ * message as received. The connection stays open: the application decides whether to skip the
+ * message or close, with `closeCode` (what `TypedMessages.closeOnDecodeError` sends). Outside the
+ * WebSocketException hierarchy: the peer broke the application's contract, not the protocol.
+ * @since 0.3.0
+ * @category errors
+ */
+export class MessageDecodeError extends Data.TaggedError("MessageDecodeError")<{
+  readonly reason: "UnexpectedFrame" | "InvalidPayload"
+  /** The message as received: `string` for Text, `Uint8Array` for Binary. */
+  readonly data: string | Uint8Array
+  /** Why the payload was rejected; `undefined` when the frame type was wrong. */
+  readonly cause?: ParseError | undefined
+}> {
+  /**
+   * The close code for this failure (RFC 6455 §7.4.1): 1003 (unsupported data) for a message of
+   * the wrong type, 1007 (invalid data) for a payload that does not decode.
+   */
+  get closeCode(): 1003 | 1007 {
+    return this.reason === "UnexpectedFrame" ? 1003 : 1007
+  }
+  override get message(): string {
+    const received = typeof this.data === "string" ? "text" : "binary"
+    if (this.reason === "UnexpectedFrame") {
+      return `expected a ${received === "text" ? "binary" : "text"} message, received a ${received} message`
+    }
+    return `invalid ${received} message: ${this.cause?.message ?? "rejected by its schema"}`
+  }
+}
+
+/**
+ * A value given to `TypedMessages.send` (or a codec's `encode`) does not encode with its Schema
+ * (for example a refinement it breaks, or a value `JSON.stringify` rejects): nothing was sent.
+ * @since 0.3.0
+ * @category errors
+ */
+export class MessageEncodeError extends Data.TaggedError("MessageEncodeError")<{
+  /** The value that did not encode. */
+  readonly value: unknown
+  readonly cause: ParseError
+}> {
+  override get message(): string {
+    return `cannot encode message: ${this.cause.message}`
   }
 }
 

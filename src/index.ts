@@ -11,6 +11,7 @@
  * {@link ClientConnection}, {@link ServerConnection}, {@link Connection}. Building blocks:
  * {@link Frames}, {@link Http11}, {@link Handshake}, {@link Headers}, {@link HeaderParsers},
  * {@link Uri}, {@link Utf8}, {@link Extension}, {@link PermessageDeflate}. Errors: {@link Errors}.
+ * Messages as values of a `Schema`: {@link TypedMessages}.
  * Scaling out: {@link Topics}, {@link Backplane}, {@link RedisBackplane} (needs `@redis/client`,
  * loaded only when its layer is built), {@link Workers}.
  *
@@ -59,6 +60,8 @@ export * as Server from "./Server.js"
 export * as ServerConnection from "./ServerConnection.js"
 /** @since 0.1.0 */
 export * as Topics from "./Topics.js"
+/** @since 0.3.0 */
+export * as TypedMessages from "./TypedMessages.js"
 /** @since 0.1.0 */
 export * as Uri from "./Uri.js"
 /** @since 0.1.0 */
