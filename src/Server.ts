@@ -709,6 +709,8 @@ export interface ServerConfig {
   readonly maxHeaderSize?: number
   /** `COMPRESSION`: `"deflate"`, or `null` (`none`). */
   readonly compression?: "deflate" | null
+  /** `METRICS`: `false` (or `off`, `0`) turns metrics off. */
+  readonly metrics?: boolean
 }
 
 /**

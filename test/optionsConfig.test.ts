@@ -56,7 +56,8 @@ describe("Server.config", () => {
         READ_LIMIT: "0",
         WRITE_LIMIT: "131072",
         MAX_HEADER_SIZE: "8192",
-        COMPRESSION: "deflate"
+        COMPRESSION: "deflate",
+        METRICS: "off"
       })
       const { openTimeout, pingInterval, pingTimeout, closeTimeout, ...rest } = options
       expect([openTimeout, pingInterval, pingTimeout, closeTimeout].map(millis)).toEqual([5000, 60_000, 2500, 750])
@@ -69,7 +70,8 @@ describe("Server.config", () => {
         readLimit: 0,
         writeLimit: 131_072,
         maxHeaderSize: 8192,
-        compression: "deflate"
+        compression: "deflate",
+        metrics: false
       })
     })
   )
@@ -147,6 +149,7 @@ describe("Server.config", () => {
         ["CLOSE_TIMEOUT", "none"],
         ["CLOSE_TIMEOUT", "10 parsecs"],
         ["COMPRESSION", "gzip"],
+        ["METRICS", "maybe"],
         ["COMPRESSION", ""]
       ]
       for (const [key, value] of cases) {

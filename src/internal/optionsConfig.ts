@@ -98,6 +98,13 @@ const compression: Parse<"deflate" | null> = (text) => {
   return invalid(`Expected "deflate" or "none", but received ${show(text)}`)
 }
 
+const flag: Parse<boolean> = (text) => {
+  const value = text.trim().toLowerCase()
+  if (value === "true" || value === "on" || value === "1") return Either.right(true)
+  if (value === "false" || value === "off" || value === "0") return Either.right(false)
+  return invalid(`Expected true or false, but received ${show(text)}`)
+}
+
 /**
  * The optional key `name`: `None` when it is missing, a ConfigError at `name` when it does not parse.
  * `nested` outside `mapOrFail`, so that a parse error's path is the key.
@@ -132,7 +139,8 @@ const connectionFields = {
   readLimit: key("READ_LIMIT", size(0)),
   writeLimit: key("WRITE_LIMIT", size(0)),
   maxHeaderSize: key("MAX_HEADER_SIZE", size(1)),
-  compression: key("COMPRESSION", compression)
+  compression: key("COMPRESSION", compression),
+  metrics: key("METRICS", flag)
 }
 
 /** The connection options (`OPEN_TIMEOUT` ... `COMPRESSION`), for the client. */
