@@ -6,9 +6,12 @@
  *
  * @since 0.1.0
  */
+
 import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -34,11 +37,13 @@ import type { ClientExtensionFactory } from "./extensions/Extension.js"
 import { enableClientPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import type { HeadersLike } from "./Headers.js"
 import type { Request, Response } from "./Http11.js"
+import { connectionConfig } from "./internal/optionsConfig.js"
 import { type ConnectionSpans, Telemetry } from "./internal/telemetry.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { formatUri, parseUri, type WebSocketURI } from "./Uri.js"
 import {
+  type ConnectionConfig,
   defaults,
   type OptionalDuration,
   resolveOptionalDuration,
@@ -427,40 +432,12 @@ const defaultClient: WebSocketClient = make()
 // Options from Effect Config
 // ---------------------------------------------------------------------------
 
-// At the end of the module, with what uses them: ES imports are hoisted wherever they appear.
-import type * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
-import { connectionConfig } from "./internal/optionsConfig.js"
-
 /**
  * The connection options that {@link config} reads, each one present only when its key is set.
  * @since 0.3.0
  * @category models
  */
-export interface ClientConfig {
-  /** `OPEN_TIMEOUT`: a duration, or `null` (`none`) for no timeout. */
-  readonly openTimeout?: Duration.Duration | null
-  /** `PING_INTERVAL`: a duration, or `null` (`none`) for no keepalive pings. */
-  readonly pingInterval?: Duration.Duration | null
-  /** `PING_TIMEOUT`: a duration, or `null` (`none`) to wait for keepalive pongs forever. */
-  readonly pingTimeout?: Duration.Duration | null
-  /** `CLOSE_TIMEOUT`: a duration. */
-  readonly closeTimeout?: Duration.Duration
-  /** `MAX_SIZE`: bytes, or `null` (`none`) for no limit. */
-  readonly maxSize?: number | null
-  /** `MAX_QUEUE`: messages, or `null` (`none`) for no limit. */
-  readonly maxQueue?: number | null
-  /** `READ_LIMIT`: bytes. */
-  readonly readLimit?: number
-  /** `WRITE_LIMIT`: bytes. */
-  readonly writeLimit?: number
-  /** `MAX_HEADER_SIZE`: bytes. */
-  readonly maxHeaderSize?: number
-  /** `COMPRESSION`: `"deflate"`, or `null` (`none`). */
-  readonly compression?: "deflate" | null
-  /** `METRICS`: `false` (or `off`, `0`) turns metrics off. */
-  readonly metrics?: boolean
-}
+export type ClientConfig = ConnectionConfig
 
 /**
  * The connection options read from Effect `Config` (the environment by default), under flat names:

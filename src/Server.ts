@@ -9,11 +9,14 @@
  *
  * @since 0.1.0
  */
+
 import { lstatSync, unlinkSync } from "node:fs"
 import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
 import * as Cause from "effect/Cause"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -34,12 +37,14 @@ import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
 import { fanOut } from "./internal/fanOut.js"
 import { forwardedFor } from "./internal/forwarded.js"
+import { serverConfig } from "./internal/optionsConfig.js"
 import { Telemetry } from "./internal/telemetry.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
 import {
   type Address,
+  type ConnectionConfig,
   CurrentWebSocket,
   type Data,
   defaults,
@@ -672,45 +677,18 @@ const isClosedFailure = <E>(cause: Cause.Cause<E>): boolean =>
 // Options from Effect Config
 // ---------------------------------------------------------------------------
 
-// At the end of the module, with what uses them: ES imports are hoisted wherever they appear.
-import type * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
-import { serverConfig } from "./internal/optionsConfig.js"
-
 /**
  * The server options that {@link config} reads, each one present only when its key is set.
  * @since 0.3.0
  * @category models
  */
-export interface ServerConfig {
+export interface ServerConfig extends ConnectionConfig {
   /** `HOST`: interface to listen on. */
   readonly host?: string
   /** `PORT`: port to listen on, 0 to 65535. */
   readonly port?: number
   /** `UNIX`: unix socket path to listen on instead of TCP. */
   readonly unix?: string
-  /** `OPEN_TIMEOUT`: a duration, or `null` (`none`) for no timeout. */
-  readonly openTimeout?: Duration.Duration | null
-  /** `PING_INTERVAL`: a duration, or `null` (`none`) for no keepalive pings. */
-  readonly pingInterval?: Duration.Duration | null
-  /** `PING_TIMEOUT`: a duration, or `null` (`none`) to wait for keepalive pongs forever. */
-  readonly pingTimeout?: Duration.Duration | null
-  /** `CLOSE_TIMEOUT`: a duration. */
-  readonly closeTimeout?: Duration.Duration
-  /** `MAX_SIZE`: bytes, or `null` (`none`) for no limit. */
-  readonly maxSize?: number | null
-  /** `MAX_QUEUE`: messages, or `null` (`none`) for no limit. */
-  readonly maxQueue?: number | null
-  /** `READ_LIMIT`: bytes. */
-  readonly readLimit?: number
-  /** `WRITE_LIMIT`: bytes. */
-  readonly writeLimit?: number
-  /** `MAX_HEADER_SIZE`: bytes. */
-  readonly maxHeaderSize?: number
-  /** `COMPRESSION`: `"deflate"`, or `null` (`none`). */
-  readonly compression?: "deflate" | null
-  /** `METRICS`: `false` (or `off`, `0`) turns metrics off. */
-  readonly metrics?: boolean
 }
 
 /**

@@ -161,6 +161,37 @@ export interface WebSocketOptions {
 }
 
 /**
+ * The options of every connection that `Server.config` and `Client.config` read from Effect
+ * `Config`, each one present only when its key is set.
+ * @since 0.3.0
+ * @category models
+ */
+export interface ConnectionConfig {
+  /** `OPEN_TIMEOUT`: a duration, or `null` (`none`) for no timeout. */
+  readonly openTimeout?: Duration.Duration | null
+  /** `PING_INTERVAL`: a duration, or `null` (`none`) for no keepalive pings. */
+  readonly pingInterval?: Duration.Duration | null
+  /** `PING_TIMEOUT`: a duration, or `null` (`none`) to wait for keepalive pongs forever. */
+  readonly pingTimeout?: Duration.Duration | null
+  /** `CLOSE_TIMEOUT`: a duration. */
+  readonly closeTimeout?: Duration.Duration
+  /** `MAX_SIZE`: bytes, or `null` (`none`) for no limit. */
+  readonly maxSize?: number | null
+  /** `MAX_QUEUE`: messages, or `null` (`none`) for no limit. */
+  readonly maxQueue?: number | null
+  /** `READ_LIMIT`: bytes. */
+  readonly readLimit?: number
+  /** `WRITE_LIMIT`: bytes. */
+  readonly writeLimit?: number
+  /** `MAX_HEADER_SIZE`: bytes. */
+  readonly maxHeaderSize?: number
+  /** `COMPRESSION`: `"deflate"`, or `null` (`none`). */
+  readonly compression?: "deflate" | null
+  /** `METRICS`: `false` (or `off`, `0`) turns metrics off. */
+  readonly metrics?: boolean
+}
+
+/**
  * Default values of {@link WebSocketOptions}, as documented by Python `websockets`.
  * @since 0.1.0
  * @category constants
