@@ -5,7 +5,7 @@
  * inclusive time by function.
  *
  *   node bench/profile.mjs [--target ours] [--size 16] [--conns 64] [--inflight 16] [--text]
- *        [--deflate] [--duration 4000] [--top 25] [--skip-ms 1000] [--profile FILE]
+ *        [--deflate] [--handshakes] [--duration 4000] [--top 25] [--skip-ms 1000] [--profile FILE]
  *
  * `--profile FILE` summarizes an existing profile instead (also one of `node --cpu-prof`); `--skip-ms`
  * leaves out the first milliseconds of samples (connection set-up and warm-up).
@@ -123,8 +123,11 @@ const main = async () => {
     deflate,
     env: { BENCH_CPU_PROFILE: file, BENCH_CPU_PROFILE_INTERVAL: "200" }
   })
-  const args = ["echo", "--port", server.port, "--pid", server.pid, "--conns", conns, "--inflight", inflight]
-  args.push("--size", size, "--warmup", 500, "--duration", duration)
+  // `--handshakes`: connect–handshake–close cycles (`--conns` in flight) instead of echoes.
+  const args = argv.includes("--handshakes")
+    ? ["handshake", "--port", server.port, "--pid", server.pid, "--conns", conns]
+    : ["echo", "--port", server.port, "--pid", server.pid, "--conns", conns, "--inflight", inflight, "--size", size]
+  args.push("--warmup", 500, "--duration", duration)
   if (text) args.push("--text")
   if (deflate) args.push("--deflate")
   const result = await runLoadgen(args.map(String), duration + 15_000)
