@@ -133,6 +133,19 @@ export const effectLogger = (fiberRefs: FiberRefs.FiberRefs): ConnectionLogger |
   }
 }
 
+/** Effect's built-in tracer, whose spans nobody exports (read once, on first use). */
+let builtinTracer: Tracer.Tracer | undefined
+
+/**
+ * The tracer connections report to: `undefined` when tracing is off, or when it is Effect's
+ * built-in tracer, which exports nothing. Spans live as long as connections (about 1.5 KiB each
+ * with their ids), so that no exporter means no span rather than spans nobody reads.
+ */
+const exportingTracer = (tracer: Tracer.Tracer): Tracer.Tracer | undefined => {
+  builtinTracer ??= Effect.runSync(Effect.tracer)
+  return tracer === builtinTracer ? undefined : tracer
+}
+
 /** The spans of one connection: its life, and its opening handshake while it lasts. */
 export interface ConnectionSpans {
   readonly connection: Tracer.Span
@@ -169,7 +182,7 @@ export class Telemetry {
         side,
         metrics,
         effectLogger(fiberRefs),
-        tracingEnabled ? yield* Effect.tracer : undefined,
+        tracingEnabled ? exportingTracer(yield* Effect.tracer) : undefined,
         yield* Effect.clock,
         FiberRefs.getOrDefault(fiberRefs, FiberRef.currentTracerTimingEnabled)
       )
@@ -201,18 +214,14 @@ export class Telemetry {
     return { connection, handshake }
   }
 
-  /** The opening handshake succeeded. */
+  /**
+   * The opening handshake succeeded. The connection's attributes are set when it ends: an open
+   * connection keeps its span small (spans live as long as connections).
+   */
   opened(ws: WebSocketImpl): void {
     this.metrics?.opened()
     const spans = ws.spans
     if (spans === undefined) return
-    const span = spans.connection
-    span.attribute("websocket.connection.id", ws.id)
-    span.attribute("url.path", ws.path)
-    setAddress(span, this.side === "server" ? "client" : "server", ws.remoteAddress)
-    if (ws.subprotocol !== undefined) span.attribute("websocket.subprotocol", ws.subprotocol)
-    const extensions = ws.responseHeaders.get("Sec-WebSocket-Extensions")
-    if (extensions !== undefined) span.attribute("websocket.extensions", extensions)
     spans.handshake?.end(this.now(), Exit.void)
     spans.handshake = undefined
   }
@@ -224,9 +233,7 @@ export class Telemetry {
     if (spans === undefined) return
     const end = this.now()
     const exit = Exit.fail(error)
-    spans.connection.attribute("websocket.connection.id", ws.id)
-    setAddress(spans.connection, this.side === "server" ? "client" : "server", ws.remoteAddress)
-    if (ws.path !== "") spans.connection.attribute("url.path", ws.path)
+    this.describe(spans.connection, ws)
     spans.handshake?.end(end, exit)
     spans.handshake = undefined
     spans.connection.end(end, exit)
@@ -251,6 +258,10 @@ export class Telemetry {
     const spans = ws.spans
     if (spans === undefined) return
     const span = spans.connection
+    this.describe(span, ws)
+    if (ws.subprotocol !== undefined) span.attribute("websocket.subprotocol", ws.subprotocol)
+    const extensions = ws.responseHeaders.get("Sec-WebSocket-Extensions")
+    if (extensions !== undefined) span.attribute("websocket.extensions", extensions)
     const rcvd = protocol.closeRcvd
     const sent = protocol.closeSent
     if (rcvd !== undefined) {
@@ -268,6 +279,13 @@ export class Telemetry {
     span.attribute("websocket.bytes.sent", ws.bytesSent)
     // A protocol violation, a keepalive timeout or a lost connection fail the span; 1000/1001 do not.
     span.end(this.now(), exc._tag === "ConnectionClosedOK" ? Exit.void : Exit.fail(protocol.parserExc ?? exc))
+  }
+
+  /** What identifies a connection: its id, path and peer. */
+  private describe(span: Tracer.Span, ws: WebSocketImpl): void {
+    span.attribute("websocket.connection.id", ws.id)
+    if (ws.path !== "") span.attribute("url.path", ws.path)
+    setAddress(span, this.side === "server" ? "client" : "server", ws.remoteAddress)
   }
 }
 

@@ -443,7 +443,10 @@ export class WebSocketImpl implements WebSocket {
     this.handshakeExit = exit
     if (exit._tag === "Failure" && exit.cause._tag === "Fail") this.handshakeError = exit.cause.error
     if (this.handshakeDeferred !== undefined) Deferred.unsafeDone(this.handshakeDeferred, exit)
-    this.onHandshake?.(exit)
+    // Called once: released, with what its closure holds, for the life of the connection.
+    const onHandshake = this.onHandshake
+    this.onHandshake = undefined
+    onHandshake?.(exit)
   }
 
   /** Completes with the first handshake event (the request or the response), or fails. */
