@@ -246,7 +246,7 @@ export class WebSocketImpl implements WebSocket {
       // Only possible before the handshake completed: make the protocol consider itself closed.
       this.protocol.state = State.CLOSED
     }
-    this.onClosed()
+    afterSocketClose(this)
   }
 
   /** Processes events and writes what the protocol produced after receiving data or EOF. */
@@ -415,7 +415,8 @@ export class WebSocketImpl implements WebSocket {
     }
   }
 
-  private onClosed(): void {
+  /** @internal What follows the TCP close: run by `afterSocketClose`, in batches. */
+  onClosed(): void {
     if (this.pendingFailureTimer !== undefined) clearTimeout(this.pendingFailureTimer)
     this.closeTimer?.cancel()
     this.keepaliveTimer?.cancel()
@@ -990,6 +991,37 @@ const asHandshakeError = (error: WebSocketExceptionFamily | undefined): InvalidH
   error !== undefined && isInvalidHandshake(error)
     ? error
     : new InvalidMessage({ detail: "connection closed during the opening handshake", cause: error })
+
+/**
+ * Connections whose TCP connection closed, waiting for the rest of their closure (waking readers and
+ * handlers, completing `waitClosed`, spans and metrics). When thousands of connections close at
+ * once, Node delivers every close in one phase of the event loop: doing this work there too would
+ * stall the loop for all of it (about 60 µs a connection); in batches between turns of the loop,
+ * the longest stall is one batch.
+ */
+const closedQueue: Array<WebSocketImpl> = []
+let closedHead = 0
+const CLOSED_BATCH = 256
+
+const afterSocketClose = (ws: WebSocketImpl): void => {
+  closedQueue.push(ws)
+  if (closedQueue.length - closedHead === 1) setImmediate(drainClosed)
+}
+
+function drainClosed(): void {
+  const end = Math.min(closedQueue.length, closedHead + CLOSED_BATCH)
+  while (closedHead < end) {
+    const ws = closedQueue[closedHead]!
+    closedQueue[closedHead++] = undefined as unknown as WebSocketImpl
+    ws.onClosed()
+  }
+  if (closedHead < closedQueue.length) {
+    setImmediate(drainClosed)
+    return
+  }
+  closedQueue.length = 0
+  closedHead = 0
+}
 
 const kConnection = Symbol.for("effect-websockets/connection")
 type OwnedSocket = Duplex & { [kConnection]: WebSocketImpl }
