@@ -81,7 +81,11 @@ describe("WebSocket echo over TCP", () => {
     ["empty text", ""],
     ["empty binary", new Uint8Array(0)],
     ["1 MiB binary", bytes(MiB)],
-    ["1 MiB text", "x".repeat(MiB)]
+    ["1 MiB text", "x".repeat(MiB)],
+    // Large text is decoded as Latin-1 when it is ASCII: the bytes just over 0x7f must not be.
+    ["2 KiB ASCII text", "~\u007f".repeat(1024)],
+    ["2 KiB text ending in é", `${"a".repeat(2048)}é`],
+    ["2 KiB text of 2-byte characters", "é".repeat(1024)]
   ]
   for (const [name, message] of cases) {
     it.scopedLive(`client sends ${name} and receives it back`, () =>

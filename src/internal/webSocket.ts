@@ -4,6 +4,7 @@
  * and exposes the connection API as Effects. Effect owns the structure around it: the scope, the
  * fibers for timers, the Deferreds for pongs and closure.
  */
+import { isAscii } from "node:buffer"
 import { randomFillSync } from "node:crypto"
 import type { Duplex } from "node:stream"
 import * as Cause from "effect/Cause"
@@ -96,8 +97,15 @@ interface PendingPing {
   readonly sentAt: number
 }
 
-const textDecoder = (data: Uint8Array): string =>
-  Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8")
+/**
+ * Decodes a text message (already validated). A large ASCII one is decoded as Latin-1, the same
+ * characters: V8 makes the one-byte string directly, about 40% faster at 1 MiB than its UTF-8
+ * decoder, and `isAscii` costs a fraction of it.
+ */
+const textDecoder = (data: Uint8Array): string => {
+  const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  return data.byteLength >= 1024 && isAscii(buffer) ? buffer.toString("latin1") : buffer.toString("utf8")
+}
 
 const toBytes = (data: Data): Uint8Array => (typeof data === "string" ? Buffer.from(data, "utf8") : data)
 
