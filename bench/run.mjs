@@ -677,6 +677,8 @@ const summarize = () => {
     row.defaultCost = ratio(cpu("ours"), cpu("ours-quiet"))
     // The metric updates of one echoed message, measured in-process, over ours' CPU per message.
     row.metricsNs = micro?.nsPerMessage ?? null
+    // A logger at Info (frames not formatted) against none, parsing and answering one message.
+    row.logNs = micro?.logNsPerMessage ?? null
     row.metricsShare = micro === undefined || cpu("ours") === null ? null : micro.nsPerMessage / 1000 / cpu("ours")
     observability.push(row)
   }
@@ -913,10 +915,12 @@ const render = (summary, checks, markdown) => {
       row.metricsCost === null ? "–" : `${((row.metricsCost - 1) * 100).toFixed(1)}`,
       row.defaultCost === null ? "–" : `${((row.defaultCost - 1) * 100).toFixed(1)}`,
       fmtNum(row.metricsNs),
+      fmtNum(row.logNs),
       row.metricsShare === null ? "–" : (row.metricsShare * 100).toFixed(2)
     ])
     const headers = ["case", ...OBSERVABILITY_TARGETS.map((t) => `${t} µs`)]
-    headers.push("metrics % end to end", "defaults % end to end", "metric updates ns/msg", "metrics % (updates ÷ CPU)")
+    headers.push("metrics % end to end", "defaults % end to end", "metric updates ns/msg", "Info logger ns/msg")
+    headers.push("metrics % (updates ÷ CPU)")
     out.push(table(headers, rows, markdown))
   }
   if (checks.length > 0) {

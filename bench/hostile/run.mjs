@@ -156,7 +156,7 @@ const INPUTS = {
     const rs = await Promise.all(
       [0, 1, 2, 3].map(async () => fragments(await client(port), Buffer.from("*"), 2_000_000, deadline))
     )
-    return rs.map((r) => r.code).join("/") + ` after ≤${Math.max(...rs.map((r) => r.sent))} frames`
+    return `${rs.map((r) => r.code).join("/")} after ≤${Math.max(...rs.map((r) => r.sent))} frames`
   },
   "10 × ping flood, never reading (15 s)": async (port) => {
     const cs = await Promise.all(Array.from({ length: 10 }, () => client(port)))
