@@ -15,6 +15,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
@@ -179,6 +180,15 @@ export class WebSocketImpl implements WebSocket {
   private sendingOpcode = 0
   /** The opening handshake completed (`open` was called). */
   private opened = false
+  /**
+   * Serving per message (`Server.onMessage`): runs the handler on one message and returns its fiber
+   * if it is still running, `undefined` when it completed at once. No fiber waits between messages.
+   */
+  private messageRunner: ((message: Data) => Fiber.RuntimeFiber<unknown, unknown> | undefined) | undefined = undefined
+  /** A message's handler is still running: the next ones wait in the queue. */
+  private runnerBusy = false
+  /** Called once the connection is closed (after `waitClosed` completes). */
+  onClose: (() => void) | undefined = undefined
   /** The spans of this connection, when tracing is on. */
   spans: ConnectionSpans | undefined = undefined
   /** Metrics to update, unless turned off (read on every message: kept apart from `telemetry`). */
@@ -260,6 +270,7 @@ export class WebSocketImpl implements WebSocket {
   /** Processes events and writes what the protocol produced after receiving data or EOF. */
   private afterReceive(): void {
     this.processEvents()
+    if (this.messageRunner !== undefined) this.runMessages()
     if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
     this.flush()
     // What we write in answer to what we read (pongs, closes) must not grow without bound when the
@@ -386,7 +397,8 @@ export class WebSocketImpl implements WebSocket {
    * (its answers are then written), or after a grace period if it does not read.
    */
   private onPendingFailure(): void {
-    if (this.queueHead === this.queue.length && this.readers.size > 0) {
+    const waiting = this.readers.size > 0 || (this.messageRunner !== undefined && !this.runnerBusy)
+    if (this.queueHead === this.queue.length && waiting) {
       this.applyPendingFailure()
       return
     }
@@ -446,6 +458,47 @@ export class WebSocketImpl implements WebSocket {
       else telemetry.handshakeFailed(this, this.handshakeError ?? asHandshakeError(this.protocol.handshakeExc))
     }
     Deferred.unsafeDone(this.closedDeferred, Exit.void)
+    const onClose = this.onClose
+    this.onClose = undefined
+    onClose?.()
+  }
+
+  /**
+   * Serves the connection per message: `runner` runs the handler on each message, one after the
+   * other, from the socket's callbacks. A handler that completes at once costs no fiber between
+   * messages; one that suspends holds the next messages in the queue until its fiber ends.
+   */
+  serveMessages(runner: (message: Data) => Fiber.RuntimeFiber<unknown, unknown> | undefined): void {
+    this.messageRunner = runner
+    this.runMessages()
+  }
+
+  /** Whether the connection is served per message. */
+  get serving(): boolean {
+    return this.messageRunner !== undefined
+  }
+
+  /** Stops serving per message (the handler failed): the messages left stay queued. */
+  stopServing(): void {
+    this.messageRunner = undefined
+  }
+
+  private readonly onMessageDone = (): void => {
+    this.runnerBusy = false
+    this.runMessages()
+    if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
+  }
+
+  private runMessages(): void {
+    if (this.runnerBusy) return
+    while (this.messageRunner !== undefined && this.queueHead < this.queue.length) {
+      const fiber = this.messageRunner(this.takeSync())
+      if (fiber !== undefined) {
+        this.runnerBusy = true
+        fiber.addObserver(this.onMessageDone)
+        return
+      }
+    }
   }
 
   private settleHandshake(exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>): void {
