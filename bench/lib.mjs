@@ -215,7 +215,9 @@ export const TARGETS = {
   // Issue 13: ours without metrics, and ours with every observability feature off (no metrics, no
   // tracing, logs above Info): what metrics, and spans and logs at their defaults, cost.
   "ours-nometrics": { script: "servers/ours.mjs", args: ["--no-metrics"], env: {} },
-  "ours-quiet": { script: "servers/ours.mjs", args: ["--quiet"], env: {} }
+  "ours-quiet": { script: "servers/ours.mjs", args: ["--quiet"], env: {} },
+  // Ours with a fiber per connection (`ws.forEachMessage`) instead of `Server.onMessage`.
+  "ours-loop": { script: "servers/ours.mjs", args: ["--loop"], env: {} }
 }
 
 /** Whether a target can serve the compressed cases (`plain` and `platform` cannot). */

@@ -13,7 +13,7 @@
  *   --only S1,S2             sections among echo, client, memory, handshake, lag, fanout
  *   --fanout-subs N          subscribers of the fan-out benchmark (default 1000, quick 200)
  *   --case TEXT              only the echo/client cases whose name contains TEXT
- *   --targets T1,T2          servers among ours, ws, plain, platform, ws-js (ws without bufferutil); ws is the reference
+ *   --targets T1,T2          servers among ours, ws, plain, platform, ws-js (ws without bufferutil), ours-loop (a fiber per connection), ours-nometrics, ours-quiet; ws is the reference
  *   --idle-conns N           connections of the memory benchmark (default 10000, quick 500)
  *   --memory-reps N          repetitions of the memory benchmark (default 1)
  *   --readme                 also write the tables into bench/README.md (between the results markers)

@@ -5,9 +5,10 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
-import { Server, type WebSocket } from "effect-websockets"
+import { Server } from "effect-websockets"
 
-const echo = (ws: WebSocket.WebSocket) => ws.forEachMessage((message) => ws.send(message))
+// Runs per message, from the socket's callback: an idle connection holds no fiber.
+const echo = Server.onMessage((message, ws) => ws.send(message))
 
 const program = Effect.gen(function* () {
   const server = yield* Server.serve(echo, { host: "127.0.0.1", port: 8765 })

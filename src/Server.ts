@@ -436,9 +436,10 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     const messageHandler = messageHandlerOf(handler) as MessageHandler<E, R, A> | undefined
 
     /**
-     * Serves an open connection per message ({@link onMessage}): each message runs the handler in a
-     * fiber of its own, started from the socket's callback; the connection holds no fiber between
-     * messages. Fibers that suspend join `handlers`, so that shutdown waits for them.
+     * Serves an open connection per message ({@link onMessage}): the messages of each read run the
+     * handler in one fiber, started from the socket's callback, which ends once they are answered;
+     * the connection holds no fiber between reads. Fibers that suspend join `handlers`, so that
+     * shutdown waits for them.
      */
     const serveMessages = (ws: WebSocketImpl, f: MessageHandler<E, R, A>, value: A): void => {
       connections.add(ws)
@@ -449,9 +450,14 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
         ws.stopServing()
         Runtime.runFork(runtime!)(afterHandler(ws, exit.cause as Cause.Cause<E>))
       }
-      ws.serveMessages((message) => {
+      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken too).
+      const drain: Effect.Effect<void, E, R> = Effect.suspend(() => {
+        const message = ws.takeQueued()
+        return message === undefined ? Effect.void : Effect.zipRight(f(message, ws, value), drain)
+      })
+      ws.serveMessages(() => {
         runtime ??= connectionRuntime(ws)
-        const fiber = Runtime.runFork(runtime)(f(message, ws, value))
+        const fiber = Runtime.runFork(runtime)(drain)
         const exit = fiber.unsafePoll()
         if (exit !== null) {
           onExit(exit)

@@ -20,10 +20,13 @@ const redisUrl = redisAt >= 0 ? args[redisAt + 1] : undefined
 const quiet = args.includes("--quiet")
 const metrics = !(quiet || args.includes("--no-metrics"))
 
-// The README's echo handler; `--stream` measures the same with the `messages` Stream.
+// The README's echo handler (`Server.onMessage`); `--loop` measures the same with a fiber per
+// connection (`ws.forEachMessage`), `--stream` with the `messages` Stream.
 const echo = args.includes("--stream")
   ? (ws) => Stream.runForEach(ws.messages, (message) => ws.send(message))
-  : (ws) => ws.forEachMessage((message) => ws.send(message))
+  : args.includes("--loop")
+    ? (ws) => ws.forEachMessage((message) => ws.send(message))
+    : Server.onMessage((message, ws) => ws.send(message))
 
 const TOPIC = "bench"
 const publishOrSubscribe = (topics) => (ws) =>

@@ -181,10 +181,11 @@ export class WebSocketImpl implements WebSocket {
   /** The opening handshake completed (`open` was called). */
   private opened = false
   /**
-   * Serving per message (`Server.onMessage`): runs the handler on one message and returns its fiber
-   * if it is still running, `undefined` when it completed at once. No fiber waits between messages.
+   * Serving per message (`Server.onMessage`): runs the handler on the queued messages (taken with
+   * `takeQueued`) and returns its fiber if it is still running, `undefined` when it completed at
+   * once. No fiber waits between messages.
    */
-  private messageRunner: ((message: Data) => Fiber.RuntimeFiber<unknown, unknown> | undefined) | undefined = undefined
+  private messageRunner: (() => Fiber.RuntimeFiber<unknown, unknown> | undefined) | undefined = undefined
   /** A message's handler is still running: the next ones wait in the queue. */
   private runnerBusy = false
   /** Called once the connection is closed (after `waitClosed` completes). */
@@ -270,8 +271,6 @@ export class WebSocketImpl implements WebSocket {
   /** Processes events and writes what the protocol produced after receiving data or EOF. */
   private afterReceive(): void {
     this.processEvents()
-    if (this.messageRunner !== undefined) this.runMessages()
-    if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
     this.flush()
     // What we write in answer to what we read (pongs, closes) must not grow without bound when the
     // peer does not read: stop reading until the write buffer drains, and TCP pushes back on it.
@@ -287,6 +286,10 @@ export class WebSocketImpl implements WebSocket {
       socket.end()
       socket.destroySoon?.()
     }
+    // The application's answers come last: `send` waits for its own backpressure, so they do not
+    // count against reading as the protocol's answers above do.
+    if (this.messageRunner !== undefined) this.runMessages()
+    if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
   }
 
   private processEvents(): void {
@@ -464,11 +467,12 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /**
-   * Serves the connection per message: `runner` runs the handler on each message, one after the
-   * other, from the socket's callbacks. A handler that completes at once costs no fiber between
-   * messages; one that suspends holds the next messages in the queue until its fiber ends.
+   * Serves the connection per message: `runner` runs the handler on the queued messages, one after
+   * the other, from the socket's callbacks (one fiber for all the messages that one read brought).
+   * A handler that completes at once leaves no fiber between messages; one that suspends holds the
+   * next messages in the queue until it goes on.
    */
-  serveMessages(runner: (message: Data) => Fiber.RuntimeFiber<unknown, unknown> | undefined): void {
+  serveMessages(runner: () => Fiber.RuntimeFiber<unknown, unknown> | undefined): void {
     this.messageRunner = runner
     this.runMessages()
   }
@@ -490,15 +494,17 @@ export class WebSocketImpl implements WebSocket {
   }
 
   private runMessages(): void {
-    if (this.runnerBusy) return
-    while (this.messageRunner !== undefined && this.queueHead < this.queue.length) {
-      const fiber = this.messageRunner(this.takeSync())
-      if (fiber !== undefined) {
-        this.runnerBusy = true
-        fiber.addObserver(this.onMessageDone)
-        return
-      }
+    if (this.runnerBusy || this.messageRunner === undefined || this.queueHead === this.queue.length) return
+    const fiber = this.messageRunner()
+    if (fiber !== undefined) {
+      this.runnerBusy = true
+      fiber.addObserver(this.onMessageDone)
     }
+  }
+
+  /** The next queued message, for the runner of `serveMessages`; `undefined` when there is none. */
+  takeQueued(): Data | undefined {
+    return this.queueHead < this.queue.length ? this.takeSync() : undefined
   }
 
   private settleHandshake(exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>): void {
