@@ -29,9 +29,11 @@ export type HeadersLike = Headers | Readonly<Record<string, string>> | Iterable<
  */
 export class Headers implements Iterable<readonly [string, string]> {
   /** Lower-cased name → values, for lookups. */
-  private readonly dict = new Map<string, Array<string>>()
+  /** Lower-cased name → values, built on the first lookup (dropped by `compact`). */
+  private dict: Map<string, Array<string>> | undefined = undefined
   /** Every `[name, value]` in insertion order, with the original case of names. */
-  private readonly list: Array<readonly [string, string]> = []
+  /** Names (original case) and values, flat: `[name, value, name, value, …]`, in insertion order. */
+  private readonly items: Array<string> = []
 
   constructor(init?: HeadersLike) {
     if (init !== undefined) this.update(init)
@@ -39,12 +41,36 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** Number of distinct header names. */
   get size(): number {
-    return this.dict.size
+    return this.index().size
+  }
+
+  /** The lookup map, built from `items` when missing. */
+  private index(): Map<string, Array<string>> {
+    if (this.dict !== undefined) return this.dict
+    const dict = new Map<string, Array<string>>()
+    const items = this.items
+    for (let i = 0; i < items.length; i += 2) {
+      const key = items[i]!.toLowerCase()
+      const values = dict.get(key)
+      if (values === undefined) dict.set(key, [items[i + 1]!])
+      else values.push(items[i + 1]!)
+    }
+    this.dict = dict
+    return dict
+  }
+
+  /**
+   * Drops the lookup map, which the next lookup rebuilds: headers kept for the life of a
+   * connection (the handshake's) then cost their names and values only.
+   * @internal
+   */
+  compact(): void {
+    this.dict = undefined
   }
 
   /** Whether at least one value exists for `name`. */
   has(name: string): boolean {
-    return this.dict.has(name.toLowerCase())
+    return this.index().has(name.toLowerCase())
   }
 
   /**
@@ -52,7 +78,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * HTTP combines them (RFC 9110 §5.3) and what the Fetch API's `Headers.get` returns.
    */
   get(name: string): string | undefined {
-    return this.dict.get(name.toLowerCase())?.join(", ")
+    return this.index().get(name.toLowerCase())?.join(", ")
   }
 
   /**
@@ -60,7 +86,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * (Python's `headers[name]`): for headers that must not be repeated.
    */
   getSingle(name: string): Either.Either<string | undefined, MultipleValuesError> {
-    const values = this.dict.get(name.toLowerCase())
+    const values = this.index().get(name.toLowerCase())
     if (values === undefined) return Either.right(undefined)
     if (values.length > 1) return Either.left(new MultipleValuesError({ name, values: [...values] }))
     return Either.right(values[0])
@@ -68,21 +94,24 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** The first value of `name`, or `undefined`: for headers where duplicates don't matter. */
   getFirst(name: string): string | undefined {
-    return this.dict.get(name.toLowerCase())?.[0]
+    return this.index().get(name.toLowerCase())?.[0]
   }
 
   /** Every value of `name`, in order (an empty array if absent). */
   getAll(name: string): ReadonlyArray<string> {
-    return this.dict.get(name.toLowerCase()) ?? []
+    return this.index().get(name.toLowerCase()) ?? []
   }
 
   /** Adds a value to `name` (Python's `headers[name] = value`). */
   append(name: string, value: string): this {
-    const key = name.toLowerCase()
-    const values = this.dict.get(key)
-    if (values === undefined) this.dict.set(key, [value])
-    else values.push(value)
-    this.list.push([name, value])
+    const dict = this.dict
+    if (dict !== undefined) {
+      const key = name.toLowerCase()
+      const values = dict.get(key)
+      if (values === undefined) dict.set(key, [value])
+      else values.push(value)
+    }
+    this.items.push(name, value)
     return this
   }
 
@@ -100,23 +129,25 @@ export class Headers implements Iterable<readonly [string, string]> {
   /** Removes every value of `name`; returns whether there was one. */
   delete(name: string): boolean {
     const key = name.toLowerCase()
-    if (!this.dict.delete(key)) return false
-    for (let i = this.list.length - 1; i >= 0; i--) {
-      if (this.list[i]![0].toLowerCase() === key) this.list.splice(i, 1)
+    if (!this.index().delete(key)) return false
+    const items = this.items
+    for (let i = items.length - 2; i >= 0; i -= 2) {
+      if (items[i]!.toLowerCase() === key) items.splice(i, 2)
     }
     return true
   }
 
   /** Removes every header. */
   clear(): void {
-    this.dict.clear()
-    this.list.length = 0
+    this.dict = undefined
+    this.items.length = 0
   }
 
   /** Appends every header of `other`. */
   update(other: HeadersLike): this {
     if (other instanceof Headers) {
-      for (const [name, value] of other.list) this.append(name, value)
+      const items = other.items
+      for (let i = 0; i < items.length; i += 2) this.append(items[i]!, items[i + 1]!)
     } else if (Symbol.iterator in other) {
       for (const [name, value] of other as Iterable<readonly [string, string]>) this.append(name, value)
     } else {
@@ -132,12 +163,12 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** Distinct header names, lower-cased, in order of first insertion. */
   keys(): IterableIterator<string> {
-    return this.dict.keys()
+    return this.index().keys()
   }
 
   /** Every `[name, value]` pair in insertion order, names in their original case. */
   rawItems(): IterableIterator<readonly [string, string]> {
-    return this.list[Symbol.iterator]()
+    return this.pairs()[Symbol.iterator]()
   }
 
   [Symbol.iterator](): IterableIterator<readonly [string, string]> {
@@ -147,12 +178,21 @@ export class Headers implements Iterable<readonly [string, string]> {
   /** The headers as HTTP/1.1 lines, each ending in CRLF, followed by the empty line. */
   serialize(): string {
     let out = ""
-    for (const [name, value] of this.list) out += `${name}: ${value}\r\n`
+    const items = this.items
+    for (let i = 0; i < items.length; i += 2) out += `${items[i]}: ${items[i + 1]}\r\n`
     return `${out}\r\n`
   }
 
   toJSON(): ReadonlyArray<readonly [string, string]> {
-    return this.list
+    return this.pairs()
+  }
+
+  /** `[name, value]` pairs, made on demand. */
+  private pairs(): Array<readonly [string, string]> {
+    const pairs: Array<readonly [string, string]> = []
+    const items = this.items
+    for (let i = 0; i < items.length; i += 2) pairs.push([items[i]!, items[i + 1]!])
+    return pairs
   }
 
   toString(): string {

@@ -609,6 +609,9 @@ export class WebSocketImpl implements WebSocket {
     this.path = request.path
     this.requestHeaders = request.headers
     this.responseHeaders = response.headers
+    // Kept for the life of the connection: without their lookup maps until someone looks again.
+    request.headers.compact()
+    response.headers.compact()
     this.subprotocol = subprotocol
     this.opened = true
     this.telemetry?.opened(this)
