@@ -280,9 +280,14 @@ export class WebSocketImpl implements WebSocket {
       this.metrics?.paused("writeLimit")
     }
     if (this.protocol.closeExpected()) this.startCloseTimer()
-    if (this.protocol.state === State.CLOSED && !this.socketClosed) {
+    const malformedRequest = this.handshakeError !== undefined && this.protocol.side === "server"
+    if ((this.protocol.state === State.CLOSED || malformedRequest) && !this.socketClosed) {
       // Both sides closed their half of the TCP connection (or the handshake failed): release it.
+      // After a malformed or oversized request (400, 431) nothing more is read: reading and
+      // dropping what such a peer keeps sending would cost a read buffer per chunk, so the socket
+      // closes once the answer is written, as Node's http and ws do.
       const socket = this.socket as Duplex & { destroySoon?: () => void }
+      if (malformedRequest) socket.pause()
       socket.end()
       socket.destroySoon?.()
     }
