@@ -195,7 +195,11 @@ export class Connection {
   private curWireSize = 0
   private curFrames = 0
   /** UTF-8 of text messages an extension transformed: the parser validates the others as they arrive. */
-  private readonly utf8 = new Utf8Validator()
+  private _utf8: Utf8Validator | undefined = undefined
+  private get utf8(): Utf8Validator {
+    this._utf8 ??= new Utf8Validator()
+    return this._utf8
+  }
   private _extensions: ReadonlyArray<Extension> = []
   /** Whether we are in the middle of sending a fragmented message. */
   private expectContinuationFrame = false

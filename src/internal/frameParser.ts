@@ -122,8 +122,17 @@ export class FrameParser {
   /** Validator of the payload being received, when it must be UTF-8; from `validateFrom` on. */
   private validator: Utf8Validator | undefined = undefined
   private validateFrom = 0
-  private readonly textUtf8 = new Utf8Validator()
-  private readonly closeUtf8 = new Utf8Validator()
+  // Made when a text frame or a close reason first needs one.
+  private _textUtf8: Utf8Validator | undefined = undefined
+  private _closeUtf8: Utf8Validator | undefined = undefined
+  private get textUtf8(): Utf8Validator {
+    this._textUtf8 ??= new Utf8Validator()
+    return this._textUtf8
+  }
+  private get closeUtf8(): Utf8Validator {
+    this._closeUtf8 ??= new Utf8Validator()
+    return this._closeUtf8
+  }
   /** Payload bytes already unmasked (and validated) while the frame was still arriving. */
   private checked = 0
   /** Position in `chunks` of the first byte not yet checked, while waiting for a payload. */
@@ -241,7 +250,7 @@ export class FrameParser {
             if (!validator.push(from === 0 ? data : data.subarray(from), final))
               return this.fail(invalidUtf8(this.opcode))
           }
-          this.validated = validator === this.textUtf8
+          this.validated = validator !== undefined && validator === this._textUtf8
           this.state = HEADER
           return new Frame(this.opcode as Opcode, data, this.fin, this.rsv1, this.rsv2, this.rsv3)
         }

@@ -142,7 +142,9 @@ export class WebSocketImpl implements WebSocket {
   private handshakeDeferred: Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
   private handshakeError: InvalidHandshakeFamily | undefined = undefined
   /** Completes once the TCP connection is closed. */
-  private readonly closedDeferred: Deferred.Deferred<void>
+  private closedDeferred: Deferred.Deferred<void> | undefined = undefined
+  /** The TCP connection closed and the closure was processed (`onClosed`). */
+  private closed = false
 
   // Incoming messages: a queue with a head index (no O(n) shift), and wake-up callbacks of waiting readers.
   private queue: Array<Data> = []
@@ -207,7 +209,6 @@ export class WebSocketImpl implements WebSocket {
     // Messages that arrived before a protocol violation are still delivered, and the application's
     // answers to them go out before the closing frame (see `applyPendingFailure`).
     protocol.deferFailures = true
-    this.closedDeferred = Deferred.unsafeMake(FiberId.none)
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
     this.localAddress = addressOf(s.localAddress, s.localPort)
     this.remoteAddress = addressOf(s.remoteAddress, s.remotePort)
@@ -465,7 +466,9 @@ export class WebSocketImpl implements WebSocket {
       if (this.opened) telemetry.closed(this)
       else telemetry.handshakeFailed(this, this.handshakeError ?? asHandshakeError(this.protocol.handshakeExc))
     }
-    Deferred.unsafeDone(this.closedDeferred, Exit.void)
+    this.closed = true
+    // Made only if someone waited (most connections end without anyone waiting on `waitClosed`).
+    if (this.closedDeferred !== undefined) Deferred.unsafeDone(this.closedDeferred, Exit.void)
     const onClose = this.onClose
     this.onClose = undefined
     onClose?.()
@@ -558,13 +561,14 @@ export class WebSocketImpl implements WebSocket {
       if (!this.corked && socket.writable) {
         this.corked = true
         socket.cork()
-        process.nextTick(this.uncork)
+        process.nextTick(uncorkLater, this)
       }
       if (socket.writable) socket.write(chunk, this.onWritten)
     }
   }
 
-  private readonly uncork = (): void => {
+  /** @internal Sends what was corked (`uncorkLater`, on the next tick). */
+  uncork(): void {
     if (!this.corked) return
     this.corked = false
     this.socket.uncork()
@@ -684,6 +688,10 @@ export class WebSocketImpl implements WebSocket {
   // ---------------------------------------------------------------------------
 
   get waitClosed(): Effect.Effect<void> {
+    if (this.closedDeferred === undefined) {
+      this.closedDeferred = Deferred.unsafeMake(FiberId.none)
+      if (this.closed) Deferred.unsafeDone(this.closedDeferred, Exit.void)
+    }
     return Deferred.await(this.closedDeferred)
   }
 
@@ -709,11 +717,16 @@ export class WebSocketImpl implements WebSocket {
     return message
   }
 
-  private readonly waitReadable: Effect.Effect<void> = Effect.async<void>((resume) => {
-    const wake = () => resume(Effect.void)
-    this.readers.add(wake)
-    return Effect.sync(() => this.readers.delete(wake))
-  })
+  /** Waits until a message arrives or the connection closes (made on first use). */
+  private get waitReadable(): Effect.Effect<void> {
+    this._waitReadable ??= Effect.async<void>((resume) => {
+      const wake = () => resume(Effect.void)
+      this.readers.add(wake)
+      return Effect.sync(() => this.readers.delete(wake))
+    })
+    return this._waitReadable
+  }
+  private _waitReadable: Effect.Effect<void> | undefined = undefined
 
   /** The next message; interruption-safe because a message leaves the queue only in `takeSync`. */
   get recv(): Effect.Effect<Data, ConnectionClosed> {
@@ -990,7 +1003,7 @@ export class WebSocketImpl implements WebSocket {
     if (!this.corked) {
       this.corked = true
       socket.cork()
-      process.nextTick(this.uncork)
+      process.nextTick(uncorkLater, this)
     }
     this.countSent(frame.opcode, frame.data.byteLength, true)
     const logger = this.protocol.logger
@@ -1097,6 +1110,9 @@ function drainClosed(): void {
   closedQueue.length = 0
   closedHead = 0
 }
+
+/** One function for every connection (a closure each would cost memory). */
+const uncorkLater = (ws: WebSocketImpl): void => ws.uncork()
 
 const kConnection = Symbol.for("effect-websockets/connection")
 type OwnedSocket = Duplex & { [kConnection]: WebSocketImpl }
