@@ -46,6 +46,20 @@ for (const door of FRONT_DOORS) {
   const serve = serveBehind(door)
 
   describe(`front door ${door}`, () => {
+    it.scopedLive("Server.onMessage serves per message behind it, with the value processRequest continued with", () =>
+      Effect.gen(function* () {
+        const server = yield* serve(
+          Server.onMessage((message, ws, prefix: string) => ws.send(`${prefix}${message}`)),
+          { processRequest: () => Effect.succeed(Server.proceed("echo: ")) }
+        )
+        const ws = yield* Client.connect(uriOf(server, "/ws/echo"), NO_COMPRESSION)
+        for (const message of ["a", "b", "c"]) yield* ws.send(message)
+        expect([yield* ws.recv, yield* ws.recv, yield* ws.recv]).toEqual(["echo: a", "echo: b", "echo: c"])
+        yield* ws.close()
+        expect(ws.closeCode).toBe(1000)
+      }).pipe(bounded(8000))
+    )
+
     it.scopedLive("processRequest continues with a value: the handler receives it, with the request", () =>
       Effect.gen(function* () {
         const seen: Array<Server.HandshakeRequest> = []
