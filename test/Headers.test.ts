@@ -8,6 +8,37 @@ import { MultipleValuesError } from "../src/Errors.js"
 import { Headers } from "../src/Headers.js"
 
 describe("Headers", () => {
+  it("lookups, appends and deletes give the same answers before and after compact (the map is rebuilt)", () => {
+    const headers = new Headers([
+      ["Host", "example.com"],
+      ["Sec-WebSocket-Extensions", "permessage-deflate"],
+      ["sec-websocket-extensions", "x-custom"]
+    ])
+    const snapshot = () => ({
+      size: headers.size,
+      host: headers.get("HOST"),
+      extensions: headers.getAll("Sec-WebSocket-Extensions"),
+      keys: [...headers.keys()],
+      items: [...headers],
+      wire: headers.serialize()
+    })
+    const before = snapshot()
+    headers.compact()
+    expect(snapshot()).toEqual(before)
+    // Changes made while the map is dropped are seen once it is rebuilt.
+    headers.compact()
+    headers.append("X-Late", "1")
+    expect(headers.get("x-late")).toBe("1")
+    headers.compact()
+    expect(headers.delete("sec-websocket-extensions")).toBe(true)
+    expect(headers.has("Sec-WebSocket-Extensions")).toBe(false)
+    expect([...headers]).toEqual([
+      ["Host", "example.com"],
+      ["X-Late", "1"]
+    ])
+    expect(headers.toJSON()).toEqual([...headers])
+  })
+
   const headers = () =>
     new Headers([
       ["Host", "example.com"],
