@@ -151,7 +151,7 @@ const connectOnce = (
     const spans = telemetry.startSpans(yield* Effect.option(Effect.currentParentSpan))
     const socket = yield* openSocket(wsuri, options, unixPath).pipe(
       Effect.onExit((exit) =>
-        Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => telemetry.failedEarly(spans, exit.cause))
+        Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => telemetry.failedEarly(spans, exit))
       )
     )
     const ws = yield* handshakeOver(

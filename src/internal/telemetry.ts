@@ -36,7 +36,7 @@ export class MetricsRecorder {
   private readonly text: Labels
   private readonly binary: Labels
   private readonly pauses: Record<"maxQueue" | "writeLimit" | "send", Labels>
-  private readonly codes = new Map<number, Labels>()
+  private readonly codes = new Map<string, Labels>()
   private readonly errors = new Map<string, Labels>()
 
   constructor(side: Side, base: Labels) {
@@ -75,21 +75,21 @@ export class MetricsRecorder {
 
   closed(code: number): void {
     Metrics.connectionsOpen.unsafeModify(-1, this.side)
-    let labels = this.codes.get(code)
-    if (labels === undefined) {
-      labels = [...this.side, MetricLabel.make("code", String(code))]
-      this.codes.set(code, labels)
-    }
-    Metrics.connectionsClosed.unsafeUpdate(1, labels)
+    Metrics.connectionsClosed.unsafeUpdate(1, this.labelsFor(this.codes, "code", String(code)))
   }
 
   handshakeFailed(error: string): void {
-    let labels = this.errors.get(error)
+    Metrics.handshakeFailures.unsafeUpdate(1, this.labelsFor(this.errors, "error", error))
+  }
+
+  /** The side's labels plus `key=value`, made once per value (Effect caches hooks per array). */
+  private labelsFor(cache: Map<string, Labels>, key: string, value: string): Labels {
+    let labels = cache.get(value)
     if (labels === undefined) {
-      labels = [...this.side, MetricLabel.make("error", error)]
-      this.errors.set(error, labels)
+      labels = [...this.side, MetricLabel.make(key, value)]
+      cache.set(value, labels)
     }
-    Metrics.handshakeFailures.unsafeUpdate(1, labels)
+    return labels
   }
 }
 
@@ -229,23 +229,21 @@ export class Telemetry {
   /** The connection closed before its opening handshake completed. */
   handshakeFailed(ws: WebSocketImpl, error: { readonly _tag: string }): void {
     this.metrics?.handshakeFailed(error._tag)
-    const spans = ws.spans
+    if (ws.spans === undefined) return
+    this.describe(ws.spans.connection, ws)
+    this.failedEarly(ws.spans, Exit.fail(error))
+  }
+
+  /**
+   * Ends both spans of a connection that did not open with `exit`: also the end of a client whose
+   * TCP or TLS connection failed, before it had a WebSocket.
+   */
+  failedEarly(spans: ConnectionSpans | undefined, exit: Exit.Exit<unknown, unknown>): void {
     if (spans === undefined) return
     const end = this.now()
-    const exit = Exit.fail(error)
-    this.describe(spans.connection, ws)
     spans.handshake?.end(end, exit)
     spans.handshake = undefined
     spans.connection.end(end, exit)
-  }
-
-  /** The connection failed before it had a WebSocket (a client's TCP or TLS connection failed). */
-  failedEarly(spans: ConnectionSpans | undefined, error: unknown): void {
-    if (spans === undefined) return
-    const end = this.now()
-    spans.handshake?.end(end, Exit.fail(error))
-    spans.handshake = undefined
-    spans.connection.end(end, Exit.fail(error))
   }
 
   /** The TCP connection of an open connection closed. */
