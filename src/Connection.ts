@@ -634,7 +634,7 @@ export class Connection {
 
   /** Writes one frame through the extensions, masked on the client side (RFC 6455 §5.3). */
   protected sendFrame(frame: Frame): void {
-    if (this.debug) this.logger!.debug(`> ${formatFrame(frame)}`, this)
+    this.logFrameSent(frame)
     const extensions = this.extensions
     for (let i = 0; i < extensions.length; i++) frame = extensions[i]!.encode(frame)
     const chunks = serializeFrame(frame, this.side === "client")
@@ -643,6 +643,15 @@ export class Connection {
       // An empty chunk means EOF: never let an empty payload chunk be mistaken for one.
       if (chunk.byteLength > 0) this.writes.push(chunk)
     }
+  }
+
+  /**
+   * Logs a frame sent, at debug level: by `sendFrame`, and by whoever writes a frame it serialized
+   * itself (a fan-out, once for every receiver).
+   * @internal
+   */
+  logFrameSent(frame: Frame): void {
+    if (this.debug) this.logger!.debug(`> ${formatFrame(frame)}`, this)
   }
 
   /**

@@ -49,12 +49,7 @@ export class Headers implements Iterable<readonly [string, string]> {
     if (this.dict !== undefined) return this.dict
     const dict = new Map<string, Array<string>>()
     const items = this.items
-    for (let i = 0; i < items.length; i += 2) {
-      const key = items[i]!.toLowerCase()
-      const values = dict.get(key)
-      if (values === undefined) dict.set(key, [items[i + 1]!])
-      else values.push(items[i + 1]!)
-    }
+    for (let i = 0; i < items.length; i += 2) index(dict, items[i]!, items[i + 1]!)
     this.dict = dict
     return dict
   }
@@ -104,13 +99,7 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** Adds a value to `name` (Python's `headers[name] = value`). */
   append(name: string, value: string): this {
-    const dict = this.dict
-    if (dict !== undefined) {
-      const key = name.toLowerCase()
-      const values = dict.get(key)
-      if (values === undefined) dict.set(key, [value])
-      else values.push(value)
-    }
+    if (this.dict !== undefined) index(this.dict, name, value)
     this.items.push(name, value)
     return this
   }
@@ -198,6 +187,14 @@ export class Headers implements Iterable<readonly [string, string]> {
   toString(): string {
     return this.serialize()
   }
+}
+
+/** Adds one header to a lookup map (lower-cased name → values). */
+const index = (dict: Map<string, Array<string>>, name: string, value: string): void => {
+  const key = name.toLowerCase()
+  const values = dict.get(key)
+  if (values === undefined) dict.set(key, [value])
+  else values.push(value)
 }
 
 /**

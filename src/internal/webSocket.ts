@@ -31,7 +31,7 @@ import {
   type ProtocolError,
   type WebSocketExceptionFamily
 } from "../Errors.js"
-import { CloseCode, checkClose, Frame, formatFrame, Opcode } from "../Frames.js"
+import { CloseCode, checkClose, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
 import type { ServerConnection } from "../ServerConnection.js"
@@ -1006,8 +1006,7 @@ export class WebSocketImpl implements WebSocket {
       process.nextTick(uncorkLater, this)
     }
     this.countSent(frame.opcode, frame.data.byteLength, true)
-    const logger = this.protocol.logger
-    if (logger?.debugEnabled) logger.debug(`> ${formatFrame(frame)}`, this.protocol)
+    this.protocol.logFrameSent(frame)
     const last = chunks.length - 1
     // As in `flush`: whoever waits for the buffer to fall below writeLimit is woken after the write.
     for (let i = 0; i < last; i++) socket.write(chunks[i]!)
