@@ -22,7 +22,7 @@ import { Buffer, constants } from "node:buffer"
 import { InvalidUtf8, PayloadTooBig, ProtocolError } from "../Errors.js"
 import { Frame, MAX_CONTROL_PAYLOAD, type Opcode } from "../Frames.js"
 import { Utf8Validator } from "../Utf8.js"
-import { unmask } from "./mask.js"
+import { mask, unmask } from "./mask.js"
 
 // Parser states.
 const HEADER = 0
@@ -43,6 +43,12 @@ const MAX_SAFE_HIGH_WORD = 0x1fffff
 
 const EMPTY = new Uint8Array(0)
 
+/**
+ * Payload bytes buffered (the frame still incomplete) from which the payload is gathered in its own
+ * buffer as it arrives: one Node read (64 KiB).
+ */
+const ASSEMBLE_FROM = 65_536
+
 /** Errors of the parser; after one it is dead. */
 export type FrameParserError = ProtocolError | PayloadTooBig | InvalidUtf8
 
@@ -61,6 +67,17 @@ const unmaskAt = (data: Uint8Array, key: Uint8Array, position: number): void => 
   }
   for (let i = 0; i < 4; i++) rotatedKey[i] = key[(i + phase) & 3]!
   unmask(data, rotatedKey)
+}
+
+/** Writes `data` unmasked into `out` at `position`, which is also its position in the payload. */
+const maskAt = (data: Uint8Array, key: Uint8Array, out: Uint8Array, position: number): void => {
+  const phase = position & 3
+  if (phase === 0) {
+    mask(data, key, out, position, data.length)
+    return
+  }
+  for (let i = 0; i < 4; i++) rotatedKey[i] = key[(i + phase) & 3]!
+  mask(data, rotatedKey, out, position, data.length)
 }
 
 /**
@@ -133,6 +150,9 @@ export class FrameParser {
     this._closeUtf8 ??= new Utf8Validator()
     return this._closeUtf8
   }
+  /** The buffer a large payload is gathered in as it arrives (see `assemble`), and its bytes so far. */
+  private assembly: Uint8Array | undefined = undefined
+  private assembled = 0
   /** Payload bytes already unmasked (and validated) while the frame was still arriving. */
   private checked = 0
   /** Position in `chunks` of the first byte not yet checked, while waiting for a payload. */
@@ -233,6 +253,14 @@ export class FrameParser {
         }
         case PAYLOAD: {
           const length = this.length
+          if (this.assembly !== undefined || (this.buffered < length && this.buffered >= ASSEMBLE_FROM)) {
+            // A large payload arriving over several reads: gathered into its own buffer as it comes.
+            if (!this.assemble()) return this.fail(invalidUtf8(this.opcode))
+            if (this.assembled < length) return undefined
+            const data = this.assembly!
+            this.assembly = undefined
+            return this.complete(data)
+          }
           if (this.buffered < length) {
             if (this.validator !== undefined && this.buffered > this.checked && !this.checkArrived()) {
               return this.fail(invalidUtf8(this.opcode))
@@ -250,14 +278,70 @@ export class FrameParser {
             if (!validator.push(from === 0 ? data : data.subarray(from), final))
               return this.fail(invalidUtf8(this.opcode))
           }
-          this.validated = validator !== undefined && validator === this._textUtf8
-          this.state = HEADER
-          return new Frame(this.opcode as Opcode, data, this.fin, this.rsv1, this.rsv2, this.rsv3)
+          return this.complete(data)
         }
         default:
           return this.error
       }
     }
+  }
+
+  /** The frame whose payload is `data` (unmasked and validated). */
+  private complete(data: Uint8Array): Frame {
+    this.validated = this.validator !== undefined && this.validator === this._textUtf8
+    this.state = HEADER
+    return new Frame(this.opcode as Opcode, data, this.fin, this.rsv1, this.rsv2, this.rsv3)
+  }
+
+  /**
+   * Moves the buffered bytes of a large payload into a buffer of the declared length, unmasking
+   * them on the way (one pass with the native helper) and validating them as they come. The read
+   * chunks are released at once instead of being held until the whole payload arrived, so a
+   * message costs one copy and at most its own size plus one read, and the copy is spread over
+   * the reads. Started only once {@link ASSEMBLE_FROM} payload bytes arrived, so a peer must send
+   * that much before we allocate what its header declares (within `maxSize`).
+   * Returns false on invalid UTF-8.
+   */
+  private assemble(): boolean {
+    const length = this.length
+    let out = this.assembly
+    if (out === undefined) {
+      out = Buffer.allocUnsafe(length)
+      this.assembly = out
+      this.assembled = 0
+      if (this.checked > 0) {
+        // Bytes already unmasked and validated while waiting (a frame under ASSEMBLE_FROM so far).
+        const done = this.take(this.checked)
+        out.set(done, 0)
+        this.assembled = done.length
+      }
+    }
+    const from = this.assembled
+    const wanted = Math.min(length - from, this.buffered)
+    let filled = from
+    while (filled < from + wanted) {
+      const chunk = this.chunks[this.head]!
+      const start = this.offset
+      const count = Math.min(chunk.length - start, from + wanted - filled)
+      const piece = start === 0 && count === chunk.length ? chunk : chunk.subarray(start, start + count)
+      if (this.masked) maskAt(piece, this.key, out, filled)
+      else out.set(piece, filled)
+      filled += count
+      this.buffered -= count
+      if (start + count === chunk.length) this.dropHead()
+      else this.offset = start + count
+    }
+    this.assembled = filled
+    this.checked = filled
+    const validator = this.validator
+    if (validator !== undefined && filled > from) {
+      const skip = Math.max(from, this.validateFrom)
+      if (skip < filled || filled === length) {
+        const final = filled === length && (this.opcode === 0x8 || this.fin)
+        if (!validator.push(out.subarray(Math.min(skip, filled), filled), final)) return false
+      }
+    }
+    return true
   }
 
   /**
@@ -349,6 +433,7 @@ export class FrameParser {
   private fail<E extends FrameParserError>(error: E): E {
     this.state = DEAD
     this.error = error
+    this.assembly = undefined
     this.chunks = []
     this.head = 0
     this.offset = 0

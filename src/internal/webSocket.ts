@@ -589,16 +589,27 @@ export class WebSocketImpl implements WebSocket {
    * waiting, the buffered data was never delivered, so fail with the close exception (like
    * Python's drain) instead of succeeding.
    */
-  private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() =>
-    this.socket.writableLength <= this.options.writeLimit || this.socketClosed
-      ? Effect.void
-      : Effect.async<void, ConnectionClosed>((resume) => {
-          this.metrics?.paused("send")
-          const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
-          this.drainWaiters.add(wake)
-          return Effect.sync(() => this.drainWaiters.delete(wake))
-        })
-  )
+  private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
+    if (this.belowWriteLimit()) return Effect.void
+    // Over the limit while corked: what we wrote this tick (a large message) has not been offered
+    // to the kernel yet. Offer it now and wait only for what the kernel did not take, as Python's
+    // transport does; waiting for the next tick would suspend the sender on every large message,
+    // keeping the message alive across scavenges (promoted with the fiber, freed by full GCs only).
+    if (this.corked) {
+      this.uncork()
+      if (this.belowWriteLimit()) return Effect.void
+    }
+    return Effect.async<void, ConnectionClosed>((resume) => {
+      this.metrics?.paused("send")
+      const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
+      this.drainWaiters.add(wake)
+      return Effect.sync(() => this.drainWaiters.delete(wake))
+    })
+  })
+
+  private belowWriteLimit(): boolean {
+    return this.socket.writableLength <= this.options.writeLimit || this.socketClosed
+  }
 
   // ---------------------------------------------------------------------------
   // Lifecycle, used by the client and the server

@@ -353,6 +353,93 @@ describe("FrameParser", () => {
     })
   })
 
+  describe("large payloads gathered as they arrive", () => {
+    const TEXT = Buffer.from("héllo wörld € 𝄞 ".repeat(20000), "utf8")
+    const withChecks = (mask: boolean) => {
+      const parser = new FrameParser({ mask })
+      parser.messageChecks = true
+      parser.rsvAllowed = 0
+      return parser
+    }
+    /** Cuts `wire` into chunks of the given sizes (cycled), as reads of various sizes would. */
+    const reads = (wire: Uint8Array, sizes: ReadonlyArray<number>): Array<Uint8Array> => {
+      const chunks: Array<Uint8Array> = []
+      for (let at = 0, i = 0; at < wire.length; i++) {
+        const n = sizes[i % sizes.length]!
+        chunks.push(wire.slice(at, at + n))
+        at += n
+      }
+      return chunks
+    }
+
+    it("gives the same frames and errors as one whole chunk, for large text and binary frames", () => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.record({
+              text: fc.boolean(),
+              length: fc.integer({ min: 60000, max: 300000 }),
+              // Where a byte is made invalid UTF-8 (text only), if anywhere.
+              corrupt: fc.option(fc.nat(), { nil: undefined }),
+              fin: fc.boolean()
+            }),
+            { minLength: 1, maxLength: 3 }
+          ),
+          fc.boolean(),
+          fc.array(fc.integer({ min: 1, max: 140000 }), { minLength: 1, maxLength: 6 }),
+          (specs, mask, sizes) => {
+            const frames = specs.map(({ corrupt, fin, length, text }, i) => {
+              const payload = text ? new Uint8Array(TEXT.subarray(0, length)) : pattern(Math.min(length, 70000))
+              if (text && corrupt !== undefined) payload[corrupt % payload.length] = 0xff
+              // A message per frame: the first one fragmented when `fin` is false is followed by a continuation.
+              return new Frame(i === 0 ? (text ? Opcode.Text : Opcode.Binary) : Opcode.Continuation, payload, fin || i === specs.length - 1)
+            })
+            const wire = new Uint8Array(Buffer.concat(frames.map((frame) => serializeFrameToBytes(frame, mask, KEY))))
+            const whole = feed(withChecks(mask), [wire.slice()])
+            expect(feed(withChecks(mask), reads(wire, sizes))).toEqual(whole)
+          }
+        ),
+        { numRuns: 60 }
+      )
+    })
+
+    it("returns the payload unmasked, in one buffer of its length, as reads of 64 KiB bring it", () => {
+      for (const mask of [false, true]) {
+        const payload = new Uint8Array(Buffer.from(`${"é".repeat(500_001)}a`, "utf8"))
+        const frame = new Frame(Opcode.Text, payload)
+        const empty = new Frame(Opcode.Text, new Uint8Array(0))
+        const wire = new Uint8Array(
+          Buffer.concat([serializeFrameToBytes(frame, mask, KEY), serializeFrameToBytes(empty, mask, KEY)])
+        )
+        const parser = withChecks(mask)
+        const out: Array<Frame> = []
+        for (const chunk of reads(wire, [65536])) {
+          parser.push(chunk)
+          for (let r = parser.next(); r !== undefined; r = parser.next()) {
+            expect(r).toBeInstanceOf(Frame)
+            out.push(r as Frame)
+          }
+          // What was read is gathered at once: no more than one read stays buffered.
+          expect(parser.bufferedBytes).toBeLessThan(65536)
+        }
+        expect(out.map(show)).toEqual([show(frame), show(empty)])
+        expect(out[0]!.data.byteLength).toBe(payload.length)
+        expect(out[0]!.data.buffer.byteLength).toBe(payload.length)
+      }
+    })
+
+    it("fails on invalid UTF-8 in a large text frame as soon as the byte arrives", () => {
+      const payload = new Uint8Array(TEXT.subarray(0, 500_000))
+      payload[200_000] = 0xc0
+      const wire = new Uint8Array(serializeFrameToBytes(new Frame(Opcode.Text, payload), true, KEY))
+      const parser = withChecks(true)
+      parser.push(wire.slice(0, 140_000))
+      expect(parser.next()).toBeUndefined()
+      parser.push(wire.slice(140_000, 210_000))
+      expect(show(parser.next())).toEqual({ _tag: "InvalidUtf8", detail: "invalid UTF-8 in text message" })
+    })
+  })
+
   describe("message checks: outcome independent of the split", () => {
     /** A frame as a peer may write it, valid or not: any opcode, reserved bits, FIN, UTF-8 or not. */
     const anyFrame = fc
