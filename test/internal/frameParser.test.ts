@@ -392,7 +392,11 @@ describe("FrameParser", () => {
               const payload = text ? new Uint8Array(TEXT.subarray(0, length)) : pattern(Math.min(length, 70000))
               if (text && corrupt !== undefined) payload[corrupt % payload.length] = 0xff
               // A message per frame: the first one fragmented when `fin` is false is followed by a continuation.
-              return new Frame(i === 0 ? (text ? Opcode.Text : Opcode.Binary) : Opcode.Continuation, payload, fin || i === specs.length - 1)
+              return new Frame(
+                i === 0 ? (text ? Opcode.Text : Opcode.Binary) : Opcode.Continuation,
+                payload,
+                fin || i === specs.length - 1
+              )
             })
             const wire = new Uint8Array(Buffer.concat(frames.map((frame) => serializeFrameToBytes(frame, mask, KEY))))
             const whole = feed(withChecks(mask), [wire.slice()])

@@ -1,0 +1,42 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import { decodeText, encodeText } from "../../src/internal/text.js"
+
+/** Strings of every kind, short and over the shortcut's threshold: ASCII, Latin-1, BMP, astral, lone surrogates. */
+const anyString = fc.oneof(
+  fc.string({ unit: "grapheme-ascii", maxLength: 3000 }),
+  fc.string({ unit: "binary", maxLength: 3000 }),
+  fc.string({ unit: fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c)), maxLength: 3000 }),
+  fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)), maxLength: 20 }),
+  fc.tuple(fc.nat({ max: 4000 }), fc.string({ maxLength: 3 })).map(([n, tail]) => "a".repeat(n) + tail)
+)
+
+describe("text", () => {
+  it("encodes every string exactly as Buffer.from(text, 'utf8') does", () => {
+    fc.assert(
+      fc.property(anyString, (text) => {
+        expect(Buffer.compare(encodeText(text), Buffer.from(text, "utf8"))).toBe(0)
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it("decodes valid UTF-8 exactly as the UTF-8 decoder does, views included", () => {
+    fc.assert(
+      fc.property(anyString, fc.nat({ max: 7 }), (text, offset) => {
+        const bytes = Buffer.from(text, "utf8")
+        const padded = new Uint8Array(bytes.length + offset + 3)
+        padded.set(bytes, offset)
+        const view = padded.subarray(offset, offset + bytes.length)
+        expect(decodeText(view)).toBe(bytes.toString("utf8"))
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it("keeps characters 0x80-0xff apart from ASCII over the threshold (not taken for Latin-1)", () => {
+    const text = `${"x".repeat(2000)}é€`
+    expect(encodeText(text).length).toBe(2000 + 2 + 3)
+    expect(decodeText(encodeText(text))).toBe(text)
+  })
+})
