@@ -34,7 +34,7 @@ describe("text", () => {
     )
   })
 
-  it("keeps characters 0x80-0xff apart from ASCII over the threshold (not taken for Latin-1)", () => {
+  it("keeps characters 0x80-0xff apart from ASCII over the decoder's threshold (not taken for Latin-1)", () => {
     const text = `${"x".repeat(2000)}é€`
     expect(encodeText(text).length).toBe(2000 + 2 + 3)
     expect(decodeText(encodeText(text))).toBe(text)
