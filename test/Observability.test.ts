@@ -363,6 +363,30 @@ describe("metrics", () => {
     })
   )
 
+  it.scopedLive("a send over writeLimit that the kernel takes at once does not pause the sender", () =>
+    Effect.gen(function* () {
+      const test = { test: "send-over-write-limit" }
+      yield* Effect.gen(function* () {
+        const server = yield* serveLocal(echo)
+        const ws = yield* Client.connect(uriOf(server), { compression: null, writeLimit: 1024 })
+        // 4 KiB, over the limit of 1 KiB, to an idle loopback connection: the kernel takes it whole
+        // (its send buffer starts at 16 KiB), so `send` completes without waiting for 'drain'.
+        const message = new Uint8Array(4096).fill(7)
+        for (let i = 0; i < 20; i++) {
+          yield* ws.send(message)
+          expect(Buffer.compare((yield* ws.recv) as Uint8Array, message)).toBe(0)
+        }
+        yield* ws.close()
+      }).pipe(Effect.tagMetrics(test), Effect.scoped)
+      expect(
+        yield* metricValue("effect_websockets_messages_sent_total", { ...test, side: "client", type: "binary" })
+      ).toBe(20)
+      expect(
+        yield* metricValue("effect_websockets_backpressure_pauses_total", { ...test, side: "client", reason: "send" })
+      ).toBe(0)
+    })
+  )
+
   it.scopedLive("metrics: false updates none", () =>
     Effect.gen(function* () {
       const test = { test: "metrics-off" }
