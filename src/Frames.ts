@@ -11,7 +11,6 @@ import { randomFillSync } from "node:crypto"
 import * as Either from "effect/Either"
 import { closeCodeName, InvalidUtf8, ProtocolError } from "./Errors.js"
 import { mask as maskPayload } from "./internal/mask.js"
-import { encodeText } from "./internal/text.js"
 import { isValidUtf8 } from "./Utf8.js"
 
 // ---------------------------------------------------------------------------
@@ -320,7 +319,7 @@ export const checkClose = (code: number, reason: string): Either.Either<Close, P
  * @category data
  */
 export const prepareData = (data: string | Uint8Array): readonly [Opcode, Uint8Array] =>
-  typeof data === "string" ? [Opcode.Text, encodeText(data)] : [Opcode.Binary, data]
+  typeof data === "string" ? [Opcode.Text, Buffer.from(data, "utf8")] : [Opcode.Binary, data]
 
 /**
  * Converts a string (UTF-8) or bytes (as is, not copied) to a payload. Designed for ping and pong
@@ -329,7 +328,7 @@ export const prepareData = (data: string | Uint8Array): readonly [Opcode, Uint8A
  * @category data
  */
 export const encodeData = (data: string | Uint8Array): Uint8Array =>
-  typeof data === "string" ? encodeText(data) : data
+  typeof data === "string" ? Buffer.from(data, "utf8") : data
 
 // ---------------------------------------------------------------------------
 // Serialization

@@ -10,7 +10,6 @@
 import { PerMessageDeflate } from "../extensions/PermessageDeflate.js"
 import { Frame, Opcode, serializeFrame } from "../Frames.js"
 import type { Data, WebSocket } from "../WebSocket.js"
-import { encodeText } from "./text.js"
 import { WebSocketImpl } from "./webSocket.js"
 
 /** What a fan-out did: connections that got the message, and those skipped (closed or over `writeLimit`). */
@@ -68,7 +67,9 @@ export const fanOut = (message: Data, targets: Iterable<WebSocket>): FanOutResul
   const getFrame = (): Frame => {
     if (frame === undefined) {
       frame =
-        typeof message === "string" ? new Frame(Opcode.Text, encodeText(message)) : new Frame(Opcode.Binary, message)
+        typeof message === "string"
+          ? new Frame(Opcode.Text, Buffer.from(message, "utf8"))
+          : new Frame(Opcode.Binary, message)
     }
     return frame
   }

@@ -58,27 +58,20 @@ const RSV_BITS = 0x70
 /** Scratch key for unmasking from a position that is not a multiple of 4. */
 const rotatedKey = new Uint8Array(4)
 
-/** Unmasks `data` in place, its first byte being at `position` in the payload. */
-const unmaskAt = (data: Uint8Array, key: Uint8Array, position: number): void => {
+/** The mask key for payload bytes starting at `position` (rotated when it is not a multiple of 4). */
+const keyAt = (key: Uint8Array, position: number): Uint8Array => {
   const phase = position & 3
-  if (phase === 0) {
-    unmask(data, key)
-    return
-  }
+  if (phase === 0) return key
   for (let i = 0; i < 4; i++) rotatedKey[i] = key[(i + phase) & 3]!
-  unmask(data, rotatedKey)
+  return rotatedKey
 }
 
+/** Unmasks `data` in place, its first byte being at `position` in the payload. */
+const unmaskAt = (data: Uint8Array, key: Uint8Array, position: number): void => unmask(data, keyAt(key, position))
+
 /** Writes `data` unmasked into `out` at `position`, which is also its position in the payload. */
-const maskAt = (data: Uint8Array, key: Uint8Array, out: Uint8Array, position: number): void => {
-  const phase = position & 3
-  if (phase === 0) {
-    mask(data, key, out, position, data.length)
-    return
-  }
-  for (let i = 0; i < 4; i++) rotatedKey[i] = key[(i + phase) & 3]!
-  mask(data, rotatedKey, out, position, data.length)
-}
+const maskAt = (data: Uint8Array, key: Uint8Array, out: Uint8Array, position: number): void =>
+  mask(data, keyAt(key, position), out, position, data.length)
 
 /**
  * Incremental parser of the frames of one direction of a connection.

@@ -37,7 +37,7 @@ import type { ServerConnection } from "../ServerConnection.js"
 import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
 import type { ConnectionSpans, MetricsRecorder, Telemetry } from "./telemetry.js"
-import { decodeText, encodeText } from "./text.js"
+import { decodeText } from "./text.js"
 import type { Timer, Timers } from "./timers.js"
 
 /**
@@ -98,7 +98,7 @@ interface PendingPing {
   readonly sentAt: number
 }
 
-const toBytes = (data: Data): Uint8Array => (typeof data === "string" ? encodeText(data) : data)
+const toBytes = (data: Data): Uint8Array => (typeof data === "string" ? Buffer.from(data, "utf8") : data)
 
 const hex = (data: Uint8Array): string => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex")
 
@@ -548,13 +548,18 @@ export class WebSocketImpl implements WebSocket {
         socket.end()
         continue
       }
-      if (!this.corked && socket.writable) {
-        this.corked = true
-        socket.cork()
-        process.nextTick(uncorkLater, this)
-      }
-      if (socket.writable) socket.write(chunk, this.onWritten)
+      if (!socket.writable) continue
+      this.corkUntilNextTick()
+      socket.write(chunk, this.onWritten)
     }
+  }
+
+  /** Holds this tick's writes in the socket, to go out in one syscall on the next tick. */
+  private corkUntilNextTick(): void {
+    if (this.corked) return
+    this.corked = true
+    this.socket.cork()
+    process.nextTick(uncorkLater, this)
   }
 
   /** @internal Sends what was corked (`uncorkLater`, on the next tick). */
@@ -848,7 +853,7 @@ export class WebSocketImpl implements WebSocket {
     // Suspended, so that the frame is written when the Effect runs, not when it is built: repeating
     // or retrying `ws.send(m)` sends again.
     return Effect.suspend(() => {
-      if (typeof message === "string") return this.sendMessage(Opcode.Text, encodeText(message))
+      if (typeof message === "string") return this.sendMessage(Opcode.Text, Buffer.from(message, "utf8"))
       if (message instanceof Uint8Array) return this.sendMessage(Opcode.Binary, message)
       if (Stream.StreamTypeId in (message as object)) {
         return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
@@ -979,7 +984,7 @@ export class WebSocketImpl implements WebSocket {
   trySend(message: Data): boolean {
     if (this.protocol.state !== State.OPEN || this.fragmenting !== undefined) return false
     if (this.socket.writableLength > this.options.writeLimit) return false
-    const data = typeof message === "string" ? encodeText(message) : message
+    const data = typeof message === "string" ? Buffer.from(message, "utf8") : message
     const opcode = typeof message === "string" ? Opcode.Text : Opcode.Binary
     const result = opcode === Opcode.Text ? this.protocol.sendText(data) : this.protocol.sendBinary(data)
     if (result._tag === "Left") return false
@@ -1001,11 +1006,7 @@ export class WebSocketImpl implements WebSocket {
     this.flush()
     const socket = this.socket
     if (this.socketClosed || !socket.writable) return false
-    if (!this.corked) {
-      this.corked = true
-      socket.cork()
-      process.nextTick(uncorkLater, this)
-    }
+    this.corkUntilNextTick()
     this.countSent(frame.opcode, frame.data.byteLength, true)
     this.protocol.logFrameSent(frame)
     const last = chunks.length - 1
