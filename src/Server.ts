@@ -40,7 +40,7 @@ import { forwardedFor } from "./internal/forwarded.js"
 import { serverConfig } from "./internal/optionsConfig.js"
 import { Telemetry } from "./internal/telemetry.js"
 import { Timers } from "./internal/timers.js"
-import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
+import { completeWithoutFiber, resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
 import {
   type Address,
@@ -275,9 +275,11 @@ type MessageHandler<E, R, A> = (message: Data, ws: WebSocket, value: A) => Effec
  * A handler that runs `f` on every message of a connection, one message after the other, until the
  * connection closes: the same as `(ws, value) => ws.forEachMessage((message) => f(message, ws,
  * value))`, but no fiber waits for the next message. The server runs `f` from the socket's
- * callback when a message arrives; if `f` completes at once (an echo, a reply), that is all a
- * message costs, and an idle connection holds no fiber at all (about 4.5 KiB less each). When `f`
- * suspends, the next messages wait, in order, and reading pauses at `maxQueue` as usual.
+ * callback when a message arrives, and its Effect in one fiber for the messages of that read; an
+ * idle connection holds no fiber at all (about 4.5 KiB less each). When `f` returns `ws.send(...)`
+ * of one whole message, or an `Exit` (such as `Effect.void`), and the answer needs no wait, no fiber
+ * is started either: that is all a message costs. When `f` suspends, the next messages wait, in
+ * order, and reading pauses at `maxQueue` as usual.
  *
  * As with any handler: a failure of `f` is logged and closes the connection with 1011; CurrentWebSocket
  * and CurrentServer are provided; the handler's own reads (`recv`, `messages`) would compete with
@@ -448,7 +450,8 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
       const onExit = (exit: Exit.Exit<unknown, unknown>): void => {
         if (exit._tag === "Success") return
         ws.stopServing()
-        Runtime.runFork(runtime!)(afterHandler(ws, exit.cause as Cause.Cause<E>))
+        runtime ??= connectionRuntime(ws)
+        Runtime.runFork(runtime)(afterHandler(ws, exit.cause as Cause.Cause<E>))
       }
       // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken too).
       const drain: Effect.Effect<void, E, R> = Effect.suspend(() => {
@@ -456,8 +459,24 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
         return message === undefined ? Effect.void : Effect.zipRight(f(message, ws, value), drain)
       })
       ws.serveMessages(() => {
+        // A fiber per message is most of what an answered message costs: none is started while
+        // the handler's answers complete without one (`completeWithoutFiber`).
+        let rest: Effect.Effect<unknown, E, R> | undefined
+        do {
+          const message = ws.takeQueued()
+          if (message === undefined) return undefined
+          try {
+            rest = completeWithoutFiber(f(message, ws, value))
+          } catch (defect) {
+            rest = Exit.die(defect)
+          }
+        } while (rest === undefined)
+        if (Exit.isExit(rest)) {
+          onExit(rest)
+          return undefined
+        }
         runtime ??= connectionRuntime(ws)
-        const fiber = Runtime.runFork(runtime)(drain)
+        const fiber = Runtime.runFork(runtime)(Effect.zipRight(rest, drain))
         const exit = fiber.unsafePoll()
         if (exit !== null) {
           onExit(exit)

@@ -10,10 +10,11 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
+import * as Supervisor from "effect/Supervisor"
 import * as Client from "../src/Client.js"
 import { Opcode } from "../src/Frames.js"
 import * as Server from "../src/Server.js"
-import { CurrentWebSocket } from "../src/WebSocket.js"
+import { CurrentWebSocket, type WebSocket } from "../src/WebSocket.js"
 import {
   bounded,
   closeCodeOf,
@@ -27,6 +28,29 @@ import {
 } from "./fixtures/loopback.js"
 
 const echo = Server.onMessage((message, ws) => ws.send(message))
+
+/** Counts the fibers started in the runtime it supervises. */
+class FiberCounter extends Supervisor.AbstractSupervisor<number> {
+  started = 0
+  get value() {
+    return Effect.sync(() => this.started)
+  }
+  override onStart(): void {
+    this.started++
+  }
+}
+
+/** Sends `count` messages one at a time, each after the echo of the previous one. */
+const lockstep = (ws: WebSocket, count: number, size = 16) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < count; i++) {
+      const sent = new Uint8Array(size).fill(i & 0xff)
+      yield* ws.send(i % 2 === 0 ? sent : `text ${i}`)
+      const received = yield* ws.recv
+      if (i % 2 === 0) expect(new Uint8Array(received as Uint8Array)).toEqual(sent)
+      else expect(received).toBe(`text ${i}`)
+    }
+  })
 
 describe("Server.onMessage", () => {
   it.scopedLive("echoes every message, in order", () =>
@@ -210,5 +234,92 @@ describe("Server.onMessage", () => {
         { until: (size) => size === 0, schedule: Schedule.spaced("5 millis") }
       )
     }).pipe(bounded(5000))
+  )
+
+  it.scopedLive("answers that complete at once start no fiber; other handlers one per read", () =>
+    Effect.gen(function* () {
+      const counter = new FiberCounter()
+      const server = yield* serveLocal(echo).pipe(Effect.supervised(counter))
+      const ws = yield* Client.connect(uriOf(server), { compression: null })
+      yield* lockstep(ws, 1)
+      const before = counter.started
+      yield* lockstep(ws, 200)
+      expect(counter.started - before).toBe(0)
+
+      // The same answer built with flatMap is an Effect the server cannot see into: a fiber per
+      // read (here one per message, since each waits for its echo). This checks the counter too.
+      const other = yield* serveLocal(
+        Server.onMessage((message, ws) => Effect.flatMap(Effect.void, () => ws.send(message)))
+      ).pipe(Effect.supervised(counter))
+      const ws2 = yield* Client.connect(uriOf(other), { compression: null })
+      yield* lockstep(ws2, 1)
+      const before2 = counter.started
+      yield* lockstep(ws2, 50)
+      expect(counter.started - before2).toBe(50)
+    }).pipe(bounded(10_000))
+  )
+
+  it.scopedLive("a handler that answers only some messages, or throws, is served as before", () =>
+    Effect.gen(function* () {
+      const { entries, layer } = recordingLogger()
+      const server = yield* serveLocal(
+        Server.onMessage((message, ws) => {
+          if (message === "throw") throw new Error("handler bug")
+          return message === "skip" ? Effect.void : ws.send(message)
+        })
+      ).pipe(Effect.provide(layer))
+      const ws = yield* Client.connect(uriOf(server), { compression: null })
+      yield* ws.send("skip")
+      yield* ws.send("one")
+      expect(yield* ws.recv).toBe("one")
+      yield* ws.send("throw")
+      yield* ws.waitClosed
+      expect(ws.closeCode).toBe(1011)
+      const failures = entries.filter((entry) => entry.message === "connection handler failed")
+      expect(failures).toHaveLength(1)
+    }).pipe(bounded())
+  )
+
+  it.scopedLive("answers over writeLimit wait for the peer to read, in a fiber, in order", () =>
+    Effect.gen(function* () {
+      const counter = new FiberCounter()
+      const server = yield* serveLocal(echo, { writeLimit: 1024 }).pipe(Effect.supervised(counter))
+      // The client starts reading only after a while: its queue fills (maxQueue 1), its socket
+      // stops reading, the server's write buffer grows over the limit and the answers must wait.
+      const ws = yield* Client.connect(uriOf(server), { compression: null, maxQueue: 1 })
+      const count = 64
+      const size = 256 * 1024
+      const sending = yield* Effect.fork(
+        Effect.forEach(
+          Array.from({ length: count }, (_, i) => i),
+          (i) => ws.send(new Uint8Array(size).fill(i)),
+          {
+            discard: true
+          }
+        )
+      )
+      yield* realSleep(300)
+      for (let i = 0; i < count; i++) {
+        const message = (yield* ws.recv) as Uint8Array
+        expect(message.byteLength).toBe(size)
+        expect(message[0]).toBe(i)
+        expect(message[size - 1]).toBe(i)
+      }
+      yield* sending.await
+      expect(counter.started).toBeGreaterThan(0)
+    }).pipe(bounded(20_000))
+  )
+
+  it.scopedLive("a large message with compression is answered in fragments of one message", () =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal(echo, { compression: "deflate" })
+      const ws = yield* Client.connect(uriOf(server))
+      const text = "compressible text ".repeat(50_000)
+      yield* ws.send(text)
+      expect(yield* ws.recv).toBe(text)
+      const bytes = new Uint8Array(1_000_000).map((_, i) => i % 251)
+      yield* ws.send(bytes)
+      expect(Buffer.compare((yield* ws.recv) as Uint8Array, bytes)).toBe(0)
+    }).pipe(bounded(10_000))
   )
 })

@@ -12,6 +12,7 @@ import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Effectable from "effect/Effectable"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
@@ -261,11 +262,16 @@ export class WebSocketImpl implements WebSocket {
 
   /** Processes events and writes what the protocol produced after receiving data or EOF. */
   private afterReceive(): void {
+    const buffered = this.socket.writableLength
     this.processEvents()
     this.flush()
     // What we write in answer to what we read (pongs, closes) must not grow without bound when the
     // peer does not read: stop reading until the write buffer drains, and TCP pushes back on it.
-    if (!this.pausedForWrites && this.socket.writableLength > this.options.writeLimit && !this.socketClosed) {
+    // Only when this read made it grow: the application's own messages wait in `send`, and pausing
+    // for them would stop a peer's answers from being read while it waits for us to read
+    // (both sides sending large messages would deadlock).
+    const writable = this.socket.writableLength
+    if (!this.pausedForWrites && writable > this.options.writeLimit && writable > buffered && !this.socketClosed) {
       this.pausedForWrites = true
       this.socket.pause()
       this.metrics?.paused("writeLimit")
@@ -584,16 +590,22 @@ export class WebSocketImpl implements WebSocket {
    * waiting, the buffered data was never delivered, so fail with the close exception (like
    * Python's drain) instead of succeeding.
    */
+  /**
+   * Whether the write buffer is over `writeLimit`, so that `send` must wait for it to drain.
+   * Over the limit while corked, what we wrote this tick (a large message) has not been offered to
+   * the kernel yet: it is offered now, and only what the kernel did not take counts, as in Python's
+   * transport. Waiting for the next tick would suspend the sender on every large message, keeping
+   * the message alive across scavenges (promoted with the fiber, freed by full GCs only).
+   */
+  private overWriteLimit(): boolean {
+    if (this.belowWriteLimit()) return false
+    if (!this.corked) return true
+    this.uncork()
+    return !this.belowWriteLimit()
+  }
+
   private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
-    if (this.belowWriteLimit()) return Effect.void
-    // Over the limit while corked: what we wrote this tick (a large message) has not been offered
-    // to the kernel yet. Offer it now and wait only for what the kernel did not take, as Python's
-    // transport does; waiting for the next tick would suspend the sender on every large message,
-    // keeping the message alive across scavenges (promoted with the fiber, freed by full GCs only).
-    if (this.corked) {
-      this.uncork()
-      if (this.belowWriteLimit()) return Effect.void
-    }
+    if (!this.overWriteLimit()) return Effect.void
     return Effect.async<void, ConnectionClosed>((resume) => {
       this.metrics?.paused("send")
       const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
@@ -850,19 +862,42 @@ export class WebSocketImpl implements WebSocket {
   }
 
   send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
-    // Suspended, so that the frame is written when the Effect runs, not when it is built: repeating
-    // or retrying `ws.send(m)` sends again.
-    return Effect.suspend(() => {
-      if (typeof message === "string") return this.sendMessage(Opcode.Text, Buffer.from(message, "utf8"))
-      if (message instanceof Uint8Array) return this.sendMessage(Opcode.Binary, message)
-      if (Stream.StreamTypeId in (message as object)) {
-        return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
-      }
-      if (Predicate.isIterable(message)) {
-        return this.exclusive(this.sendFragments(Stream.fromIterable(message as Iterable<Data>)))
-      }
-      return Effect.fail(new InvalidArgument({ detail: "data must be a string, bytes, an iterable or a Stream" }))
-    })
+    // Lazy, so that the frame is written when the Effect runs, not when it is built: repeating or
+    // retrying `ws.send(m)` sends again.
+    return new SendEffect(this, message)
+  }
+
+  /** What running `send(message)` does (see {@link SendEffect}). */
+  sendNow<E, R>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
+    if (typeof message === "string") return this.sendMessage(Opcode.Text, Buffer.from(message, "utf8"))
+    if (message instanceof Uint8Array) return this.sendMessage(Opcode.Binary, message)
+    if (Stream.StreamTypeId in (message as object)) {
+      return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
+    }
+    if (Predicate.isIterable(message)) {
+      return this.exclusive(this.sendFragments(Stream.fromIterable(message as Iterable<Data>)))
+    }
+    return Effect.fail(new InvalidArgument({ detail: "data must be a string, bytes, an iterable or a Stream" }))
+  }
+
+  /**
+   * Sends one whole message as `send` would, when that needs no fiber: the connection is open, no
+   * fragmented message is being sent, the message goes out as one frame. Returns `undefined` when it
+   * is sent and nothing is left to wait for, the Effect still to run otherwise: `send`'s wait for
+   * the write buffer to drain after sending, or the whole `send` when nothing was done.
+   */
+  sendWithoutFiber(send: SendEffect<unknown, unknown>): Effect.Effect<void, unknown, unknown> | undefined {
+    const message = send.message
+    const text = typeof message === "string"
+    if (!text && !(message instanceof Uint8Array)) return send
+    if (this.protocol.state !== State.OPEN || this.fragmenting !== undefined) return send
+    // A large message is compressed in fragments, with yields between them: that needs a fiber
+    // (a string is measured by its longest UTF-8 encoding, so that it is encoded once).
+    const size = text ? message.length * 3 : message.byteLength
+    if (size > COMPRESSED_FRAGMENT_SIZE && this.protocol.extensions.length > 0) return send
+    const data = text ? Buffer.from(message, "utf8") : message
+    const wait = this.sendFrame(text ? Opcode.Text : Opcode.Binary, data, true)
+    return wait === this.backpressure && !this.overWriteLimit() ? undefined : wait
   }
 
   /** Sends one whole message, after any fragmented message in progress. */
@@ -1130,3 +1165,36 @@ function onSocketDrain(this: OwnedSocket): void {
   this[kConnection].onDrain()
 }
 const ignoreSocketError = (): void => {}
+
+/**
+ * What `send` returns: an Effect like any other, which sends when it runs (`commit`). The server
+ * also recognizes it in what a `Server.onMessage` handler returns, and then sends without starting
+ * a fiber when none is needed ({@link WebSocketImpl.sendWithoutFiber}): a fiber per message is
+ * most of what an answered message costs.
+ */
+export class SendEffect<E, R> extends Effectable.Class<void, ConnectionClosed | InvalidArgument | E, R> {
+  constructor(
+    readonly ws: WebSocketImpl,
+    readonly message: Message<E, R>
+  ) {
+    super()
+  }
+
+  commit(): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
+    return this.ws.sendNow(this.message)
+  }
+}
+
+/**
+ * Completes what a message handler returned without a fiber, when it needs none: an `Exit` (such as
+ * `Effect.void`), or a `send` of one whole message that the socket takes at once. Returns
+ * `undefined` when that is all, or what is left: a failed `Exit`, or an Effect to run in a fiber.
+ */
+export const completeWithoutFiber = <E, R>(
+  effect: Effect.Effect<unknown, E, R>
+): Effect.Effect<unknown, E, R> | undefined => {
+  if (effect instanceof SendEffect)
+    return effect.ws.sendWithoutFiber(effect) as Effect.Effect<unknown, E, R> | undefined
+  if (Exit.isExit(effect) && effect._tag === "Success") return undefined
+  return effect
+}
