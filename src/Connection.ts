@@ -232,7 +232,17 @@ export class Connection {
       else if (rsvAllowed !== null) rsvAllowed |= extension.rsvBits
     }
     this.frameParser.rsvAllowed = rsvAllowed
+    // A large compressed frame is inflated read by read as it arrives (one extension only: with
+    // several, each decodes the output of the next, a whole frame at a time).
+    const only = extensions.length === 1 ? extensions[0]! : undefined
+    this.frameParser.decodeArriving =
+      only?.decodeArriving === undefined
+        ? undefined
+        : (opcode, fin, rsv1, length) => only.decodeArriving!(opcode, fin, rsv1, length, this.frameBudget)
   }
+
+  /** What remains of the message size budget for the frame being parsed (`null`: no limit). */
+  private frameBudget: number | null = null
 
   /** Connection state. */
   get state(): State {
@@ -449,6 +459,7 @@ export class Connection {
       // `maxSize` bounds the message as the application gets it: a compressed frame may be a
       // little larger on the wire; its inflated size is counted against `remaining` as it inflates.
       parser.maxSize = remaining
+      this.frameBudget = remaining
       parser.maxTransformedSize =
         maxSize === null ? null : compressedBound(maxSize, this.curFrames + 1) - (inMessage ? this.curWireSize : 0)
       const result = parser.next()
@@ -459,10 +470,11 @@ export class Connection {
       }
       let frame = result
       const isControl = frame.opcode >= Opcode.Close
-      const wireSize = frame.data.byteLength
-      const transformed = frame.rsv1 || frame.rsv2 || frame.rsv3
-      // Extensions decode in reverse order of negotiation (Python frames.py).
-      for (let i = extensions.length - 1; i >= 0; i--) {
+      const wireSize = parser.decoded ? parser.frameLength : frame.data.byteLength
+      const transformed = parser.decoded || frame.rsv1 || frame.rsv2 || frame.rsv3
+      // Extensions decode in reverse order of negotiation (Python frames.py); a frame decoded while
+      // it arrived is already.
+      for (let i = parser.decoded ? -1 : extensions.length - 1; i >= 0; i--) {
         const decoded = extensions[i]!.decode(frame, isControl ? null : remaining)
         if (Either.isLeft(decoded)) {
           this.failParsing(decoded.left)

@@ -34,10 +34,40 @@ export interface Extension {
    * would exceed it. Corrupt input fails with `ProtocolError`.
    */
   decode(frame: Frame, maxSize: number | null): Either.Either<Frame, ProtocolError | PayloadTooBig>
+  /**
+   * Optionally, starts decoding a large data frame while its payload is still arriving, so that the
+   * work is spread over the reads that bring it instead of done in one call once the frame is
+   * complete (a compressed message of megabytes would otherwise stall every connection for as long).
+   * It must do what `decode` would do with the whole frame; `length` is the payload's length on the
+   * wire. Returns `undefined` to have the frame decoded whole. The connection asks only when this is
+   * its one extension.
+   */
+  decodeArriving?(
+    opcode: number,
+    fin: boolean,
+    rsv1: boolean,
+    length: number,
+    maxSize: number | null
+  ): ArrivingFrameDecoder | undefined
   /** Encodes an outgoing frame. */
   encode(frame: Frame): Frame
   /** Releases resources (zlib streams); called once when the connection closes. */
   close?(): void
+}
+
+/**
+ * The decoding of one frame whose payload arrives over several reads (see
+ * {@link Extension.decodeArriving}).
+ * @since 0.4.0
+ * @category models
+ */
+export interface ArrivingFrameDecoder {
+  /** The frame's RSV1 bit once decoded. */
+  readonly rsv1: boolean
+  /** Decodes the next bytes of the payload, unmasked; they may be overwritten once it returns. */
+  write(bytes: Uint8Array): ProtocolError | PayloadTooBig | undefined
+  /** Ends the payload: the decoded data, or a failure. */
+  end(): Either.Either<Uint8Array, ProtocolError | PayloadTooBig>
 }
 
 /**

@@ -32,7 +32,7 @@ import {
 import { Frame, Opcode } from "../Frames.js"
 import type { ExtensionParameter } from "../HeaderParsers.js"
 import { collect, ZlibEngine } from "../internal/zlibEngine.js"
-import type { ClientExtensionFactory, Extension, ServerExtensionFactory } from "./Extension.js"
+import type { ArrivingFrameDecoder, ClientExtensionFactory, Extension, ServerExtensionFactory } from "./Extension.js"
 
 // ---------------------------------------------------------------------------
 // Constants
@@ -219,29 +219,75 @@ export class PerMessageDeflate implements Extension {
    * A continuation frame keeps its RSV1 bit, so the connection rejects it as RFC 7692 §6.1 requires.
    */
   decode(frame: Frame, maxSize: number | null): Either.Either<Frame, ProtocolError | PayloadTooBig> {
-    if (frame.opcode >= Opcode.Close) return Either.right(frame)
-    let rsv1 = frame.rsv1
-    if (frame.opcode === Opcode.Continuation) {
-      if (!this.decodeContData) return Either.right(frame)
-      if (frame.fin) this.decodeContData = false
-    } else {
-      if (!frame.rsv1) return Either.right(frame)
-      rsv1 = false
-      this.decodeContData = !frame.fin
-      // RFC 7692 §7.2.2: without context takeover each message starts with an empty window. After
-      // a block with BFINAL set (RFC 7692 §7.2.3.4) the stream must restart as well; zlib then
-      // forgets the window, so a later reference to it fails cleanly as corrupt data.
-      const decoder = this.decoder
-      if (decoder !== undefined && (this.remoteNoContextTakeover || decoder.ended)) decoder.reset()
+    const rsv1 = this.startDecoding(frame.opcode, frame.fin, frame.rsv1)
+    if (rsv1 === undefined) return Either.right(frame)
+    const inflation = new Inflation(this.getDecoder(), maxSize, frame.data.byteLength)
+    const error = inflation.feed(frame.data)
+    const decoded = error === undefined ? this.endDecoding(inflation, frame.fin) : this.decodingFailed(error)
+    return Either.map(decoded, (data) => new Frame(frame.opcode, data, frame.fin, rsv1, frame.rsv2, frame.rsv3))
+  }
+
+  /**
+   * Inflates a large compressed frame read by read (see `Extension.decodeArriving`): the same
+   * work as {@link decode}, spread over the reads that bring the frame. A continuation frame with
+   * RSV1 set is left to `decode`, which lets the connection reject it.
+   */
+  decodeArriving(
+    opcode: number,
+    fin: boolean,
+    rsv1: boolean,
+    length: number,
+    maxSize: number | null
+  ): ArrivingFrameDecoder | undefined {
+    if (opcode === Opcode.Continuation && rsv1) return undefined
+    const decodedRsv1 = this.startDecoding(opcode, fin, rsv1)
+    if (decodedRsv1 === undefined) return undefined
+    const inflation = new Inflation(this.getDecoder(), maxSize, length)
+    return {
+      rsv1: decodedRsv1,
+      write: (bytes) => {
+        const error = inflation.feed(bytes)
+        if (error !== undefined) this.decodingFailed(error)
+        return error
+      },
+      end: () => this.endDecoding(inflation, fin)
     }
-    const decoded = this.inflate(frame.data, frame.fin, maxSize)
-    if (Either.isLeft(decoded)) {
-      this.decodeContData = false
-      this.releaseDecoder()
-      return Either.left(decoded.left)
+  }
+
+  /**
+   * Starts decoding a frame: returns its RSV1 bit once decoded, or `undefined` when the frame is
+   * not compressed (control frames, uncompressed messages), and moves through the message (RFC 7692
+   * §6.1): the continuation frames of a compressed message are compressed too.
+   */
+  private startDecoding(opcode: number, fin: boolean, rsv1: boolean): boolean | undefined {
+    if (opcode >= Opcode.Close) return undefined
+    if (opcode === Opcode.Continuation) {
+      if (!this.decodeContData) return undefined
+      if (fin) this.decodeContData = false
+      return rsv1
     }
-    if (frame.fin && this.remoteNoContextTakeover) this.releaseDecoder()
-    return Either.right(new Frame(frame.opcode, decoded.right, frame.fin, rsv1, frame.rsv2, frame.rsv3))
+    if (!rsv1) return undefined
+    this.decodeContData = !fin
+    // RFC 7692 §7.2.2: without context takeover each message starts with an empty window. After a
+    // block with BFINAL set (RFC 7692 §7.2.3.4) the stream must restart as well; zlib then forgets
+    // the window, so a later reference to it fails cleanly as corrupt data.
+    const decoder = this.decoder
+    if (decoder !== undefined && (this.remoteNoContextTakeover || decoder.ended)) decoder.reset()
+    return false
+  }
+
+  /** Ends a frame's decoding: the 00 00 ff ff tail on the final frame (RFC 7692 §7.2.2). */
+  private endDecoding(inflation: Inflation, fin: boolean): Either.Either<Uint8Array, ProtocolError | PayloadTooBig> {
+    const error = fin ? inflation.feed(EMPTY_UNCOMPRESSED_BLOCK) : undefined
+    if (error !== undefined) return this.decodingFailed(error)
+    if (fin && this.remoteNoContextTakeover) this.releaseDecoder()
+    return Either.right(inflation.result())
+  }
+
+  private decodingFailed<E>(error: E): Either.Either<never, E> {
+    this.decodeContData = false
+    this.releaseDecoder()
+    return Either.left(error)
   }
 
   /**
@@ -316,67 +362,6 @@ export class PerMessageDeflate implements Extension {
   }
 
   /**
-   * Inflates one frame's payload, plus the 00 00 ff ff tail on the final frame (RFC 7692 §7.2.2).
-   *
-   * Zip-bomb safe: output buffers are sized to at most one byte beyond the remaining budget, so
-   * zlib stops as soon as the message would exceed `maxSize` and at most about `maxSize` bytes are
-   * ever produced or allocated (Python passes `max_length` to `decompress` for the same reason).
-   */
-  private inflate(
-    data: Uint8Array,
-    fin: boolean,
-    maxSize: number | null
-  ): Either.Either<Uint8Array, ProtocolError | PayloadTooBig> {
-    const decoder = this.getDecoder()
-    const limit = maxSize ?? Number.POSITIVE_INFINITY
-    const chunks: Array<Uint8Array> = []
-    let total = 0
-    let buffer: Uint8Array = EMPTY
-    let used = 0
-    let chunkSize = Math.min(Math.max(data.byteLength * 4, INFLATE_MIN_CHUNK), INFLATE_MAX_CHUNK)
-
-    // Returns undefined when all input was consumed (or the DEFLATE stream ended), else the error.
-    const feed = (input: Uint8Array): ProtocolError | PayloadTooBig | undefined => {
-      let inOff = 0
-      let inLen = input.byteLength
-      while (!decoder.ended) {
-        if (used === buffer.byteLength) {
-          // One byte beyond the budget: producing it proves the message is too big.
-          buffer = Buffer.allocUnsafe(Math.min(chunkSize, limit - total + 1))
-          used = 0
-          chunkSize = Math.min(chunkSize * 2, INFLATE_MAX_CHUNK)
-        }
-        const outLen = buffer.byteLength - used
-        if (!decoder.run(input, inOff, inLen, buffer, used, outLen)) {
-          // RFC 7692 does not name a close code for a corrupt stream; like Python, fail the
-          // connection as a protocol error (1002). `ws` uses 1007.
-          return new ProtocolError({ detail: "decompression failed", cause: decoder.error })
-        }
-        const produced = outLen - decoder.remainingOut
-        if (produced > 0) {
-          chunks.push(buffer.subarray(used, used + produced))
-          used += produced
-          total += produced
-          if (total > limit) return new PayloadTooBig({ size: undefined, maxSize: limit })
-        }
-        inOff += inLen - decoder.remainingIn
-        inLen = decoder.remainingIn
-        // A full output buffer may hide pending output; otherwise zlib stopped because the input
-        // ran out, or, with input left, because the stream ended (BFINAL, RFC 7692 §7.2.3.4).
-        if (decoder.remainingOut > 0) {
-          if (inLen > 0) decoder.ended = true
-          break
-        }
-      }
-      return undefined
-    }
-
-    const error = feed(data) ?? (fin ? feed(EMPTY_UNCOMPRESSED_BLOCK) : undefined)
-    if (error !== undefined) return Either.left(error)
-    return Either.right(collect(chunks, total))
-  }
-
-  /**
    * Compresses one frame's payload with a sync flush; on the final frame, removes the 00 00 ff ff
    * tail (RFC 7692 §7.2.1) or, when there is no new output, sends the 0x00 byte of §7.2.3.6.
    */
@@ -411,6 +396,76 @@ export class PerMessageDeflate implements Extension {
     if (endsWithEmptyBlock(out)) return out.subarray(0, out.byteLength - 4)
     // zlib emits nothing for a sync flush right after another one (Z_BUF_ERROR, no progress).
     return out.byteLength === 0 ? EMPTY_FINAL_FRAGMENT : out
+  }
+}
+
+/**
+ * The inflation of one frame's payload, fed in one call or read by read.
+ *
+ * Zip-bomb safe: output buffers are sized to at most one byte beyond the remaining budget, so zlib
+ * stops as soon as the message would exceed `maxSize` and at most about `maxSize` bytes are ever
+ * produced or allocated (Python passes `max_length` to `decompress` for the same reason).
+ */
+class Inflation {
+  private readonly limit: number
+  private readonly chunks: Array<Uint8Array> = []
+  private total = 0
+  private buffer: Uint8Array = EMPTY
+  private used = 0
+  private chunkSize: number
+
+  constructor(
+    private readonly decoder: ZlibEngine,
+    maxSize: number | null,
+    inputSize: number
+  ) {
+    this.limit = maxSize ?? Number.POSITIVE_INFINITY
+    this.chunkSize = Math.min(Math.max(inputSize * 4, INFLATE_MIN_CHUNK), INFLATE_MAX_CHUNK)
+  }
+
+  /** Inflates `input`; returns undefined when all of it was consumed (or the DEFLATE stream ended). */
+  feed(input: Uint8Array): ProtocolError | PayloadTooBig | undefined {
+    const decoder = this.decoder
+    const limit = this.limit
+    let inOff = 0
+    let inLen = input.byteLength
+    while (!decoder.ended) {
+      if (this.used === this.buffer.byteLength) {
+        // One byte beyond the budget: producing it proves the message is too big.
+        this.buffer = Buffer.allocUnsafe(Math.min(this.chunkSize, limit - this.total + 1))
+        this.used = 0
+        this.chunkSize = Math.min(this.chunkSize * 2, INFLATE_MAX_CHUNK)
+      }
+      const buffer = this.buffer
+      const used = this.used
+      const outLen = buffer.byteLength - used
+      if (!decoder.run(input, inOff, inLen, buffer, used, outLen)) {
+        // RFC 7692 does not name a close code for a corrupt stream; like Python, fail the
+        // connection as a protocol error (1002). `ws` uses 1007.
+        return new ProtocolError({ detail: "decompression failed", cause: decoder.error })
+      }
+      const produced = outLen - decoder.remainingOut
+      if (produced > 0) {
+        this.chunks.push(buffer.subarray(used, used + produced))
+        this.used = used + produced
+        this.total += produced
+        if (this.total > limit) return new PayloadTooBig({ size: undefined, maxSize: limit })
+      }
+      inOff += inLen - decoder.remainingIn
+      inLen = decoder.remainingIn
+      // A full output buffer may hide pending output; otherwise zlib stopped because the input
+      // ran out, or, with input left, because the stream ended (BFINAL, RFC 7692 §7.2.3.4).
+      if (decoder.remainingOut > 0) {
+        if (inLen > 0) decoder.ended = true
+        break
+      }
+    }
+    return undefined
+  }
+
+  /** The inflated payload. */
+  result(): Uint8Array {
+    return collect(this.chunks, this.total)
   }
 }
 

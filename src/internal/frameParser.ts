@@ -20,6 +20,7 @@
  */
 import { Buffer, constants } from "node:buffer"
 import { InvalidUtf8, PayloadTooBig, ProtocolError } from "../Errors.js"
+import type { ArrivingFrameDecoder } from "../extensions/Extension.js"
 import { Frame, MAX_CONTROL_PAYLOAD, type Opcode } from "../Frames.js"
 import { Utf8Validator } from "../Utf8.js"
 import { mask, unmask } from "./mask.js"
@@ -104,6 +105,16 @@ export class FrameParser {
   messageChecks = false
   /** Whether the last data frame returned had its UTF-8 validated here (text, not transformed). */
   validated = false
+  /**
+   * Decodes a large transformed (compressed) data frame while it arrives: returns a decoder for the
+   * frame, or `undefined` to leave it whole (see `Extension.decodeArriving`). Asked once
+   * {@link ASSEMBLE_FROM} bytes of an incomplete payload arrived.
+   */
+  decodeArriving:
+    | ((opcode: number, fin: boolean, rsv1: boolean, length: number) => ArrivingFrameDecoder | undefined)
+    | undefined = undefined
+  /** Whether the last frame returned was decoded here: extensions must not decode it again. */
+  decoded = false
 
   private readonly mask: boolean
   private chunks: Array<Uint8Array> = []
@@ -146,6 +157,9 @@ export class FrameParser {
   /** The buffer a large payload is gathered in as it arrives (see `assemble`), and its bytes so far. */
   private assembly: Uint8Array | undefined = undefined
   private assembled = 0
+  /** The decoder of the payload arriving (see `decodeArriving`), and the payload bytes given to it. */
+  private decoding: ArrivingFrameDecoder | undefined = undefined
+  private decodedBytes = 0
   /** Payload bytes already unmasked (and validated) while the frame was still arriving. */
   private checked = 0
   /** Position in `chunks` of the first byte not yet checked, while waiting for a payload. */
@@ -154,6 +168,11 @@ export class FrameParser {
 
   constructor(options: { readonly mask: boolean }) {
     this.mask = options.mask
+  }
+
+  /** The payload length on the wire of the last frame returned. */
+  get frameLength(): number {
+    return this.length
   }
 
   /** Bytes pushed and not consumed yet. */
@@ -246,6 +265,22 @@ export class FrameParser {
         }
         case PAYLOAD: {
           const length = this.length
+          if (
+            this.decoding !== undefined ||
+            (this.buffered < length && this.buffered >= ASSEMBLE_FROM && this.startDecoding())
+          ) {
+            // A large compressed payload: decoded read by read as it arrives.
+            const error = this.decodeArrived()
+            if (error !== undefined) return this.fail(error)
+            if (this.decodedBytes < length) return undefined
+            const decoding = this.decoding!
+            this.decoding = undefined
+            const decoded = decoding.end()
+            if (decoded._tag === "Left") return this.fail(decoded.left)
+            const frame = this.complete(decoded.right, decoding.rsv1)
+            this.decoded = true
+            return frame
+          }
           if (this.assembly !== undefined || (this.buffered < length && this.buffered >= ASSEMBLE_FROM)) {
             // A large payload arriving over several reads: gathered into its own buffer as it comes.
             if (!this.assemble()) return this.fail(invalidUtf8(this.opcode))
@@ -280,10 +315,40 @@ export class FrameParser {
   }
 
   /** The frame whose payload is `data` (unmasked and validated). */
-  private complete(data: Uint8Array): Frame {
+  private complete(data: Uint8Array, rsv1 = this.rsv1): Frame {
     this.validated = this.validator !== undefined && this.validator === this._textUtf8
+    this.decoded = false
     this.state = HEADER
-    return new Frame(this.opcode as Opcode, data, this.fin, this.rsv1, this.rsv2, this.rsv3)
+    return new Frame(this.opcode as Opcode, data, this.fin, rsv1, this.rsv2, this.rsv3)
+  }
+
+  /** Asks for a decoder of the payload arriving (a transformed data frame); whether there is one. */
+  private startDecoding(): boolean {
+    if (!this.transformed || this.opcode >= 0x8 || this.decodeArriving === undefined) return false
+    this.decoding = this.decodeArriving(this.opcode, this.fin, this.rsv1, this.length)
+    this.decodedBytes = 0
+    return this.decoding !== undefined
+  }
+
+  /** Gives the payload bytes that arrived to the decoder, unmasked in place, and releases them. */
+  private decodeArrived(): ProtocolError | PayloadTooBig | undefined {
+    const decoding = this.decoding!
+    let left = Math.min(this.length - this.decodedBytes, this.buffered)
+    while (left > 0) {
+      const chunk = this.chunks[this.head]!
+      const start = this.offset
+      const count = Math.min(chunk.length - start, left)
+      const piece = start === 0 && count === chunk.length ? chunk : chunk.subarray(start, start + count)
+      if (this.masked) unmaskAt(piece, this.key, this.decodedBytes)
+      const error = decoding.write(piece)
+      if (error !== undefined) return error
+      this.decodedBytes += count
+      this.buffered -= count
+      left -= count
+      if (start + count === chunk.length) this.dropHead()
+      else this.offset = start + count
+    }
+    return undefined
   }
 
   /**
@@ -427,6 +492,7 @@ export class FrameParser {
     this.state = DEAD
     this.error = error
     this.assembly = undefined
+    this.decoding = undefined
     this.chunks = []
     this.head = 0
     this.offset = 0
