@@ -58,6 +58,31 @@ const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
 
 const EMPTY = new Uint8Array(0)
 
+/** A large message's bytes in fragments of {@link COMPRESSED_FRAGMENT_SIZE}. */
+const bytesFragments = (data: Uint8Array): Array<Uint8Array> => {
+  const fragments: Array<Uint8Array> = []
+  for (let offset = 0; offset < data.byteLength; offset += COMPRESSED_FRAGMENT_SIZE) {
+    fragments.push(data.subarray(offset, offset + COMPRESSED_FRAGMENT_SIZE))
+  }
+  return fragments
+}
+
+/**
+ * A large text in fragments of {@link COMPRESSED_FRAGMENT_SIZE} UTF-16 code units, never between
+ * the two halves of a surrogate pair, so that each fragment encodes to valid UTF-8 on its own.
+ */
+export const textFragments = (text: string): Array<string> => {
+  const fragments: Array<string> = []
+  for (let start = 0; start < text.length; ) {
+    let end = Math.min(start + COMPRESSED_FRAGMENT_SIZE, text.length)
+    const before = text.charCodeAt(end - 1)
+    if (end < text.length && before >= 0xd800 && before <= 0xdbff) end--
+    fragments.push(text.slice(start, end))
+    start = end
+  }
+  return fragments
+}
+
 // What a reader does next (`nextRead`).
 const READ_MESSAGE = 0
 const READ_CLOSED = 1
@@ -869,8 +894,9 @@ export class WebSocketImpl implements WebSocket {
 
   /** What running `send(message)` does (see {@link SendEffect}). */
   sendNow<E, R>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
-    if (typeof message === "string") return this.sendMessage(Opcode.Text, Buffer.from(message, "utf8"))
-    if (message instanceof Uint8Array) return this.sendMessage(Opcode.Binary, message)
+    if (typeof message === "string" || message instanceof Uint8Array) {
+      return this.sendMessage(typeof message === "string" ? Opcode.Text : Opcode.Binary, message)
+    }
     if (Stream.StreamTypeId in (message as object)) {
       return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
     }
@@ -901,23 +927,27 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /** Sends one whole message, after any fragmented message in progress. */
-  private sendMessage(opcode: number, data: Uint8Array): Effect.Effect<void, ConnectionClosed> {
+  private sendMessage(opcode: number, data: Uint8Array | string): Effect.Effect<void, ConnectionClosed> {
     const busy = this.fragmenting
     if (busy !== undefined)
       return Effect.zipRight(
         Deferred.await(busy),
         Effect.suspend(() => this.sendMessage(opcode, data))
       )
-    if (data.byteLength <= COMPRESSED_FRAGMENT_SIZE || this.protocol.extensions.length === 0) {
+    const compressed = this.protocol.extensions.length > 0
+    if (typeof data === "string") {
+      // A large text to compress is cut before it is encoded: each fragment is encoded when it is
+      // sent, so that encoding megabytes does not hold the event loop either.
+      if (!compressed || data.length <= COMPRESSED_FRAGMENT_SIZE)
+        return this.sendMessage(opcode, Buffer.from(data, "utf8"))
+    } else if (!compressed || data.byteLength <= COMPRESSED_FRAGMENT_SIZE) {
       return this.sendFrame(opcode, data, true)
     }
     // Compressing a large message in one go blocks the event loop (about 8 ms per MiB): send it as
     // fragments of one message, compressed as one (RFC 7692 §6), yielding to other connections
     // between them.
-    const fragments: Array<Uint8Array> = []
-    for (let offset = 0; offset < data.byteLength; offset += COMPRESSED_FRAGMENT_SIZE) {
-      fragments.push(data.subarray(offset, offset + COMPRESSED_FRAGMENT_SIZE))
-    }
+    const fragments: ReadonlyArray<Uint8Array | string> =
+      typeof data === "string" ? textFragments(data) : bytesFragments(data)
     const last = fragments.length - 1
     return this.exclusive(
       Effect.forEach(
@@ -925,7 +955,13 @@ export class WebSocketImpl implements WebSocket {
         (fragment, i) =>
           Effect.zipRight(
             i === 0 ? Effect.void : yieldToEventLoop,
-            this.sendFrame(i === 0 ? opcode : Opcode.Continuation, fragment, i === last)
+            Effect.suspend(() =>
+              this.sendFrame(
+                i === 0 ? opcode : Opcode.Continuation,
+                typeof fragment === "string" ? Buffer.from(fragment, "utf8") : fragment,
+                i === last
+              )
+            )
           ),
         { discard: true }
       ).pipe(
