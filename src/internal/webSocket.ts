@@ -1156,12 +1156,14 @@ const asHandshakeError = (error: WebSocketExceptionFamily | undefined): InvalidH
  * Connections whose TCP connection closed, waiting for the rest of their closure (waking readers and
  * handlers, completing `waitClosed`, spans and metrics). When thousands of connections close at
  * once, Node delivers every close in one phase of the event loop: doing this work there too would
- * stall the loop for all of it (about 60 µs a connection); in batches between turns of the loop,
- * the longest stall is one batch.
+ * stall the loop for all of it (about 60 µs a connection); in slices between turns of the loop,
+ * the longest stall is one slice. A slice is bounded by time rather than by a count: what a closure
+ * costs depends on the application's loggers (Effect's default logger writes each "connection
+ * closed" line synchronously, and a write to a pipe blocks while its reader lags).
  */
 const closedQueue: Array<WebSocketImpl> = []
 let closedHead = 0
-const CLOSED_BATCH = 256
+const CLOSED_SLICE_MS = 5
 
 const afterSocketClose = (ws: WebSocketImpl): void => {
   closedQueue.push(ws)
@@ -1169,12 +1171,12 @@ const afterSocketClose = (ws: WebSocketImpl): void => {
 }
 
 function drainClosed(): void {
-  const end = Math.min(closedQueue.length, closedHead + CLOSED_BATCH)
-  while (closedHead < end) {
+  const deadline = performance.now() + CLOSED_SLICE_MS
+  do {
     const ws = closedQueue[closedHead]!
     closedQueue[closedHead++] = undefined as unknown as WebSocketImpl
     ws.onClosed()
-  }
+  } while (closedHead < closedQueue.length && performance.now() < deadline)
   if (closedHead < closedQueue.length) {
     setImmediate(drainClosed)
     return
