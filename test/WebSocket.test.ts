@@ -274,6 +274,85 @@ describe("WebSocket recv", () => {
     }).pipe(bounded())
   )
 
+  it.scopedLive(
+    "a large text is decoded in a later turn: the messages after it keep their order, the close comes last",
+    () =>
+      Effect.gen(function* () {
+        // 5 MiB of text (over DECODE_LATER_FROM), then small messages, a second large text and a
+        // close, all written by the server at once: the client receives them in one burst of reads.
+        const big = (c: string) => `${c}é`.repeat(Math.ceil((5 * MiB) / 3))
+        const server = yield* serveLocal(
+          (ws) =>
+            Effect.gen(function* () {
+              yield* ws.send(big("a"))
+              yield* ws.send("small 1")
+              yield* ws.send(new Uint8Array([1, 2, 3]))
+              yield* ws.send(big("b"))
+              yield* ws.send("small 2")
+              yield* ws.close(1000, "done")
+            }),
+          { maxSize: null }
+        )
+        const ws = yield* Client.connect(uriOf(server), { compression: null, maxSize: null })
+        const received = [...(yield* Stream.runCollect(ws.messages))]
+        expect(received.map((m) => (typeof m === "string" ? m.slice(0, 7) : [...m]))).toEqual([
+          "aéaéaéa",
+          "small 1",
+          [1, 2, 3],
+          "bébébéb",
+          "small 2"
+        ])
+        expect(received[0]).toBe(big("a"))
+        expect(received[3]).toBe(big("b"))
+        expect(ws.closeCode).toBe(1000)
+        // Also through recv, after the close: the same messages were all delivered first.
+        const error = yield* Effect.flip(ws.recv)
+        expect(error._tag).toBe("ConnectionClosedOK")
+      }).pipe(bounded(20_000))
+  )
+
+  it.scopedLive("a large text still being decoded when the TCP connection ends is delivered before the end", () =>
+    Effect.gen(function* () {
+      const raw = yield* rawServer()
+      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, { ...RAW, maxSize: null }))
+      const peer = yield* raw.accept
+      yield* acceptHandshake(peer)
+      const ws = yield* Fiber.join(fiber)
+      const big = "z".repeat(5 * MiB)
+      // The message, a close frame and the end of the TCP connection, in one write.
+      const bytes = Buffer.concat([
+        frameBytes(Opcode.Text, big, false),
+        frameBytes(Opcode.Text, "after", false),
+        frameBytes(Opcode.Close, closePayload(1000, "bye"), false)
+      ])
+      yield* Effect.async<void>((resume) => {
+        peer.socket.end(bytes, () => resume(Effect.void))
+      })
+      expect(yield* ws.recv).toBe(big)
+      expect(yield* ws.recv).toBe("after")
+      expect((yield* Effect.flip(ws.recv))._tag).toBe("ConnectionClosedOK")
+    }).pipe(bounded(20_000))
+  )
+
+  it.scopedLive("a large text waiting to be decoded counts against maxQueue", () =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal(
+        (ws) =>
+          Effect.gen(function* () {
+            yield* ws.send("x".repeat(4 * MiB))
+            for (let i = 0; i < 10; i++) yield* ws.send(`m${i}`)
+            yield* ws.waitClosed
+          }),
+        { maxSize: null }
+      )
+      const ws = yield* Client.connect(uriOf(server), { compression: null, maxSize: null, maxQueue: 4 })
+      const received: Array<Data> = []
+      for (let i = 0; i < 11; i++) received.push(yield* ws.recv)
+      expect((received[0] as string).length).toBe(4 * MiB)
+      expect(received.slice(1)).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`))
+    }).pipe(bounded(20_000))
+  )
+
   it.scopedLive("messages fails with ConnectionClosedError when the peer closes with 1008", () =>
     Effect.gen(function* () {
       const server = yield* serveLocal((ws) => Effect.zipRight(ws.send("a"), ws.close(1008, "policy")))

@@ -47,6 +47,9 @@ import type { Timer, Timers } from "./timers.js"
  */
 export const COMPRESSED_FRAGMENT_SIZE = 262_144
 
+/** Texts from this size on are decoded in a turn of the event loop of their own (see `enqueue`). */
+export const DECODE_LATER_FROM = 4 * 1024 * 1024
+
 /**
  * Lets pending I/O callbacks run (a macrotask: `Effect.yieldNow` only yields among fibers, and a
  * sleep would follow the TestClock).
@@ -165,6 +168,12 @@ export class WebSocketImpl implements WebSocket {
   // Incoming messages: a queue with a head index (no O(n) shift), and wake-up callbacks of waiting readers.
   private queue: Array<Data> = []
   private queueHead = 0
+  /**
+   * Messages received but not queued yet, as opcode and bytes in turn: a text of
+   * {@link DECODE_LATER_FROM} bytes or more, decoded in a later turn of the event loop, and every
+   * message after it (see `decodeLater`).
+   */
+  private undecoded: Array<number | Uint8Array> | undefined = undefined
   private readonly readers = new Set<() => void>()
   /** Reading is paused: the queue holds `maxQueue` messages, or the write buffer is over `writeLimit`. */
   private pausedForQueue = false
@@ -387,18 +396,60 @@ export class WebSocketImpl implements WebSocket {
   }
 
   private enqueue(opcode: number, data: Uint8Array): void {
-    this.queue.push(opcode === Opcode.Text ? decodeText(data) : data)
     this.messagesReceived++
     this.bytesReceived += data.byteLength
     this.metrics?.received(opcode, data.byteLength)
+    if (this.undecoded !== undefined || (opcode === Opcode.Text && data.byteLength >= DECODE_LATER_FROM)) {
+      // Decoding megabytes of text takes as long as inflating them did: not in the same turn of the
+      // event loop as the read that completed the message, so that neither stalls other
+      // connections for the sum. The messages after it wait for it, in order.
+      if (this.undecoded === undefined) {
+        this.undecoded = []
+        setImmediate(afterNextPoll, this)
+      }
+      this.undecoded.push(opcode, data)
+    } else {
+      this.queue.push(opcode === Opcode.Text ? decodeText(data) : data)
+    }
     const maxQueue = this.options.maxQueue
-    if (maxQueue !== null && !this.pausedForQueue && this.queue.length - this.queueHead >= maxQueue) {
+    if (maxQueue !== null && !this.pausedForQueue && this.queuedCount() >= maxQueue) {
       // Stop reading: the kernel's buffers fill up and TCP flow control pushes back on the peer.
       this.pausedForQueue = true
       this.socket.pause()
       this.metrics?.paused("maxQueue")
     }
     this.wakeAll(this.readers)
+  }
+
+  /** Messages received and not taken yet, decoded or not. */
+  private queuedCount(): number {
+    return this.queue.length - this.queueHead + (this.undecoded === undefined ? 0 : this.undecoded.length >> 1)
+  }
+
+  /**
+   * Queues what waited for a large text to be decoded: that text first, then the messages after it,
+   * up to the next large text, which waits for the next turn.
+   * @internal
+   */
+  decodeLater(): void {
+    const undecoded = this.undecoded!
+    let i = 0
+    while (i < undecoded.length) {
+      const opcode = undecoded[i] as number
+      const data = undecoded[i + 1] as Uint8Array
+      if (i > 0 && opcode === Opcode.Text && data.byteLength >= DECODE_LATER_FROM) break
+      this.queue.push(opcode === Opcode.Text ? decodeText(data) : data)
+      i += 2
+    }
+    if (i < undecoded.length) {
+      this.undecoded = undecoded.slice(i)
+      setImmediate(afterNextPoll, this)
+    } else {
+      this.undecoded = undefined
+    }
+    this.wakeAll(this.readers)
+    if (this.messageRunner !== undefined) this.runMessages()
+    if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
   }
 
   /**
@@ -428,7 +479,7 @@ export class WebSocketImpl implements WebSocket {
    */
   private onPendingFailure(): void {
     const waiting = this.readers.size > 0 || (this.messageRunner !== undefined && !this.runnerBusy)
-    if (this.queueHead === this.queue.length && waiting) {
+    if (this.queueHead === this.queue.length && this.undecoded === undefined && waiting) {
       this.applyPendingFailure()
       return
     }
@@ -752,7 +803,7 @@ export class WebSocketImpl implements WebSocket {
     if (this.pausedForQueue) {
       const maxQueue = this.options.maxQueue ?? 0
       // Resume below a low-water mark of a quarter of maxQueue, as Python does.
-      if (this.queue.length - this.queueHead <= maxQueue >> 2) {
+      if (this.queuedCount() <= maxQueue >> 2) {
         this.pausedForQueue = false
         if (!this.pausedForWrites && !this.socketClosed) this.socket.resume()
       }
@@ -793,6 +844,8 @@ export class WebSocketImpl implements WebSocket {
    */
   private nextRead(): typeof READ_MESSAGE | typeof READ_CLOSED | typeof READ_WAIT {
     if (this.queueHead < this.queue.length) return READ_MESSAGE
+    // A large text being decoded comes before the end of the connection.
+    if (this.undecoded !== undefined) return READ_WAIT
     if (this.socketClosed) return READ_CLOSED
     // Every message before a protocol violation was taken and answered: the connection fails now.
     if (this.protocol.pendingFailure !== undefined) this.applyPendingFailure()
@@ -1187,6 +1240,14 @@ function drainClosed(): void {
 
 /** One function for every connection (a closure each would cost memory). */
 const uncorkLater = (ws: WebSocketImpl): void => ws.uncork()
+const decodeLaterOf = (ws: WebSocketImpl): void => ws.decodeLater()
+/**
+ * Runs `decodeLater` in the next turn of the event loop, after its poll phase: an immediate set from
+ * a socket callback runs right after the poll phase that called it, before any other socket is read.
+ */
+const afterNextPoll = (ws: WebSocketImpl): void => {
+  setImmediate(decodeLaterOf, ws)
+}
 
 const kConnection = Symbol.for("effect-websockets/connection")
 type OwnedSocket = Duplex & { [kConnection]: WebSocketImpl }
