@@ -18,15 +18,18 @@ import { Opcode } from "../src/Frames.js"
 import * as Server from "../src/Server.js"
 import { CurrentWebSocket, type WebSocket } from "../src/WebSocket.js"
 import {
+  activeResources,
   bounded,
   closeCodeOf,
   echo,
+  frameBytes,
   handshakeRequest,
   hasOpenssl,
   LOCALHOST,
   portOf,
   rawClient,
   rawConnect,
+  realSleep,
   recordingLogger,
   resourceBaseline,
   selfSignedCertificate,
@@ -480,6 +483,46 @@ describe("Server leaks", () => {
       for (const closed of rawClosed) yield* Deferred.await(closed)
       expect(yield* settledLeaks(before)).toEqual({})
     }).pipe(bounded())
+  )
+})
+
+describe("Server: many connections closed at once", () => {
+  it.live("300 connections reset at once all leave the server; nothing is left, also after shutdown", () =>
+    Effect.gen(function* () {
+      const before = yield* resourceBaseline
+      const count = 300
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          // The README's handler (served per message, no fiber between messages), keepalive on.
+          const server = yield* serveLocal(
+            Server.onMessage((message, ws) => ws.send(message)),
+            { pingInterval: 1_000 }
+          )
+          const port = portOf(server)
+          const peers = yield* Effect.forEach(
+            Array.from({ length: count }, (_, i) => i),
+            (i) =>
+              Effect.gen(function* () {
+                const peer = yield* rawClient(port)
+                yield* peer.write(frameBytes(Opcode.Text, `hello ${i}`, true))
+                const frame = yield* peer.readFrame()
+                expect(frame.payload.toString()).toBe(`hello ${i}`)
+                return peer
+              }),
+            { concurrency: 50 }
+          )
+          expect(server.connections.size).toBe(count)
+          // Every client resets its connection in the same turn of the event loop.
+          for (const peer of peers) peer.socket.resetAndDestroy()
+          while (server.connections.size > 0) yield* realSleep(10)
+          // While the server still runs, every socket of those connections is released.
+          const sockets = () => activeResources().TCPSocketWrap ?? 0
+          for (let i = 0; i < 200 && sockets() > (before.TCPSocketWrap ?? 0); i++) yield* realSleep(10)
+          expect(sockets()).toBeLessThanOrEqual(before.TCPSocketWrap ?? 0)
+        })
+      )
+      expect(yield* settledLeaks(before)).toEqual({})
+    }).pipe(bounded(30_000))
   )
 })
 
