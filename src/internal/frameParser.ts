@@ -335,18 +335,12 @@ export class FrameParser {
     const decoding = this.decoding!
     let left = Math.min(this.length - this.decodedBytes, this.buffered)
     while (left > 0) {
-      const chunk = this.chunks[this.head]!
-      const start = this.offset
-      const count = Math.min(chunk.length - start, left)
-      const piece = start === 0 && count === chunk.length ? chunk : chunk.subarray(start, start + count)
+      const piece = this.nextPiece(left)
       if (this.masked) unmaskAt(piece, this.key, this.decodedBytes)
       const error = decoding.write(piece)
       if (error !== undefined) return error
-      this.decodedBytes += count
-      this.buffered -= count
-      left -= count
-      if (start + count === chunk.length) this.dropHead()
-      else this.offset = start + count
+      this.decodedBytes += piece.length
+      left -= piece.length
     }
     return undefined
   }
@@ -375,19 +369,13 @@ export class FrameParser {
       }
     }
     const from = this.assembled
-    const wanted = Math.min(length - from, this.buffered)
+    const end = from + Math.min(length - from, this.buffered)
     let filled = from
-    while (filled < from + wanted) {
-      const chunk = this.chunks[this.head]!
-      const start = this.offset
-      const count = Math.min(chunk.length - start, from + wanted - filled)
-      const piece = start === 0 && count === chunk.length ? chunk : chunk.subarray(start, start + count)
+    while (filled < end) {
+      const piece = this.nextPiece(end - filled)
       if (this.masked) maskAt(piece, this.key, out, filled)
       else out.set(piece, filled)
-      filled += count
-      this.buffered -= count
-      if (start + count === chunk.length) this.dropHead()
-      else this.offset = start + count
+      filled += piece.length
     }
     this.assembled = filled
     this.checked = filled
@@ -531,35 +519,26 @@ export class FrameParser {
 
   /** Consumes `n` (> 0, buffered) bytes: a view when one chunk holds them, else one copy. */
   private take(n: number): Uint8Array {
-    this.buffered -= n
     const first = this.chunks[this.head]!
-    const start = this.offset
-    const available = first.length - start
-    if (available > n) {
-      this.offset = start + n
-      return first.subarray(start, start + n)
-    }
-    if (available === n) {
-      this.dropHead()
-      return start === 0 ? first : first.subarray(start)
-    }
+    if (first.length - this.offset >= n) return this.nextPiece(n)
     const out = Buffer.allocUnsafe(n)
-    out.set(start === 0 ? first : first.subarray(start), 0)
-    let filled = available
-    this.dropHead()
-    while (filled < n) {
-      const chunk = this.chunks[this.head]!
-      const wanted = n - filled
-      if (chunk.length > wanted) {
-        out.set(chunk.subarray(0, wanted), filled)
-        this.offset = wanted
-        break
-      }
-      out.set(chunk, filled)
-      filled += chunk.length
-      this.dropHead()
+    for (let filled = 0; filled < n; ) {
+      const piece = this.nextPiece(n - filled)
+      out.set(piece, filled)
+      filled += piece.length
     }
     return out
+  }
+
+  /** The next buffered bytes, at most `max` and from one chunk; they leave the buffer. */
+  private nextPiece(max: number): Uint8Array {
+    const chunk = this.chunks[this.head]!
+    const start = this.offset
+    const count = Math.min(chunk.length - start, max)
+    this.buffered -= count
+    if (start + count === chunk.length) this.dropHead()
+    else this.offset = start + count
+    return start === 0 && count === chunk.length ? chunk : chunk.subarray(start, start + count)
   }
 }
 

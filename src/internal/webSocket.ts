@@ -50,6 +50,9 @@ export const COMPRESSED_FRAGMENT_SIZE = 262_144
 /** Texts from this size on are decoded in a turn of the event loop of their own (see `enqueue`). */
 export const DECODE_LATER_FROM = 4 * 1024 * 1024
 
+const isLargeText = (opcode: number, data: Uint8Array): boolean =>
+  opcode === Opcode.Text && data.byteLength >= DECODE_LATER_FROM
+
 /**
  * Lets pending I/O callbacks run (a macrotask: `Effect.yieldNow` only yields among fibers, and a
  * sleep would follow the TestClock).
@@ -399,7 +402,7 @@ export class WebSocketImpl implements WebSocket {
     this.messagesReceived++
     this.bytesReceived += data.byteLength
     this.metrics?.received(opcode, data.byteLength)
-    if (this.undecoded !== undefined || (opcode === Opcode.Text && data.byteLength >= DECODE_LATER_FROM)) {
+    if (this.undecoded !== undefined || isLargeText(opcode, data)) {
       // Decoding megabytes of text takes as long as inflating them did: not in the same turn of the
       // event loop as the read that completed the message, so that neither stalls other
       // connections for the sum. The messages after it wait for it, in order.
@@ -409,7 +412,7 @@ export class WebSocketImpl implements WebSocket {
       }
       this.undecoded.push(opcode, data)
     } else {
-      this.queue.push(opcode === Opcode.Text ? decodeText(data) : data)
+      this.queueDecoded(opcode, data)
     }
     const maxQueue = this.options.maxQueue
     if (maxQueue !== null && !this.pausedForQueue && this.queuedCount() >= maxQueue) {
@@ -419,6 +422,10 @@ export class WebSocketImpl implements WebSocket {
       this.metrics?.paused("maxQueue")
     }
     this.wakeAll(this.readers)
+  }
+
+  private queueDecoded(opcode: number, data: Uint8Array): void {
+    this.queue.push(opcode === Opcode.Text ? decodeText(data) : data)
   }
 
   /** Messages received and not taken yet, decoded or not. */
@@ -437,8 +444,8 @@ export class WebSocketImpl implements WebSocket {
     while (i < undecoded.length) {
       const opcode = undecoded[i] as number
       const data = undecoded[i + 1] as Uint8Array
-      if (i > 0 && opcode === Opcode.Text && data.byteLength >= DECODE_LATER_FROM) break
-      this.queue.push(opcode === Opcode.Text ? decodeText(data) : data)
+      if (i > 0 && isLargeText(opcode, data)) break
+      this.queueDecoded(opcode, data)
       i += 2
     }
     if (i < undecoded.length) {
@@ -960,22 +967,16 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /**
-   * Sends one whole message as `send` would, when that needs no fiber: the connection is open, no
-   * fragmented message is being sent, the message goes out as one frame. Returns `undefined` when it
-   * is sent and nothing is left to wait for, the Effect still to run otherwise: `send`'s wait for
-   * the write buffer to drain after sending, or the whole `send` when nothing was done.
+   * Sends one whole message as `send` would, without a fiber when none is needed. `sendMessage`
+   * writes a message that goes out as one frame at once, and returns the Effect of what is left
+   * (waiting for a fragmented message in progress, or the fragments of a large compressed one,
+   * which yield between them). Returns `undefined` when the message is sent and nothing is left to
+   * wait for, the Effect still to run otherwise (a failed `Exit` when the connection is closed).
    */
   sendWithoutFiber(send: SendEffect<unknown, unknown>): Effect.Effect<void, unknown, unknown> | undefined {
     const message = send.message
-    const text = typeof message === "string"
-    if (!text && !(message instanceof Uint8Array)) return send
-    if (this.protocol.state !== State.OPEN || this.fragmenting !== undefined) return send
-    // A large message is compressed in fragments, with yields between them: that needs a fiber
-    // (a string is measured by its longest UTF-8 encoding, so that it is encoded once).
-    const size = text ? message.length * 3 : message.byteLength
-    if (size > COMPRESSED_FRAGMENT_SIZE && this.protocol.extensions.length > 0) return send
-    const data = text ? Buffer.from(message, "utf8") : message
-    const wait = this.sendFrame(text ? Opcode.Text : Opcode.Binary, data, true)
+    if (typeof message !== "string" && !(message instanceof Uint8Array)) return send
+    const wait = this.sendMessage(typeof message === "string" ? Opcode.Text : Opcode.Binary, message)
     return wait === this.backpressure && !this.overWriteLimit() ? undefined : wait
   }
 
