@@ -311,7 +311,11 @@ const CONTINUE = new Proceed<undefined>(undefined)
 export interface Listener {
   /** Stops accepting connections; runs first on shutdown. */
   readonly close: () => void
-  /** Our end of every connection, when the socket cannot tell (a unix socket). */
+  /**
+   * Our end of every connection when the listener knows it: the path of a unix socket (the socket
+   * cannot tell), or the address a TCP listener is bound to unless it is a wildcard (saves a
+   * system call per connection).
+   */
   readonly localAddress?: Address | undefined
 }
 
@@ -578,9 +582,8 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
         return
       }
       const protocol = new ServerConnection(connectionOptions)
-      const ws = new WebSocketImpl(protocol, socket, resolved, timers, telemetry)
+      const ws = new WebSocketImpl(protocol, socket, resolved, timers, telemetry, listener?.localAddress)
       ws.spans = telemetry.startSpans()
-      if (listener?.localAddress !== undefined) ws.localAddress = listener.localAddress
       pending.add(ws)
       let hook: Fiber.RuntimeFiber<void, never> | undefined
       const openTimer =
@@ -669,6 +672,8 @@ const removeStaleSocket = (path: string): Effect.Effect<void> =>
     return Effect.sync(() => probe.destroy())
   })
 
+const WILDCARDS: ReadonlySet<string> = new Set(["::", "0.0.0.0"])
+
 const listen = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
   Effect.zipRight(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
 
@@ -720,11 +725,12 @@ export const serve = <E, R, RP = never, A = undefined>(
     // highWaterMark: a paused socket (maxQueue reached) buffers at most readLimit bytes before the
     // kernel's buffers, then TCP flow control, push back on the peer.
     const netServer: net.Server = server ?? net.createServer({ allowHalfOpen: true, highWaterMark: readLimit })
-    const acceptor = yield* makeAcceptor(handler, options, {
+    const listener: { close: () => void; localAddress: Address | undefined } = {
       close: () => netServer.close(),
       // Our end of a unix socket is the path we listen on; the client's end is unnamed.
       localAddress: options.unix !== undefined ? { _tag: "UnixAddress", path: options.unix } : undefined
-    })
+    }
+    const acceptor = yield* makeAcceptor(handler, options, listener)
     netServer.on(server !== null ? "secureConnection" : "connection", (socket: net.Socket) => {
       socket.setNoDelay?.(true)
       acceptor.accept(socket)
@@ -732,6 +738,9 @@ export const serve = <E, R, RP = never, A = undefined>(
     // TLS handshake failures concern one client only.
     netServer.on("tlsClientError", () => {})
     const address = yield* listen(netServer, options)
+    // Bound to one address, every connection's local end is that address; a wildcard ("::",
+    // "0.0.0.0") leaves it to the socket.
+    if (address._tag === "TcpAddress" && !WILDCARDS.has(address.hostname)) listener.localAddress = address
     const { accept: _, ...endpoint } = acceptor
     return { ...endpoint, address } satisfies WebSocketServer
   }).pipe(Effect.withSpan("effect-websockets.serve"))

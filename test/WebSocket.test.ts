@@ -863,6 +863,20 @@ describe("WebSocket attributes", () => {
       expect(ws.subprotocol).toBeUndefined()
     }).pipe(bounded())
   )
+
+  // Bound to one address, the server takes its connections' local address from the listener; bound
+  // to a wildcard it must ask each socket (the address the client reached).
+  it.scopedLive("a server bound to a wildcard reports the local address the client reached", () =>
+    Effect.gen(function* () {
+      const { server, opened } = yield* serverWith((ws) => ws.waitClosed, { host: "0.0.0.0" })
+      expect(server.address).toMatchObject({ _tag: "TcpAddress", hostname: "0.0.0.0" })
+      const ws = yield* Client.connect(`ws://127.0.0.1:${portOf(server)}/`, { compression: null })
+      const serverWs = yield* Deferred.await(opened)
+      expect(serverWs.localAddress).toEqual({ _tag: "TcpAddress", hostname: "127.0.0.1", port: portOf(server) })
+      expect(serverWs.localAddress).toEqual(ws.remoteAddress)
+      expect(serverWs.remoteAddress).toEqual(ws.localAddress)
+    }).pipe(bounded())
+  )
 })
 
 describe("large compressed messages", () => {

@@ -230,7 +230,8 @@ export class WebSocketImpl implements WebSocket {
     readonly socket: Duplex,
     readonly options: ResolvedOptions,
     private readonly timers: Timers,
-    private readonly telemetry?: Telemetry
+    private readonly telemetry?: Telemetry,
+    localAddress?: Address
   ) {
     this.id = protocol.id
     this.metrics = telemetry?.metrics
@@ -238,7 +239,8 @@ export class WebSocketImpl implements WebSocket {
     // answers to them go out before the closing frame (see `applyPendingFailure`).
     protocol.deferFailures = true
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
-    this.localAddress = addressOf(s.localAddress, s.localPort)
+    // Reading the socket's address is a system call (getsockname): skipped when the caller knows it.
+    this.localAddress = localAddress ?? addressOf(s.localAddress, s.localPort)
     this.remoteAddress = addressOf(s.remoteAddress, s.remotePort)
     // Listeners shared by every socket (a closure each per connection would cost memory).
     ;(socket as OwnedSocket)[kConnection] = this
