@@ -133,19 +133,24 @@ const single = (headers: Headers, name: string): Either.Either<string, InvalidHe
  * @since 0.1.0
  * @category validation
  */
-export const checkRequest = (headers: Headers): Either.Either<string, HandshakeError> =>
-  Either.gen(function* () {
-    yield* checkUpgrade(headers)
-    const key = yield* single(headers, "Sec-WebSocket-Key")
-    if (!KEY_RE.test(key)) return yield* Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Key", value: key }))
-    const version = yield* single(headers, "Sec-WebSocket-Version")
-    // RFC 6455 §4.2.2: a server that does not speak the requested version may answer 426 with
-    // the versions it supports; Python just rejects, as we do.
-    if (version !== "13") {
-      return yield* Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Version", value: version }))
-    }
-    return key
-  })
+export const checkRequest = (headers: Headers): Either.Either<string, HandshakeError> => {
+  // Plain checks (once per handshake): a generator here was a measurable part of a handshake.
+  const upgrade = checkUpgrade(headers)
+  if (Either.isLeft(upgrade)) return Either.left(upgrade.left)
+  const key = single(headers, "Sec-WebSocket-Key")
+  if (Either.isLeft(key)) return Either.left(key.left)
+  if (!KEY_RE.test(key.right)) {
+    return Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Key", value: key.right }))
+  }
+  const version = single(headers, "Sec-WebSocket-Version")
+  if (Either.isLeft(version)) return Either.left(version.left)
+  // RFC 6455 §4.2.2: a server that does not speak the requested version may answer 426 with
+  // the versions it supports; Python just rejects, as we do.
+  if (version.right !== "13") {
+    return Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Version", value: version.right }))
+  }
+  return key
+}
 
 /**
  * Checks the handshake headers of the server's response (RFC 6455 §4.1, steps 2-4 of the client
@@ -153,11 +158,13 @@ export const checkRequest = (headers: Headers): Either.Either<string, HandshakeE
  * @since 0.1.0
  * @category validation
  */
-export const checkResponse = (headers: Headers, key: string): Either.Either<void, HandshakeError> =>
-  Either.gen(function* () {
-    yield* checkUpgrade(headers)
-    const accept = yield* single(headers, "Sec-WebSocket-Accept")
-    if (accept !== acceptKey(key)) {
-      return yield* Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Accept", value: accept }))
-    }
-  })
+export const checkResponse = (headers: Headers, key: string): Either.Either<void, HandshakeError> => {
+  const upgrade = checkUpgrade(headers)
+  if (Either.isLeft(upgrade)) return Either.left(upgrade.left)
+  const accept = single(headers, "Sec-WebSocket-Accept")
+  if (Either.isLeft(accept)) return Either.left(accept.left)
+  if (accept.right !== acceptKey(key)) {
+    return Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Accept", value: accept.right }))
+  }
+  return Either.void
+}
