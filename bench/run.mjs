@@ -149,6 +149,12 @@ const CLIENT_CASES = [
   clientCase(MiB, 1, 2, false)
 ]
 
+/**
+ * Client libraries: ours reading with the `messages` Stream (the targets), ours reading with
+ * `forEachMessage`, and ws.
+ */
+const CLIENT_LIBS = ["ours", "ours-loop", "ws"]
+
 const selected = (cases) =>
   cases.filter((c) => (!QUICK || c.quick) && (config.caseFilter === "" || c.name.includes(config.caseFilter)))
 
@@ -267,7 +273,7 @@ const clientSection = async () => {
   for (const c of cases) {
     log(`client ${c.name}`)
     for (let rep = 0; rep < config.reps; rep++) {
-      for (const lib of rotate(["ours", "ws"], rep)) {
+      for (const lib of rotate(CLIENT_LIBS, rep)) {
         const base = { section: "client", case: c.name, target: lib, rep }
         if (overBudget()) {
           record({ ...base, ok: false, skipped: "time budget" })
@@ -588,12 +594,13 @@ const summarize = () => {
   const client = []
   for (const name of [...new Set(runs.filter((r) => r.section === "client").map((r) => r.case))]) {
     const row = { case: name, libs: {} }
-    for (const lib of ["ours", "ws"]) {
+    for (const lib of CLIENT_LIBS) {
       const list = okRuns("client", name, lib)
       row.libs[lib] = { n: list.length, rate: statsOf(list, "rate"), cpuUsPerMsg: statsOf(list, "clientCpuUsPerMsg") }
     }
     row.rateVsWs = ratio(row.libs.ours.rate.median, row.libs.ws.rate.median)
     row.cpuVsWs = ratio(row.libs.ws.cpuUsPerMsg.median, row.libs.ours.cpuUsPerMsg.median)
+    row.loopCpuVsWs = ratio(row.libs.ws.cpuUsPerMsg.median, row.libs["ours-loop"].cpuUsPerMsg.median)
     client.push(row)
   }
   const memory = {}
@@ -817,10 +824,26 @@ const render = (summary, checks, markdown) => {
       fmtRatio(row.rateVsWs),
       fmtNum(row.libs.ours.cpuUsPerMsg.median),
       fmtNum(row.libs.ws.cpuUsPerMsg.median),
-      fmtRatio(row.cpuVsWs)
+      fmtRatio(row.cpuVsWs),
+      fmtNum(row.libs["ours-loop"].cpuUsPerMsg.median),
+      fmtRatio(row.loopCpuVsWs)
     ])
     out.push(
-      table(["case", "ours msg/s", "ws msg/s", "ours ×ws", "ours µs/msg", "ws µs/msg", "ours cpu ×ws"], rows, markdown)
+      table(
+        [
+          "case",
+          "ours msg/s",
+          "ws msg/s",
+          "ours ×ws",
+          "ours µs/msg",
+          "ws µs/msg",
+          "ours cpu ×ws",
+          "ours-loop µs/msg",
+          "ours-loop cpu ×ws"
+        ],
+        rows,
+        markdown
+      )
     )
   }
   const memory = Object.entries(summary.memory)

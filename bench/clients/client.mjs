@@ -4,7 +4,11 @@
  * outstanding and sends the next one when an echo arrives. Prints one JSON line: messages per
  * second and the client's own CPU microseconds per message (process.cpuUsage, every thread).
  *
- *   node bench/clients/client.mjs --lib ours|ws --port P [--conns N] [--inflight K] [--size S]
+ * `--lib ours` reads with the `messages` Stream (`Stream.runForEach`), as the seeds' API reads;
+ * `--lib ours-loop` with `ws.forEachMessage`, a plain loop of Effects (issue 15: what the Stream
+ * machinery costs per message).
+ *
+ *   node bench/clients/client.mjs --lib ours|ours-loop|ws --port P [--conns N] [--inflight K] [--size S]
  *        [--text] [--warmup MS] [--duration MS]
  */
 import { Effect, Stream } from "effect"
@@ -73,10 +77,15 @@ const startOurs = () =>
       yield* Effect.forEach(
         sockets,
         (ws) =>
-          Stream.runForEach(ws.messages, () => {
-            received++
-            return ws.send(payload)
-          }),
+          lib === "ours-loop"
+            ? ws.forEachMessage(() => {
+                received++
+                return ws.send(payload)
+              })
+            : Stream.runForEach(ws.messages, () => {
+                received++
+                return ws.send(payload)
+              }),
         { concurrency: "unbounded", discard: true }
       )
     })
