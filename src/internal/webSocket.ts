@@ -671,11 +671,6 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /**
-   * Waits while the outgoing buffer is above `writeLimit`. If the TCP connection closes while
-   * waiting, the buffered data was never delivered, so fail with the close exception (like
-   * Python's drain) instead of succeeding.
-   */
-  /**
    * Whether the write buffer is over `writeLimit`, so that `send` must wait for it to drain.
    * Over the limit while corked, what we wrote this tick (a large message) has not been offered to
    * the kernel yet: it is offered now, and only what the kernel did not take counts, as in Python's
@@ -689,6 +684,11 @@ export class WebSocketImpl implements WebSocket {
     return !this.belowWriteLimit()
   }
 
+  /**
+   * Waits while the outgoing buffer is above `writeLimit`. If the TCP connection closes while
+   * waiting, the buffered data was never delivered, so fail with the close exception (like
+   * Python's drain) instead of succeeding.
+   */
   private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
     if (!this.overWriteLimit()) return Effect.void
     return Effect.async<void, ConnectionClosed>((resume) => {
@@ -978,7 +978,7 @@ export class WebSocketImpl implements WebSocket {
   sendWithoutFiber(send: SendEffect<unknown, unknown>): Effect.Effect<void, unknown, unknown> | undefined {
     const message = send.message
     if (typeof message !== "string" && !(message instanceof Uint8Array)) return send
-    const wait = this.sendMessage(typeof message === "string" ? Opcode.Text : Opcode.Binary, message)
+    const wait = this.sendNow(message)
     return wait === this.backpressure && !this.overWriteLimit() ? undefined : wait
   }
 
