@@ -257,6 +257,9 @@ export const startServer = async (
     const err = lineCollector(child.stderr, null, 40)
     let started = false
     lineCollector(child.stdout, (line) => {
+      // Only JSON lines concern us; the server's log lines (two per connection) are skipped
+      // without a throwing parse, which would cost this process CPU beside the server.
+      if (line.charCodeAt(0) !== 123) return
       let value
       try {
         value = JSON.parse(line)
