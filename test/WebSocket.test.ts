@@ -35,6 +35,17 @@ const MiB = 1_048_576
 /** Options of clients facing raw servers: a short close timeout, since raw peers never close TCP. */
 const RAW: Client.ConnectOptions = { compression: null, closeTimeout: 100 }
 
+/** A raw server (a peer the test drives frame by frame) and a client whose handshake it accepted. */
+const rawPair = (options: Client.ConnectOptions = {}) =>
+  Effect.gen(function* () {
+    const raw = yield* rawServer()
+    const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, { ...RAW, ...options }))
+    const peer = yield* raw.accept
+    yield* acceptHandshake(peer)
+    const ws = yield* Fiber.join(fiber)
+    return { ws, peer }
+  })
+
 /** An echo server and a client connected to it. */
 const echoPair = (options: Client.ConnectOptions = {}) =>
   Effect.gen(function* () {
@@ -118,11 +129,7 @@ describe("WebSocket echo over TCP", () => {
 
   it.scopedLive("fragments go out as one Text frame then Continuation frames, FIN on the last", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, { ...RAW, pingInterval: null }))
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair({ pingInterval: null })
       yield* ws.send(Stream.make("a", "b", "c"))
       const frames = [yield* peer.readFrame(), yield* peer.readFrame(), yield* peer.readFrame()]
       expect(frames.map((f) => [f.opcode, f.fin, f.masked, f.payload.toString()])).toEqual([
@@ -313,11 +320,7 @@ describe("WebSocket recv", () => {
 
   it.scopedLive("a large text still being decoded when the TCP connection ends is delivered before the end", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, { ...RAW, maxSize: null }))
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair({ maxSize: null })
       const big = "z".repeat(5 * MiB)
       // The message, a close frame and the end of the TCP connection, in one write.
       const bytes = Buffer.concat([
@@ -380,11 +383,7 @@ describe("WebSocket ping and pong", () => {
 
   it.scopedLive("a second ping with the same payload while the first is pending fails with InvalidState", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, RAW))
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair()
       const first = yield* ws.ping("same")
       const error = yield* Effect.flip(ws.ping("same"))
       expect(error._tag).toBe("InvalidState")
@@ -491,11 +490,7 @@ describe("WebSocket close paths", () => {
 
   it.scopedLive("a raw server vanishing mid-frame: the client sees 1006 ConnectionClosedError", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, RAW))
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair()
       const frame = frameBytes(Opcode.Text, "x".repeat(200), false)
       yield* peer.write(frame.subarray(0, 50))
       yield* realSleep(10)
@@ -508,11 +503,7 @@ describe("WebSocket close paths", () => {
 
   it.scopedLive("close timeout: a peer that never answers the close frame is aborted after closeTimeout", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, { ...RAW, closeTimeout: 150 }))
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair({ closeTimeout: 150 })
       const start = performance.now()
       yield* ws.close(1000, "bye")
       const elapsed = performance.now() - start
@@ -587,11 +578,7 @@ describe("WebSocket close during a send", () => {
 
   it.scopedLive("a send waiting on backpressure fails with ConnectionClosedError when the connection dies", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, { ...RAW, writeLimit: 1024 }))
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair({ writeLimit: 1024 })
       peer.socket.pause()
       const sending = yield* Effect.fork(Effect.forever(ws.send(bytes(64 * 1024))))
       yield* Effect.repeat(realSleep(5), { until: () => impl(ws).socket.writableLength > 1024 })
@@ -607,18 +594,7 @@ describe("WebSocket close during a send", () => {
 describe("WebSocket keepalive", () => {
   it.scopedLive("client: a server that never answers pings is closed with 1011 after pingTimeout", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(
-        Client.connect(`ws://127.0.0.1:${raw.port}/`, {
-          ...RAW,
-          pingInterval: 50,
-          pingTimeout: 100,
-          closeTimeout: 100
-        })
-      )
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair({ pingInterval: 50, pingTimeout: 100, closeTimeout: 100 })
       const start = performance.now()
       const ping = yield* peer.readFrame()
       expect(ping.opcode).toBe(Opcode.Ping)
@@ -672,11 +648,7 @@ describe("WebSocket keepalive", () => {
 
   it.scoped("keepalive under TestClock: ping after pingInterval, 1011 after pingTimeout", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, { ...RAW, openTimeout: null }))
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair({ openTimeout: null })
       // Adjust only once the keepalive fiber's sleep is registered, else the adjust passes it by.
       yield* waitSleeps
       yield* TestClock.adjust("19 seconds")
@@ -762,11 +734,7 @@ describe("WebSocket backpressure", () => {
 
   it.scopedLive("client send waits while a raw server does not read", () =>
     Effect.gen(function* () {
-      const raw = yield* rawServer()
-      const fiber = yield* Effect.fork(Client.connect(`ws://127.0.0.1:${raw.port}/`, { ...RAW, writeLimit: 16 * 1024 }))
-      const peer = yield* raw.accept
-      yield* acceptHandshake(peer)
-      const ws = yield* Fiber.join(fiber)
+      const { ws, peer } = yield* rawPair({ writeLimit: 16 * 1024 })
       peer.socket.pause()
       let sent = 0
       const sender = yield* Effect.fork(
