@@ -52,6 +52,7 @@ export * as Headers from "./Headers.js"
 export * as Http11 from "./Http11.js"
 /** @since 0.2.0 */
 export * as Metrics from "./Metrics.js"
+/** @since 0.2.0 */
 export * as NodeMount from "./NodeMount.js"
 /** @since 0.1.0 */
 export * as RedisBackplane from "./RedisBackplane.js"
