@@ -1,22 +1,26 @@
 // Typechecks every ```ts block of the Markdown guides (docs/**/*.md, generated docs/modules/ aside)
 // as an application would compile it: each block is a module of its own that imports
 // `effect-websockets` (mapped to src/, as examples/tsconfig.json does) and the packages installed
-// here. A block fenced as ```ts no-check is deliberately partial and skipped.
+// here. A block fenced as ```ts no-check is deliberately partial and skipped; a block fenced as
+// ```ts run is a whole program that ends by itself, and is also run (with tsx, 30 s at most): it
+// must exit with 0.
 // Usage: node docs/check-guides.mjs   (part of `npm run docs`)
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const docs = join(root, "docs")
-// Inside node_modules, so that imports of installed packages resolve from the blocks.
-const work = join(root, "node_modules", ".docs-check")
+// Inside the repository (so that imports of installed packages resolve from the blocks) and outside
+// node_modules (where tsx would not apply the tsconfig's paths). Left behind only after a failure.
+const work = join(docs, ".check")
 
 const guides = (dir) =>
   readdirSync(dir).flatMap((name) => {
     const path = join(dir, name)
-    if (statSync(path).isDirectory()) return name === "modules" || name === "examples" ? [] : guides(path)
+    if (statSync(path).isDirectory())
+      return name === "modules" || name === "examples" || name === ".check" ? [] : guides(path)
     return name.endsWith(".md") && !name.endsWith(".ts.md") ? [path] : []
   })
 
@@ -29,7 +33,9 @@ for (const file of guides(docs)) {
     const start = i + 1
     let end = start
     while (end < lines.length && !lines[end].startsWith("```")) end++
-    if (!/\bno-check\b/.test(fence[2] ?? "")) blocks.push({ file, start, code: lines.slice(start, end) })
+    const info = fence[2] ?? ""
+    if (!/\bno-check\b/.test(info))
+      blocks.push({ file, start, code: lines.slice(start, end), run: /\brun\b/.test(info) })
     i = end
   }
 }
@@ -79,5 +85,21 @@ if (report.trim() !== "") {
   process.stderr.write(`\ndocs: ${blocks.length} TypeScript blocks in ${files} guides, type errors above\n`)
   process.exit(1)
 }
+
+// The runnable blocks, one after the other (each may listen on a port of its own choosing).
+const runnable = [...byName].filter(([, block]) => block.run)
+for (const [name, block] of runnable) {
+  const result = spawnSync(
+    process.execPath,
+    [join(root, "node_modules", "tsx", "dist", "cli.mjs"), "--tsconfig", join(work, "tsconfig.json"), join(work, name)],
+    { cwd: work, encoding: "utf8", timeout: 30_000 }
+  )
+  if (result.status !== 0) {
+    const why = result.error !== undefined ? String(result.error) : `exit code ${result.status ?? result.signal}`
+    process.stderr.write(`${result.stdout}${result.stderr}`)
+    process.stderr.write(`\ndocs: the block at ${relative(root, block.file)}:${block.start} failed (${why})\n`)
+    process.exit(1)
+  }
+}
 rmSync(work, { recursive: true, force: true })
-console.log(`docs: ${blocks.length} TypeScript blocks in ${files} guides typecheck`)
+console.log(`docs: ${blocks.length} TypeScript blocks in ${files} guides typecheck; ${runnable.length} of them ran`)
