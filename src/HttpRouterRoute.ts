@@ -4,14 +4,6 @@
  * (the platform's `request.upgrade` uses `ws`). Middleware runs first and may answer instead (for
  * example 401); the handshake, the handler and shutdown are those of `Server.serve`.
  *
- * ```ts
- * const echo = yield* HttpRouterRoute.make((ws) => Stream.runForEach(ws.messages, (m) => ws.send(m)))
- * const router = HttpRouter.empty.pipe(
- *   HttpRouter.get("/health", HttpServerResponse.text("ok")),
- *   HttpRouter.get("/ws", echo.route)
- * )
- * ```
- *
  * Once the route takes the socket over, the platform never touches it again: the `ServerResponse`
  * the platform made for the request is detached from the socket and marked ended, so the response
  * the route returns (a 101, for the logs) is never written, and the route returns at once, so the
@@ -20,6 +12,21 @@
  *
  * The bytes Node read after the request head (`head` of the `'upgrade'` event) are not given to
  * routes; a client waits for the 101 before sending frames (RFC 6455 §4.1), so they are empty.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Stream } from "effect"
+ * import * as HttpRouterRoute from "effect-websockets/HttpRouterRoute"
+ *
+ * const makeRouter = Effect.gen(function* () {
+ *   const echo = yield* HttpRouterRoute.make((ws) => Stream.runForEach(ws.messages, (m) => ws.send(m)))
+ *   return HttpRouter.empty.pipe(
+ *     HttpRouter.get("/health", HttpServerResponse.text("ok")),
+ *     HttpRouter.get("/ws", echo.route)
+ *   )
+ * })
+ * ```
  *
  * @since 0.2.0
  */

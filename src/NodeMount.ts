@@ -4,10 +4,17 @@
  * event. The request Node already parsed is reused (no second HTTP parse) and everything else is
  * the accept path of `Server.serve`: the same options, handler semantics and shutdown.
  *
+ * @example
  * ```ts
- * const echo = yield* NodeMount.make((ws) => Stream.runForEach(ws.messages, (m) => ws.send(m)))
- * const httpServer = http.createServer((req, res) => res.end("ok"))
- * httpServer.on("upgrade", NodeMount.byPath({ "/ws": echo }))
+ * import * as http from "node:http"
+ * import { Effect, Stream } from "effect"
+ * import { NodeMount } from "effect-websockets"
+ *
+ * const mount = Effect.gen(function* () {
+ *   const echo = yield* NodeMount.make((ws) => Stream.runForEach(ws.messages, (m) => ws.send(m)))
+ *   const httpServer = http.createServer((req, res) => res.end("ok"))
+ *   httpServer.on("upgrade", NodeMount.byPath({ "/ws": echo }))
+ * })
  * ```
  *
  * @since 0.2.0

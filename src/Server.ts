@@ -287,6 +287,8 @@ type MessageHandler<E, R, A> = (message: Data, ws: WebSocket, value: A) => Effec
  *
  * @example
  * ```ts
+ * import { Server } from "effect-websockets"
+ *
  * const echo = Server.onMessage((message, ws) => ws.send(message))
  * ```
  * @since 0.3.0
@@ -703,8 +705,11 @@ const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.E
  *
  * @example
  * ```ts
- * const echo = (ws: WebSocket) => Stream.runForEach(ws.messages, (message) => ws.send(message))
- * Effect.scoped(Effect.gen(function* () {
+ * import { Effect, Stream } from "effect"
+ * import { Server, type WebSocket } from "effect-websockets"
+ *
+ * const echo = (ws: WebSocket.WebSocket) => Stream.runForEach(ws.messages, (message) => ws.send(message))
+ * const program = Effect.scoped(Effect.gen(function* () {
  *   const server = yield* Server.serve(echo, { host: "127.0.0.1", port: 8765 })
  *   yield* server.waitClosed
  * }))
@@ -824,8 +829,14 @@ export interface ServerConfig extends ConnectionConfig {
  *
  * @example
  * ```ts
+ * import { Effect } from "effect"
+ * import { Server } from "effect-websockets"
+ *
  * // PORT=9000 PING_INTERVAL=none node server.js
- * const options = yield* Server.config // { port: 9000, pingInterval: null }
+ * const program = Effect.gen(function* () {
+ *   const options = yield* Server.config // { port: 9000, pingInterval: null }
+ *   yield* Effect.log(options)
+ * })
  * ```
  * @since 0.3.0
  * @category config
@@ -840,8 +851,12 @@ export const config: Config.Config<ServerConfig> = serverConfig
  *
  * @example
  * ```ts
- * // PORT=9000 node server.js
- * Server.layerConfig(echo, { host: "127.0.0.1", port: 8765 }).pipe(Layer.launch, NodeRuntime.runMain)
+ * import { Layer } from "effect"
+ * import { Server } from "effect-websockets"
+ *
+ * const echo = Server.onMessage((message, ws) => ws.send(message))
+ * // PORT=9000 node server.js; run with NodeRuntime.runMain(main)
+ * const main = Server.layerConfig(echo, { host: "127.0.0.1", port: 8765 }).pipe(Layer.launch)
  * ```
  * @since 0.3.0
  * @category layers
