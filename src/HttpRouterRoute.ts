@@ -66,7 +66,7 @@ const upgradeRequired = HttpServerResponse.text(
  * @category constructors
  */
 export const make = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, A>,
+  handler: Handler<E, R, NoInfer<A>>,
   options: ServerOptions<RP, A> = {}
 ): Effect.Effect<HttpRouterRoute, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP> =>
   Effect.map(makeMount(handler, options), ({ handleUpgrade, ...endpoint }) => {

@@ -51,7 +51,7 @@ export type UpgradeListener = (request: http.IncomingMessage, socket: Duplex, he
  * @category constructors
  */
 export const make = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, A>,
+  handler: Handler<E, R, NoInfer<A>>,
   options: ServerOptions<RP, A> = {}
 ): Effect.Effect<NodeMount, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP> =>
   Effect.map(makeAcceptor(handler, options), ({ accept, ...endpoint }) => ({

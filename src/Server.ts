@@ -258,6 +258,10 @@ export class CurrentServer extends Context.Tag("effect-websockets/CurrentServer"
  * A connection handler: runs once per connection, in its own fiber, with the value its
  * `processRequest` continued with ({@link proceed}). When it ends, the server closes the connection:
  * with 1000 after success, 1011 after a failure (which is logged).
+ *
+ * The server's constructors take the type of `value` from `processRequest` alone (the handler's
+ * `A` is `NoInfer`): without a hook that continues with `proceed(value)`, it is `undefined`, so a
+ * handler declared as `(ws, user: User) => ...` does not typecheck where nothing provides a `User`.
  * @since 0.1.0
  * @category models
  */
@@ -326,7 +330,7 @@ export interface Listener {
  * @category constructors
  */
 export const makeAcceptor = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, A>,
+  handler: Handler<E, R, NoInfer<A>>,
   options: ServerOptions<RP, A> = {},
   listener?: Listener
 ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP> =>
@@ -713,7 +717,7 @@ const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.E
  * @category constructors
  */
 export const serve = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, A>,
+  handler: Handler<E, R, NoInfer<A>>,
   options: ServeOptions<RP, A> = {}
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
   Effect.gen(function* () {
@@ -751,7 +755,7 @@ export const serve = <E, R, RP = never, A = undefined>(
  * @category constructors
  */
 export const unixServe = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, A>,
+  handler: Handler<E, R, NoInfer<A>>,
   path: string,
   options: ServeOptions<RP, A> = {}
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
@@ -765,7 +769,7 @@ export const unixServe = <E, R, RP = never, A = undefined>(
  * @category layers
  */
 export const layer = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, A>,
+  handler: Handler<E, R, NoInfer<A>>,
   options: ServeOptions<RP, A> = {}
 ): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.scoped(Server, serve(handler, options))
 
@@ -847,7 +851,7 @@ export const config: Config.Config<ServerConfig> = serverConfig
  * @category layers
  */
 export const layerConfig = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, A>,
+  handler: Handler<E, R, NoInfer<A>>,
   options: ServeOptions<RP, A> = {},
   fromConfig: Config.Config<ServerConfig> = config
 ): Layer.Layer<Server, ListenFailed | ConfigError.ConfigError, Exclude<R, Provided> | RP> =>
