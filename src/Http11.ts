@@ -241,7 +241,19 @@ const insecure = (detail: string) => Either.left(new SecurityError({ detail }))
 const quote = (text: string): string => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
 
 /** Parser states, as small integers. */
-const Phase = { StartLine: 0, HeaderLines: 1, BodyLength: 2, BodyToEof: 3, Done: 4, Failed: 5 } as const
+const Phase = {
+  StartLine: 0,
+  HeaderLines: 1,
+  BodyLength: 2,
+  BodyToEof: 3,
+  Done: 4,
+  Failed: 5,
+  /** Chunked body (RFC 9112 §7.1): a chunk-size line, its data, the CRLF after it, the trailer. */
+  ChunkSize: 6,
+  ChunkData: 7,
+  ChunkEnd: 8,
+  Trailer: 9
+} as const
 type Phase = (typeof Phase)[keyof typeof Phase]
 
 /** Splits a start line (without CRLF) as Python's `line.split(b" ", 2)`; `undefined` unless three parts. */
@@ -279,6 +291,11 @@ abstract class HeadParser<M> {
   private headerCount = 0
   /** Length of the body to read in `Phase.BodyLength`. */
   protected bodyLength = 0
+  /** Chunked body: bytes left in the current chunk, the chunks' data so far and its size. */
+  private chunkLeft = 0
+  private chunks: Array<Uint8Array> = []
+  private chunkedSize = 0
+  private trailerLines = 0
   private message: M | undefined
   private error: HeadError | undefined
   private eof = false
@@ -342,6 +359,15 @@ abstract class HeadParser<M> {
         return this.fail(
           new InvalidMessage({
             detail: `connection closed while reading HTTP body: got ${this.end - this.start} of ${this.bodyLength} bytes`
+          })
+        )
+      case Phase.ChunkSize:
+      case Phase.ChunkData:
+      case Phase.ChunkEnd:
+      case Phase.Trailer:
+        return this.fail(
+          new InvalidMessage({
+            detail: `connection closed while reading chunked HTTP body: got ${this.chunkedSize} bytes`
           })
         )
       default: {
@@ -426,7 +452,84 @@ abstract class HeadParser<M> {
       }
       return NEED_MORE
     }
+    if (this.phase >= Phase.ChunkSize) return this.runChunked()
     return this.complete(this.finish(EMPTY))
+  }
+
+  /** Starts reading a chunked body after the head (RFC 9112 §7.1). */
+  protected readChunked(): void {
+    this.phase = Phase.ChunkSize
+  }
+
+  /**
+   * Reads a chunked body as Python's `read_body` does: each chunk's data is taken out of the buffer
+   * as it arrives, so the buffer holds at most a line and one read; the data itself counts against
+   * {@link MAX_BODY_SIZE} as soon as a chunk-size line announces it; trailer lines are read and
+   * dropped, at most {@link MAX_NUM_HEADERS}.
+   */
+  private runChunked(): Either.Either<M | undefined, HeadError> {
+    for (;;) {
+      switch (this.phase) {
+        case Phase.ChunkSize: {
+          const step = this.nextLine()
+          if (step === undefined) return NEED_MORE
+          if (Either.isLeft(step)) return this.fail(step.left)
+          const line = this.text(step.right[0], step.right[1])
+          // chunk-size [ BWS ";" chunk-ext ]: extensions are ignored.
+          const semicolon = line.indexOf(";")
+          const digits = (semicolon === -1 ? line : line.slice(0, semicolon)).replace(/[ \t]+$/, "")
+          if (!/^[0-9a-fA-F]+$/.test(digits))
+            return this.fail(new InvalidMessage({ detail: `invalid chunk size: ${quote(line)}` }))
+          const significant = digits.replace(/^0+/, "")
+          // Eight hex digits exceed MAX_BODY_SIZE already; parsing longer ones would lose precision.
+          const size = significant.length > 8 ? Number.POSITIVE_INFINITY : Number.parseInt(significant || "0", 16)
+          if (size === 0) {
+            this.phase = Phase.Trailer
+          } else if (this.chunkedSize + size > MAX_BODY_SIZE) {
+            return this.fail(
+              new SecurityError({
+                detail: `body too large: chunk of ${significant.length > 8 ? `0x${significant}` : size} bytes after ${this.chunkedSize} bytes`
+              })
+            )
+          } else {
+            this.chunkLeft = size
+            this.chunkedSize += size
+            this.phase = Phase.ChunkData
+          }
+          break
+        }
+        case Phase.ChunkData: {
+          const take = Math.min(this.chunkLeft, this.end - this.start)
+          if (take === 0) return NEED_MORE
+          this.chunks.push(new Uint8Array(this.buf.subarray(this.start, this.start + take)))
+          this.start = this.scan = this.start + take
+          this.chunkLeft -= take
+          if (this.chunkLeft === 0) this.phase = Phase.ChunkEnd
+          break
+        }
+        case Phase.ChunkEnd: {
+          if (this.end - this.start < 2) return NEED_MORE
+          if (this.buf[this.start] !== CR || this.buf[this.start + 1] !== LF) {
+            return this.fail(new InvalidMessage({ detail: "chunk without CRLF" }))
+          }
+          this.start = this.scan = this.start + 2
+          this.phase = Phase.ChunkSize
+          break
+        }
+        default: {
+          const step = this.nextLine()
+          if (step === undefined) return NEED_MORE
+          if (Either.isLeft(step)) return this.fail(step.left)
+          if (step.right[0] === step.right[1]) {
+            const body = this.chunks.length === 1 ? this.chunks[0]! : view(Buffer.concat(this.chunks))
+            this.chunks = []
+            return this.complete(this.finish(body))
+          }
+          if (++this.trailerLines > MAX_NUM_HEADERS)
+            return this.fail(new SecurityError({ detail: "too many HTTP trailer lines" }))
+        }
+      }
+    }
   }
 
   /**
@@ -548,7 +651,9 @@ export class RequestParser extends HeadParser<Request> {
 
 /**
  * Incremental parser of a handshake response: feed chunks of any size. A 101 response has no
- * body; whatever follows its head is `rest` (the first WebSocket frames).
+ * body; whatever follows its head is `rest` (the first WebSocket frames). Another response's body
+ * is read by `Content-Length`, chunked (RFC 9112 §7.1) or up to EOF, at most {@link MAX_BODY_SIZE}
+ * bytes, so that the client reports the status with its body (`InvalidStatusCode`).
  * @since 0.1.0
  * @category parsers
  */
@@ -580,8 +685,22 @@ export class ResponseParser extends HeadParser<Response> {
       this.phase = Phase.Done
       return Either.void
     }
-    // RFC 7230 §3.3.3: Transfer-Encoding wins over Content-Length; chunked is not implemented.
-    if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
+    // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length. Chunked as the final coding is
+    // decoded (what Node's http and @effect/platform send for a 404 of unknown length); any other
+    // final coding delimits the body by the end of the connection. The body's content codings
+    // (gzip...) are left as they are: a rejection's body is for display only.
+    const codings = this.headers.getAll("Transfer-Encoding")
+    if (codings.length > 0) {
+      const final = codings
+        .join(",")
+        .split(",")
+        .map((coding) => coding.trim().toLowerCase())
+        .filter((coding) => coding !== "")
+        .pop()
+      if (final === "chunked") this.readChunked()
+      else this.phase = Phase.BodyToEof
+      return Either.void
+    }
     const length = this.contentLength()
     if (Either.isLeft(length)) return length
     if (length.right === undefined) {
