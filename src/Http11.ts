@@ -1,6 +1,6 @@
 /**
  * Minimal HTTP/1.1 for the opening handshake, mirroring Python `websockets.http11`: a `Request`
- * (always `GET`) and a `Response`, each with `serialize`, and incremental parsers that take chunks
+ * (a `GET`, or any method for the request hook to answer) and a `Response`, each with `serialize`, and incremental parsers that take chunks
  * of any size, never throw, and enforce the named security limits while bytes arrive.
  *
  * Bytes are decoded as latin1 (one byte, one char) so that any input decodes; `serialize` encodes
@@ -85,12 +85,17 @@ const encode = (text: string): Uint8Array =>
 export class Request {
   constructor(
     readonly path: string,
-    readonly headers: Headers
+    readonly headers: Headers,
+    /**
+     * `GET` for a handshake. The server parses other methods too (a health check by `HEAD` or
+     * `POST`) so that its request hook may answer them; it refuses them an upgrade with 405.
+     */
+    readonly method: string = "GET"
   ) {}
 
-  /** `GET {path} HTTP/1.1\r\n`, the header lines, and the empty line. */
+  /** `{method} {path} HTTP/1.1\r\n`, the header lines, and the empty line. */
   serialize(): Uint8Array {
-    return encode(`GET ${this.path} HTTP/1.1\r\n${this.headers.serialize()}`)
+    return encode(`${this.method} ${this.path} HTTP/1.1\r\n${this.headers.serialize()}`)
   }
 }
 
@@ -227,6 +232,13 @@ const TCHAR: Uint8Array = (() => {
 const isFieldByte = (b: number): boolean => b === HTAB || (b >= SP && b !== 0x7f)
 
 const isOws = (b: number | undefined): boolean => b === SP || b === HTAB
+
+/** token = 1*tchar (RFC 9110 §5.6.2), as a method is. */
+const isToken = (text: string): boolean => {
+  if (text.length === 0) return false
+  for (let i = 0; i < text.length; i++) if (TCHAR[text.charCodeAt(i)] !== 1) return false
+  return true
+}
 
 // ---------------------------------------------------------------------------
 // Incremental parser
@@ -606,9 +618,11 @@ abstract class HeadParser<M> {
 }
 
 /**
- * Incremental parser of a handshake request head: feed chunks of any size. Only `GET` and
- * `HTTP/1.1` are accepted, with exactly one `Host` header and no body (RFC 6455 §4.1, RFC 7230
- * §5.4).
+ * Incremental parser of a handshake request head: feed chunks of any size. Only `HTTP/1.1` is
+ * accepted, with exactly one `Host` header (RFC 6455 §4.1, RFC 7230 §5.4). A `GET` has no body,
+ * as in Python. Any other method (a token, RFC 9110 §9.1) is parsed too, for the server's request
+ * hook (a health check by `HEAD` or `POST`), which answers it and closes the connection: its body,
+ * if any, is not read (whatever follows the head is `rest`).
  * @since 0.1.0
  * @category parsers
  */
@@ -616,23 +630,27 @@ export class RequestParser extends HeadParser<Request> {
   protected readonly startLineName = "request line"
   protected override readonly skipsLeadingEmptyLine = true
   private path = ""
+  private method = "GET"
 
   protected parseStartLine(line: string): Either.Either<void, HeadError> {
     const parts = splitStartLine(line)
     if (parts === undefined) return invalid(`invalid HTTP request line: ${quote(line)}`)
     const [method, path, protocol] = parts
     if (protocol !== "HTTP/1.1") return invalid(`unsupported protocol; expected HTTP/1.1: ${quote(line)}`)
-    if (method !== "GET") return invalid(`unsupported HTTP method; expected GET; got ${quote(method)}`)
+    if (!isToken(method)) return invalid(`invalid HTTP method: ${quote(method)}`)
+    this.method = method
     this.path = path
     return Either.void
   }
 
   protected endOfHead(): Either.Either<void, HeadError> {
-    // RFC 7230 §3.3.3; as Python: no transfer coding, and Content-Length only when it is 0.
-    if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
-    const length = this.contentLength()
-    if (Either.isLeft(length)) return length
-    if (length.right !== undefined && length.right !== 0) return invalid("unsupported request body")
+    // RFC 7230 §3.3.3; as Python for a GET: no transfer coding, and Content-Length only when it is 0.
+    if (this.method === "GET") {
+      if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
+      const length = this.contentLength()
+      if (Either.isLeft(length)) return length
+      if (length.right !== undefined && length.right !== 0) return invalid("unsupported request body")
+    }
     // RFC 7230 §5.4: a request without Host, or with more than one, gets 400 (Python accepts both).
     const hosts = this.headers.getAll("Host").length
     if (hosts !== 1) {
@@ -645,7 +663,7 @@ export class RequestParser extends HeadParser<Request> {
   }
 
   protected finish(): Request {
-    return new Request(this.path, this.headers)
+    return new Request(this.path, this.headers, this.method)
   }
 }
 

@@ -57,8 +57,9 @@ export const make = <E, R, RP = never, A = undefined>(
   Effect.map(makeAcceptor(handler, options), ({ accept, ...endpoint }) => ({
     ...endpoint,
     handleUpgrade: (request, socket, head) => {
-      // RFC 6455 §4.1: the handshake is an HTTP/1.1 GET; Node reports upgrades of any method.
-      if (request.method !== "GET" || request.httpVersion !== "1.1") {
+      // RFC 6455 §4.1: the handshake is an HTTP/1.1 GET. Node reports upgrades of any method: the
+      // accept path answers another method, after the request hook, with 405 and `Allow: GET`.
+      if (request.httpVersion !== "1.1") {
         refuse(socket, 400, "Failed to open a WebSocket connection: expected an HTTP/1.1 GET request.\n")
         return
       }
@@ -66,7 +67,7 @@ export const make = <E, R, RP = never, A = undefined>(
       // The HTTP server's idle timeout no longer applies: keepalive and the close timeout take over.
       tcp.setTimeout?.(0)
       tcp.setNoDelay?.(true)
-      accept(socket, { request: new Request(request.url ?? "/", headersOf(request.rawHeaders)), head })
+      accept(socket, { request: new Request(request.url ?? "/", headersOf(request.rawHeaders), request.method), head })
     }
   }))
 

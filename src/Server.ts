@@ -75,7 +75,12 @@ export interface HttpResponse {
 export interface HandshakeRequest {
   /** Identifier of the connection, as in the logs and `WebSocket.id`. */
   readonly id: string
-  /** Always `GET`: a WebSocket handshake has no other method (RFC 6455 §4.1). */
+  /**
+   * `GET` for a WebSocket handshake (RFC 6455 §4.1). The hook also sees other methods, so that it can
+   * answer a health check by `HEAD` or `POST`; a request of another method that the hook lets
+   * through gets 405 with `Allow: GET`, never an upgrade. A response to `HEAD` is sent without its
+   * body.
+   */
   readonly method: string
   /** The request target, query included (for example `/chat?room=1`), neither decoded nor validated. */
   readonly path: string
@@ -520,7 +525,7 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     ): Effect.Effect<Response | Proceed<A | undefined>, never, RP> => {
       const intercepted = options.processRequest!({
         id: ws.id,
-        method: "GET",
+        method: request.method,
         path: request.path,
         headers: request.headers,
         remoteAddress: ws.remoteAddress,
