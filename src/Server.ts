@@ -264,9 +264,10 @@ export class CurrentServer extends Context.Tag("effect-websockets/CurrentServer"
  * `processRequest` continued with ({@link proceed}). When it ends, the server closes the connection:
  * with 1000 after success, 1011 after a failure (which is logged).
  *
- * The server's constructors take the type of `value` from `processRequest` alone (the handler's
- * `A` is `NoInfer`): without a hook that continues with `proceed(value)`, it is `undefined`, so a
- * handler declared as `(ws, user: User) => ...` does not typecheck where nothing provides a `User`.
+ * A handler that expects a value needs a `processRequest` that provides it: the server's
+ * constructors take a handler of `A` other than `undefined` only together with a hook continuing
+ * with `proceed(value: A)` ({@link WithProcessRequest}), so `(ws, user: User) => ...` without one
+ * does not typecheck (at run time `user` would be `undefined`).
  * @since 0.1.0
  * @category models
  */
@@ -274,6 +275,17 @@ export type Handler<E, R, A = undefined> = (ws: WebSocket, value: A) => Effect.E
 
 /** What the server provides to handlers itself. */
 type Provided = CurrentWebSocket | CurrentServer
+
+/**
+ * The options of a server whose handler expects a value: `processRequest` is required, and its
+ * `proceed(value)` gives the handler its second argument. Without it, a handler's value is
+ * `undefined`.
+ * @since 0.3.0
+ * @category models
+ */
+export interface WithProcessRequest<R, A> {
+  readonly processRequest: ProcessRequest<R, A>
+}
 
 const kOnMessage = Symbol.for("effect-websockets/Server/onMessage")
 
@@ -334,8 +346,19 @@ export interface Listener {
  * @since 0.2.0
  * @category constructors
  */
-export const makeAcceptor = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, NoInfer<A>>,
+export const makeAcceptor: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServerOptions<RP, A> & WithProcessRequest<RP, A>,
+    listener?: Listener
+  ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServerOptions<RP>,
+    listener?: Listener
+  ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
   options: ServerOptions<RP, A> = {},
   listener?: Listener
 ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP> =>
@@ -721,8 +744,17 @@ const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.E
  * @since 0.1.0
  * @category constructors
  */
-export const serve = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, NoInfer<A>>,
+export const serve: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
   Effect.gen(function* () {
@@ -739,7 +771,7 @@ export const serve = <E, R, RP = never, A = undefined>(
       // Our end of a unix socket is the path we listen on; the client's end is unnamed.
       localAddress: options.unix !== undefined ? { _tag: "UnixAddress", path: options.unix } : undefined
     }
-    const acceptor = yield* makeAcceptor(handler, options, listener)
+    const acceptor = yield* acceptorOf(handler, options, listener)
     netServer.on(server !== null ? "secureConnection" : "connection", (socket: net.Socket) => {
       socket.setNoDelay?.(true)
       acceptor.accept(socket)
@@ -759,12 +791,23 @@ export const serve = <E, R, RP = never, A = undefined>(
  * @since 0.1.0
  * @category constructors
  */
-export const unixServe = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, NoInfer<A>>,
+export const unixServe: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    path: string,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    path: string,
+    options?: ServeOptions<RP>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
   path: string,
   options: ServeOptions<RP, A> = {}
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
-  serve(handler, { ...options, unix: path })
+  serveAny(handler, { ...options, unix: path })
 
 /**
  * A layer providing the {@link Server} service: the server runs while the layer is alive. A handler
@@ -773,10 +816,33 @@ export const unixServe = <E, R, RP = never, A = undefined>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, NoInfer<A>>,
+export const layer: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>
+  ): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
-): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.scoped(Server, serve(handler, options))
+): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.scoped(Server, serveAny(handler, options))
+
+/**
+ * `makeAcceptor` and `serve` for the module's own generic callers, whose `A` is a type parameter:
+ * the public overloads let `A` through only with a `processRequest` that provides it.
+ */
+const acceptorOf = makeAcceptor as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServerOptions<RP, A>,
+  listener?: Listener
+) => Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+const serveAny = serve as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A>
+) => Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
 
 const toResponse = (response: HttpResponse): Response => {
   const headers = fromHeadersLike(response.headers).copy()
@@ -855,12 +921,23 @@ export const config: Config.Config<ServerConfig> = serverConfig
  * @since 0.3.0
  * @category layers
  */
-export const layerConfig = <E, R, RP = never, A = undefined>(
-  handler: Handler<E, R, NoInfer<A>>,
+export const layerConfig: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>,
+    fromConfig?: Config.Config<ServerConfig>
+  ): Layer.Layer<Server, ListenFailed | ConfigError.ConfigError, Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>,
+    fromConfig?: Config.Config<ServerConfig>
+  ): Layer.Layer<Server, ListenFailed | ConfigError.ConfigError, Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {},
   fromConfig: Config.Config<ServerConfig> = config
 ): Layer.Layer<Server, ListenFailed | ConfigError.ConfigError, Exclude<R, Provided> | RP> =>
   Layer.scoped(
     Server,
-    Effect.flatMap(fromConfig, (configured) => serve(handler, { ...options, ...configured }))
+    Effect.flatMap(fromConfig, (configured) => serveAny(handler, { ...options, ...configured }))
   )

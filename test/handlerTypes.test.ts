@@ -1,7 +1,7 @@
 /**
- * The value a handler receives as its second argument comes from `processRequest` alone: without a
- * hook that continues with `Server.proceed(value)`, a handler that expects a value does not
- * typecheck (it would receive `undefined` at run time). Checked by `npm run typecheck` (the
+ * The value a handler receives as its second argument comes from `processRequest`: without a hook
+ * that continues with `Server.proceed(value)`, a handler that expects a value does not typecheck
+ * (it would receive `undefined` at run time), and hooks written inline keep typing the handler. Checked by `npm run typecheck` (the
  * `@ts-expect-error` lines fail the build when the error they expect is gone) and run by vitest.
  */
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
@@ -44,6 +44,16 @@ const programs = () => {
 
   // What typechecks: the value comes from the hook, and a handler without one needs no hook.
   Server.serve(greetUser, { processRequest: asUser })
+  // The README's hook, a function whose parameter is typed by its context.
+  Server.serve(greetUser, {
+    processRequest: ({ headers }) =>
+      Effect.succeed(headers.get("authorization") === "Bearer s3cret" ? Server.proceed({ id: "ada" }) : { status: 401 })
+  })
+  Server.layer(greetUser, { processRequest: asUser, port: 0 })
+  NodeMount.make(greetUser, { processRequest: asUser })
+  HttpRouterRoute.make(greetUser, { processRequest: asUser })
+  Server.serve(echo, { port: 0 })
+  Server.serve((ws) => ws.send("hi"), { port: 0 })
   Server.serve(echo)
   Server.serve(echo, { processRequest: () => Effect.void })
   Server.serve(echo, { processRequest: () => Effect.succeed({ status: 200 }) })
