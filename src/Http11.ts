@@ -1,7 +1,8 @@
 /**
  * Minimal HTTP/1.1 for the opening handshake, mirroring Python `websockets.http11`: a `Request`
- * (a `GET`, or any method for the request hook to answer) and a `Response`, each with `serialize`, and incremental parsers that take chunks
- * of any size, never throw, and enforce the named security limits while bytes arrive.
+ * (a `GET`, or any method for the server's request hook to answer) and a `Response`, each with
+ * `serialize`, and incremental parsers that take chunks of any size, never throw, and enforce the
+ * named security limits while bytes arrive.
  *
  * Bytes are decoded as latin1 (one byte, one char) so that any input decodes; `serialize` encodes
  * latin1 back, so parse → serialize is the identity on the wire.
@@ -705,8 +706,8 @@ export class ResponseParser extends HeadParser<Response> {
     }
     // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length. Chunked as the final coding is
     // decoded (what Node's http and @effect/platform send for a 404 of unknown length); any other
-    // final coding delimits the body by the end of the connection. The body's content codings
-    // (gzip...) are left as they are: a rejection's body is for display only.
+    // final coding delimits the body by the end of the connection. Other transfer codings (gzip...)
+    // are not undone: a rejection's body is for display only.
     const codings = this.headers.getAll("Transfer-Encoding")
     if (codings.length > 0) {
       const final = codings
