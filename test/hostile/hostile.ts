@@ -19,9 +19,6 @@ import { bounded, echo, LOCALHOST, listenRaw, portOf, rawConnect, serveLocal } f
 /** Memory a hostile peer may add to the process, generously (the tests prove a bound, not a size). */
 export const MEMORY_BOUND = 64 * 1024 * 1024
 
-/** Most frames of one incoming message (src/Connection.ts MAX_FRAGMENTS). */
-export const MAX_FRAGMENTS = 16_384
-
 const gc = (globalThis as { gc?: () => void }).gc
 
 /** Heap plus external memory (Buffers) in use, after a full GC when the process exposes one; else RSS. */
@@ -42,6 +39,10 @@ export const memoryProbe = () => {
     check: (label: string): void => {
       const grown = memoryInUse() - before
       const peakGrown = process.resourceUsage().maxRSS * 1024 - peakBefore
+      if (process.env.HOSTILE_MEMORY_REPORT !== undefined) {
+        const mib = (n: number) => (n / 1024 / 1024).toFixed(1)
+        console.log(`${label}: memory in use +${mib(grown)} MiB, peak RSS +${mib(peakGrown)} MiB`)
+      }
       expect(grown, `${label}: memory growth`).toBeLessThan(MEMORY_BOUND)
       expect(peakGrown, `${label}: peak RSS growth`).toBeLessThan(MEMORY_BOUND)
     }
@@ -141,6 +142,22 @@ export class HostilePeer {
         this.socket.off("drain", done)
         this.socket.off("close", done)
       })
+    })
+  }
+
+  /**
+   * Writes `frames` (encoded) `times` times, stopping early when a close frame arrives; returns how
+   * many times it was written. A flood built once costs the attacking side no work per frame.
+   */
+  writeRepeated(frames: Uint8Array, times: number): Effect.Effect<number> {
+    return Effect.gen(this, function* () {
+      let i = 0
+      for (; i < times; i++) {
+        this.pump()
+        if (this.closeCode !== undefined || this.ended) break
+        yield* this.write(frames)
+      }
+      return i
     })
   }
 
