@@ -16,7 +16,20 @@ import type { WebSocket } from "../../src/WebSocket.js"
 import { acceptFor, ByteQueue, encodeFrame, type FrameSpec, newKey, Op, takeFrame } from "../conformance/wire.js"
 import { bounded, echo, LOCALHOST, listenRaw, portOf, rawConnect, serveLocal } from "../fixtures/loopback.js"
 
-/** Memory a hostile peer may add to the process, generously (the tests prove a bound, not a size). */
+/**
+ * Memory an attack may leave in use (heap and external memory after a full GC): what it makes us
+ * keep. The attacks measured (2026-12-07, Node 20 and 24) leave at most 8 MiB, the ping floods of
+ * 10 connections; the others under 2 MiB.
+ */
+export const RETAINED_BOUND = 16 * 1024 * 1024
+
+/**
+ * Growth of the process's peak RSS an attack may cause, generously. It counts more than the attack:
+ * the attacking side runs in the same process, and V8 grows its young generation to its maximum the
+ * first time a test reads tens of MiB at full speed (16 MiB semi-spaces on Node 20, more on Node 24),
+ * whatever the bytes are (a ping flood with its pongs turned off measured the same): the test that
+ * runs first in a file takes that growth, the next ones show none of it.
+ */
 export const MEMORY_BOUND = 64 * 1024 * 1024
 
 const gc = (globalThis as { gc?: () => void }).gc
@@ -30,12 +43,15 @@ export const memoryInUse = (): number => {
   return usage.heapUsed + usage.external
 }
 
-/** Memory in use now, and a check that what was added since stays under {@link MEMORY_BOUND}. */
+/**
+ * Memory in use now, and a check that what was added since stays under {@link RETAINED_BOUND}, and
+ * the peak RSS under {@link MEMORY_BOUND}.
+ */
 export const memoryProbe = () => {
   const before = memoryInUse()
   const peakBefore = process.resourceUsage().maxRSS * 1024
   return {
-    /** Fails the test when memory in use, or the process's peak RSS, grew by more than the bound. */
+    /** Fails the test when memory in use, or the process's peak RSS, grew by more than its bound. */
     check: (label: string): void => {
       const grown = memoryInUse() - before
       const peakGrown = process.resourceUsage().maxRSS * 1024 - peakBefore
@@ -43,7 +59,7 @@ export const memoryProbe = () => {
         const mib = (n: number) => (n / 1024 / 1024).toFixed(1)
         console.log(`${label}: memory in use +${mib(grown)} MiB, peak RSS +${mib(peakGrown)} MiB`)
       }
-      expect(grown, `${label}: memory growth`).toBeLessThan(MEMORY_BOUND)
+      expect(grown, `${label}: memory growth`).toBeLessThan(RETAINED_BOUND)
       expect(peakGrown, `${label}: peak RSS growth`).toBeLessThan(MEMORY_BOUND)
     }
   }
