@@ -2,15 +2,20 @@
  * Compressed messages at the size limit (issue 23): `maxSize` bounds a message once inflated,
  * whatever its size on the wire. Messages compressed by `node:zlib` (not our encoder) at every
  * window size, with sync flushes at random intervals and the compressed stream cut into frames at
- * random points, are fed to a sans-I/O server and client connection in random reads: every message
- * within `maxSize` is delivered byte-exact, and one byte over fails the connection with 1009.
+ * random points, are fed to a sans-I/O server and client connection in random reads, and sent to
+ * our server and client over loopback: every message within `maxSize` is delivered byte-exact, and
+ * one byte over fails the connection with 1009.
  */
 import * as zlib from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as fc from "fast-check"
 import { Connection, type Side } from "../../src/Connection.js"
 import { PerMessageDeflate } from "../../src/extensions/PermessageDeflate.js"
 import { Frame, Opcode, serializeFrameToBytes } from "../../src/Frames.js"
+import { Op } from "../conformance/wire.js"
+import { bounded, echo, portOf, serveLocal } from "../fixtures/loopback.js"
+import { encode, hostileClient, hostileServer } from "../hostile/hostile.js"
 
 /** Bytes from a seed: random (incompressible), or words that compress well. */
 const payload = (kind: "random" | "words", seed: number, size: number): Uint8Array => {
@@ -254,4 +259,64 @@ describe("compressed frames that inflate to little", () => {
     over.receiveData(header.subarray(0, 14))
     expect(over.closeSent?.code).toBe(1009)
   })
+})
+
+describe("compressed messages at the size limit, over loopback", () => {
+  const MiB = 1_048_576
+
+  /** The reply of our side, inflated: our compressor's stream, one message (RFC 7692 §7.2.2). */
+  const inflate = (payload: Uint8Array) =>
+    zlib.inflateRawSync(Buffer.concat([payload, Buffer.from([0x00, 0x00, 0xff, 0xff])]), {
+      windowBits: 15,
+      finishFlush: zlib.constants.Z_SYNC_FLUSH
+    })
+
+  for (const side of ["server", "client"] as const) {
+    it.scopedLive(
+      `our ${side} at maxSize 1 MiB echoes 1 MiB of random bytes compressed by zlib (window 9 and 15, flushed every 512 B, 5 frames) and refuses 1 MiB + 1 with 1009`,
+      () =>
+        Effect.gen(function* () {
+          const open =
+            side === "server"
+              ? Effect.flatMap(serveLocal(echo, { compression: "deflate", maxSize: MiB }), (server) =>
+                  hostileClient(portOf(server), "permessage-deflate")
+                )
+              : Effect.flatMap(hostileServer, (raw) =>
+                  Effect.map(raw.connect({ maxSize: MiB }, "permessage-deflate"), ({ peer }) => peer)
+                )
+          for (const windowBits of [9, 15]) {
+            for (const size of [MiB, MiB + 1]) {
+              const data = payload("random", windowBits * 7 + size, size)
+              const compressed = yield* Effect.promise(() => compress(data, windowBits, 512, 6))
+              const peer = yield* open
+              const cuts = [1, 300_000, 300_000, 777_777]
+              const bounds = [0, ...cuts, compressed.byteLength]
+              const wire = Buffer.concat(
+                bounds.slice(0, -1).map((from, i) =>
+                  encode(
+                    {
+                      opcode: i === 0 ? Op.Binary : Op.Continuation,
+                      payload: compressed.subarray(from, bounds[i + 1]!),
+                      fin: i === bounds.length - 2,
+                      rsv1: i === 0
+                    },
+                    peer.side
+                  )
+                )
+              )
+              yield* peer.write(wire)
+              yield* peer.until(() => peer.messages.length > 0 || peer.closeCode !== undefined).pipe(bounded(20_000))
+              if (size <= MiB) {
+                expect(peer.closeCode).toBeUndefined()
+                expect(Buffer.compare(inflate(peer.messages[0]!), data)).toBe(0)
+              } else {
+                expect(peer.closeCode).toBe(1009)
+              }
+              peer.socket.destroy()
+            }
+          }
+        }),
+      60_000
+    )
+  }
 })

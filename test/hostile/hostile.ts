@@ -76,8 +76,10 @@ export class HostilePeer {
   readonly queue = new ByteQueue()
   /** Close code of the first close frame received (1005 for an empty one), or undefined. */
   closeCode: number | undefined = undefined
-  /** Data messages received (our implementations send each message as one frame here). */
+  /** Data messages received: the payloads of their frames joined (still compressed if they were). */
   readonly messages: Array<Buffer> = []
+  /** Payloads of the frames of the message being received. */
+  private fragments: Array<Buffer> = []
   ended = false
   /** Frames are decoded once the opening handshake is done (before, the queue holds HTTP). */
   open = false
@@ -113,7 +115,13 @@ export class HostilePeer {
     while (this.open) {
       const frame = takeFrame(this.queue)
       if (frame === undefined || typeof frame === "string") return
-      if (frame.opcode === Op.Text || frame.opcode === Op.Binary) this.messages.push(frame.payload)
+      if (frame.opcode === Op.Text || frame.opcode === Op.Binary || frame.opcode === Op.Continuation) {
+        this.fragments.push(frame.payload)
+        if (frame.fin) {
+          this.messages.push(this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments))
+          this.fragments = []
+        }
+      }
       if (frame.opcode === Op.Close && this.closeCode === undefined) {
         this.closeCode = frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : 1005
       }
