@@ -221,6 +221,11 @@ export class PerMessageDeflate implements Extension {
   decode(frame: Frame, maxSize: number | null): Result.Result<Frame, ProtocolError | PayloadTooBig> {
     const rsv1 = this.startDecoding(frame.opcode, frame.fin, frame.rsv1)
     if (rsv1 === undefined) return Result.succeed(frame)
+    // An empty non-final fragment inflates to nothing (every earlier output was taken): no zlib call
+    // and no output buffer, so a flood of them costs a frame header's work each.
+    if (frame.data.byteLength === 0 && !frame.fin) {
+      return Result.succeed(new Frame(frame.opcode, frame.data, false, rsv1, frame.rsv2, frame.rsv3))
+    }
     const inflation = new Inflation(this.getDecoder(), maxSize, frame.data.byteLength)
     const error = inflation.feed(frame.data)
     const decoded = error === undefined ? this.endDecoding(inflation, frame.fin) : this.decodingFailed(error)
