@@ -11,9 +11,9 @@
  * │   ├── InvalidMessage
  * │   ├── InvalidHeader
  * │   │   ├── InvalidHeaderFormat
- * │   │   └── InvalidHeaderValue
- * │   │       ├── InvalidOrigin
- * │   │       └── InvalidUpgrade
+ * │   │   ├── InvalidHeaderValue
+ * │   │   ├── InvalidOrigin
+ * │   │   └── InvalidUpgrade
  * │   ├── InvalidStatusCode
  * │   ├── NegotiationError
  * │   │   ├── DuplicateParameter
@@ -25,7 +25,7 @@
  * ├── InvalidState
  * ├── InvalidURI
  * ├── PayloadTooBig
- * ├── ProtocolError
+ * ├── ProtocolError              (alias: WebSocketProtocolError)
  * └── BackplaneError             (topics across processes; not in Python)
  *     ├── BackplaneUnavailable
  *     └── BackplaneFailure
@@ -339,7 +339,6 @@ export class InvalidOrigin extends Data.TaggedError("InvalidOrigin")<{
   readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
   readonly [InvalidHandshakeTypeId] = InvalidHandshakeTypeId
   readonly [InvalidHeaderTypeId] = InvalidHeaderTypeId
-  readonly [InvalidHeaderValueTypeId] = InvalidHeaderValueTypeId
   /** Header value, as in Python's `InvalidHeader.value`. */
   get value(): string | undefined {
     return this.origin
@@ -361,7 +360,6 @@ export class InvalidUpgrade extends Data.TaggedError("InvalidUpgrade")<{
   readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
   readonly [InvalidHandshakeTypeId] = InvalidHandshakeTypeId
   readonly [InvalidHeaderTypeId] = InvalidHeaderTypeId
-  readonly [InvalidHeaderValueTypeId] = InvalidHeaderValueTypeId
   override get message(): string {
     if (this.value === undefined) return `missing ${this.name} header`
     return `invalid ${this.name} header: ${headerText(this.value)}`.trimEnd()
@@ -561,6 +559,16 @@ export class ProtocolError extends Data.TaggedError("ProtocolError")<{
 }
 
 /**
+ * Alias of {@link ProtocolError}, as `websockets.exceptions.WebSocketProtocolError` is in the seeds.
+ * The `_tag` stays `"ProtocolError"`.
+ * @since 0.4.0
+ * @category errors
+ */
+export const WebSocketProtocolError = ProtocolError
+/** @since 0.4.0 @category errors */
+export type WebSocketProtocolError = ProtocolError
+
+/**
  * A text payload or close reason is not valid UTF-8 (close code 1007; Python's `UnicodeDecodeError`).
  * @since 0.1.0
  * @category errors
@@ -732,10 +740,20 @@ export type NegotiationErrorFamily =
   | DuplicateParameter
   | InvalidParameterName
   | InvalidParameterValue
+/**
+ * InvalidHeaderValue alone: InvalidOrigin and InvalidUpgrade are direct InvalidHeader members, as in
+ * the seeds (`websockets.exceptions`). Kept as a name for code written against 0.1.
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidHeaderValueFamily = InvalidHeaderValue
 /** @since 0.1.0 @category errors */
-export type InvalidHeaderValueFamily = InvalidHeaderValue | InvalidOrigin | InvalidUpgrade
-/** @since 0.1.0 @category errors */
-export type InvalidHeaderFamily = InvalidHeader | InvalidHeaderFormat | InvalidHeaderValueFamily
+export type InvalidHeaderFamily =
+  | InvalidHeader
+  | InvalidHeaderFormat
+  | InvalidHeaderValue
+  | InvalidOrigin
+  | InvalidUpgrade
 /** @since 0.1.0 @category errors */
 export type InvalidHandshakeFamily =
   | InvalidHandshake
@@ -783,7 +801,10 @@ export const isConnectionClosed: FamilyRefinement<ConnectionClosed> = family(Con
 export const isInvalidHandshake: FamilyRefinement<InvalidHandshakeFamily> = family(InvalidHandshakeTypeId)
 /** InvalidHeader and its descendants. @since 0.1.0 @category refinements */
 export const isInvalidHeader: FamilyRefinement<InvalidHeaderFamily> = family(InvalidHeaderTypeId)
-/** InvalidHeaderValue, InvalidOrigin, InvalidUpgrade. @since 0.1.0 @category refinements */
+/**
+ * InvalidHeaderValue (a leaf since 0.4.0: InvalidOrigin and InvalidUpgrade are its siblings under
+ * InvalidHeader, as in the seeds). @since 0.1.0 @category refinements
+ */
 export const isInvalidHeaderValue: FamilyRefinement<InvalidHeaderValueFamily> = family(InvalidHeaderValueTypeId)
 /** NegotiationError and its descendants. @since 0.1.0 @category refinements */
 export const isNegotiationError: FamilyRefinement<NegotiationErrorFamily> = family(NegotiationErrorTypeId)
