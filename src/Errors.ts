@@ -23,6 +23,7 @@
  * │   ├── RedirectHandshake
  * │   └── OpenTimeout            (Python raises the builtin TimeoutError)
  * ├── InvalidState
+ * ├── ConcurrencyError           (Python ≥ 13; the seeds raise RuntimeError)
  * ├── InvalidURI
  * ├── PayloadTooBig
  * ├── ProtocolError              (alias: WebSocketProtocolError)
@@ -512,6 +513,21 @@ export class InvalidState extends Data.TaggedError("InvalidState")<{ readonly de
 }
 
 /**
+ * Two fibers called `recv` at once: the second fails at once, since which of them would get the
+ * next message is undefined (the seeds raise `RuntimeError: cannot call recv while another
+ * coroutine is already waiting for the next message`; Python `websockets` 13 names it
+ * `ConcurrencyError`). Read from one fiber, or share `messages`/`forEachMessage`.
+ * @since 0.4.0
+ * @category errors
+ */
+export class ConcurrencyError extends Data.TaggedError("ConcurrencyError")<{ readonly detail: string }> {
+  readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/**
  * A URI is not a valid WebSocket URI.
  * @since 0.1.0
  * @category errors
@@ -771,6 +787,7 @@ export type WebSocketExceptionFamily =
   | ConnectionClosed
   | InvalidHandshakeFamily
   | InvalidState
+  | ConcurrencyError
   | InvalidURI
   | PayloadTooBig
   | ProtocolError

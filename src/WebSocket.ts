@@ -10,7 +10,14 @@ import type * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type { State } from "./Connection.js"
-import type { ConnectionClosed, ConnectionClosedError, InvalidArgument, InvalidState, ProtocolError } from "./Errors.js"
+import type {
+  ConcurrencyError,
+  ConnectionClosed,
+  ConnectionClosedError,
+  InvalidArgument,
+  InvalidState,
+  ProtocolError
+} from "./Errors.js"
 import type { Headers } from "./Headers.js"
 
 /**
@@ -49,9 +56,10 @@ export interface WebSocket {
   /**
    * The next message: `string` for Text, `Uint8Array` for Binary. Interrupting it loses no message:
    * the next `recv` returns it. Once the connection is closed it fails with ConnectionClosedOK after
-   * a normal closure (1000/1001 both ways) and ConnectionClosedError otherwise.
+   * a normal closure (1000/1001 both ways) and ConnectionClosedError otherwise. A `recv` called while
+   * another fiber's `recv` is waiting fails at once with ConcurrencyError (the seeds' RuntimeError).
    */
-  readonly recv: Effect.Effect<Data, ConnectionClosed>
+  readonly recv: Effect.Effect<Data, ConnectionClosed | ConcurrencyError>
   /**
    * Every incoming message. Ends normally when the connection closes with 1000 or 1001 and fails
    * with ConnectionClosedError otherwise (Python's `async for message in websocket`).
@@ -104,6 +112,18 @@ export interface WebSocket {
   readonly subprotocol: string | undefined
   /** Protocol state. */
   readonly state: State
+  /**
+   * `true` while the connection is OPEN (the seeds' `open` attribute). Both `open` and `closed` are
+   * `false` while the closing handshake is in progress.
+   */
+  readonly open: boolean
+  /** `true` once the connection is CLOSED (the seeds' `closed` attribute). */
+  readonly closed: boolean
+  /**
+   * Round trip of the last ping answered by a pong, in seconds, as in Python `websockets`; `0`
+   * before any. Updated by keepalive pings and by the application's `ping`.
+   */
+  readonly latency: number
   /** Close code once the connection is closed (1005 without code, 1006 without close frame). */
   readonly closeCode: number | undefined
   /** Close reason once the connection is closed. */
