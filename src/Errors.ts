@@ -30,7 +30,7 @@
  * └── BackplaneError             (topics across processes; not in Python)
  *     ├── BackplaneUnavailable
  *     └── BackplaneFailure
- * MultipleValuesError            (a lookup error of `Headers`, outside the hierarchy)
+ * MultipleValuesError, KeyError  (lookup errors of `Headers`, outside the hierarchy)
  * ConnectFailed, ListenFailed    (the socket could not be opened; Python raises OSError)
  * MessageDecodeError,            (a message does not match the application's Schema, see
  * MessageEncodeError              TypedMessages; not in Python, outside the hierarchy)
@@ -657,6 +657,18 @@ export class MultipleValuesError extends Data.TaggedError("MultipleValuesError")
 }> {
   override get message(): string {
     return `${this.name} has ${this.values.length} values: ${this.values.join(", ")}`
+  }
+}
+
+/**
+ * `Headers.getStrict` found no value for a header. Outside the WebSocketException hierarchy, as
+ * Python's `KeyError` that `headers[name]` raises.
+ * @since 0.4.0
+ * @category errors
+ */
+export class KeyError extends Data.TaggedError("KeyError")<{ readonly name: string }> {
+  override get message(): string {
+    return `missing ${this.name} header`
   }
 }
 
