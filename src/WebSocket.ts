@@ -108,6 +108,13 @@ export interface WebSocket {
   readonly requestHeaders: Headers
   /** Headers of the opening handshake response. */
   readonly responseHeaders: Headers
+  /**
+   * The username that `Auth.basicAuth` authenticated for this connection, `undefined` without
+   * it (the seeds' `BasicAuthWebSocketServerProtocol.username`).
+   */
+  readonly username: string | undefined
+  /** The realm of the `Auth.basicAuth` that authenticated this connection, `undefined` without it. */
+  readonly realm: string | undefined
   /** Negotiated subprotocol, if any. */
   readonly subprotocol: string | undefined
   /** Protocol state. */

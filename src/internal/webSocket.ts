@@ -38,6 +38,7 @@ import type { Request, Response } from "../Http11.js"
 import type { ServerConnection } from "../ServerConnection.js"
 import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
+import { authenticatedBy } from "./authenticated.js"
 import type { ConnectionSpans, MetricsRecorder, Telemetry } from "./telemetry.js"
 import { decodeText } from "./text.js"
 import type { Timer, Timers } from "./timers.js"
@@ -267,6 +268,12 @@ export class WebSocketImpl implements WebSocket {
   }
   get open(): boolean {
     return this.protocol.state === State.OPEN
+  }
+  get username(): string | undefined {
+    return authenticatedBy.get(this.requestHeaders)?.username
+  }
+  get realm(): string | undefined {
+    return authenticatedBy.get(this.requestHeaders)?.realm
   }
   get closed(): boolean {
     return this.protocol.state === State.CLOSED
