@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Brand from "effect/Brand"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
@@ -26,6 +27,46 @@ import type { Headers } from "./Headers.js"
  * @category models
  */
 export type Data = string | Uint8Array
+
+/**
+ * A value of the Origin header (RFC 6454 §7): `scheme://host[:port]`, or `null` for an opaque
+ * origin. A branded string (the seeds' `typing.Origin`): inputs take plain strings too, the
+ * constructor `Origin(value)` checks one (throwing on a bad value; `Origin.either` does not).
+ * @since 0.4.0
+ * @category models
+ */
+export type Origin = string & Brand.Brand<"effect-websockets/Origin">
+
+const ORIGIN = /^(?:null|[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#]+)$/
+
+/**
+ * @since 0.4.0
+ * @category constructors
+ */
+export const Origin = Brand.refined<Origin>(
+  (value) => ORIGIN.test(value),
+  (value) => Brand.error(`invalid origin: ${JSON.stringify(value)}`)
+)
+
+/**
+ * A subprotocol name (RFC 6455 §4.1: a token, RFC 9110 §5.6.2). A branded string (the seeds'
+ * `typing.Subprotocol`): `ws.subprotocol` is one; inputs take plain strings too, and the
+ * constructor `Subprotocol(name)` checks one.
+ * @since 0.4.0
+ * @category models
+ */
+export type Subprotocol = string & Brand.Brand<"effect-websockets/Subprotocol">
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * @since 0.4.0
+ * @category constructors
+ */
+export const Subprotocol = Brand.refined<Subprotocol>(
+  (value) => TOKEN.test(value),
+  (value) => Brand.error(`invalid subprotocol: ${JSON.stringify(value)}`)
+)
 
 /**
  * What `send` accepts: one message, or the fragments of one message as an iterable or a `Stream`.
@@ -116,7 +157,7 @@ export interface WebSocket {
   /** The realm of the `Auth.basicAuth` that authenticated this connection, `undefined` without it. */
   readonly realm: string | undefined
   /** Negotiated subprotocol, if any. */
-  readonly subprotocol: string | undefined
+  readonly subprotocol: Subprotocol | undefined
   /** Protocol state. */
   readonly state: State
   /**

@@ -36,7 +36,7 @@ import { CloseCode, checkClose, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
 import type { ServerConnection } from "../ServerConnection.js"
-import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
+import type { Address, Data, Message, Subprotocol, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
 import { authenticatedBy } from "./authenticated.js"
 import type { ConnectionSpans, MetricsRecorder, Telemetry } from "./telemetry.js"
@@ -155,7 +155,7 @@ export class WebSocketImpl implements WebSocket {
   path = ""
   requestHeaders: Headers = new Headers()
   responseHeaders: Headers = new Headers()
-  subprotocol: string | undefined = undefined
+  subprotocol: Subprotocol | undefined = undefined
   localAddress: Address | undefined
   remoteAddress: Address | undefined
 
@@ -757,7 +757,8 @@ export class WebSocketImpl implements WebSocket {
     // Kept for the life of the connection: without their lookup maps until someone looks again.
     request.headers.compact()
     response.headers.compact()
-    this.subprotocol = subprotocol
+    // Negotiated from the tokens both sides listed (ServerConnection, ClientConnection check them).
+    this.subprotocol = subprotocol as Subprotocol | undefined
     this.opened = true
     this.telemetry?.opened(this)
     this.scheduleKeepalivePing()
