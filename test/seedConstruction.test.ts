@@ -12,7 +12,16 @@ import * as Client from "../src/Client.js"
 import { resolveOptions, type WebSocketImpl } from "../src/internal/webSocket.js"
 import * as Server from "../src/Server.js"
 import type { Address, WebSocket } from "../src/WebSocket.js"
-import { bounded, echo, LOCALHOST, portOf, uriOf } from "./fixtures/loopback.js"
+import {
+  bounded,
+  echo,
+  hasOpenssl,
+  LOCALHOST,
+  portOf,
+  realSleep,
+  selfSignedCertificate,
+  uriOf
+} from "./fixtures/loopback.js"
 
 const hostOf = (address: Address | undefined) => (address?._tag === "TcpAddress" ? address.hostname : undefined)
 
@@ -107,6 +116,30 @@ describe("seed: connect(..., sock=, local_addr=, family=)", () => {
       expect((ws as WebSocketImpl).socket).toBe(sock)
       yield* ws.send("over the application's socket")
       expect(yield* ws.recv).toBe("over the application's socket")
+    }).pipe(bounded())
+  )
+
+  it.scopedLive.skipIf(!hasOpenssl)("seed: connect(wss://..., sock=) runs TLS over the application's socket", () =>
+    Effect.gen(function* () {
+      const { cert, key } = selfSignedCertificate()
+      const server = yield* Server.serve(echo, { host: LOCALHOST, port: 0, tls: { cert, key } })
+      const sock = yield* Effect.acquireRelease(
+        Effect.async<net.Socket>((resume) => {
+          const socket = net.connect({ host: LOCALHOST, port: portOf(server), allowHalfOpen: true })
+          socket.once("connect", () => resume(Effect.succeed(socket)))
+        }),
+        (socket) => Effect.sync(() => socket.destroy())
+      )
+      const ws = yield* Client.connect(`wss://localhost:${portOf(server)}/`, {
+        compression: null,
+        sock,
+        tls: { ca: cert }
+      })
+      yield* ws.send("TLS over the application's socket")
+      expect(yield* ws.recv).toBe("TLS over the application's socket")
+      // The TLS socket wraps the application's: closing the connection ends it too.
+      yield* ws.close()
+      yield* Effect.repeat(realSleep(1), { until: () => sock.destroyed })
     }).pipe(bounded())
   )
 
