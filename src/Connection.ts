@@ -52,6 +52,8 @@ export const State = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const
 /** @since 0.1.0 @category models */
 export type State = (typeof State)[keyof typeof State]
 
+const STATE_NAMES = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"] as const
+
 /** @since 0.1.0 @category models */
 export type Side = "client" | "server"
 
@@ -264,15 +266,19 @@ export class Connection {
   /**
    * The error to report when the application interacts with the closed connection:
    * ConnectionClosedOK when close codes 1000/1001 were both received and sent, else
-   * ConnectionClosedError. Only meaningful once the state is CLOSED (the close code and reason are
-   * known only then); before that it describes the closure as it stands.
+   * ConnectionClosedError. Throws InvalidState before the state is CLOSED, as the seeds raise
+   * (`AssertionError`): the close code and reason are known only then.
    */
   get closeExc(): ConnectionClosed {
     // Final once CLOSED: built once, however many waiters fail with it.
     if (this._closeExc !== undefined) return this._closeExc
-    const exc = withoutStackTrace(() => this.makeCloseExc())
-    if (this._state === State.CLOSED) this._closeExc = exc
-    return exc
+    if (this._state !== State.CLOSED) {
+      throw new InvalidState({
+        detail: `closeExc read while the connection is ${STATE_NAMES[this._state]}, not CLOSED`
+      })
+    }
+    this._closeExc = withoutStackTrace(() => this.makeCloseExc())
+    return this._closeExc
   }
   private _closeExc: ConnectionClosed | undefined = undefined
 

@@ -279,20 +279,43 @@ export const controlConnection = (port: number) =>
   Effect.gen(function* () {
     const ws = yield* Client.connect(`ws://${LOCALHOST}:${port}/`, { pingInterval: null })
     let roundTrips = 0
+    let waiters: Array<() => void> = []
     const fiber = yield* Effect.forkScoped(
       Effect.forever(
         Effect.zipRight(
           echoOnce(ws, `control ${roundTrips}`),
-          Effect.sync(() => roundTrips++)
+          Effect.sync(() => {
+            roundTrips++
+            const woken = waiters
+            waiters = []
+            for (const wake of woken) wake()
+          })
         )
       )
     )
     return {
       ws,
+      /**
+       * Completes after the loop's next echo round trip (the loop is the connection's one reader:
+       * a second concurrent recv would fail with ConcurrencyError).
+       */
+      nextRoundTrip: Effect.async<void>((resume) => {
+        const wake = () => resume(Effect.void)
+        waiters.push(wake)
+        return Effect.sync(() => {
+          waiters = waiters.filter((w) => w !== wake)
+        })
+      }),
       check: Effect.gen(function* () {
-        yield* echoOnce(ws, "still there")
+        // The loop stops first: a second concurrent recv fails with ConcurrencyError. Its last
+        // reply may still be queued: skip it.
+        yield* Fiber.interrupt(fiber)
+        yield* ws.send("still there")
+        let reply = yield* ws.recv
+        while (typeof reply === "string" && reply.startsWith("control ")) reply = yield* ws.recv
+        expect(reply).toBe("still there")
         expect(roundTrips, "echo round trips on the control connection during the attack").toBeGreaterThan(0)
-      }).pipe(Effect.ensuring(Effect.sync(() => fiber.unsafeInterruptAsFork(fiber.id()))))
+      }).pipe(bounded(10_000))
     }
   })
 
