@@ -2,8 +2,9 @@
  * What connections tell the outside: logs (through Effect's loggers), spans (Effect's Tracer) and
  * metrics (Effect's Metric). Everything is read once from the fiber that starts a server or a
  * client connection, so that connections, which run in plain callbacks, need no fiber to log, trace
- * or count, and pay nothing for what is off: no logger when the level is above Info, no frame
- * formatted above Debug, no span with tracing disabled, no metric with `metrics: false`.
+ * or count, and pay nothing for what is off: no logger when neither the connection lines (Debug by
+ * default) nor the frames (Debug) would be shown, no span with tracing disabled or Effect's built-in
+ * tracer, no metric with `metrics: false`. Nothing is added to a span that outlives its connection.
  */
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
