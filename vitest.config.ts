@@ -10,8 +10,8 @@ export default defineConfig({
     pool: "forks",
     // --expose-gc: the hostile-peer tests measure memory after a full collection.
     poolOptions: { forks: { maxForks: 2, minForks: 1, execArgv: ["--expose-gc"] } },
-    // Servers log every connection opened and closed at Info (Effect's default level), through
-    // Effect's default logger in tests that keep it: thousands of lines that say nothing here.
+    // Tests that raise the servers' connection lines to Info (connectionLogLevel; Debug by default)
+    // print one per connection opened and closed: thousands of lines that say nothing here.
     onConsoleLog: (log) => !/message="connection (open|closed|rejected)/.test(log)
   }
 })
