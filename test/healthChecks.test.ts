@@ -79,7 +79,9 @@ describe("health checks by any method", () => {
   it.scopedLive("a request answered 200 is logged as answered; a 405 as a rejected connection", () =>
     Effect.gen(function* () {
       const { entries, layer } = recordingLogger()
-      const server = yield* serveLocal(echo, { processRequest: health }).pipe(Effect.provide(layer))
+      const server = yield* serveLocal(echo, { processRequest: health, connectionLogLevel: "Info" }).pipe(
+        Effect.provide(layer)
+      )
       yield* exchange(portOf(server), "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n")
       yield* exchange(portOf(server), "POST /ws HTTP/1.1\r\nHost: x\r\n\r\n")
       const messages = entries.map((entry) => `${entry.level} ${String(entry.message)}`)

@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { type Command, EXIT_USAGE, HELP, parseArgs, UsageError } from "../internal/cliArgs.js"
 
 const version = (): string => {
@@ -34,7 +34,11 @@ if (command._tag === "Help") {
   // The commands run from dist/bin/main.js: src/internal/cli.ts bundled with the Effect 3 modules
   // it uses (scripts/build-cli.mjs), so the executable needs no Effect of the application's and
   // works in applications on either Effect major.
-  const main: string = new URL("./main.js", import.meta.url).href
-  const cli = (await import(main)) as typeof import("../internal/cli.js")
+  // Run from the sources (src/bin/cli.ts, in the repository's tests), there is no bundle: the
+  // commands are imported as they are.
+  const bundle = new URL("./main.js", import.meta.url)
+  const cli = (
+    existsSync(bundle) ? await import(bundle.href) : await import("../internal/cli.js")
+  ) as typeof import("../internal/cli.js")
   cli.main(command)
 }
