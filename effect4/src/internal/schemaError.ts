@@ -1,0 +1,8 @@
+/**
+ * The error a `Schema` decode or encode fails with, whose module differs between the Effect majors:
+ * `ParseError` of `effect/ParseResult` in Effect 3 (`src/internal/schemaError.ts`), `SchemaError`
+ * of `effect/Schema` in Effect 4 (this file). The shared error hierarchy names it here.
+ *
+ * @internal
+ */
+export type { SchemaError } from "effect/Schema"

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // Every test is bounded: a hang is a failure, not a stuck CI run.
+    testTimeout: 10_000,
+    hookTimeout: 10_000,
+    // Two cores on CI: keep the worker count small so loopback tests do not starve.
+    pool: "forks",
+    maxWorkers: 2
+  }
+})
