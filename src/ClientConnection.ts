@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
+
 import { Connection, type ConnectionOptions, State } from "./Connection.js"
 import {
   type InvalidHandshakeFamily,
@@ -25,6 +25,7 @@ import {
 import { fromHeadersLike, Headers, type HeadersLike } from "./Headers.js"
 import { Request, type Response, ResponseParser } from "./Http11.js"
 import { parseAll } from "./internal/headerValues.js"
+import * as Result from "./internal/result.js"
 import { hostHeader, type WebSocketURI } from "./Uri.js"
 
 /**
@@ -136,38 +137,38 @@ export class ClientConnection extends Connection {
       return
     }
     const result = parser.feedEof()
-    if (Either.isRight(result) && result.right === undefined) {
+    if (Result.isSuccess(result) && Result.successOf(result) === undefined) {
       this.failHandshake(new InvalidMessage({ detail: "connection closed while reading HTTP response" }))
       return
     }
     this.handleResponse(result)
   }
 
-  private handleResponse(result: Either.Either<Response | undefined, InvalidHandshakeFamily>): void {
-    if (Either.isLeft(result)) {
-      this.failHandshake(result.left)
+  private handleResponse(result: Result.Result<Response | undefined, InvalidHandshakeFamily>): void {
+    if (Result.isFailure(result)) {
+      this.failHandshake(Result.failureOf(result))
       return
     }
-    const response = result.right
+    const response = Result.successOf(result)
     if (response === undefined) return
     const parser = this.responseParser!
     this.responseParser = undefined
     const processed = this.processResponse(response)
     this.events.push(response)
-    if (Either.isLeft(processed)) {
-      this.failHandshake(processed.left)
+    if (Result.isFailure(processed)) {
+      this.failHandshake(Result.failureOf(processed))
       return
     }
-    this.extensions = processed.right
+    this.extensions = Result.successOf(processed)
     this.state = State.OPEN
     const rest = parser.rest
     if (rest.byteLength > 0) super.onData(rest)
   }
 
   /** Checks the server's response (RFC 6455 §4.1, steps 1–6 of the client's validation). */
-  private processResponse(response: Response): Either.Either<ReadonlyArray<Extension>, InvalidHandshakeFamily> {
+  private processResponse(response: Response): Result.Result<ReadonlyArray<Extension>, InvalidHandshakeFamily> {
     if (response.statusCode !== 101) {
-      return Either.left(
+      return Result.fail(
         new InvalidStatusCode({
           statusCode: response.statusCode,
           headers: [...response.headers.rawItems()],
@@ -176,7 +177,7 @@ export class ClientConnection extends Connection {
       )
     }
     const headers = response.headers
-    return Either.gen(this, function* () {
+    return Result.gen(this, function* () {
       // Connection, Upgrade and Sec-WebSocket-Accept (RFC 6455 §4.1, steps 2–4).
       yield* checkResponse(headers, this.key)
       const extensions = yield* this.processExtensions(headers)
@@ -185,14 +186,14 @@ export class ClientConnection extends Connection {
     })
   }
 
-  private processExtensions(headers: Headers): Either.Either<ReadonlyArray<Extension>, InvalidHandshakeFamily> {
+  private processExtensions(headers: Headers): Result.Result<ReadonlyArray<Extension>, InvalidHandshakeFamily> {
     const available = this.options.extensions
-    return Either.gen(function* () {
+    return Result.gen(function* () {
       const accepted: Array<Extension> = []
       const values = headers.getAll("Sec-WebSocket-Extensions")
       if (values.length === 0) return accepted
       if (available === undefined || available.length === 0) {
-        return yield* Either.left(new NegotiationError({ detail: "no extensions supported" }))
+        return yield* Result.fail(new NegotiationError({ detail: "no extensions supported" }))
       }
       const parsed = yield* parseAll(values, parseExtension)
       for (const [name, params] of parsed) {
@@ -200,14 +201,14 @@ export class ClientConnection extends Connection {
         for (const factory of available) {
           if (factory.name !== name) continue
           const extension = factory.processResponseParams(params, accepted)
-          if (Either.isLeft(extension)) continue
-          accepted.push(extension.right)
+          if (Result.isFailure(extension)) continue
+          accepted.push(Result.successOf(extension))
           matched = true
           break
         }
         // The server accepted an extension we did not offer, or with parameters we cannot accept.
         if (!matched) {
-          return yield* Either.left(
+          return yield* Result.fail(
             new NegotiationError({
               detail: `unsupported extension: name = ${name}, params = ${JSON.stringify(params)}`
             })
@@ -218,23 +219,23 @@ export class ClientConnection extends Connection {
     })
   }
 
-  private processSubprotocol(headers: Headers): Either.Either<string | undefined, InvalidHandshakeFamily> {
+  private processSubprotocol(headers: Headers): Result.Result<string | undefined, InvalidHandshakeFamily> {
     const available = this.options.subprotocols
-    return Either.gen(function* () {
+    return Result.gen(function* () {
       const values = headers.getAll("Sec-WebSocket-Protocol")
       if (values.length === 0) return undefined
       if (available === undefined || available.length === 0) {
-        return yield* Either.left(new NegotiationError({ detail: "no subprotocols supported" }))
+        return yield* Result.fail(new NegotiationError({ detail: "no subprotocols supported" }))
       }
       const parsed = yield* parseAll(values, parseSubprotocol)
       if (parsed.length > 1) {
-        return yield* Either.left(
+        return yield* Result.fail(
           new InvalidHeader({ name: "Sec-WebSocket-Protocol", value: `multiple values: ${parsed.join(", ")}` })
         )
       }
       const subprotocol = parsed[0]!
       if (!available.includes(subprotocol)) {
-        return yield* Either.left(new NegotiationError({ detail: `unsupported subprotocol: ${subprotocol}` }))
+        return yield* Result.fail(new NegotiationError({ detail: `unsupported subprotocol: ${subprotocol}` }))
       }
       return subprotocol
     })

@@ -16,7 +16,6 @@
  * @since 0.1.0
  */
 import { randomUUID } from "node:crypto"
-import * as Either from "effect/Either"
 import {
   type ConnectionClosed,
   ConnectionClosedError,
@@ -41,6 +40,7 @@ import {
 } from "./Frames.js"
 import type { Request, Response } from "./Http11.js"
 import { FrameParser } from "./internal/frameParser.js"
+import * as Result from "./internal/result.js"
 import { Utf8Validator } from "./Utf8.js"
 
 /**
@@ -103,7 +103,7 @@ const OK_CLOSE_CODES = new Set<number>([CloseCode.NormalClosure, CloseCode.Going
 type Failure = ProtocolError | InvalidUtf8 | PayloadTooBig | WebSocketExceptionFamily
 
 /** Result of operations that the current state may forbid. */
-export type SendResult = Either.Either<void, ProtocolError | InvalidState>
+export type SendResult = Result.Result<void, ProtocolError | InvalidState>
 
 const stateName = (state: State): string =>
   state === State.CONNECTING
@@ -114,7 +114,7 @@ const stateName = (state: State): string =>
         ? "closing"
         : "closed"
 
-const RIGHT_VOID: Either.Either<void, never> = Either.right(undefined)
+const RIGHT_VOID: Result.Result<void, never> = Result.succeed(undefined)
 
 /**
  * Options common to both sides.
@@ -303,8 +303,8 @@ export class Connection {
    * Receives bytes from the network. Afterwards, call `eventsReceived()` and `dataToSend()`.
    * Fails with InvalidState after `receiveEof()` (Python's `EOFError`).
    */
-  receiveData(data: Uint8Array): Either.Either<void, InvalidState> {
-    if (this.eofReceived) return Either.left(new InvalidState({ detail: "stream ended" }))
+  receiveData(data: Uint8Array): Result.Result<void, InvalidState> {
+    if (this.eofReceived) return Result.fail(new InvalidState({ detail: "stream ended" }))
     if (this.discarding || data.byteLength === 0) return RIGHT_VOID
     this.onData(data)
     return RIGHT_VOID
@@ -313,8 +313,8 @@ export class Connection {
   /**
    * Receives the end of the data stream. Afterwards, call `eventsReceived()` and `dataToSend()`.
    */
-  receiveEof(): Either.Either<void, InvalidState> {
-    if (this.eofReceived) return Either.left(new InvalidState({ detail: "stream ended" }))
+  receiveEof(): Result.Result<void, InvalidState> {
+    if (this.eofReceived) return Result.fail(new InvalidState({ detail: "stream ended" }))
     this.eofReceived = true
     if (this.debug) this.logger!.debug("< EOF", this)
     // The peer stopped sending: a failure held back for the application is due now.
@@ -353,7 +353,7 @@ export class Connection {
   /** Sends a Continuation frame of the fragmented message being sent. */
   sendContinuation(data: Uint8Array, fin: boolean): SendResult {
     if (!this.expectContinuationFrame)
-      return Either.left(new ProtocolError({ detail: "unexpected continuation frame" }))
+      return Result.fail(new ProtocolError({ detail: "unexpected continuation frame" }))
     if (this._state !== State.OPEN) return this.invalidState()
     this.expectContinuationFrame = !fin
     this.sendFrame(new Frame(Opcode.Continuation, data, fin))
@@ -376,18 +376,18 @@ export class Connection {
    * message; Python forbids it too), for an invalid code, or for a reason without a code.
    */
   sendClose(code?: number, reason = ""): SendResult {
-    if (this.expectContinuationFrame) return Either.left(new ProtocolError({ detail: "expected a continuation frame" }))
+    if (this.expectContinuationFrame) return Result.fail(new ProtocolError({ detail: "expected a continuation frame" }))
     if (this._state !== State.OPEN) return this.invalidState()
     let close: Close
     let data: Uint8Array
     if (code === undefined) {
-      if (reason !== "") return Either.left(new ProtocolError({ detail: "cannot send a reason without a code" }))
+      if (reason !== "") return Result.fail(new ProtocolError({ detail: "cannot send a reason without a code" }))
       close = new Close(CloseCode.NoStatusRcvd, "")
       data = SEND_EOF
     } else {
       const checked = checkSendableClose(code, reason)
-      if (Either.isLeft(checked)) return checked
-      close = checked.right
+      if (Result.isFailure(checked)) return checked
+      close = Result.successOf(checked)
       data = serializeClose(close)
     }
     this.sendFrame(new Frame(Opcode.Close, data))
@@ -411,9 +411,9 @@ export class Connection {
    * state allows it (not for 1006), then stops processing input. A server half-closes the TCP
    * connection at once; a client waits for the server to do it.
    */
-  fail(code: number, reason = ""): Either.Either<void, ProtocolError> {
+  fail(code: number, reason = ""): Result.Result<void, ProtocolError> {
     if (code !== CloseCode.AbnormalClosure && !isValidCloseCode(code)) {
-      return Either.left(new ProtocolError({ detail: `invalid close code: ${code}` }))
+      return Result.fail(new ProtocolError({ detail: `invalid close code: ${code}` }))
     }
     // A reason over 123 bytes would make a close frame over 125 bytes, an invalid control frame
     // (RFC 6455 §5.5). Truncate it as for internal failures: fail() must always fail.
@@ -476,11 +476,11 @@ export class Connection {
       // it arrived is already.
       for (let i = parser.decoded ? -1 : extensions.length - 1; i >= 0; i--) {
         const decoded = extensions[i]!.decode(frame, isControl ? null : remaining)
-        if (Either.isLeft(decoded)) {
-          this.failParsing(decoded.left)
+        if (Result.isFailure(decoded)) {
+          this.failParsing(Result.failureOf(decoded))
           return
         }
-        frame = decoded.right
+        frame = Result.successOf(decoded)
       }
       if (frame.rsv1 || frame.rsv2 || frame.rsv3) {
         // A reserved bit left set after decoding is one no negotiated extension claimed (RFC 6455 §5.2).
@@ -564,11 +564,11 @@ export class Connection {
         break
       case Opcode.Close: {
         const parsed = parseClose(frame.data)
-        if (Either.isLeft(parsed)) {
-          this.failParsing(parsed.left)
+        if (Result.isFailure(parsed)) {
+          this.failParsing(Result.failureOf(parsed))
           return
         }
-        this.closeRcvd = parsed.right
+        this.closeRcvd = Result.successOf(parsed)
         if (this._state === State.CLOSING) this.closeRcvdThenSent = false
         // RFC 6455 §5.4 lets control frames, Close included, arrive between the fragments of a
         // message: the unfinished message is abandoned and the closing handshake proceeds normally
@@ -684,7 +684,7 @@ export class Connection {
   }
 
   private sendDataFrame(opcode: Opcode, data: Uint8Array, fin: boolean): SendResult {
-    if (this.expectContinuationFrame) return Either.left(new ProtocolError({ detail: "expected a continuation frame" }))
+    if (this.expectContinuationFrame) return Result.fail(new ProtocolError({ detail: "expected a continuation frame" }))
     if (this._state !== State.OPEN) return this.invalidState()
     this.expectContinuationFrame = !fin
     this.sendFrame(new Frame(opcode, data, fin))
@@ -696,14 +696,14 @@ export class Connection {
     // Nothing can follow our half-close of the TCP connection.
     if (this.eofSent) return this.invalidState()
     if (data.byteLength > 125) {
-      return Either.left(new ProtocolError({ detail: "control frame too long" }))
+      return Result.fail(new ProtocolError({ detail: "control frame too long" }))
     }
     this.sendFrame(new Frame(opcode, data))
     return RIGHT_VOID
   }
 
-  private invalidState(): Either.Either<never, InvalidState> {
-    return Either.left(new InvalidState({ detail: `connection is ${stateName(this._state)}` }))
+  private invalidState(): Result.Result<never, InvalidState> {
+    return Result.fail(new InvalidState({ detail: `connection is ${stateName(this._state)}` }))
   }
 }
 
@@ -735,12 +735,12 @@ const truncateReason = (reason: string): string => {
   return bytes.subarray(0, end).toString("utf8")
 }
 
-const checkSendableClose = (code: number, reason: string): Either.Either<Close, ProtocolError> => {
-  if (!isValidCloseCode(code)) return Either.left(new ProtocolError({ detail: `invalid status code: ${code}` }))
+const checkSendableClose = (code: number, reason: string): Result.Result<Close, ProtocolError> => {
+  if (!isValidCloseCode(code)) return Result.fail(new ProtocolError({ detail: `invalid status code: ${code}` }))
   if (Buffer.byteLength(reason, "utf8") > 123) {
-    return Either.left(new ProtocolError({ detail: "close reason is longer than 123 bytes" }))
+    return Result.fail(new ProtocolError({ detail: "close reason is longer than 123 bytes" }))
   }
-  return Either.right(new Close(code, reason))
+  return Result.succeed(new Close(code, reason))
 }
 
 /** Exported for tests and the I/O layer: whether a ConnectionClosed error is the OK kind. */

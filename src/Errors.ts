@@ -44,8 +44,8 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
-import type { ParseError } from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
+import type { SchemaError } from "./internal/schemaError.js"
 
 // ---------------------------------------------------------------------------
 // Family brands
@@ -688,7 +688,7 @@ export class MessageDecodeError extends Data.TaggedError("MessageDecodeError")<{
   /** The message as received: `string` for Text, `Uint8Array` for Binary. */
   readonly data: string | Uint8Array
   /** Why the payload was rejected; `undefined` when the frame type was wrong. */
-  readonly cause?: ParseError | undefined
+  readonly cause?: SchemaError | undefined
 }> {
   /**
    * The close code for this failure (RFC 6455 §7.4.1): 1003 (unsupported data) for a message of
@@ -715,7 +715,7 @@ export class MessageDecodeError extends Data.TaggedError("MessageDecodeError")<{
 export class MessageEncodeError extends Data.TaggedError("MessageEncodeError")<{
   /** The value that did not encode. */
   readonly value: unknown
-  readonly cause: ParseError
+  readonly cause: SchemaError
 }> {
   override get message(): string {
     return `cannot encode message: ${this.cause.message}`

@@ -8,9 +8,9 @@
  */
 import { Buffer } from "node:buffer"
 import { randomFillSync } from "node:crypto"
-import * as Either from "effect/Either"
 import { closeCodeName, InvalidUtf8, ProtocolError } from "./Errors.js"
 import { mask as maskPayload } from "./internal/mask.js"
+import * as Result from "./internal/result.js"
 import { isValidUtf8 } from "./Utf8.js"
 
 // ---------------------------------------------------------------------------
@@ -124,15 +124,15 @@ export class Frame {
    * bytes (RFC 6455 §5.2, §5.5). Call it after extensions decoded the frame, since an extension
    * may use a reserved bit (RFC 6455 §5.8; RFC 7692 uses RSV1).
    */
-  check(): Either.Either<Frame, ProtocolError> {
+  check(): Result.Result<Frame, ProtocolError> {
     if (this.rsv1 || this.rsv2 || this.rsv3)
-      return Either.left(new ProtocolError({ detail: "reserved bits must be 0" }))
+      return Result.fail(new ProtocolError({ detail: "reserved bits must be 0" }))
     if (this.opcode >= Opcode.Close) {
       if (this.data.length > MAX_CONTROL_PAYLOAD)
-        return Either.left(new ProtocolError({ detail: "control frame too long" }))
-      if (!this.fin) return Either.left(new ProtocolError({ detail: "fragmented control frame" }))
+        return Result.fail(new ProtocolError({ detail: "control frame too long" }))
+      if (!this.fin) return Result.fail(new ProtocolError({ detail: "fragmented control frame" }))
     }
-    return Either.right(this)
+    return Result.succeed(this)
   }
 
   /** Human-readable form in Python's format (`TEXT 'hello' [5 bytes]`), as debug logs show frames. */
@@ -190,8 +190,8 @@ const hexPreview = (data: Uint8Array): string => {
 
 const formatClose = (data: Uint8Array): string => {
   const parsed = parseClose(data)
-  if (Either.isLeft(parsed)) return hexPreview(data)
-  const { code, reason } = parsed.right
+  if (Result.isFailure(parsed)) return hexPreview(data)
+  const { code, reason } = Result.successOf(parsed)
   const text = `${code} (${closeCodeName(code)})`
   return reason === "" ? text : `${text} ${reason}`
 }
@@ -268,15 +268,15 @@ const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true })
  * @since 0.1.0
  * @category close
  */
-export const parseClose = (data: Uint8Array): Either.Either<Close, ProtocolError | InvalidUtf8> => {
+export const parseClose = (data: Uint8Array): Result.Result<Close, ProtocolError | InvalidUtf8> => {
   const length = data.length
-  if (length === 0) return Either.right(new Close(CloseCode.NoStatusRcvd, ""))
-  if (length === 1) return Either.left(new ProtocolError({ detail: "close frame too short" }))
+  if (length === 0) return Result.succeed(new Close(CloseCode.NoStatusRcvd, ""))
+  if (length === 1) return Result.fail(new ProtocolError({ detail: "close frame too short" }))
   const code = (data[0]! << 8) | data[1]!
   const reasonBytes = data.subarray(2)
-  if (!isValidUtf8(reasonBytes)) return Either.left(new InvalidUtf8({ detail: "invalid UTF-8 in close reason" }))
-  if (!isValidCloseCode(code)) return Either.left(new ProtocolError({ detail: `invalid status code ${code}` }))
-  return Either.right(new Close(code, length === 2 ? "" : utf8Decoder.decode(reasonBytes)))
+  if (!isValidUtf8(reasonBytes)) return Result.fail(new InvalidUtf8({ detail: "invalid UTF-8 in close reason" }))
+  if (!isValidCloseCode(code)) return Result.fail(new ProtocolError({ detail: `invalid status code ${code}` }))
+  return Result.succeed(new Close(code, length === 2 ? "" : utf8Decoder.decode(reasonBytes)))
 }
 
 /**
@@ -301,11 +301,11 @@ export const serializeClose = (close: Close): Uint8Array => {
  * @since 0.1.0
  * @category close
  */
-export const checkClose = (code: number, reason: string): Either.Either<Close, ProtocolError> => {
-  if (!isValidCloseCode(code)) return Either.left(new ProtocolError({ detail: `invalid status code ${code}` }))
+export const checkClose = (code: number, reason: string): Result.Result<Close, ProtocolError> => {
+  if (!isValidCloseCode(code)) return Result.fail(new ProtocolError({ detail: `invalid status code ${code}` }))
   if (reason.length > MAX_CLOSE_REASON_BYTES / 3 && Buffer.byteLength(reason, "utf8") > MAX_CLOSE_REASON_BYTES)
-    return Either.left(new ProtocolError({ detail: "close reason too long" }))
-  return Either.right(new Close(code, reason))
+    return Result.fail(new ProtocolError({ detail: "close reason too long" }))
+  return Result.succeed(new Close(code, reason))
 }
 
 // ---------------------------------------------------------------------------

@@ -10,10 +10,10 @@
  * @since 0.1.0
  */
 import { createHash, randomBytes } from "node:crypto"
-import * as Either from "effect/Either"
 import { InvalidHeader, type InvalidHeaderFormat, InvalidHeaderValue, InvalidUpgrade } from "./Errors.js"
 import { parseConnection, parseUpgrade } from "./HeaderParsers.js"
 import type { Headers } from "./Headers.js"
+import * as Result from "./internal/result.js"
 
 /**
  * The GUID appended to the key before hashing (RFC 6455 §1.3).
@@ -86,15 +86,15 @@ export const buildResponse = (headers: Headers, key: string): void => {
 const parseAll = (
   headers: Headers,
   name: string,
-  parse: (header: string) => Either.Either<ReadonlyArray<string>, InvalidHeaderFormat>
-): Either.Either<ReadonlyArray<string>, InvalidHeaderFormat> => {
+  parse: (header: string) => Result.Result<ReadonlyArray<string>, InvalidHeaderFormat>
+): Result.Result<ReadonlyArray<string>, InvalidHeaderFormat> => {
   const items: Array<string> = []
   for (const value of headers.getAll(name)) {
     const parsed = parse(value)
-    if (Either.isLeft(parsed)) return Either.left(parsed.left)
+    if (Result.isFailure(parsed)) return Result.fail(Result.failureOf(parsed))
     items.push(...parsed.right)
   }
-  return Either.right(items)
+  return Result.succeed(items)
 }
 
 /**
@@ -102,28 +102,28 @@ const parseAll = (
  * case-insensitively (RFC 6455 §4.2.1 items 3-4; the RFC writes "WebSocket" in §11.2, so
  * Python ignores case, and so do we). An absent header is reported with `value: undefined`.
  */
-const checkUpgrade = (headers: Headers): Either.Either<void, InvalidUpgrade | InvalidHeaderFormat> => {
+const checkUpgrade = (headers: Headers): Result.Result<void, InvalidUpgrade | InvalidHeaderFormat> => {
   const connection = parseAll(headers, "Connection", parseConnection)
-  if (Either.isLeft(connection)) return Either.left(connection.left)
-  if (!connection.right.some((option) => option.toLowerCase() === "upgrade")) {
-    const value = headers.has("Connection") ? connection.right.join(", ") : undefined
-    return Either.left(new InvalidUpgrade({ name: "Connection", value }))
+  if (Result.isFailure(connection)) return Result.fail(Result.failureOf(connection))
+  if (!Result.successOf(connection).some((option) => option.toLowerCase() === "upgrade")) {
+    const value = headers.has("Connection") ? Result.successOf(connection).join(", ") : undefined
+    return Result.fail(new InvalidUpgrade({ name: "Connection", value }))
   }
   const upgrade = parseAll(headers, "Upgrade", parseUpgrade)
-  if (Either.isLeft(upgrade)) return Either.left(upgrade.left)
-  if (!(upgrade.right.length === 1 && upgrade.right[0]!.toLowerCase() === "websocket")) {
-    const value = headers.has("Upgrade") ? upgrade.right.join(", ") : undefined
-    return Either.left(new InvalidUpgrade({ name: "Upgrade", value }))
+  if (Result.isFailure(upgrade)) return Result.fail(Result.failureOf(upgrade))
+  if (!(Result.successOf(upgrade).length === 1 && Result.successOf(upgrade)[0]!.toLowerCase() === "websocket")) {
+    const value = headers.has("Upgrade") ? Result.successOf(upgrade).join(", ") : undefined
+    return Result.fail(new InvalidUpgrade({ name: "Upgrade", value }))
   }
-  return Either.void
+  return Result.void_
 }
 
 /** Exactly one value of `name`: missing or repeated is `InvalidHeader`, as in Python. */
-const single = (headers: Headers, name: string): Either.Either<string, InvalidHeader> => {
+const single = (headers: Headers, name: string): Result.Result<string, InvalidHeader> => {
   const values = headers.getAll(name)
-  if (values.length === 0) return Either.left(new InvalidHeader({ name }))
-  if (values.length > 1) return Either.left(new InvalidHeader({ name, value: `more than one ${name} header found` }))
-  return Either.right(values[0]!)
+  if (values.length === 0) return Result.fail(new InvalidHeader({ name }))
+  if (values.length > 1) return Result.fail(new InvalidHeader({ name, value: `more than one ${name} header found` }))
+  return Result.succeed(values[0]!)
 }
 
 /**
@@ -133,21 +133,21 @@ const single = (headers: Headers, name: string): Either.Either<string, InvalidHe
  * @since 0.1.0
  * @category validation
  */
-export const checkRequest = (headers: Headers): Either.Either<string, HandshakeError> => {
+export const checkRequest = (headers: Headers): Result.Result<string, HandshakeError> => {
   // Plain checks (once per handshake): a generator here was a measurable part of a handshake.
   const upgrade = checkUpgrade(headers)
-  if (Either.isLeft(upgrade)) return Either.left(upgrade.left)
+  if (Result.isFailure(upgrade)) return Result.fail(Result.failureOf(upgrade))
   const key = single(headers, "Sec-WebSocket-Key")
-  if (Either.isLeft(key)) return Either.left(key.left)
-  if (!KEY_RE.test(key.right)) {
-    return Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Key", value: key.right }))
+  if (Result.isFailure(key)) return Result.fail(Result.failureOf(key))
+  if (!KEY_RE.test(Result.successOf(key))) {
+    return Result.fail(new InvalidHeaderValue({ name: "Sec-WebSocket-Key", value: Result.successOf(key) }))
   }
   const version = single(headers, "Sec-WebSocket-Version")
-  if (Either.isLeft(version)) return Either.left(version.left)
+  if (Result.isFailure(version)) return Result.fail(Result.failureOf(version))
   // RFC 6455 §4.2.2: a server that does not speak the requested version may answer 426 with
   // the versions it supports; Python just rejects, as we do.
-  if (version.right !== "13") {
-    return Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Version", value: version.right }))
+  if (Result.successOf(version) !== "13") {
+    return Result.fail(new InvalidHeaderValue({ name: "Sec-WebSocket-Version", value: Result.successOf(version) }))
   }
   return key
 }
@@ -158,13 +158,13 @@ export const checkRequest = (headers: Headers): Either.Either<string, HandshakeE
  * @since 0.1.0
  * @category validation
  */
-export const checkResponse = (headers: Headers, key: string): Either.Either<void, HandshakeError> => {
+export const checkResponse = (headers: Headers, key: string): Result.Result<void, HandshakeError> => {
   const upgrade = checkUpgrade(headers)
-  if (Either.isLeft(upgrade)) return Either.left(upgrade.left)
+  if (Result.isFailure(upgrade)) return Result.fail(Result.failureOf(upgrade))
   const accept = single(headers, "Sec-WebSocket-Accept")
-  if (Either.isLeft(accept)) return Either.left(accept.left)
-  if (accept.right !== acceptKey(key)) {
-    return Either.left(new InvalidHeaderValue({ name: "Sec-WebSocket-Accept", value: accept.right }))
+  if (Result.isFailure(accept)) return Result.fail(Result.failureOf(accept))
+  if (Result.successOf(accept) !== acceptKey(key)) {
+    return Result.fail(new InvalidHeaderValue({ name: "Sec-WebSocket-Accept", value: Result.successOf(accept) }))
   }
-  return Either.void
+  return Result.void_
 }

@@ -10,8 +10,9 @@
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
+
 import { InvalidArgument, InvalidHeaderFormat, InvalidHeaderValue } from "./Errors.js"
+import * as Result from "./internal/result.js"
 
 /**
  * An extension parameter: name and value, `null` when the parameter has no value.
@@ -32,7 +33,7 @@ export type ExtensionHeader = readonly [name: string, parameters: ReadonlyArray<
  * @since 0.1.0
  * @category models
  */
-export type Parsed<A> = Either.Either<readonly [value: A, pos: number], InvalidHeaderFormat>
+export type Parsed<A> = Result.Result<readonly [value: A, pos: number], InvalidHeaderFormat>
 
 /**
  * A position-passing parser for one item of a header value.
@@ -48,7 +49,7 @@ const SEC_WEBSOCKET_PROTOCOL = "Sec-WebSocket-Protocol"
 const AUTHORIZATION = "Authorization"
 
 const formatError = (name: string, error: string, header: string, pos: number) =>
-  Either.left(new InvalidHeaderFormat({ name, error, header, pos }))
+  Result.fail(new InvalidHeaderFormat({ name, error, header, pos }))
 
 /** Runs a sticky regex at `pos` and returns the end of the match, or -1. */
 const matchAt = (re: RegExp, header: string, pos: number): number => {
@@ -102,7 +103,7 @@ const parseOWS = (header: string, pos: number): number => matchAt(OWS_RE, header
  */
 export const parseToken: ItemParser<string> = (header, pos, name) => {
   const end = matchAt(TOKEN_RE, header, pos)
-  return end === -1 ? formatError(name, "expected token", header, pos) : Either.right([header.slice(pos, end), end])
+  return end === -1 ? formatError(name, "expected token", header, pos) : Result.succeed([header.slice(pos, end), end])
 }
 
 /**
@@ -114,7 +115,7 @@ export const parseQuotedString: ItemParser<string> = (header, pos, name) => {
   const end = matchAt(QUOTED_STRING_RE, header, pos)
   return end === -1
     ? formatError(name, "expected quoted string", header, pos)
-    : Either.right([header.slice(pos + 1, end - 1).replace(UNQUOTE_RE, "$1"), end])
+    : Result.succeed([header.slice(pos + 1, end - 1).replace(UNQUOTE_RE, "$1"), end])
 }
 
 /**
@@ -145,7 +146,7 @@ export const parseList = <A>(
   header: string,
   pos: number,
   name: string
-): Either.Either<Array<A>, InvalidHeaderFormat> => {
+): Result.Result<Array<A>, InvalidHeaderFormat> => {
   // Skip empty elements before the first item.
   while (peekAhead(header, pos) === ",") pos = parseOWS(header, pos + 1)
 
@@ -153,9 +154,9 @@ export const parseList = <A>(
   for (;;) {
     // Loop invariant: an item starts at pos.
     const parsed = parseItem(header, pos, name)
-    if (Either.isLeft(parsed)) return Either.left(parsed.left)
-    items.push(parsed.right[0])
-    pos = parseOWS(header, parsed.right[1])
+    if (Result.isFailure(parsed)) return Result.fail(Result.failureOf(parsed))
+    items.push(Result.successOf(parsed)[0])
+    pos = parseOWS(header, Result.successOf(parsed)[1])
 
     if (pos === header.length) break
 
@@ -168,7 +169,7 @@ export const parseList = <A>(
 
     if (pos === header.length) break
   }
-  return Either.right(items)
+  return Result.succeed(items)
 }
 
 // ---------------------------------------------------------------------------
@@ -180,12 +181,14 @@ export const parseList = <A>(
  * @since 0.1.0
  * @category parsing
  */
-export const parseConnection = (header: string): Either.Either<ReadonlyArray<string>, InvalidHeaderFormat> =>
+export const parseConnection = (header: string): Result.Result<ReadonlyArray<string>, InvalidHeaderFormat> =>
   parseList(parseToken, header, 0, CONNECTION)
 
 const parseUpgradeProtocol: ItemParser<string> = (header, pos, name) => {
   const end = matchAt(PROTOCOL_RE, header, pos)
-  return end === -1 ? formatError(name, "expected protocol", header, pos) : Either.right([header.slice(pos, end), end])
+  return end === -1
+    ? formatError(name, "expected protocol", header, pos)
+    : Result.succeed([header.slice(pos, end), end])
 }
 
 /**
@@ -193,7 +196,7 @@ const parseUpgradeProtocol: ItemParser<string> = (header, pos, name) => {
  * @since 0.1.0
  * @category parsing
  */
-export const parseUpgrade = (header: string): Either.Either<ReadonlyArray<string>, InvalidHeaderFormat> =>
+export const parseUpgrade = (header: string): Result.Result<ReadonlyArray<string>, InvalidHeaderFormat> =>
   parseList(parseUpgradeProtocol, header, 0, UPGRADE)
 
 // ---------------------------------------------------------------------------
@@ -203,40 +206,40 @@ export const parseUpgrade = (header: string): Either.Either<ReadonlyArray<string
 /** `extension-param = token [ "=" (token | quoted-string) ]` */
 const parseExtensionParam: ItemParser<ExtensionParameter> = (header, pos, name) => {
   const paramName = parseToken(header, pos, name)
-  if (Either.isLeft(paramName)) return Either.left(paramName.left)
-  pos = parseOWS(header, paramName.right[1])
+  if (Result.isFailure(paramName)) return Result.fail(Result.failureOf(paramName))
+  pos = parseOWS(header, Result.successOf(paramName)[1])
   let value: string | null = null
   if (peekAhead(header, pos) === "=") {
     pos = parseOWS(header, pos + 1)
     if (peekAhead(header, pos) === '"') {
       const quoted = parseQuotedString(header, pos, name)
-      if (Either.isLeft(quoted)) return Either.left(quoted.left)
+      if (Result.isFailure(quoted)) return Result.fail(Result.failureOf(quoted))
       // RFC 6455 §9.1: "the value after quoted-string unescaping MUST conform to the 'token' ABNF".
-      if (!isToken(quoted.right[0])) return formatError(name, "invalid quoted header content", header, pos)
-      ;[value, pos] = quoted.right
+      if (!isToken(Result.successOf(quoted)[0])) return formatError(name, "invalid quoted header content", header, pos)
+      ;[value, pos] = Result.successOf(quoted)
     } else {
       const token = parseToken(header, pos, name)
-      if (Either.isLeft(token)) return Either.left(token.left)
-      ;[value, pos] = token.right
+      if (Result.isFailure(token)) return Result.fail(Result.failureOf(token))
+      ;[value, pos] = Result.successOf(token)
     }
     pos = parseOWS(header, pos)
   }
-  return Either.right([[paramName.right[0], value], pos])
+  return Result.succeed([[Result.successOf(paramName)[0], value], pos])
 }
 
 /** `extension = extension-token *( ";" extension-param )` */
 const parseExtensionItem: ItemParser<ExtensionHeader> = (header, pos, name) => {
   const extensionName = parseToken(header, pos, name)
-  if (Either.isLeft(extensionName)) return Either.left(extensionName.left)
-  pos = parseOWS(header, extensionName.right[1])
+  if (Result.isFailure(extensionName)) return Result.fail(Result.failureOf(extensionName))
+  pos = parseOWS(header, Result.successOf(extensionName)[1])
   const parameters: Array<ExtensionParameter> = []
   while (peekAhead(header, pos) === ";") {
     const parameter = parseExtensionParam(header, parseOWS(header, pos + 1), name)
-    if (Either.isLeft(parameter)) return Either.left(parameter.left)
-    parameters.push(parameter.right[0])
-    pos = parameter.right[1]
+    if (Result.isFailure(parameter)) return Result.fail(Result.failureOf(parameter))
+    parameters.push(Result.successOf(parameter)[0])
+    pos = Result.successOf(parameter)[1]
   }
-  return Either.right([[extensionName.right[0], parameters], pos])
+  return Result.succeed([[Result.successOf(extensionName)[0], parameters], pos])
 }
 
 /**
@@ -245,7 +248,7 @@ const parseExtensionItem: ItemParser<ExtensionHeader> = (header, pos, name) => {
  * @since 0.1.0
  * @category parsing
  */
-export const parseExtension = (header: string): Either.Either<ReadonlyArray<ExtensionHeader>, InvalidHeaderFormat> =>
+export const parseExtension = (header: string): Result.Result<ReadonlyArray<ExtensionHeader>, InvalidHeaderFormat> =>
   parseList(parseExtensionItem, header, 0, SEC_WEBSOCKET_EXTENSIONS)
 
 /**
@@ -270,7 +273,7 @@ export const buildExtension = (extensions: ReadonlyArray<ExtensionHeader>): stri
  * @since 0.1.0
  * @category parsing
  */
-export const parseSubprotocol = (header: string): Either.Either<ReadonlyArray<string>, InvalidHeaderFormat> =>
+export const parseSubprotocol = (header: string): Result.Result<ReadonlyArray<string>, InvalidHeaderFormat> =>
   parseList(parseToken, header, 0, SEC_WEBSOCKET_PROTOCOL)
 
 /**
@@ -286,12 +289,12 @@ export const buildSubprotocol = (subprotocols: ReadonlyArray<string>): string =>
  * @since 0.1.0
  * @category validation
  */
-export const validateSubprotocols = (subprotocols: ReadonlyArray<string>): Either.Either<void, InvalidArgument> => {
+export const validateSubprotocols = (subprotocols: ReadonlyArray<string>): Result.Result<void, InvalidArgument> => {
   for (const subprotocol of subprotocols) {
     if (!isToken(subprotocol))
-      return Either.left(new InvalidArgument({ detail: `invalid subprotocol: ${subprotocol}` }))
+      return Result.fail(new InvalidArgument({ detail: `invalid subprotocol: ${subprotocol}` }))
   }
-  return Either.void
+  return Result.void_
 }
 
 // ---------------------------------------------------------------------------
@@ -326,12 +329,14 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
  */
 export const parseAuthorizationBasic = (
   header: string
-): Either.Either<readonly [username: string, password: string], InvalidHeaderFormat | InvalidHeaderValue> => {
+): Result.Result<readonly [username: string, password: string], InvalidHeaderFormat | InvalidHeaderValue> => {
   const scheme = parseToken(header, 0, AUTHORIZATION)
-  if (Either.isLeft(scheme)) return Either.left(scheme.left)
-  let pos = scheme.right[1]
-  if (scheme.right[0].toLowerCase() !== "basic") {
-    return Either.left(new InvalidHeaderValue({ name: AUTHORIZATION, value: `unsupported scheme: ${scheme.right[0]}` }))
+  if (Result.isFailure(scheme)) return Result.fail(Result.failureOf(scheme))
+  let pos = Result.successOf(scheme)[1]
+  if (Result.successOf(scheme)[0].toLowerCase() !== "basic") {
+    return Result.fail(
+      new InvalidHeaderValue({ name: AUTHORIZATION, value: `unsupported scheme: ${Result.successOf(scheme)[0]}` })
+    )
   }
   if (peekAhead(header, pos) !== " ") return formatError(AUTHORIZATION, "expected space after scheme", header, pos)
   pos += 1
@@ -343,20 +348,20 @@ export const parseAuthorizationBasic = (
   const bytes = BASE64_RE.test(credentials) ? Buffer.from(credentials, "base64") : undefined
   // Re-encoding catches non-zero padding bits, which a strict decoder refuses (RFC 4648 §3.5).
   if (bytes === undefined || bytes.toString("base64") !== credentials) {
-    return Either.left(new InvalidHeaderValue({ name: AUTHORIZATION, value: "expected base64-encoded credentials" }))
+    return Result.fail(new InvalidHeaderValue({ name: AUTHORIZATION, value: "expected base64-encoded credentials" }))
   }
   let userPass: string
   try {
     userPass = utf8Decoder.decode(bytes)
   } catch {
     // RFC 7617 §2.1: we announce charset="UTF-8" in the challenge.
-    return Either.left(new InvalidHeaderValue({ name: AUTHORIZATION, value: "expected UTF-8-encoded credentials" }))
+    return Result.fail(new InvalidHeaderValue({ name: AUTHORIZATION, value: "expected UTF-8-encoded credentials" }))
   }
   const colon = userPass.indexOf(":")
   if (colon === -1) {
-    return Either.left(new InvalidHeaderValue({ name: AUTHORIZATION, value: "expected username:password credentials" }))
+    return Result.fail(new InvalidHeaderValue({ name: AUTHORIZATION, value: "expected username:password credentials" }))
   }
-  return Either.right([userPass.slice(0, colon), userPass.slice(colon + 1)])
+  return Result.succeed([userPass.slice(0, colon), userPass.slice(colon + 1)])
 }
 
 /**

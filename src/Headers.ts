@@ -4,8 +4,9 @@
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
+
 import { MultipleValuesError } from "./Errors.js"
+import * as Result from "./internal/result.js"
 
 /**
  * Anything a `Headers` can be built from: another `Headers`, a record, or `[name, value]` pairs.
@@ -80,11 +81,11 @@ export class Headers implements Iterable<readonly [string, string]> {
    * The single value of `name`, `undefined` if absent, `MultipleValuesError` if several exist
    * (Python's `headers[name]`): for headers that must not be repeated.
    */
-  getSingle(name: string): Either.Either<string | undefined, MultipleValuesError> {
+  getSingle(name: string): Result.Result<string | undefined, MultipleValuesError> {
     const values = this.index().get(name.toLowerCase())
-    if (values === undefined) return Either.right(undefined)
-    if (values.length > 1) return Either.left(new MultipleValuesError({ name, values: [...values] }))
-    return Either.right(values[0])
+    if (values === undefined) return Result.succeed(undefined)
+    if (values.length > 1) return Result.fail(new MultipleValuesError({ name, values: [...values] }))
+    return Result.succeed(values[0])
   }
 
   /** The first value of `name`, or `undefined`: for headers where duplicates don't matter. */

@@ -8,9 +8,10 @@
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
+
 import { InvalidHeader, InvalidMessage, SecurityError } from "./Errors.js"
 import { Headers, type HeadersLike } from "./Headers.js"
+import * as Result from "./internal/result.js"
 
 // ---------------------------------------------------------------------------
 // Limits
@@ -234,8 +235,8 @@ const isOws = (b: number | undefined): boolean => b === SP || b === HTAB
 
 type HeadError = InvalidMessage | SecurityError | InvalidHeader
 
-const invalid = (detail: string) => Either.left(new InvalidMessage({ detail }))
-const insecure = (detail: string) => Either.left(new SecurityError({ detail }))
+const invalid = (detail: string) => Result.fail(new InvalidMessage({ detail }))
+const insecure = (detail: string) => Result.fail(new SecurityError({ detail }))
 
 /** Bounded, quoted excerpt of raw input for error messages. */
 const quote = (text: string): string => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
@@ -254,7 +255,7 @@ const splitStartLine = (line: string): readonly [string, string, string] | undef
 }
 
 /** Nothing to report yet: more bytes are needed. */
-const NEED_MORE = Either.right(undefined)
+const NEED_MORE = Result.succeed(undefined)
 
 const inHead = (phase: Phase): boolean => phase === Phase.StartLine || phase === Phase.HeaderLines
 
@@ -296,12 +297,12 @@ abstract class HeadParser<M> {
   }
 
   /** Feeds the next chunk; `Right(undefined)` means more bytes are needed. */
-  feed(chunk: Uint8Array): Either.Either<M | undefined, HeadError> {
-    if (this.phase === Phase.Failed) return Either.left(this.error!)
+  feed(chunk: Uint8Array): Result.Result<M | undefined, HeadError> {
+    if (this.phase === Phase.Failed) return Result.fail(this.error!)
     if (this.phase === Phase.Done) {
       // Late bytes belong to whatever follows the message (WebSocket frames): keep them in `rest`.
       if (!this.eof && chunk.byteLength > 0) this.restBytes = view(Buffer.concat([this.restBytes, chunk]))
-      return Either.right(this.message)
+      return Result.succeed(this.message)
     }
     if (!inHead(this.phase)) {
       this.append(chunk)
@@ -314,7 +315,7 @@ abstract class HeadParser<M> {
     this.headBytes += head.byteLength
     this.append(head)
     const result = this.run()
-    if (Either.isLeft(result)) return result
+    if (Result.isFailure(result)) return result
     if (inHead(this.phase)) {
       // `maxHeaderSize` bytes arrived and the head has not ended: it is over the limit.
       if (this.headBytes >= this.maxHeaderSize) {
@@ -326,11 +327,11 @@ abstract class HeadParser<M> {
   }
 
   /** Signals the end of the stream: completes a body that runs to EOF, else fails if incomplete. */
-  feedEof(): Either.Either<M, HeadError> {
-    if (this.phase === Phase.Failed) return Either.left(this.error!)
+  feedEof(): Result.Result<M, HeadError> {
+    if (this.phase === Phase.Failed) return Result.fail(this.error!)
     if (this.phase === Phase.Done) {
       this.eof = true
-      return Either.right(this.message!)
+      return Result.succeed(this.message!)
     }
     this.eof = true
     switch (this.phase) {
@@ -355,29 +356,29 @@ abstract class HeadParser<M> {
   /** "request line" or "status line", for error messages. */
   protected abstract readonly startLineName: string
   /** Parses the start line (without CRLF); stores what it needs for `finish`. */
-  protected abstract parseStartLine(line: string): Either.Either<void, HeadError>
+  protected abstract parseStartLine(line: string): Result.Result<void, HeadError>
   /** Called after the empty line; sets `phase` to Done or a body phase. */
-  protected abstract endOfHead(): Either.Either<void, HeadError>
+  protected abstract endOfHead(): Result.Result<void, HeadError>
   /** Builds the message once the body (empty without one) is known. */
   protected abstract finish(body: Uint8Array): M
   /** RFC 7230 §3.5: a server SHOULD ignore at least one empty line before the request-line. */
   protected readonly skipsLeadingEmptyLine: boolean = false
   private skippedEmptyLine = false
 
-  private fail(error: HeadError): Either.Either<never, HeadError> {
+  private fail(error: HeadError): Result.Result<never, HeadError> {
     this.phase = Phase.Failed
     this.error = error
-    return Either.left(error)
+    return Result.fail(error)
   }
 
-  private complete(message: M): Either.Either<M, never> {
+  private complete(message: M): Result.Result<M, never> {
     this.phase = Phase.Done
     this.message = message
     this.restBytes = this.start < this.end ? new Uint8Array(this.buf.subarray(this.start, this.end)) : EMPTY
     // The buffer may be up to 1 MiB: drop it, only `rest` is kept.
     this.buf = Buffer.alloc(0)
     this.start = this.end = this.scan = 0
-    return Either.right(message)
+    return Result.succeed(message)
   }
 
   /**
@@ -404,14 +405,14 @@ abstract class HeadParser<M> {
     this.end += n
   }
 
-  private run(): Either.Either<M | undefined, HeadError> {
+  private run(): Result.Result<M | undefined, HeadError> {
     while (this.phase === Phase.StartLine || this.phase === Phase.HeaderLines) {
       const step = this.nextLine()
       if (step === undefined) return NEED_MORE
-      if (Either.isLeft(step)) return this.fail(step.left)
-      const [from, to] = step.right
+      if (Result.isFailure(step)) return this.fail(Result.failureOf(step))
+      const [from, to] = Result.successOf(step)
       const result = this.phase === Phase.StartLine ? this.onStartLine(from, to) : this.onHeaderLine(from, to)
-      if (Either.isLeft(result)) return this.fail(result.left)
+      if (Result.isFailure(result)) return this.fail(Result.failureOf(result))
     }
     if (this.phase === Phase.BodyLength) {
       if (this.end - this.start < this.bodyLength) return NEED_MORE
@@ -434,7 +435,7 @@ abstract class HeadParser<M> {
    * Python's `read_line` reads up to LF and then requires CRLF (RFC 7230 §3.5 allows bare LF, but
    * Python rejects it); the length limit counts the CRLF, as Python does.
    */
-  private nextLine(): Either.Either<readonly [number, number], HeadError> | undefined {
+  private nextLine(): Result.Result<readonly [number, number], HeadError> | undefined {
     const lf = this.buf.subarray(0, this.end).indexOf(LF, this.scan)
     if (lf === -1) {
       this.scan = this.end
@@ -446,25 +447,25 @@ abstract class HeadParser<M> {
     if (lf + 1 - from > MAX_LINE_LENGTH) return insecure("line too long")
     if (lf === from || this.buf[lf - 1] !== CR) return invalid("line without CRLF")
     this.start = this.scan = lf + 1
-    return Either.right([from, lf - 1] as const)
+    return Result.succeed([from, lf - 1] as const)
   }
 
   private text(from: number, to: number): string {
     return this.buf.toString("latin1", from, to)
   }
 
-  private onStartLine(from: number, to: number): Either.Either<void, HeadError> {
+  private onStartLine(from: number, to: number): Result.Result<void, HeadError> {
     if (from === to && this.skipsLeadingEmptyLine && !this.skippedEmptyLine) {
       this.skippedEmptyLine = true
-      return Either.void
+      return Result.void_
     }
     const parsed = this.parseStartLine(this.text(from, to))
-    if (Either.isRight(parsed)) this.phase = Phase.HeaderLines
+    if (Result.isSuccess(parsed)) this.phase = Phase.HeaderLines
     return parsed
   }
 
   /** RFC 7230 §3.2: header-field = field-name ":" OWS field-value OWS. */
-  private onHeaderLine(from: number, to: number): Either.Either<void, HeadError> {
+  private onHeaderLine(from: number, to: number): Result.Result<void, HeadError> {
     if (from === to) return this.endOfHead()
     if (this.headerCount === MAX_NUM_HEADERS) return insecure("too many HTTP headers")
     this.headerCount++
@@ -488,17 +489,17 @@ abstract class HeadParser<M> {
       }
     }
     this.headers.append(this.text(from, nameEnd), this.text(valueStart, valueEnd))
-    return Either.void
+    return Result.void_
   }
 
   /** Shared `Content-Length` check: digits only (RFC 7230 §3.3.2), a single value. */
-  protected contentLength(): Either.Either<number | undefined, HeadError> {
+  protected contentLength(): Result.Result<number | undefined, HeadError> {
     const values = this.headers.getAll("Content-Length")
-    if (values.length === 0) return Either.right(undefined)
+    if (values.length === 0) return Result.succeed(undefined)
     if (values.length > 1) return invalid(`multiple Content-Length headers: ${quote(values.join(", "))}`)
     const value = values[0]!
     if (!/^[0-9]+$/.test(value)) return invalid(`invalid Content-Length: ${quote(value)}`)
-    return Either.right(Number(value))
+    return Result.succeed(Number(value))
   }
 }
 
@@ -514,31 +515,32 @@ export class RequestParser extends HeadParser<Request> {
   protected override readonly skipsLeadingEmptyLine = true
   private path = ""
 
-  protected parseStartLine(line: string): Either.Either<void, HeadError> {
+  protected parseStartLine(line: string): Result.Result<void, HeadError> {
     const parts = splitStartLine(line)
     if (parts === undefined) return invalid(`invalid HTTP request line: ${quote(line)}`)
     const [method, path, protocol] = parts
     if (protocol !== "HTTP/1.1") return invalid(`unsupported protocol; expected HTTP/1.1: ${quote(line)}`)
     if (method !== "GET") return invalid(`unsupported HTTP method; expected GET; got ${quote(method)}`)
     this.path = path
-    return Either.void
+    return Result.void_
   }
 
-  protected endOfHead(): Either.Either<void, HeadError> {
+  protected endOfHead(): Result.Result<void, HeadError> {
     // RFC 7230 §3.3.3; as Python: no transfer coding, and Content-Length only when it is 0.
     if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
     const length = this.contentLength()
-    if (Either.isLeft(length)) return length
-    if (length.right !== undefined && length.right !== 0) return invalid("unsupported request body")
+    if (Result.isFailure(length)) return length
+    if (Result.successOf(length) !== undefined && Result.successOf(length) !== 0)
+      return invalid("unsupported request body")
     // RFC 7230 §5.4: a request without Host, or with more than one, gets 400 (Python accepts both).
     const hosts = this.headers.getAll("Host").length
     if (hosts !== 1) {
-      return Either.left(
+      return Result.fail(
         new InvalidHeader({ name: "Host", value: hosts === 0 ? undefined : "more than one Host header" })
       )
     }
     this.phase = Phase.Done
-    return Either.void
+    return Result.void_
   }
 
   protected finish(): Request {
@@ -557,7 +559,7 @@ export class ResponseParser extends HeadParser<Response> {
   private statusCode = 0
   private reason = ""
 
-  protected parseStartLine(line: string): Either.Either<void, HeadError> {
+  protected parseStartLine(line: string): Result.Result<void, HeadError> {
     const parts = splitStartLine(line)
     if (parts === undefined) return invalid(`invalid HTTP status line: ${quote(line)}`)
     const [protocol, status, reason] = parts
@@ -572,27 +574,28 @@ export class ResponseParser extends HeadParser<Response> {
     }
     this.statusCode = code
     this.reason = reason
-    return Either.void
+    return Result.void_
   }
 
-  protected endOfHead(): Either.Either<void, HeadError> {
+  protected endOfHead(): Result.Result<void, HeadError> {
     if (hasNoBody(this.statusCode)) {
       this.phase = Phase.Done
-      return Either.void
+      return Result.void_
     }
     // RFC 7230 §3.3.3: Transfer-Encoding wins over Content-Length; chunked is not implemented.
     if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
     const length = this.contentLength()
-    if (Either.isLeft(length)) return length
-    if (length.right === undefined) {
+    if (Result.isFailure(length)) return length
+    const bodyLength = Result.successOf(length)
+    if (bodyLength === undefined) {
       this.phase = Phase.BodyToEof
-    } else if (length.right > MAX_BODY_SIZE) {
-      return insecure(`body too large: ${length.right} bytes`)
+    } else if (bodyLength > MAX_BODY_SIZE) {
+      return insecure(`body too large: ${bodyLength} bytes`)
     } else {
-      this.bodyLength = length.right
+      this.bodyLength = bodyLength
       this.phase = Phase.BodyLength
     }
-    return Either.void
+    return Result.void_
   }
 
   protected finish(body: Uint8Array): Response {

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
+
 import { USER_AGENT } from "./ClientConnection.js"
 import { Connection, type ConnectionOptions, State } from "./Connection.js"
 import {
@@ -21,6 +21,7 @@ import { buildExtension, type ExtensionHeader, parseExtension, parseSubprotocol 
 import { Headers, type HeadersLike } from "./Headers.js"
 import { type Request, RequestParser, Response, reasonPhrase } from "./Http11.js"
 import { parseAll } from "./internal/headerValues.js"
+import * as Result from "./internal/result.js"
 
 /**
  * Chooses a subprotocol among those offered by the client (`undefined`/`null`: none).
@@ -106,7 +107,7 @@ export class ServerConnection extends Connection {
    * for other invalid requests, 500 when a user callback throws), with `handshakeExc` set.
    */
   accept(request: Request): Response {
-    let result: Either.Either<readonly [string, string | undefined, string | undefined], InvalidHandshakeFamily>
+    let result: Result.Result<readonly [string, string | undefined, string | undefined], InvalidHandshakeFamily>
     try {
       result = this.processRequest(request)
     } catch (error) {
@@ -114,8 +115,8 @@ export class ServerConnection extends Connection {
       this.handshakeExc = new InvalidMessage({ detail: "opening handshake failed", cause: error })
       return this.reject(500, `${HANDSHAKE_FAILED}.\nSee server log for more information.\n`)
     }
-    if (Either.isLeft(result)) return this.rejectFor(result.left)
-    const [accept, extensionsHeader, protocolHeader] = result.right
+    if (Result.isFailure(result)) return this.rejectFor(Result.failureOf(result))
+    const [accept, extensionsHeader, protocolHeader] = Result.successOf(result)
     const headers = new Headers()
     headers.append("Date", new Date().toUTCString())
     headers.append("Upgrade", "websocket")
@@ -192,8 +193,8 @@ export class ServerConnection extends Connection {
       return
     }
     const result = parser.feed(data)
-    if (Either.isLeft(result)) {
-      const error = result.left
+    if (Result.isFailure(result)) {
+      const error = Result.failureOf(result)
       this.handshakeExc = error
       this.requestParser = undefined
       // Answer a malformed request with an HTTP error, then close (RFC 7230 §3.2.5 / RFC 6585 §5 for limits).
@@ -202,7 +203,7 @@ export class ServerConnection extends Connection {
       )
       return
     }
-    const request = result.right
+    const request = Result.successOf(result)
     if (request === undefined) return
     this.receiveRequest(request, parser.rest)
   }
@@ -264,46 +265,46 @@ export class ServerConnection extends Connection {
   /** Validates the request and negotiates origin, extensions and subprotocol (RFC 6455 §4.2.1). */
   private processRequest(
     request: Request
-  ): Either.Either<readonly [string, string | undefined, string | undefined], InvalidHandshakeFamily> {
-    // Plain checks rather than `Either.gen`: a generator closure per handshake costs V8 a new
+  ): Result.Result<readonly [string, string | undefined, string | undefined], InvalidHandshakeFamily> {
+    // Plain checks rather than `Result.gen`: a generator closure per handshake costs V8 a new
     // hidden class each time.
     const headers = request.headers
     const key = checkRequest(headers)
-    if (Either.isLeft(key)) return Either.left(key.left)
+    if (Result.isFailure(key)) return Result.fail(Result.failureOf(key))
     const origin = this.processOrigin(headers)
-    if (Either.isLeft(origin)) return Either.left(origin.left)
-    this.origin = origin.right
+    if (Result.isFailure(origin)) return Result.fail(Result.failureOf(origin))
+    this.origin = Result.successOf(origin)
     const negotiated = this.processExtensions(headers)
-    if (Either.isLeft(negotiated)) return Either.left(negotiated.left)
+    if (Result.isFailure(negotiated)) return Result.fail(Result.failureOf(negotiated))
     const subprotocol = this.processSubprotocol(headers)
-    if (Either.isLeft(subprotocol)) return Either.left(subprotocol.left)
-    this.subprotocol = subprotocol.right
-    const [extensionsHeader, extensions] = negotiated.right
+    if (Result.isFailure(subprotocol)) return Result.fail(Result.failureOf(subprotocol))
+    this.subprotocol = Result.successOf(subprotocol)
+    const [extensionsHeader, extensions] = Result.successOf(negotiated)
     this.extensions = extensions
-    return Either.right([acceptKey(key.right), extensionsHeader, this.subprotocol] as const)
+    return Result.succeed([acceptKey(Result.successOf(key)), extensionsHeader, this.subprotocol] as const)
   }
 
-  private processOrigin(headers: Headers): Either.Either<string | undefined, InvalidHandshakeFamily> {
+  private processOrigin(headers: Headers): Result.Result<string | undefined, InvalidHandshakeFamily> {
     // RFC 6454 §7.3: a user agent must not send more than one Origin header.
     const values = headers.getAll("Origin")
-    if (values.length > 1) return Either.left(new InvalidHeader({ name: "Origin", value: "multiple values" }))
+    if (values.length > 1) return Result.fail(new InvalidHeader({ name: "Origin", value: "multiple values" }))
     const origin = values[0]
     const origins = this.options.origins
     if (origins !== undefined && !origins.includes(origin === undefined ? null : origin)) {
-      return Either.left(new InvalidOrigin({ origin }))
+      return Result.fail(new InvalidOrigin({ origin }))
     }
-    return Either.right(origin)
+    return Result.succeed(origin)
   }
 
   private processExtensions(
     headers: Headers
-  ): Either.Either<readonly [string | undefined, ReadonlyArray<Extension>], InvalidHandshakeFamily> {
+  ): Result.Result<readonly [string | undefined, ReadonlyArray<Extension>], InvalidHandshakeFamily> {
     const available = this.options.extensions
     const values = headers.getAll("Sec-WebSocket-Extensions")
     if (values.length === 0 || available === undefined || available.length === 0) {
-      return Either.right([undefined, []] as const)
+      return Result.succeed([undefined, []] as const)
     }
-    return Either.map(parseAll(values, parseExtension), (offers) => {
+    return Result.map(parseAll(values, parseExtension), (offers) => {
       const accepted: Array<Extension> = []
       const response: Array<ExtensionHeader> = []
       for (const [name, params] of offers) {
@@ -311,9 +312,9 @@ export class ServerConnection extends Connection {
           if (factory.name !== name) continue
           // A negotiation error declines this offer; the client may have made others (RFC 7692 §5).
           const result = factory.processRequestParams(params, accepted)
-          if (Either.isLeft(result)) continue
-          response.push([name, result.right[0]])
-          accepted.push(result.right[1])
+          if (Result.isFailure(result)) continue
+          response.push([name, Result.successOf(result)[0]])
+          accepted.push(Result.successOf(result)[1])
           break
         }
       }
@@ -321,18 +322,18 @@ export class ServerConnection extends Connection {
     })
   }
 
-  private processSubprotocol(headers: Headers): Either.Either<string | undefined, InvalidHandshakeFamily> {
-    return Either.flatMap(parseAll(headers.getAll("Sec-WebSocket-Protocol"), parseSubprotocol), (offered) => {
+  private processSubprotocol(headers: Headers): Result.Result<string | undefined, InvalidHandshakeFamily> {
+    return Result.flatMap(parseAll(headers.getAll("Sec-WebSocket-Protocol"), parseSubprotocol), (offered) => {
       const available = this.options.subprotocols ?? []
       const select = this.options.selectSubprotocol
-      if (select === undefined && (available.length === 0 || offered.length === 0)) return Either.right(undefined)
+      if (select === undefined && (available.length === 0 || offered.length === 0)) return Result.succeed(undefined)
       const chosen = (select ?? defaultSelectSubprotocol)(offered, available)
-      if (chosen === null || chosen === undefined) return Either.right(undefined)
+      if (chosen === null || chosen === undefined) return Result.succeed(undefined)
       // RFC 6455 §4.2.2: the server must select one of the values the client offered.
       if (!offered.includes(chosen)) {
-        return Either.left(new NegotiationError({ detail: `selected subprotocol was not offered: ${chosen}` }))
+        return Result.fail(new NegotiationError({ detail: `selected subprotocol was not offered: ${chosen}` }))
       }
-      return Either.right(chosen)
+      return Result.succeed(chosen)
     })
   }
 }

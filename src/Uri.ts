@@ -11,8 +11,8 @@
 
 import { isIPv6 } from "node:net"
 import { domainToASCII } from "node:url"
-import * as Either from "effect/Either"
 import { InvalidURI } from "./Errors.js"
+import * as Result from "./internal/result.js"
 
 /**
  * A parsed WebSocket URI.
@@ -75,7 +75,7 @@ const isAscii = (s: string): boolean => {
   return true
 }
 
-const invalid = (uri: string, detail: string) => Either.left(new InvalidURI({ uri, detail }))
+const invalid = (uri: string, detail: string) => Result.fail(new InvalidURI({ uri, detail }))
 
 // ---------------------------------------------------------------------------
 // Percent-encoding
@@ -184,7 +184,7 @@ const quoteUserInfo = (s: string): string =>
  * @since 0.1.0
  * @category parsing
  */
-export const parseUri = (uri: string): Either.Either<WebSocketURI, InvalidURI> => {
+export const parseUri = (uri: string): Result.Result<WebSocketURI, InvalidURI> => {
   if (LONE_SURROGATE_RE.test(uri)) return invalid(uri, "URI contains an unpaired surrogate")
   const input = trimC0OrSpace(uri).replace(TAB_OR_NEWLINE_RE, "")
 
@@ -275,7 +275,7 @@ export const parseUri = (uri: string): Either.Either<WebSocketURI, InvalidURI> =
   // As in Python, an empty query ("ws://host/?") is dropped from the resource name.
   const resourceName = (quotedPath === "" ? "/" : quotedPath) + (quotedQuery === "" ? "" : `?${quotedQuery}`)
 
-  return Either.right({ secure, host, port, resourceName, userInfo })
+  return Result.succeed({ secure, host, port, resourceName, userInfo })
 }
 
 // ---------------------------------------------------------------------------

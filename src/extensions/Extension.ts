@@ -8,10 +8,11 @@
  *
  * @since 0.1.0
  */
-import type * as Either from "effect/Either"
+
 import type { NegotiationErrorFamily, PayloadTooBig, ProtocolError } from "../Errors.js"
 import type { Frame } from "../Frames.js"
 import type { ExtensionParameter } from "../HeaderParsers.js"
+import type * as Result from "../internal/result.js"
 
 /**
  * A negotiated extension, active on one connection.
@@ -33,7 +34,7 @@ export interface Extension {
    * limit); an extension that expands data must fail with `PayloadTooBig` as soon as its output
    * would exceed it. Corrupt input fails with `ProtocolError`.
    */
-  decode(frame: Frame, maxSize: number | null): Either.Either<Frame, ProtocolError | PayloadTooBig>
+  decode(frame: Frame, maxSize: number | null): Result.Result<Frame, ProtocolError | PayloadTooBig>
   /**
    * Optionally, starts decoding a large data frame while its payload is still arriving, so that the
    * work is spread over the reads that bring it instead of done in one call once the frame is
@@ -67,7 +68,7 @@ export interface ArrivingFrameDecoder {
   /** Decodes the next bytes of the payload, unmasked; they may be overwritten once it returns. */
   write(bytes: Uint8Array): ProtocolError | PayloadTooBig | undefined
   /** Ends the payload: the decoded data, or a failure. */
-  end(): Either.Either<Uint8Array, ProtocolError | PayloadTooBig>
+  end(): Result.Result<Uint8Array, ProtocolError | PayloadTooBig>
 }
 
 /**
@@ -86,7 +87,7 @@ export interface ClientExtensionFactory {
   processResponseParams(
     params: ReadonlyArray<ExtensionParameter>,
     acceptedExtensions: ReadonlyArray<Extension>
-  ): Either.Either<Extension, NegotiationErrorFamily>
+  ): Result.Result<Extension, NegotiationErrorFamily>
 }
 
 /**
@@ -104,5 +105,5 @@ export interface ServerExtensionFactory {
   processRequestParams(
     params: ReadonlyArray<ExtensionParameter>,
     acceptedExtensions: ReadonlyArray<Extension>
-  ): Either.Either<readonly [ReadonlyArray<ExtensionParameter>, Extension], NegotiationErrorFamily>
+  ): Result.Result<readonly [ReadonlyArray<ExtensionParameter>, Extension], NegotiationErrorFamily>
 }

@@ -18,7 +18,6 @@
  */
 import { Buffer } from "node:buffer"
 import * as zlib from "node:zlib"
-import * as Either from "effect/Either"
 import {
   DuplicateParameter,
   InvalidArgument,
@@ -31,6 +30,7 @@ import {
 } from "../Errors.js"
 import { Frame, Opcode } from "../Frames.js"
 import type { ExtensionParameter } from "../HeaderParsers.js"
+import * as Result from "../internal/result.js"
 import { collect, ZlibEngine } from "../internal/zlibEngine.js"
 import type { ArrivingFrameDecoder, ClientExtensionFactory, Extension, ServerExtensionFactory } from "./Extension.js"
 
@@ -218,13 +218,13 @@ export class PerMessageDeflate implements Extension {
    * first one; passes control frames and uncompressed messages through unchanged (RFC 7692 §6.1).
    * A continuation frame keeps its RSV1 bit, so the connection rejects it as RFC 7692 §6.1 requires.
    */
-  decode(frame: Frame, maxSize: number | null): Either.Either<Frame, ProtocolError | PayloadTooBig> {
+  decode(frame: Frame, maxSize: number | null): Result.Result<Frame, ProtocolError | PayloadTooBig> {
     const rsv1 = this.startDecoding(frame.opcode, frame.fin, frame.rsv1)
-    if (rsv1 === undefined) return Either.right(frame)
+    if (rsv1 === undefined) return Result.succeed(frame)
     const inflation = new Inflation(this.getDecoder(), maxSize, frame.data.byteLength)
     const error = inflation.feed(frame.data)
     const decoded = error === undefined ? this.endDecoding(inflation, frame.fin) : this.decodingFailed(error)
-    return Either.map(decoded, (data) => new Frame(frame.opcode, data, frame.fin, rsv1, frame.rsv2, frame.rsv3))
+    return Result.map(decoded, (data) => new Frame(frame.opcode, data, frame.fin, rsv1, frame.rsv2, frame.rsv3))
   }
 
   /**
@@ -277,17 +277,17 @@ export class PerMessageDeflate implements Extension {
   }
 
   /** Ends a frame's decoding: the 00 00 ff ff tail on the final frame (RFC 7692 §7.2.2). */
-  private endDecoding(inflation: Inflation, fin: boolean): Either.Either<Uint8Array, ProtocolError | PayloadTooBig> {
+  private endDecoding(inflation: Inflation, fin: boolean): Result.Result<Uint8Array, ProtocolError | PayloadTooBig> {
     const error = fin ? inflation.feed(EMPTY_UNCOMPRESSED_BLOCK) : undefined
     if (error !== undefined) return this.decodingFailed(error)
     if (fin && this.remoteNoContextTakeover) this.releaseDecoder()
-    return Either.right(inflation.result())
+    return Result.succeed(inflation.result())
   }
 
-  private decodingFailed<E>(error: E): Either.Either<never, E> {
+  private decodingFailed<E>(error: E): Result.Result<never, E> {
     this.decodeContData = false
     this.releaseDecoder()
-    return Either.left(error)
+    return Result.fail(error)
   }
 
   /**
@@ -501,7 +501,7 @@ const buildParameters = (params: Parameters): Array<ExtensionParameter> => {
 const extractParameters = (
   params: ReadonlyArray<ExtensionParameter>,
   isServer: boolean
-): Either.Either<Parameters, NegotiationErrorFamily> => {
+): Result.Result<Parameters, NegotiationErrorFamily> => {
   let serverNoContextTakeover = false
   let clientNoContextTakeover = false
   let serverMaxWindowBits: number | null = null
@@ -511,33 +511,33 @@ const extractParameters = (
       case "server_no_context_takeover":
       case "client_no_context_takeover": {
         const seen = name === "server_no_context_takeover" ? serverNoContextTakeover : clientNoContextTakeover
-        if (seen) return Either.left(new DuplicateParameter({ name }))
+        if (seen) return Result.fail(new DuplicateParameter({ name }))
         // RFC 7692 §7.1.1: these parameters have no value.
-        if (value !== null) return Either.left(new InvalidParameterValue({ name, value }))
+        if (value !== null) return Result.fail(new InvalidParameterValue({ name, value }))
         if (name === "server_no_context_takeover") serverNoContextTakeover = true
         else clientNoContextTakeover = true
         break
       }
       case "server_max_window_bits": {
-        if (serverMaxWindowBits !== null) return Either.left(new DuplicateParameter({ name }))
+        if (serverMaxWindowBits !== null) return Result.fail(new DuplicateParameter({ name }))
         if (value === null || !WINDOW_BITS_VALUES.includes(value)) {
-          return Either.left(new InvalidParameterValue({ name, value }))
+          return Result.fail(new InvalidParameterValue({ name, value }))
         }
         serverMaxWindowBits = Number(value)
         break
       }
       case "client_max_window_bits": {
-        if (clientMaxWindowBits !== null) return Either.left(new DuplicateParameter({ name }))
+        if (clientMaxWindowBits !== null) return Result.fail(new DuplicateParameter({ name }))
         if (isServer && value === null) clientMaxWindowBits = true
         else if (value !== null && WINDOW_BITS_VALUES.includes(value)) clientMaxWindowBits = Number(value)
-        else return Either.left(new InvalidParameterValue({ name, value }))
+        else return Result.fail(new InvalidParameterValue({ name, value }))
         break
       }
       default:
-        return Either.left(new InvalidParameterName({ name }))
+        return Result.fail(new InvalidParameterName({ name }))
     }
   }
-  return Either.right({ serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits, clientMaxWindowBits })
+  return Result.succeed({ serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits, clientMaxWindowBits })
 }
 
 /**
@@ -633,13 +633,13 @@ export class ClientPerMessageDeflateFactory implements ClientExtensionFactory {
   processResponseParams(
     params: ReadonlyArray<ExtensionParameter>,
     acceptedExtensions: ReadonlyArray<Extension>
-  ): Either.Either<Extension, NegotiationErrorFamily> {
+  ): Result.Result<Extension, NegotiationErrorFamily> {
     if (alreadyAccepted(acceptedExtensions)) {
-      return Either.left(new NegotiationError({ detail: `received duplicate ${NAME}` }))
+      return Result.fail(new NegotiationError({ detail: `received duplicate ${NAME}` }))
     }
     const extracted = extractParameters(params, false)
-    if (Either.isLeft(extracted)) return Either.left(extracted.left)
-    const response = extracted.right
+    if (Result.isFailure(extracted)) return Result.fail(Result.failureOf(extracted))
+    const response = Result.successOf(extracted)
     let clientNoContextTakeover = response.clientNoContextTakeover
     let clientMaxWindowBits = response.clientMaxWindowBits as number | null
 
@@ -650,7 +650,7 @@ export class ClientPerMessageDeflateFactory implements ClientExtensionFactory {
     //   yes   no     error
     //   yes   yes    yes
     if (this.serverNoContextTakeover && !response.serverNoContextTakeover) {
-      return Either.left(new NegotiationError({ detail: "expected server_no_context_takeover" }))
+      return Result.fail(new NegotiationError({ detail: "expected server_no_context_takeover" }))
     }
 
     // client_no_context_takeover (§7.1.1.2): the server may omit it; we still honour our request.
@@ -665,10 +665,10 @@ export class ClientPerMessageDeflateFactory implements ClientExtensionFactory {
     //   8≤N≤15   N<M≤15   error
     if (this.serverMaxWindowBits !== null) {
       if (response.serverMaxWindowBits === null) {
-        return Either.left(new NegotiationError({ detail: "expected server_max_window_bits" }))
+        return Result.fail(new NegotiationError({ detail: "expected server_max_window_bits" }))
       }
       if (response.serverMaxWindowBits > this.serverMaxWindowBits) {
-        return Either.left(new NegotiationError({ detail: "unsupported server_max_window_bits" }))
+        return Result.fail(new NegotiationError({ detail: "unsupported server_max_window_bits" }))
       }
     }
 
@@ -683,16 +683,16 @@ export class ClientPerMessageDeflateFactory implements ClientExtensionFactory {
     //   8≤N≤15   N<M≤15   error
     if (this.clientMaxWindowBits === null) {
       if (clientMaxWindowBits !== null) {
-        return Either.left(new NegotiationError({ detail: "unexpected client_max_window_bits" }))
+        return Result.fail(new NegotiationError({ detail: "unexpected client_max_window_bits" }))
       }
     } else if (this.clientMaxWindowBits !== true) {
       if (clientMaxWindowBits === null) clientMaxWindowBits = this.clientMaxWindowBits
       else if (clientMaxWindowBits > this.clientMaxWindowBits) {
-        return Either.left(new NegotiationError({ detail: "unsupported client_max_window_bits" }))
+        return Result.fail(new NegotiationError({ detail: "unsupported client_max_window_bits" }))
       }
     }
 
-    return Either.right(
+    return Result.succeed(
       new PerMessageDeflate(
         response.serverNoContextTakeover,
         clientNoContextTakeover,
@@ -740,13 +740,13 @@ export class ServerPerMessageDeflateFactory implements ServerExtensionFactory {
   processRequestParams(
     params: ReadonlyArray<ExtensionParameter>,
     acceptedExtensions: ReadonlyArray<Extension>
-  ): Either.Either<readonly [ReadonlyArray<ExtensionParameter>, Extension], NegotiationErrorFamily> {
+  ): Result.Result<readonly [ReadonlyArray<ExtensionParameter>, Extension], NegotiationErrorFamily> {
     if (alreadyAccepted(acceptedExtensions)) {
-      return Either.left(new NegotiationError({ detail: `skipped duplicate ${NAME}` }))
+      return Result.fail(new NegotiationError({ detail: `skipped duplicate ${NAME}` }))
     }
     const extracted = extractParameters(params, true)
-    if (Either.isLeft(extracted)) return Either.left(extracted.left)
-    const offer = extracted.right
+    if (Result.isFailure(extracted)) return Result.fail(Result.failureOf(extracted))
+    const offer = Result.successOf(extracted)
 
     // server_no_context_takeover / client_no_context_takeover (§7.1.1): accept what the client
     // asks and add what we require.
@@ -781,7 +781,7 @@ export class ServerPerMessageDeflateFactory implements ServerExtensionFactory {
       clientMaxWindowBits = this.clientMaxWindowBits
     } else if (offer.clientMaxWindowBits === null) {
       if (this.requireClientMaxWindowBits) {
-        return Either.left(new NegotiationError({ detail: "required client_max_window_bits" }))
+        return Result.fail(new NegotiationError({ detail: "required client_max_window_bits" }))
       }
       clientMaxWindowBits = null
     } else {
@@ -805,7 +805,7 @@ export class ServerPerMessageDeflateFactory implements ServerExtensionFactory {
       this.compressSettings,
       { minSize: this.minSize }
     )
-    return Either.right([response, extension] as const)
+    return Result.succeed([response, extension] as const)
   }
 }
 

@@ -24,6 +24,7 @@ import type { ArrivingFrameDecoder } from "../extensions/Extension.js"
 import { Frame, MAX_CONTROL_PAYLOAD, type Opcode } from "../Frames.js"
 import { Utf8Validator } from "../Utf8.js"
 import { mask, unmask } from "./mask.js"
+import * as Result from "./result.js"
 
 // Parser states.
 const HEADER = 0
@@ -276,8 +277,8 @@ export class FrameParser {
             const decoding = this.decoding!
             this.decoding = undefined
             const decoded = decoding.end()
-            if (decoded._tag === "Left") return this.fail(decoded.left)
-            const frame = this.complete(decoded.right, decoding.rsv1)
+            if (Result.isFailure(decoded)) return this.fail(Result.failureOf(decoded))
+            const frame = this.complete(Result.successOf(decoded), decoding.rsv1)
             this.decoded = true
             return frame
           }

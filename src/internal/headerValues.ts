@@ -1,4 +1,4 @@
-import * as Either from "effect/Either"
+import * as Result from "./result.js"
 
 /**
  * Parses every value of a header that may be repeated (RFC 7230 §3.2.2: repeated list headers are
@@ -6,14 +6,14 @@ import * as Either from "effect/Either"
  */
 export const parseAll = <A, E>(
   values: ReadonlyArray<string>,
-  parse: (value: string) => Either.Either<ReadonlyArray<A>, E>
-): Either.Either<ReadonlyArray<A>, E> => {
+  parse: (value: string) => Result.Result<ReadonlyArray<A>, E>
+): Result.Result<ReadonlyArray<A>, E> => {
   if (values.length === 1) return parse(values[0]!)
   const all: Array<A> = []
   for (const value of values) {
     const parsed = parse(value)
-    if (Either.isLeft(parsed)) return parsed
+    if (Result.isFailure(parsed)) return parsed
     all.push(...parsed.right)
   }
-  return Either.right(all)
+  return Result.succeed(all)
 }

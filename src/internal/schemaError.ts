@@ -1,0 +1,8 @@
+/**
+ * The error a `Schema` decode or encode fails with, whose module differs between the Effect majors:
+ * `ParseError` of `effect/ParseResult` in Effect 3 (this file), `SchemaError` of `effect/Schema`
+ * in Effect 4 (`effect4/src/internal/schemaError.ts`). The shared error hierarchy names it here.
+ *
+ * @internal
+ */
+export type { ParseError as SchemaError } from "effect/ParseResult"
