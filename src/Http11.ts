@@ -529,7 +529,7 @@ export class RequestParser extends HeadParser<Request> {
     // RFC 7230 §3.3.3; as Python: no transfer coding, and Content-Length only when it is 0.
     if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
     const length = this.contentLength()
-    if (Result.isFailure(length)) return length
+    if (Result.isFailure(length)) return Result.fail(Result.failureOf(length))
     if (Result.successOf(length) !== undefined && Result.successOf(length) !== 0)
       return invalid("unsupported request body")
     // RFC 7230 §5.4: a request without Host, or with more than one, gets 400 (Python accepts both).
@@ -585,7 +585,7 @@ export class ResponseParser extends HeadParser<Response> {
     // RFC 7230 §3.3.3: Transfer-Encoding wins over Content-Length; chunked is not implemented.
     if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
     const length = this.contentLength()
-    if (Result.isFailure(length)) return length
+    if (Result.isFailure(length)) return Result.fail(Result.failureOf(length))
     const bodyLength = Result.successOf(length)
     if (bodyLength === undefined) {
       this.phase = Phase.BodyToEof
