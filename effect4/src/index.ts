@@ -1,0 +1,24 @@
+/**
+ * effect-websockets for Effect 4: `import { Client, Server } from "effect-websockets/effect4"`.
+ * The same modules and names as the Effect 3 entry point (`effect-websockets`), over the same
+ * sans-I/O protocol core; what differs is the Effect shell (services, streams, results).
+ *
+ * @since 0.4.0
+ */
+export * as Client from "./Client.js"
+export * as ClientConnection from "./ClientConnection.js"
+export * as Connection from "./Connection.js"
+export * as Errors from "./Errors.js"
+export * as Extension from "./extensions/Extension.js"
+export * as PermessageDeflate from "./extensions/PermessageDeflate.js"
+export * as Frames from "./Frames.js"
+export * as Handshake from "./Handshake.js"
+export * as HeaderParsers from "./HeaderParsers.js"
+export * as Headers from "./Headers.js"
+export * as Http11 from "./Http11.js"
+export * as Metrics from "./Metrics.js"
+export * as Server from "./Server.js"
+export * as ServerConnection from "./ServerConnection.js"
+export * as Uri from "./Uri.js"
+export * as Utf8 from "./Utf8.js"
+export * as WebSocket from "./WebSocket.js"
