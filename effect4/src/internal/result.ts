@@ -5,7 +5,8 @@
  * supplies its major's native type, so an Effect 4 user gets a `Result` from the same function
  * that gives an Effect 3 user an `Either`.
  *
- * @internal
+ * Not exported (internal/), and without the internal tag: stripInternal would take this comment
+ * for the first statement's and drop that statement from the declarations.
  */
 import * as R from "effect/Result"
 
