@@ -5,6 +5,8 @@
  *
  * @since 0.4.0
  */
+export * as Auth from "./Auth.js"
+export * as Backplane from "./Backplane.js"
 export * as Client from "./Client.js"
 export * as ClientConnection from "./ClientConnection.js"
 export * as Connection from "./Connection.js"
@@ -17,8 +19,12 @@ export * as HeaderParsers from "./HeaderParsers.js"
 export * as Headers from "./Headers.js"
 export * as Http11 from "./Http11.js"
 export * as Metrics from "./Metrics.js"
+export * as NodeMount from "./NodeMount.js"
 export * as Server from "./Server.js"
 export * as ServerConnection from "./ServerConnection.js"
+export * as Topics from "./Topics.js"
+export * as TypedMessages from "./TypedMessages.js"
 export * as Uri from "./Uri.js"
 export * as Utf8 from "./Utf8.js"
 export * as WebSocket from "./WebSocket.js"
+export * as Workers from "./Workers.js"
