@@ -3,7 +3,7 @@
  * unix-socket connection, performs the opening handshake and yields an open {@link WebSocket}
  * whose lifetime is the caller's `Scope`. Also a `WebSocketClient` service with a layer, and
  * automatic reconnection with a replaceable `Schedule`. The Effect 4 shell; the same names as
- * `effect-websockets/Client` for Effect 3 (its `config`/`layerConfig` are not ported yet).
+ * `effect-websockets/Client` for Effect 3.
  *
  * @since 0.1.0
  */
@@ -12,6 +12,7 @@ import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
 import * as Cause from "effect/Cause"
+import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -35,12 +36,14 @@ import type { ClientExtensionFactory } from "./extensions/Extension.js"
 import { enableClientPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import type { HeadersLike } from "./Headers.js"
 import type { Request, Response } from "./Http11.js"
+import { connectionConfig } from "./internal/optionsConfig.js"
 import * as Result from "./internal/result.js"
 import { type ConnectionSpans, Telemetry } from "./internal/telemetry.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { formatUri, parseUri, type WebSocketURI } from "./Uri.js"
 import {
+  type ConnectionConfig,
   defaults,
   type OptionalDuration,
   resolveOptionalDuration,
@@ -424,3 +427,51 @@ export const layer = (defaultOptions: ConnectOptions = {}): Layer.Layer<Client> 
 
 /** What {@link reconnect} uses when no {@link Client} service is provided. */
 const defaultClient: WebSocketClient = make()
+
+// ---------------------------------------------------------------------------
+// Options from Effect Config
+// ---------------------------------------------------------------------------
+
+/**
+ * The connection options that {@link config} reads, each one present only when its key is set.
+ * @since 0.3.0
+ * @category models
+ */
+export type ClientConfig = ConnectionConfig
+
+/**
+ * The connection options read from Effect `Config` (the environment by default), under flat names:
+ * `OPEN_TIMEOUT`, `PING_INTERVAL`, `PING_TIMEOUT`, `CLOSE_TIMEOUT` (durations as `Config.duration`
+ * reads them, such as `20 seconds`, or a number of milliseconds), `MAX_SIZE`, `MAX_QUEUE`,
+ * `READ_LIMIT`, `WRITE_LIMIT`, `MAX_HEADER_SIZE` (non-negative integers) and `COMPRESSION`
+ * (`deflate` or `none`). The same names as the server's (see `Server.config`), without `HOST`,
+ * `PORT` and `UNIX`: where to connect is the URI's business.
+ *
+ * A missing key leaves its option out, so the value given in code, or else the default, applies.
+ * `none` or `off` (any case) disables `OPEN_TIMEOUT`, `PING_INTERVAL`, `PING_TIMEOUT`, `MAX_SIZE`
+ * and `MAX_QUEUE` (Python's `None`); those refuse `0`. A value that does not parse fails with a
+ * `ConfigError` at its key. `Config.nested(Client.config, "WS_CLIENT")` reads `WS_CLIENT_MAX_SIZE`
+ * and so on from the environment: pass it to {@link layerConfig}.
+ *
+ * @since 0.3.0
+ * @category config
+ */
+export const config: Config.Config<ClientConfig> = connectionConfig
+
+/**
+ * Like {@link layer}, with the connections' default options read from Effect `Config` (see
+ * {@link config}) over those given in code: `defaultOptions` are the base, and each key present in
+ * the configuration overrides its option. Options given to one `connect` call still win. Pass
+ * `fromConfig` to read other names, for example `Config.nested(Client.config, "WS_CLIENT")`.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerConfig = (
+  defaultOptions: ConnectOptions = {},
+  fromConfig: Config.Config<ClientConfig> = config
+): Layer.Layer<Client, Config.ConfigError> =>
+  Layer.effect(
+    Client,
+    Effect.map(fromConfig, (configured) => make({ ...defaultOptions, ...configured }))
+  )

@@ -1,7 +1,7 @@
 /**
  * The WebSocket server (Python `websockets.server.serve` / `unix_serve` / `Server`): performs the
  * opening handshake and runs a handler per connection in its own fiber. The Effect 4 shell; the same
- * names as `effect-websockets/Server` for Effect 3 (its `config`/`layerConfig` are not ported yet).
+ * names as `effect-websockets/Server` for Effect 3.
  *
  * Connections reach it through one of three front doors, all feeding the same accept path
  * ({@link makeAcceptor}): its own TCP, TLS or unix-socket listener ({@link serve}), a Node
@@ -16,6 +16,7 @@ import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
 import * as Cause from "effect/Cause"
+import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -34,12 +35,14 @@ import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
 import { fanOut } from "./internal/fanOut.js"
 import { forwardedFor } from "./internal/forwarded.js"
+import { serverConfig } from "./internal/optionsConfig.js"
 import { Telemetry } from "./internal/telemetry.js"
 import { Timers } from "./internal/timers.js"
 import { completeWithoutFiber, resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
 import {
   type Address,
+  type ConnectionConfig,
   CurrentWebSocket,
   type Data,
   defaults,
@@ -775,3 +778,71 @@ const toResponse = (response: HttpResponse): Response => {
 /** A handler that ended because the connection closed has nothing worth logging. */
 const isClosedFailure = <E>(cause: Cause.Cause<E>): boolean =>
   Cause.findErrorOption(cause).pipe((option) => option._tag === "Some" && isConnectionClosed(option.value))
+
+// ---------------------------------------------------------------------------
+// Options from Effect Config
+// ---------------------------------------------------------------------------
+
+/**
+ * The server options that {@link config} reads, each one present only when its key is set.
+ * @since 0.3.0
+ * @category models
+ */
+export interface ServerConfig extends ConnectionConfig {
+  /** `HOST`: interface to listen on. */
+  readonly host?: string
+  /** `PORT`: port to listen on, 0 to 65535. */
+  readonly port?: number
+  /** `UNIX`: unix socket path to listen on instead of TCP. */
+  readonly unix?: string
+}
+
+/**
+ * The server's options read from Effect `Config` (the environment by default), under flat names:
+ * `HOST`, `PORT`, `UNIX` (a unix socket path), and the connection options `OPEN_TIMEOUT`,
+ * `PING_INTERVAL`, `PING_TIMEOUT`, `CLOSE_TIMEOUT` (durations as `Config.duration` reads them, such
+ * as `20 seconds`, or a number of milliseconds), `MAX_SIZE`, `MAX_QUEUE`, `READ_LIMIT`,
+ * `WRITE_LIMIT`, `MAX_HEADER_SIZE` (non-negative integers) and `COMPRESSION` (`deflate` or `none`).
+ *
+ * A missing key leaves its option out, so the value given in code, or else the default, applies.
+ * `none` or `off` (any case) disables `OPEN_TIMEOUT`, `PING_INTERVAL`, `PING_TIMEOUT`, `MAX_SIZE`
+ * and `MAX_QUEUE` (Python's `None`); those refuse `0`, which the command line reads as "disabled".
+ * A value that does not parse fails with a `ConfigError` at its key.
+ *
+ * Put the keys under a prefix with `Config.nested`: `Config.nested(Server.config, "WS")` reads
+ * `WS_PORT` from the environment (`WS.PORT` from `ConfigProvider.fromMap`); pass it to
+ * {@link layerConfig}.
+ *
+ * @example
+ * ```ts
+ * // PORT=9000 PING_INTERVAL=none node server.js
+ * const options = yield* Server.config // { port: 9000, pingInterval: null }
+ * ```
+ * @since 0.3.0
+ * @category config
+ */
+export const config: Config.Config<ServerConfig> = serverConfig
+
+/**
+ * Like {@link layer}, with the options read from Effect `Config` (see {@link config}) over those
+ * given in code: `options` are the base, and each key present in the configuration overrides its
+ * option. `UNIX`, when set, is listened on instead of `HOST`/`PORT`, as in {@link serve}. Pass
+ * `fromConfig` to read other names, for example `Config.nested(Server.config, "WS")` for `WS_PORT`.
+ *
+ * @example
+ * ```ts
+ * // PORT=9000 node server.js
+ * Server.layerConfig(echo, { host: "127.0.0.1", port: 8765 }).pipe(Layer.launch, NodeRuntime.runMain)
+ * ```
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerConfig = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A> = {},
+  fromConfig: Config.Config<ServerConfig> = config
+): Layer.Layer<Server, ListenFailed | Config.ConfigError, Exclude<R, Provided> | RP> =>
+  Layer.effect(
+    Server,
+    Effect.flatMap(fromConfig, (configured) => serve(handler, { ...options, ...configured }))
+  )

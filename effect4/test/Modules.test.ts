@@ -1,11 +1,13 @@
 /**
  * The Effect 4 shell's modules above Server and Client, over real loopback sockets: TypedMessages
  * (Schema 4), Auth (basic auth in processRequest), Topics (the in-memory backplane), NodeMount (a
- * node:http server's upgrades) and Metrics.
+ * node:http server's upgrades), Metrics and the options read from Config.
  */
 import * as http from "node:http"
 import { describe, expect, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import * as Auth from "../src/Auth.js"
@@ -158,5 +160,46 @@ describe("Effect 4 shell: Metrics", () => {
       const state = yield* Metric.value(received)
       expect(state.count).toBe(3)
     })
+  )
+})
+
+describe("Effect 4 shell: Config", () => {
+  const fromEnv = (env: Record<string, string>) => ConfigProvider.layer(ConfigProvider.fromEnv({ env }))
+
+  it.live("Server.config reads the flat keys that are set, and none disables a duration", () =>
+    Effect.gen(function* () {
+      const options = yield* Server.config
+      expect(options).toEqual({
+        port: 9000,
+        pingInterval: null,
+        maxSize: 2048,
+        compression: null
+      })
+    }).pipe(Effect.provide(fromEnv({ PORT: "9000", PING_INTERVAL: "none", MAX_SIZE: "2048", COMPRESSION: "off" })))
+  )
+
+  it.live("a value that does not parse fails with a ConfigError naming the key", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Client.config)
+      expect(error._tag).toBe("ConfigError")
+      expect(error.message).toContain("MAX_QUEUE")
+    }).pipe(Effect.provide(fromEnv({ MAX_QUEUE: "lots" })))
+  )
+
+  it.live("Server.layerConfig serves on the configured options over those in code", () =>
+    Effect.gen(function* () {
+      const server = yield* Server.Server
+      const ws = yield* Client.connect(uriOf(server), { compression: null })
+      yield* ws.send("x".repeat(100))
+      const closed = yield* Effect.flip(Effect.forever(ws.recv))
+      expect(closed.code).toBe(1009)
+    }).pipe(
+      Effect.provide(
+        Server.layerConfig(
+          Server.onMessage((message, ws) => ws.send(message)),
+          { host: LOCALHOST, port: 0 }
+        ).pipe(Layer.provide(fromEnv({ MAX_SIZE: "64" })))
+      )
+    )
   )
 })
