@@ -2,6 +2,8 @@
  * effect-websockets for Effect 4: `import { Client, Server } from "effect-websockets/effect4"`.
  * The same modules and names as the Effect 3 entry point (`effect-websockets`), over the same
  * sans-I/O protocol core; what differs is the Effect shell (services, streams, results).
+ * `effect-websockets/effect4/HttpRouterRoute` needs the optional peer `@effect/platform-node`, so
+ * it is imported by its own path and not re-exported here.
  *
  * @since 0.4.0
  */
@@ -18,7 +20,6 @@ export * as Handshake from "./Handshake.js"
 export * as HeaderParsers from "./HeaderParsers.js"
 export * as Headers from "./Headers.js"
 export * as Http11 from "./Http11.js"
-export * as HttpRouterRoute from "./HttpRouterRoute.js"
 export * as Metrics from "./Metrics.js"
 export * as NodeMount from "./NodeMount.js"
 export * as Server from "./Server.js"
