@@ -7,8 +7,11 @@
  *
  * It encodes and decodes frames with `wire.ts`, never with `src/Frames.ts`.
  */
+import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as net from "node:net"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -472,6 +475,39 @@ class Outcomes {
 }
 
 /**
+ * A raw client of the echo server listening on `port`, which performs the opening handshake itself;
+ * `awaitOutcome` tells how the server's handler for the connection from a local port ended.
+ */
+const rawClientOf = (port: number, awaitOutcome: (localPort: number) => Effect.Effect<Outcome>): Target => {
+  const open = (deflate: boolean, deadline: number) =>
+    Effect.gen(function* () {
+      const socket = yield* connectTcp(port)
+      const wire = new Wire(socket)
+      const key = newKey()
+      wire.write(
+        `GET /conformance HTTP/1.1\r\nHost: ${LOCALHOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") +
+          "\r\n"
+      )
+      const { headers, startLine } = parseHead(yield* wire.readHead(deadline))
+      // RFC 6455 §4.2.2 step 5: what a server's 101 response must carry.
+      const problems = [
+        /^HTTP\/1\.1 101 /.test(startLine) ? "" : `status line ${startLine}`,
+        hasToken(headers.get("upgrade"), "websocket") ? "" : "Upgrade",
+        hasToken(headers.get("connection"), "upgrade") ? "" : "Connection",
+        headers.get("sec-websocket-accept") === acceptFor(key) ? "" : "Sec-WebSocket-Accept",
+        hasToken(headers.get("sec-websocket-extensions"), "permessage-deflate") === deflate
+          ? ""
+          : `Sec-WebSocket-Extensions: ${headers.get("sec-websocket-extensions")}`
+      ].filter((problem) => problem !== "")
+      if (problems.length > 0) return yield* Effect.fail(new Error(`bad handshake response: ${problems.join(", ")}`))
+      return { wire, outcome: awaitOutcome(socket.localPort!) } satisfies Session
+    })
+  return { side: "server", open }
+}
+
+/**
  * Our server (`Server.serve` with the echo handler, compression available, messages up to
  * `maxSize`: 16 MiB, or the default without it) and a raw client that performs the opening
  * handshake itself.
@@ -496,34 +532,70 @@ export const serverUnderTest = (maxSize: number | undefined): Layer.Layer<Target
         closeTimeout: "3 seconds"
       })
       if (server.address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP server")
-      const port = server.address.port
-      const open = (deflate: boolean, deadline: number) =>
-        Effect.gen(function* () {
-          const socket = yield* connectTcp(port)
-          const wire = new Wire(socket)
-          const key = newKey()
-          wire.write(
-            `GET /conformance HTTP/1.1\r\nHost: ${LOCALHOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-              `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
-              (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") +
-              "\r\n"
+      return rawClientOf(server.address.port, (localPort) => outcomes.await(localPort))
+    })
+  )
+
+/**
+ * The same echo server built with the Effect 4 shell (`effect4/test/fixtures/echoServer.ts`), in a
+ * process of its own run by vite-node from effect4/ (so that it loads effect 4), with the same raw
+ * client: the conformance cases run against both shells without being copied. The server reports
+ * its handlers' outcomes as JSON lines on stdout.
+ */
+export const effect4ServerUnderTest = (maxSize: number | undefined): Layer.Layer<TargetUnderTest, unknown> =>
+  Layer.scoped(
+    TargetUnderTest,
+    Effect.gen(function* () {
+      const outcomes = new Outcomes()
+      const effect4 = fileURLToPath(new URL("../../effect4", import.meta.url))
+      const child = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          spawn(
+            process.execPath,
+            [
+              join(effect4, "..", "node_modules", "vite-node", "vite-node.mjs"),
+              "--root",
+              ".",
+              "test/fixtures/echoServer.ts"
+            ],
+            {
+              cwd: effect4,
+              env: { ...process.env, ...(maxSize === undefined ? {} : { MAX_SIZE: String(maxSize) }) },
+              stdio: ["ignore", "pipe", "inherit"]
+            }
           )
-          const { headers, startLine } = parseHead(yield* wire.readHead(deadline))
-          // RFC 6455 §4.2.2 step 5: what a server's 101 response must carry.
-          const problems = [
-            /^HTTP\/1\.1 101 /.test(startLine) ? "" : `status line ${startLine}`,
-            hasToken(headers.get("upgrade"), "websocket") ? "" : "Upgrade",
-            hasToken(headers.get("connection"), "upgrade") ? "" : "Connection",
-            headers.get("sec-websocket-accept") === acceptFor(key) ? "" : "Sec-WebSocket-Accept",
-            hasToken(headers.get("sec-websocket-extensions"), "permessage-deflate") === deflate
-              ? ""
-              : `Sec-WebSocket-Extensions: ${headers.get("sec-websocket-extensions")}`
-          ].filter((problem) => problem !== "")
-          if (problems.length > 0)
-            return yield* Effect.fail(new Error(`bad handshake response: ${problems.join(", ")}`))
-          return { wire, outcome: outcomes.await(socket.localPort!) } satisfies Session
+        ),
+        (child) => Effect.sync(() => child.kill("SIGKILL"))
+      )
+      const port = yield* Effect.async<number, Error>((resume) => {
+        let buffered = ""
+        let listening = false
+        child.stdout!.on("data", (chunk: Buffer) => {
+          buffered += chunk.toString("utf8")
+          let newline = buffered.indexOf("\n")
+          while (newline >= 0) {
+            const line = JSON.parse(buffered.slice(0, newline)) as {
+              readonly port?: number
+              readonly remotePort?: number
+              readonly outcome?: Outcome
+            }
+            buffered = buffered.slice(newline + 1)
+            if (line.port !== undefined && !listening) {
+              listening = true
+              resume(Effect.succeed(line.port))
+            } else if (line.remotePort !== undefined && line.outcome !== undefined) {
+              outcomes.record(line.remotePort, line.outcome)
+            }
+            newline = buffered.indexOf("\n")
+          }
         })
-      return { side: "server", open } satisfies Target
+        child.once("exit", (code) => {
+          if (!listening) resume(Effect.fail(new Error(`the Effect 4 echo server exited (${code}) before listening`)))
+        })
+      }).pipe(
+        Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("Effect 4 echo server: no port") })
+      )
+      return rawClientOf(port, (localPort) => outcomes.await(localPort))
     })
   )
 
