@@ -8,14 +8,15 @@
  * - npm accepts it (our peer range takes effect 4) and resolves one copy of effect (`npm ls effect`);
  * - the application typechecks against the published types (strict, skipLibCheck off);
  * - it runs the README's echo server (a layer, under NodeRuntime) and client: a round trip, a
- *   fragmented message, ProtocolError for close(999), and ConnectFailed caught by its tag.
+ *   fragmented message, ProtocolError for close(999), and ConnectFailed caught by its tag;
+ * - `npx effect-websockets` runs on the Effect 4 shell there: --help, --version, a refused client.
  *
  * Usage: node test/package/checkEffect4.mjs [--keep]   (--keep leaves the temporary application)
  */
 import { spawnSync } from "node:child_process"
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { delimiter, dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const [major, minor] = process.versions.node.split(".").map(Number)
@@ -35,8 +36,11 @@ const check = (condition, message) => {
   if (!condition) failures.push(message)
 }
 
+// Children (npx, the CLI's `#!/usr/bin/env node`) run on this Node, not on whatever PATH has first.
+const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}` }
+
 const run = (cmd, args, cwd, options = {}) => {
-  const result = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout: 300_000, ...options })
+  const result = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout: 300_000, env, ...options })
   if (options.allowFailure !== true && result.status !== 0) {
     throw new Error(`${cmd} ${args.join(" ")} failed (${result.status}) in ${cwd}\n${result.stdout}\n${result.stderr}`)
   }
@@ -108,6 +112,18 @@ try {
   check(app.stderr === "", `nothing on stderr${app.stderr === "" ? "" : `\n${app.stderr}`}`)
   const declarations = readFileSync(join(dir, "node_modules/effect-websockets/dist/effect4/Server.d.ts"), "utf8")
   check(!/@internal/.test(declarations), "the Effect 4 Server declarations expose no @internal member")
+
+  console.log("\n# npx effect-websockets")
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"))
+  const help = run("npx", ["--no-install", "effect-websockets", "--help"], dir, { allowFailure: true })
+  check(help.status === 0 && help.stdout.startsWith("Usage: effect-websockets"), "npx effect-websockets --help")
+  const version = run("npx", ["--no-install", "effect-websockets", "--version"], dir, { allowFailure: true })
+  check(version.stdout.trim() === pkg.version, `npx effect-websockets --version prints ${pkg.version}`)
+  const refused = run("npx", ["--no-install", "effect-websockets", "ws://127.0.0.1:1/"], dir, { allowFailure: true })
+  check(
+    refused.status === 1 && refused.stderr.includes("ECONNREFUSED"),
+    `the CLI client runs on effect 4 (a refused connection exits 1)${refused.status === 1 ? "" : `\n${refused.stderr}`}`
+  )
 } finally {
   if (keep) console.log(`\nkept ${work}`)
   else rmSync(work, { recursive: true, force: true })
