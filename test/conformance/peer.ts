@@ -547,53 +547,14 @@ export const effect4ServerUnderTest = (maxSize: number | undefined): Layer.Layer
     TargetUnderTest,
     Effect.gen(function* () {
       const outcomes = new Outcomes()
-      const effect4 = fileURLToPath(new URL("../../effect4", import.meta.url))
-      const child = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          spawn(
-            process.execPath,
-            [
-              join(effect4, "..", "node_modules", "vite-node", "vite-node.mjs"),
-              "--root",
-              ".",
-              "test/fixtures/echoServer.ts"
-            ],
-            {
-              cwd: effect4,
-              env: { ...process.env, ...(maxSize === undefined ? {} : { MAX_SIZE: String(maxSize) }) },
-              stdio: ["ignore", "pipe", "inherit"]
-            }
-          )
-        ),
-        (child) => Effect.sync(() => child.kill("SIGKILL"))
-      )
-      const port = yield* Effect.async<number, Error>((resume) => {
-        let buffered = ""
-        let listening = false
-        child.stdout!.on("data", (chunk: Buffer) => {
-          buffered += chunk.toString("utf8")
-          let newline = buffered.indexOf("\n")
-          while (newline >= 0) {
-            const line = JSON.parse(buffered.slice(0, newline)) as {
-              readonly port?: number
-              readonly remotePort?: number
-              readonly outcome?: Outcome
-            }
-            buffered = buffered.slice(newline + 1)
-            if (line.port !== undefined && !listening) {
-              listening = true
-              resume(Effect.succeed(line.port))
-            } else if (line.remotePort !== undefined && line.outcome !== undefined) {
-              outcomes.record(line.remotePort, line.outcome)
-            }
-            newline = buffered.indexOf("\n")
-          }
-        })
-        child.once("exit", (code) => {
-          if (!listening) resume(Effect.fail(new Error(`the Effect 4 echo server exited (${code}) before listening`)))
-        })
-      }).pipe(
-        Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("Effect 4 echo server: no port") })
+      const listening = Deferred.unsafeMake<number>(FiberId.none)
+      yield* effect4Process("echoServer.ts", maxSize === undefined ? {} : { MAX_SIZE: String(maxSize) }, (line) => {
+        if (line.port !== undefined) Deferred.unsafeDone(listening, Exit.succeed(line.port as number))
+        else if (line.remotePort !== undefined) outcomes.record(line.remotePort, line.outcome as Outcome)
+      })
+      // Loading effect 4 under vite-node takes seconds: the cases' deadlines start once it listens.
+      const port = yield* Deferred.await(listening).pipe(
+        Effect.timeoutFail({ duration: "50 seconds", onTimeout: () => new Error("the Effect 4 server did not start") })
       )
       return rawClientOf(port, (localPort) => outcomes.await(localPort))
     })
@@ -699,6 +660,83 @@ export const clientUnderTest = (
 
 /** {@link clientUnderTest} with 16 MiB messages. */
 export const ClientUnderTest: Layer.Layer<TargetUnderTest | RawServer> = clientUnderTest()
+
+/**
+ * A process of the Effect 4 shell run by vite-node from effect4/ (`test/fixtures/<script>`), with
+ * the JSON lines it writes on stdout handed to `onLine`; killed with the scope.
+ */
+const effect4Process = (script: string, env: Record<string, string>, onLine: (line: Record<string, any>) => void) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const effect4 = fileURLToPath(new URL("../../effect4", import.meta.url))
+      const child = spawn(
+        process.execPath,
+        [join(effect4, "..", "node_modules", "vite-node", "vite-node.mjs"), "--root", ".", `test/fixtures/${script}`],
+        { cwd: effect4, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "inherit"] }
+      )
+      let buffered = ""
+      child.stdout!.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString("utf8")
+        let newline = buffered.indexOf("\n")
+        while (newline >= 0) {
+          onLine(JSON.parse(buffered.slice(0, newline)) as Record<string, any>)
+          buffered = buffered.slice(newline + 1)
+          newline = buffered.indexOf("\n")
+        }
+      })
+      return child
+    }),
+    (child) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+
+/**
+ * The Effect 4 shell's client (`effect4/test/fixtures/echoClient.ts`, one process for the file)
+ * running the echo handler with `options`, against the same raw server as {@link clientUnderTest}:
+ * the client conformance cases run against both shells without being copied.
+ */
+export const effect4ClientUnderTest = (
+  options: Client.ConnectOptions = clientOptions
+): Layer.Layer<TargetUnderTest | RawServer, unknown> =>
+  Layer.scoped(
+    TargetUnderTest,
+    Effect.gen(function* () {
+      const listener = yield* RawServer
+      const connected = new Map<number, Deferred.Deferred<void, Error>>()
+      const outcomes = new Outcomes()
+      const ready = Deferred.unsafeMake<void>(FiberId.none)
+      const child = yield* effect4Process("echoClient.ts", {}, (line) => {
+        if (line.ready === true) return void Deferred.unsafeDone(ready, Exit.void)
+        const slot = connected.get(line.id)
+        if (line.connected === true && slot !== undefined) Deferred.unsafeDone(slot, Exit.void)
+        else if (line.error !== undefined && slot !== undefined)
+          Deferred.unsafeDone(slot, Exit.fail(new Error(`connect failed: ${line.error}`)))
+        else if (line.outcome !== undefined) outcomes.record(line.id, line.outcome as Outcome)
+      })
+      // Loading effect 4 under vite-node takes seconds: the cases' deadlines start once it is done.
+      yield* Deferred.await(ready).pipe(
+        Effect.timeoutFail({ duration: "50 seconds", onTimeout: () => new Error("the Effect 4 client did not start") })
+      )
+      let nextId = 0
+      const open = (deflate: boolean, deadline: number) =>
+        Effect.gen(function* () {
+          const id = nextId++
+          const slot = Deferred.unsafeMake<void, Error>(FiberId.none)
+          connected.set(id, slot)
+          child.stdin!.write(
+            `${JSON.stringify({ id, uri: `ws://${LOCALHOST}:${listener.port}/conformance`, options })}\n`
+          )
+          const { wire, key, head } = yield* acceptRequest(listener.accept, deadline)
+          const offer = parseHead(head).headers.get("sec-websocket-extensions")
+          if (deflate && !hasToken(offer, "permessage-deflate")) {
+            return yield* Effect.fail(new Error(`permessage-deflate not offered: ${offer}`))
+          }
+          wire.write(switchingProtocols(key, deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : ""))
+          yield* Deferred.await(slot).pipe(Effect.ensuring(Effect.sync(() => connected.delete(id))))
+          return { wire, outcome: outcomes.await(id) } satisfies Session
+        })
+      return { side: "client", open } satisfies Target
+    })
+  ).pipe(Layer.provideMerge(Layer.scoped(RawServer, rawListener())))
 
 // ---------------------------------------------------------------------------
 // Running a case
