@@ -40,9 +40,7 @@ if (command._tag === "Help") {
     if ((error as NodeJS.ErrnoException).code !== "ERR_MODULE_NOT_FOUND" || !String(error).includes("'effect'")) {
       throw error
     }
-    process.stderr.write(
-      "Error: effect-websockets needs the effect package: npm install effect\n"
-    )
+    process.stderr.write("Error: effect-websockets needs the effect package: npm install effect\n")
     process.exit(EXIT_FAILURE)
   }
 }
