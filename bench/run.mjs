@@ -45,6 +45,15 @@ import {
   startServer
 } from "./lib.mjs"
 
+/** The commit whose code is measured, "+changes" when src/ or bench/ (results aside) differ from it; "unknown" without git. */
+const measuredCommit = () => {
+  const git = (...args) => spawnSync("git", args, { cwd: ROOT, encoding: "utf8" })
+  const head = git("rev-parse", "--short", "HEAD")
+  if (head.status !== 0) return "unknown"
+  const changes = git("status", "--porcelain", "--", "src", "bench", ":!bench/results").stdout.trim()
+  return `${head.stdout.trim()}${changes === "" ? "" : "+changes"}`
+}
+
 // ---------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------
@@ -988,6 +997,7 @@ const main = async () => {
   }
   const info = machine()
   const date = new Date()
+  const commit = measuredCommit()
   log(
     `effect-websockets benchmark ${QUICK ? "(quick) " : ""}${date.toISOString()} · ${info.nproc} × ${info.cpuModel} · Node ${info.node} · load ${os.loadavg()[0].toFixed(2)}`
   )
@@ -1033,7 +1043,7 @@ const main = async () => {
   const summary = summarize()
   const checks = checkTargets(summary)
   const seconds = elapsed() / 1e3
-  const header = `${date.toISOString().slice(0, 16).replace("T", " ")} UTC · ${info.nproc} × ${info.cpuModel} · Node ${info.node} · ws ${info.ws} (bufferutil ${info.bufferutil}) · ${QUICK ? "quick, " : ""}${config.reps} reps × ${config.durationMs} ms · load average ${loadBefore[0].toFixed(2)} → ${os.loadavg()[0].toFixed(2)} · ${seconds.toFixed(0)} s`
+  const header = `${date.toISOString().slice(0, 16).replace("T", " ")} UTC · ${info.nproc} × ${info.cpuModel} · Node ${info.node} · ws ${info.ws} (bufferutil ${info.bufferutil}) · ${QUICK ? "quick, " : ""}${config.reps} reps × ${config.durationMs} ms · load average ${loadBefore[0].toFixed(2)} → ${os.loadavg()[0].toFixed(2)} · ${seconds.toFixed(0)} s · commit ${commit}`
   const errors = runs.filter((r) => !r.ok && !r.skipped)
   const skipped = runs.filter((r) => r.skipped)
   if (skipped.length > 0) notes.push(`${skipped.length} runs skipped: time budget of ${config.budgetMs / 1000} s spent`)
@@ -1044,6 +1054,7 @@ const main = async () => {
 
   const result = {
     date: date.toISOString(),
+    commit,
     machine: info,
     loadAverage: { before: loadBefore, after: os.loadavg() },
     config,

@@ -4,9 +4,11 @@
  * `WWW-Authenticate` challenge unless the request carries valid credentials. Connect with
  * `npx effect-websockets ws://127.0.0.1:8765/ --header "Authorization: Basic YWxpY2U6czNjcmV0"`
  * (alice:s3cret), or with `Client.connect("ws://alice:s3cret@127.0.0.1:8765/")`.
+ *
+ *   npx tsx examples/auth-server.ts      # PORT=9000 for another port than 8765
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect } from "effect"
+import { Console, Effect } from "effect"
 import { Auth, Server, type WebSocket } from "effect-websockets"
 
 /** A real application checks a password hash in a database. */
@@ -25,8 +27,13 @@ const greet = (ws: WebSocket.WebSocket, username: string) =>
   })
 
 const program = Effect.gen(function* () {
-  const server = yield* Server.serve(greet, { host: "127.0.0.1", port: 8765, processRequest })
-  yield* Effect.log("Authenticating server on ws://127.0.0.1:8765/")
+  const server = yield* Server.serve(greet, {
+    host: "127.0.0.1",
+    port: Number(process.env.PORT ?? 8765),
+    processRequest
+  })
+  const port = server.address._tag === "TcpAddress" ? server.address.port : "?"
+  yield* Console.log(`Listening on ws://127.0.0.1:${port} (Basic Auth)`)
   yield* server.waitClosed
 })
 

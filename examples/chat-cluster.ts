@@ -5,8 +5,8 @@
  * `Workers`), with a Redis server:
  *
  *   redis-server --port 6379 --save '' --appendonly no
- *   PORT=8001 npx vite-node examples/chat-cluster.ts
- *   PORT=8002 npx vite-node examples/chat-cluster.ts
+ *   PORT=8001 npx tsx examples/chat-cluster.ts
+ *   PORT=8002 npx tsx examples/chat-cluster.ts
  *
  * Environment: `PORT` (default 0, any free port), `REDIS_URL` (default redis://127.0.0.1:6379).
  * Prints `Listening on http://127.0.0.1:PORT` once ready; on SIGTERM it closes its connections with
@@ -14,7 +14,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Stream } from "effect"
-import { Errors, RedisBackplane, Server, Topics, type WebSocket } from "../src/index.js"
+import { Errors, RedisBackplane, Server, Topics, type WebSocket } from "effect-websockets"
 
 const TOPIC = "chat"
 

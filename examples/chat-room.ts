@@ -2,9 +2,11 @@
  * Chat room: every message a client sends is broadcast to every connected client, with the
  * sender's name; joins and departures are announced too. Try it with two terminals running
  * `npx effect-websockets ws://127.0.0.1:8765/?name=alice` (and `?name=bob`).
+ *
+ *   npx tsx examples/chat-room.ts      # PORT=9000 for another port than 8765
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Stream } from "effect"
+import { Console, Effect, Stream } from "effect"
 import { Server, type WebSocket } from "effect-websockets"
 
 const nameOf = (ws: WebSocket.WebSocket): string =>
@@ -30,8 +32,9 @@ const chat = (ws: WebSocket.WebSocket) =>
   })
 
 const program = Effect.gen(function* () {
-  const server = yield* Server.serve(chat, { host: "127.0.0.1", port: 8765 })
-  yield* Effect.log("Chat room on ws://127.0.0.1:8765/?name=<your name>")
+  const server = yield* Server.serve(chat, { host: "127.0.0.1", port: Number(process.env.PORT ?? 8765) })
+  const port = server.address._tag === "TcpAddress" ? server.address.port : "?"
+  yield* Console.log(`Listening on ws://127.0.0.1:${port} (join with ?name=<your name>)`)
   yield* server.waitClosed
 })
 

@@ -1,13 +1,15 @@
 /**
  * Client: connects to the echo server, sends a text and a binary message, prints the replies and
  * closes normally (1000) when the scope closes.
+ *
+ *   npx tsx examples/client.ts [ws://127.0.0.1:8765/]
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
 import { Client, Errors } from "effect-websockets"
 
 const program = Effect.gen(function* () {
-  const ws = yield* Client.connect("ws://127.0.0.1:8765/")
+  const ws = yield* Client.connect(process.argv[2] ?? "ws://127.0.0.1:8765/")
   yield* Console.log(`Connected; subprotocol: ${ws.subprotocol ?? "none"}`)
 
   yield* ws.send("Hello world!")

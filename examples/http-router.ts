@@ -8,6 +8,8 @@
  *
  * Listens on 127.0.0.1 and the port in `PORT` (default 8080). On SIGTERM or Ctrl-C it closes its
  * WebSocket connections with 1001 (going away) and exits 0.
+ *
+ *   npx tsx examples/http-router.ts
  */
 import { createServer } from "node:http"
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"

@@ -3,10 +3,13 @@
  *
  * - `GET /health` answers 200 `ok` (from the `'request'` handler);
  * - `/ws` echoes every message (Text as Text, Binary as Binary; compressed; up to 16 MiB);
- * - `/chat` relays every text message to every other connection on `/chat`.
+ * - `/chat` relays every text message to every other connection on `/chat`;
+ * - a plain GET on `/ws` or `/chat` (a browser's address bar) gets 426 Upgrade Required.
  *
  * Listens on 127.0.0.1 and the port in `PORT` (default 8080). On SIGTERM or Ctrl-C it closes its
  * WebSocket connections with 1001 (going away) and exits 0.
+ *
+ *   npx tsx examples/node-http.ts
  */
 import { createServer } from "node:http"
 import { NodeRuntime } from "@effect/platform-node"
@@ -35,7 +38,13 @@ const program = Effect.gen(function* () {
   const http = yield* Effect.acquireRelease(
     Effect.sync(() =>
       createServer((request, response) => {
-        if (request.url === "/health") response.writeHead(200, { "Content-Type": "text/plain" }).end("ok")
+        const path = new URL(request.url ?? "/", "http://localhost").pathname
+        if (path === "/health") response.writeHead(200, { "Content-Type": "text/plain" }).end("ok")
+        // RFC 9110 §15.5.22: a WebSocket endpoint reached without an upgrade says which protocol it needs.
+        else if (path === "/ws" || path === "/chat")
+          response
+            .writeHead(426, { Upgrade: "websocket", Connection: "Upgrade", "Content-Type": "text/plain" })
+            .end("This is a WebSocket endpoint: connect with a WebSocket client.\n")
         else response.writeHead(404).end()
       })
     ),

@@ -2,6 +2,8 @@
  * A client that stays connected: `Client.reconnect` runs the handler on each new connection and,
  * when the server goes away or cannot be reached, tries again after an exponential backoff. Start
  * and stop the echo server (examples/echo-server.ts) to watch it reconnect.
+ *
+ *   npx tsx examples/reconnecting-client.ts [ws://127.0.0.1:8765/]
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Schedule, Stream } from "effect"
@@ -27,6 +29,6 @@ const backoff = Schedule.exponential("500 millis").pipe(
 
 // By default, connection errors, failed handshakes and closed connections reconnect; anything else
 // (an invalid URI, a handler bug) ends the program. `Schedule.recurs(n)` would give up after n retries.
-const program = Client.reconnect("ws://127.0.0.1:8765/", session, { schedule: backoff })
+const program = Client.reconnect(process.argv[2] ?? "ws://127.0.0.1:8765/", session, { schedule: backoff })
 
 NodeRuntime.runMain(program)

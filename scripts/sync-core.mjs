@@ -28,17 +28,15 @@ export const coreFiles = [
   "internal/frameParser.ts",
   "internal/headerValues.ts",
   "internal/mask.ts",
-  "internal/cliArgs.ts",
   "internal/fanOut.ts",
   "internal/text.ts",
   "internal/zlibEngine.ts"
 ]
 
 /*
- * Besides the core proper, internal modules free of `effect` that the shells share because each
- * shell has the modules they import, under the same names: internal/forwarded.ts (reads
- * X-Forwarded-For), internal/fanOut.ts (broadcast over internal/webSocket.ts's trySend) and
- * internal/cliArgs.ts (the command line's arguments and help).
+ * Besides the core proper, two internal modules free of `effect` that the shells share because
+ * each shell has the modules they import, under the same names: internal/forwarded.ts (reads
+ * X-Forwarded-For) and internal/fanOut.ts (broadcast over internal/webSocket.ts's trySend).
  */
 let written = 0
 for (const file of coreFiles) {

@@ -4,8 +4,11 @@
  * with a `WWW-Authenticate` challenge unless the handshake request carries valid credentials, and
  * continues with the username, which the handler receives as its second argument.
  *
+ * @example
  * ```ts
- * const greet = (ws: WebSocket, user: string) => ws.send(`Hello ${user}!`)
+ * import { Auth, Server, type WebSocket } from "effect-websockets"
+ *
+ * const greet = (ws: WebSocket.WebSocket, user: string) => ws.send(`Hello ${user}!`)
  * Server.serve(greet, { processRequest: Auth.basicAuth({ realm: "my dev server", credentials: ["hello", "iloveyou"] }) })
  * ```
  *

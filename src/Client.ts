@@ -280,7 +280,10 @@ const withOpenTimeout = <A, E, R>(
  *
  * @example
  * ```ts
- * Effect.scoped(Effect.gen(function* () {
+ * import { Effect } from "effect"
+ * import { Client } from "effect-websockets"
+ *
+ * const program = Effect.scoped(Effect.gen(function* () {
  *   const ws = yield* Client.connect("ws://127.0.0.1:8765/")
  *   yield* ws.send("Hello")
  *   console.log(yield* ws.recv)

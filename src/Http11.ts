@@ -1,7 +1,8 @@
 /**
  * Minimal HTTP/1.1 for the opening handshake, mirroring Python `websockets.http11`: a `Request`
- * (always `GET`) and a `Response`, each with `serialize`, and incremental parsers that take chunks
- * of any size, never throw, and enforce the named security limits while bytes arrive.
+ * (a `GET`, or any method for the server's request hook to answer) and a `Response`, each with
+ * `serialize`, and incremental parsers that take chunks of any size, never throw, and enforce the
+ * named security limits while bytes arrive.
  *
  * Bytes are decoded as latin1 (one byte, one char) so that any input decodes; `serialize` encodes
  * latin1 back, so parse → serialize is the identity on the wire.
@@ -86,12 +87,17 @@ const encode = (text: string): Uint8Array =>
 export class Request {
   constructor(
     readonly path: string,
-    readonly headers: Headers
+    readonly headers: Headers,
+    /**
+     * `GET` for a handshake. The server parses other methods too (a health check by `HEAD` or
+     * `POST`) so that its request hook may answer them; it refuses them an upgrade with 405.
+     */
+    readonly method: string = "GET"
   ) {}
 
-  /** `GET {path} HTTP/1.1\r\n`, the header lines, and the empty line. */
+  /** `{method} {path} HTTP/1.1\r\n`, the header lines, and the empty line. */
   serialize(): Uint8Array {
-    return encode(`GET ${this.path} HTTP/1.1\r\n${this.headers.serialize()}`)
+    return encode(`${this.method} ${this.path} HTTP/1.1\r\n${this.headers.serialize()}`)
   }
 }
 
@@ -229,6 +235,13 @@ const isFieldByte = (b: number): boolean => b === HTAB || (b >= SP && b !== 0x7f
 
 const isOws = (b: number | undefined): boolean => b === SP || b === HTAB
 
+/** token = 1*tchar (RFC 9110 §5.6.2), as a method is. */
+const isToken = (text: string): boolean => {
+  if (text.length === 0) return false
+  for (let i = 0; i < text.length; i++) if (TCHAR[text.charCodeAt(i)] !== 1) return false
+  return true
+}
+
 // ---------------------------------------------------------------------------
 // Incremental parser
 // ---------------------------------------------------------------------------
@@ -242,7 +255,19 @@ const insecure = (detail: string) => Result.fail(new SecurityError({ detail }))
 const quote = (text: string): string => JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text)
 
 /** Parser states, as small integers. */
-const Phase = { StartLine: 0, HeaderLines: 1, BodyLength: 2, BodyToEof: 3, Done: 4, Failed: 5 } as const
+const Phase = {
+  StartLine: 0,
+  HeaderLines: 1,
+  BodyLength: 2,
+  BodyToEof: 3,
+  Done: 4,
+  Failed: 5,
+  /** Chunked body (RFC 9112 §7.1): a chunk-size line, its data, the CRLF after it, the trailer. */
+  ChunkSize: 6,
+  ChunkData: 7,
+  ChunkEnd: 8,
+  Trailer: 9
+} as const
 type Phase = (typeof Phase)[keyof typeof Phase]
 
 /** Splits a start line (without CRLF) as Python's `line.split(b" ", 2)`; `undefined` unless three parts. */
@@ -280,6 +305,11 @@ abstract class HeadParser<M> {
   private headerCount = 0
   /** Length of the body to read in `Phase.BodyLength`. */
   protected bodyLength = 0
+  /** Chunked body: bytes left in the current chunk, the chunks' data so far and its size. */
+  private chunkLeft = 0
+  private chunks: Array<Uint8Array> = []
+  private chunkedSize = 0
+  private trailerLines = 0
   private message: M | undefined
   private error: HeadError | undefined
   private eof = false
@@ -343,6 +373,15 @@ abstract class HeadParser<M> {
         return this.fail(
           new InvalidMessage({
             detail: `connection closed while reading HTTP body: got ${this.end - this.start} of ${this.bodyLength} bytes`
+          })
+        )
+      case Phase.ChunkSize:
+      case Phase.ChunkData:
+      case Phase.ChunkEnd:
+      case Phase.Trailer:
+        return this.fail(
+          new InvalidMessage({
+            detail: `connection closed while reading chunked HTTP body: got ${this.chunkedSize} bytes`
           })
         )
       default: {
@@ -427,7 +466,84 @@ abstract class HeadParser<M> {
       }
       return NEED_MORE
     }
+    if (this.phase >= Phase.ChunkSize) return this.runChunked()
     return this.complete(this.finish(EMPTY))
+  }
+
+  /** Starts reading a chunked body after the head (RFC 9112 §7.1). */
+  protected readChunked(): void {
+    this.phase = Phase.ChunkSize
+  }
+
+  /**
+   * Reads a chunked body as Python's `read_body` does: each chunk's data is taken out of the buffer
+   * as it arrives, so the buffer holds at most a line and one read; the data itself counts against
+   * {@link MAX_BODY_SIZE} as soon as a chunk-size line announces it; trailer lines are read and
+   * dropped, at most {@link MAX_NUM_HEADERS}.
+   */
+  private runChunked(): Result.Result<M | undefined, HeadError> {
+    for (;;) {
+      switch (this.phase) {
+        case Phase.ChunkSize: {
+          const step = this.nextLine()
+          if (step === undefined) return NEED_MORE
+          if (Result.isFailure(step)) return this.fail(Result.failureOf(step))
+          const line = this.text(Result.successOf(step)[0], Result.successOf(step)[1])
+          // chunk-size [ BWS ";" chunk-ext ]: extensions are ignored.
+          const semicolon = line.indexOf(";")
+          const digits = (semicolon === -1 ? line : line.slice(0, semicolon)).replace(/[ \t]+$/, "")
+          if (!/^[0-9a-fA-F]+$/.test(digits))
+            return this.fail(new InvalidMessage({ detail: `invalid chunk size: ${quote(line)}` }))
+          const significant = digits.replace(/^0+/, "")
+          // Eight hex digits exceed MAX_BODY_SIZE already; parsing longer ones would lose precision.
+          const size = significant.length > 8 ? Number.POSITIVE_INFINITY : Number.parseInt(significant || "0", 16)
+          if (size === 0) {
+            this.phase = Phase.Trailer
+          } else if (this.chunkedSize + size > MAX_BODY_SIZE) {
+            return this.fail(
+              new SecurityError({
+                detail: `body too large: chunk of ${significant.length > 8 ? `0x${significant}` : size} bytes after ${this.chunkedSize} bytes`
+              })
+            )
+          } else {
+            this.chunkLeft = size
+            this.chunkedSize += size
+            this.phase = Phase.ChunkData
+          }
+          break
+        }
+        case Phase.ChunkData: {
+          const take = Math.min(this.chunkLeft, this.end - this.start)
+          if (take === 0) return NEED_MORE
+          this.chunks.push(new Uint8Array(this.buf.subarray(this.start, this.start + take)))
+          this.start = this.scan = this.start + take
+          this.chunkLeft -= take
+          if (this.chunkLeft === 0) this.phase = Phase.ChunkEnd
+          break
+        }
+        case Phase.ChunkEnd: {
+          if (this.end - this.start < 2) return NEED_MORE
+          if (this.buf[this.start] !== CR || this.buf[this.start + 1] !== LF) {
+            return this.fail(new InvalidMessage({ detail: "chunk without CRLF" }))
+          }
+          this.start = this.scan = this.start + 2
+          this.phase = Phase.ChunkSize
+          break
+        }
+        default: {
+          const step = this.nextLine()
+          if (step === undefined) return NEED_MORE
+          if (Result.isFailure(step)) return this.fail(Result.failureOf(step))
+          if (Result.successOf(step)[0] === Result.successOf(step)[1]) {
+            const body = this.chunks.length === 1 ? this.chunks[0]! : view(Buffer.concat(this.chunks))
+            this.chunks = []
+            return this.complete(this.finish(body))
+          }
+          if (++this.trailerLines > MAX_NUM_HEADERS)
+            return this.fail(new SecurityError({ detail: "too many HTTP trailer lines" }))
+        }
+      }
+    }
   }
 
   /**
@@ -504,9 +620,11 @@ abstract class HeadParser<M> {
 }
 
 /**
- * Incremental parser of a handshake request head: feed chunks of any size. Only `GET` and
- * `HTTP/1.1` are accepted, with exactly one `Host` header and no body (RFC 6455 §4.1, RFC 7230
- * §5.4).
+ * Incremental parser of a handshake request head: feed chunks of any size. Only `HTTP/1.1` is
+ * accepted, with exactly one `Host` header (RFC 6455 §4.1, RFC 7230 §5.4). A `GET` has no body,
+ * as in Python. Any other method (a token, RFC 9110 §9.1) is parsed too, for the server's request
+ * hook (a health check by `HEAD` or `POST`), which answers it and closes the connection: its body,
+ * if any, is not read (whatever follows the head is `rest`).
  * @since 0.1.0
  * @category parsers
  */
@@ -514,24 +632,28 @@ export class RequestParser extends HeadParser<Request> {
   protected readonly startLineName = "request line"
   protected override readonly skipsLeadingEmptyLine = true
   private path = ""
+  private method = "GET"
 
   protected parseStartLine(line: string): Result.Result<void, HeadError> {
     const parts = splitStartLine(line)
     if (parts === undefined) return invalid(`invalid HTTP request line: ${quote(line)}`)
     const [method, path, protocol] = parts
     if (protocol !== "HTTP/1.1") return invalid(`unsupported protocol; expected HTTP/1.1: ${quote(line)}`)
-    if (method !== "GET") return invalid(`unsupported HTTP method; expected GET; got ${quote(method)}`)
+    if (!isToken(method)) return invalid(`invalid HTTP method: ${quote(method)}`)
+    this.method = method
     this.path = path
     return Result.void_
   }
 
   protected endOfHead(): Result.Result<void, HeadError> {
-    // RFC 7230 §3.3.3; as Python: no transfer coding, and Content-Length only when it is 0.
-    if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
-    const length = this.contentLength()
-    if (Result.isFailure(length)) return Result.fail(Result.failureOf(length))
-    if (Result.successOf(length) !== undefined && Result.successOf(length) !== 0)
-      return invalid("unsupported request body")
+    // RFC 7230 §3.3.3; as Python for a GET: no transfer coding, and Content-Length only when it is 0.
+    if (this.method === "GET") {
+      if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
+      const length = this.contentLength()
+      if (Result.isFailure(length)) return Result.fail(Result.failureOf(length))
+      if (Result.successOf(length) !== undefined && Result.successOf(length) !== 0)
+        return invalid("unsupported request body")
+    }
     // RFC 7230 §5.4: a request without Host, or with more than one, gets 400 (Python accepts both).
     const hosts = this.headers.getAll("Host").length
     if (hosts !== 1) {
@@ -544,13 +666,15 @@ export class RequestParser extends HeadParser<Request> {
   }
 
   protected finish(): Request {
-    return new Request(this.path, this.headers)
+    return new Request(this.path, this.headers, this.method)
   }
 }
 
 /**
  * Incremental parser of a handshake response: feed chunks of any size. A 101 response has no
- * body; whatever follows its head is `rest` (the first WebSocket frames).
+ * body; whatever follows its head is `rest` (the first WebSocket frames). Another response's body
+ * is read by `Content-Length`, chunked (RFC 9112 §7.1) or up to EOF, at most {@link MAX_BODY_SIZE}
+ * bytes, so that the client reports the status with its body (`InvalidStatusCode`).
  * @since 0.1.0
  * @category parsers
  */
@@ -582,8 +706,22 @@ export class ResponseParser extends HeadParser<Response> {
       this.phase = Phase.Done
       return Result.void_
     }
-    // RFC 7230 §3.3.3: Transfer-Encoding wins over Content-Length; chunked is not implemented.
-    if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
+    // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length. Chunked as the final coding is
+    // decoded (what Node's http and @effect/platform send for a 404 of unknown length); any other
+    // final coding delimits the body by the end of the connection. Other transfer codings (gzip...)
+    // are not undone: a rejection's body is for display only.
+    const codings = this.headers.getAll("Transfer-Encoding")
+    if (codings.length > 0) {
+      const final = codings
+        .join(",")
+        .split(",")
+        .map((coding) => coding.trim().toLowerCase())
+        .filter((coding) => coding !== "")
+        .pop()
+      if (final === "chunked") this.readChunked()
+      else this.phase = Phase.BodyToEof
+      return Result.void_
+    }
     const length = this.contentLength()
     if (Result.isFailure(length)) return Result.fail(Result.failureOf(length))
     const bodyLength = Result.successOf(length)

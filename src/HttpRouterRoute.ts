@@ -4,14 +4,6 @@
  * (the platform's `request.upgrade` uses `ws`). Middleware runs first and may answer instead (for
  * example 401); the handshake, the handler and shutdown are those of `Server.serve`.
  *
- * ```ts
- * const echo = yield* HttpRouterRoute.make((ws) => Stream.runForEach(ws.messages, (m) => ws.send(m)))
- * const router = HttpRouter.empty.pipe(
- *   HttpRouter.get("/health", HttpServerResponse.text("ok")),
- *   HttpRouter.get("/ws", echo.route)
- * )
- * ```
- *
  * Once the route takes the socket over, the platform never touches it again: the `ServerResponse`
  * the platform made for the request is detached from the socket and marked ended, so the response
  * the route returns (a 101, for the logs) is never written, and the route returns at once, so the
@@ -20,6 +12,21 @@
  *
  * The bytes Node read after the request head (`head` of the `'upgrade'` event) are not given to
  * routes; a client waits for the 101 before sending frames (RFC 6455 §4.1), so they are empty.
+ *
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Stream } from "effect"
+ * import * as HttpRouterRoute from "effect-websockets/HttpRouterRoute"
+ *
+ * const makeRouter = Effect.gen(function* () {
+ *   const echo = yield* HttpRouterRoute.make((ws) => Stream.runForEach(ws.messages, (m) => ws.send(m)))
+ *   return HttpRouter.empty.pipe(
+ *     HttpRouter.get("/health", HttpServerResponse.text("ok")),
+ *     HttpRouter.get("/ws", echo.route)
+ *   )
+ * })
+ * ```
  *
  * @since 0.2.0
  */
@@ -30,8 +37,14 @@ import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequ
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { make as makeMount, type NodeMount } from "./NodeMount.js"
-import type { CurrentServer, Endpoint, Handler, ServerOptions } from "./Server.js"
+import type { CurrentServer, Endpoint, Handler, ServerOptions, WithProcessRequest } from "./Server.js"
 import type { CurrentWebSocket } from "./WebSocket.js"
+
+/** `NodeMount.make` for a generic `A` (the public overloads take it only with a providing hook). */
+const mountOf = makeMount as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServerOptions<RP, A>
+) => Effect.Effect<NodeMount, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
 
 /**
  * A WebSocket endpoint with routes for an `HttpRouter`.
@@ -65,11 +78,20 @@ const upgradeRequired = HttpServerResponse.text(
  * @since 0.2.0
  * @category constructors
  */
-export const make = <E, R, RP = never, A = undefined>(
+export const make: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServerOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<HttpRouterRoute, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServerOptions<RP>
+  ): Effect.Effect<HttpRouterRoute, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServerOptions<RP, A> = {}
 ): Effect.Effect<HttpRouterRoute, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP> =>
-  Effect.map(makeMount(handler, options), ({ handleUpgrade, ...endpoint }) => {
+  Effect.map(mountOf(handler, options), ({ handleUpgrade, ...endpoint }) => {
     const routeOr = <E2, R2>(otherwise: Effect.Effect<HttpServerResponse.HttpServerResponse, E2, R2>) =>
       Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
         takeOver(request, handleUpgrade) ? Effect.succeed(switched) : otherwise

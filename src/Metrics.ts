@@ -11,7 +11,10 @@
  *
  * @example
  * ```ts
- * // Messages received by servers, as text and binary:
+ * import { Metric } from "effect"
+ * import { Metrics } from "effect-websockets"
+ *
+ * // Text messages received by servers:
  * const received = Metric.value(Metric.tagged(Metric.tagged(Metrics.messagesReceived, "side", "server"), "type", "text"))
  * ```
  * @since 0.3.0

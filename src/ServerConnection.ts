@@ -95,6 +95,8 @@ export class ServerConnection extends Connection {
    * timeout to answer, which must not let a client fill our memory meanwhile.
    */
   private earlyData = false
+  /** Method of the request received: a response to `HEAD` goes without its body (RFC 9110 §9.3.2). */
+  private requestMethod = "GET"
 
   constructor(readonly options: ServerConnectionOptions = {}) {
     super("server", { ...options, state: options.state ?? State.CONNECTING })
@@ -104,9 +106,18 @@ export class ServerConnection extends Connection {
   /**
    * Builds the handshake response to `request`: 101 when the handshake is valid, else an HTTP error
    * response (403 for a forbidden origin, 426 for a missing upgrade or an unsupported version, 400
-   * for other invalid requests, 500 when a user callback throws), with `handshakeExc` set.
+   * for other invalid requests, 405 with `Allow: GET` for another method than GET, 500 when a
+   * user callback throws), with `handshakeExc` set.
    */
   accept(request: Request): Response {
+    // RFC 6455 §4.1: the handshake is a GET; RFC 9110 §15.5.6: 405 names the methods allowed.
+    if (request.method !== "GET") {
+      const error = new InvalidMessage({ detail: `unsupported HTTP method; expected GET; got ${request.method}` })
+      this.handshakeExc = error
+      const response = this.reject(405, `${HANDSHAKE_FAILED}: ${error.message}.\n`)
+      response.headers.append("Allow", "GET")
+      return response
+    }
     let result: Result.Result<readonly [string, string | undefined, string | undefined], InvalidHandshakeFamily>
     try {
       result = this.processRequest(request)
@@ -161,7 +172,12 @@ export class ServerConnection extends Connection {
     // The client may close the connection before the application answers; we then already
     // half-closed it (see `onEof`) and nothing may be written after SEND_EOF.
     if (this.eofSent) return
-    this.writes.push(response.serialize())
+    // A response to HEAD has the headers of the response to GET, Content-Length included, and no body.
+    const sent =
+      this.requestMethod === "HEAD" && response.body.byteLength > 0
+        ? new Response(response.statusCode, response.reasonPhrase, response.headers)
+        : response
+    this.writes.push(sent.serialize())
     if (response.statusCode === 101 && this.state === State.CONNECTING && !this.discarding) {
       this.state = State.OPEN
       this.logger?.info("connection open", this)
@@ -171,12 +187,16 @@ export class ServerConnection extends Connection {
       }
       return
     }
-    if (response.statusCode !== 101) {
-      this.logger?.info(`connection rejected (${response.statusCode} ${response.reasonPhrase})`, this)
-    }
+    // A success or a redirect is the request hook answering a plain HTTP request (a health check),
+    // no rejection; either way there is no WebSocket, which is a handshake failure seen from here.
+    const answered = response.statusCode >= 200 && response.statusCode < 400
+    const status = `${response.statusCode} ${response.reasonPhrase}`
+    if (answered) this.logger?.info(`HTTP request answered (${this.requestMethod} ${status})`, this)
+    else if (response.statusCode !== 101) this.logger?.info(`connection rejected (${status})`, this)
     if (this.handshakeExc === undefined && response.statusCode !== 101) {
-      // An application's rejection (processRequest) is a handshake failure too, seen from this side.
-      this.handshakeExc = new InvalidMessage({ detail: `rejected with HTTP ${response.statusCode}` })
+      this.handshakeExc = new InvalidMessage({
+        detail: `${answered ? "answered" : "rejected"} with HTTP ${response.statusCode}`
+      })
     }
     this.abandon()
   }
@@ -216,6 +236,7 @@ export class ServerConnection extends Connection {
   receiveRequest(request: Request, rest: Uint8Array): void {
     if (this.state !== State.CONNECTING || this.requestParser === undefined) return
     this.requestParser = undefined
+    this.requestMethod = request.method
     this.events.push(request)
     // Early data (frames before our 101) is dropped, as the parser does for bytes after the request.
     if (rest.byteLength > 0) this.earlyData = true

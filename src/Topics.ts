@@ -13,7 +13,10 @@
  *
  * @example
  * ```ts
- * const chat = (ws: WebSocket) =>
+ * import { Effect, Stream } from "effect"
+ * import { Errors, Topics, type WebSocket } from "effect-websockets"
+ *
+ * const chat = (ws: WebSocket.WebSocket) =>
  *   Effect.gen(function* () {
  *     const topics = yield* Topics.Topics
  *     yield* topics.subscribe(ws, "chat")

@@ -12,7 +12,11 @@
  * A value that does not encode fails with `MessageEncodeError` and nothing is sent. Schemas with
  * requirements (`R`) carry them into every Effect and Stream returned here.
  *
+ * @example
  * ```ts
+ * import { Schema } from "effect"
+ * import { TypedMessages, type WebSocket } from "effect-websockets"
+ *
  * const Move = Schema.Struct({ player: Schema.String, at: Schema.Date })
  * const move = TypedMessages.json(Move)
  *

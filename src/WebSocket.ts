@@ -22,10 +22,17 @@ export type Data = string | Uint8Array
 
 /**
  * What `send` accepts: one message, or the fragments of one message as an iterable or a `Stream`.
+ * An `ArrayBuffer` or any view of one (`DataView`, typed arrays) is sent as Binary, its bytes as
+ * they are in memory.
  * @since 0.1.0
  * @category models
  */
-export type Message<E = never, R = never> = Data | Iterable<Data> | Stream.Stream<Data, E, R>
+export type Message<E = never, R = never> =
+  | Data
+  | ArrayBuffer
+  | ArrayBufferView
+  | Iterable<Data>
+  | Stream.Stream<Data, E, R>
 
 /**
  * Address of one end of a connection: TCP host and port, or a unix socket path.
@@ -70,6 +77,10 @@ export interface WebSocket {
    * Sends a message: a string as Text, bytes as Binary, an iterable or a `Stream` of fragments as
    * one fragmented message (all fragments of one type, else InvalidArgument and the connection is
    * closed with 1011). Waits while the write buffer is above `writeLimit`.
+   *
+   * A value that is none of these (a `Map`, a number, `null`, an iterable whose first item is no
+   * string or Uint8Array) fails with InvalidArgument, Python's TypeError, before anything is sent:
+   * the connection stays open and usable.
    */
   send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R>
   /**

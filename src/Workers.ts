@@ -5,17 +5,7 @@
  * run about as many workers as cores.
  *
  * Run the whole program under `NodeRuntime.runMain`, which turns SIGINT/SIGTERM into
- * interruption:
- *
- * ```ts
- * const program = Effect.scoped(
- *   Effect.gen(function* () {
- *     const server = yield* Server.serve(handler, { port: 8080 })
- *     yield* server.waitClosed
- *   })
- * )
- * NodeRuntime.runMain(Workers.run(program, { workers: 4 }))
- * ```
+ * interruption (as in the example below).
  *
  * On SIGTERM of the primary, each worker gets SIGTERM: its `serve` scope closes, which closes every
  * connection with 1001 (going away) and waits for the handlers (`waitClosed`); the primary waits
@@ -25,6 +15,22 @@
  * A worker that exits on its own (a crash) is not restarted; it is logged, and the primary ends
  * when every worker has exited. Workers share nothing but the port: give them a shared
  * `Backplane` (such as `RedisBackplane`) for topics to span them.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Server, Workers } from "effect-websockets"
+ *
+ * const handler = Server.onMessage((message, ws) => ws.send(message))
+ * const program = Effect.scoped(
+ *   Effect.gen(function* () {
+ *     const server = yield* Server.serve(handler, { port: 8080 })
+ *     yield* server.waitClosed
+ *   })
+ * )
+ * // Run with NodeRuntime.runMain(main):
+ * const main = Workers.run(program, { workers: 4 })
+ * ```
  *
  * @since 0.1.0
  */

@@ -1,11 +1,7 @@
 /**
  * effect-websockets: WebSocket client and server (RFC 6455, RFC 7692) for Effect applications.
  *
- * Each module is re-exported as a namespace:
- *
- * ```ts
- * import { Client, Server, WebSocket, Errors } from "effect-websockets"
- * ```
+ * Each module is re-exported as a namespace (as in the example below).
  *
  * High level: {@link Client}, {@link Server}, {@link WebSocket}. Sans-I/O protocol:
  * {@link ClientConnection}, {@link ServerConnection}, {@link Connection}. Building blocks:
@@ -20,6 +16,11 @@
  * the rest of this library. Import it as `effect-websockets/SocketAdapter`. Likewise
  * `effect-websockets/HttpRouterRoute`, which needs the optional peers `@effect/platform` and
  * `@effect/platform-node`.
+ *
+ * @example
+ * ```ts
+ * import { Client, Server, WebSocket, Errors } from "effect-websockets"
+ * ```
  *
  * @since 0.1.0
  */
@@ -52,6 +53,7 @@ export * as Headers from "./Headers.js"
 export * as Http11 from "./Http11.js"
 /** @since 0.2.0 */
 export * as Metrics from "./Metrics.js"
+/** @since 0.2.0 */
 export * as NodeMount from "./NodeMount.js"
 /** @since 0.1.0 */
 export * as RedisBackplane from "./RedisBackplane.js"

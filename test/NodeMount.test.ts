@@ -41,7 +41,7 @@ describe("NodeMount", () => {
     }).pipe(bounded(8000))
   )
 
-  it.scopedLive("an upgrade request that is not an HTTP/1.1 GET is answered 400 and closed", () =>
+  it.scopedLive("an upgrade request that is not a GET is answered 405 with Allow: GET and closed", () =>
     Effect.gen(function* () {
       const http = yield* nodeHttpServer()
       const endpoint = yield* NodeMount.make(echo)
@@ -52,7 +52,8 @@ describe("NodeMount", () => {
           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"
       )
       yield* Deferred.await(peer.ended)
-      expect(peer.received.toString("latin1")).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
+      expect(peer.received.toString("latin1")).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/)
+      expect(peer.received.toString("latin1")).toMatch(/\r\nAllow: GET\r\n/)
       expect(endpoint.connections.size).toBe(0)
     }).pipe(bounded(8000))
   )

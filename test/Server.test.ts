@@ -465,7 +465,9 @@ describe("Server leaks", () => {
       const rawClosed: Array<Deferred.Deferred<void>> = []
       yield* Effect.scoped(
         Effect.gen(function* () {
-          server = yield* serveLocal(echo, { pingInterval: 30, pingTimeout: 30 })
+          // Keepalive timers running when the scope closes; a timeout long enough that a busy machine's
+          // late pong does not end a connection before the test has used it.
+          server = yield* serveLocal(echo, { pingInterval: 30, pingTimeout: 5_000 })
           const clients = yield* Effect.forEach([1, 2], () =>
             Client.connect(uriOf(server!), { ...NO_COMPRESSION, pingInterval: 30 })
           )

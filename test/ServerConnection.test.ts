@@ -4,7 +4,7 @@ import { ClientConnection, USER_AGENT } from "../src/ClientConnection.js"
 import { State } from "../src/Connection.js"
 import { Opcode } from "../src/Frames.js"
 import { Headers } from "../src/Headers.js"
-import { Request, type Response } from "../src/Http11.js"
+import { makeResponse, Request, Response } from "../src/Http11.js"
 import { defaultSelectSubprotocol, ServerConnection, type ServerConnectionOptions } from "../src/ServerConnection.js"
 import {
   clientExtension,
@@ -541,7 +541,6 @@ describe("ServerConnection", () => {
     }
 
     for (const [name, bytes] of [
-      ["POST", "POST /chat HTTP/1.1\r\nHost: a\r\n\r\n"],
       ["HTTP/1.0", "GET /chat HTTP/1.0\r\nHost: a\r\n\r\n"],
       ["garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n"],
       ["a bad header line", "GET / HTTP/1.1\r\nno colon here\r\n\r\n"],
@@ -604,6 +603,43 @@ describe("ServerConnection", () => {
         expect(server.handshakeExc).toMatchObject({ name: "Host", value })
       })
     }
+  })
+
+  describe("other methods than GET", () => {
+    for (const method of ["POST", "HEAD", "PUT", "get"]) {
+      it(`server receives a ${method} request: the Request event, then 405 with Allow: GET from accept`, () => {
+        const server = new ServerConnection()
+        const request = received(server, utf8(`${method} /chat HTTP/1.1\r\nHost: a\r\n\r\n`))
+        expect(request.method).toBe(method)
+        const response = server.accept(request)
+        expect([response.statusCode, response.reasonPhrase]).toEqual([405, "Method Not Allowed"])
+        expect(response.headers.getAll("Allow")).toEqual(["GET"])
+        expect(handshakeError(server)).toMatchObject({
+          _tag: "InvalidMessage",
+          message: `unsupported HTTP method; expected GET; got ${method}`
+        })
+        expect(latin1(response.body)).toBe(
+          `${HANDSHAKE_FAILED}: unsupported HTTP method; expected GET; got ${method}.\n`
+        )
+        server.sendResponse(response)
+        const [sent, eof] = written(server)
+        // No body after a HEAD (RFC 9110 §9.3.2); Content-Length still says how long it would be.
+        const expected = method === "HEAD" ? new Response(405, "Method Not Allowed", response.headers) : response
+        expect([sent, eof]).toEqual([hex(expected.serialize()), "EOF"])
+        expect(server.state).toBe(State.CONNECTING)
+      })
+    }
+
+    it("server answers a HEAD with 200 and a body: the head only", () => {
+      const server = new ServerConnection()
+      received(server, utf8("HEAD /health HTTP/1.1\r\nHost: a\r\n\r\n"))
+      server.sendResponse(makeResponse(200, { Connection: "close" }, "ok"))
+      expect(written(server)).toEqual([
+        hex(utf8("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n")),
+        "EOF"
+      ])
+      expect(handshakeError(server)).toMatchObject({ _tag: "InvalidMessage", message: "answered with HTTP 200" })
+    })
   })
 
   describe("reject", () => {

@@ -54,7 +54,7 @@ const newestMtime = (dir: string): number => {
 }
 
 beforeAll(() => {
-  const built = [CLI, join(ROOT, "dist", "internal", "cli.js")]
+  const built = [CLI, join(ROOT, "dist", "bin", "main.js")]
   const stale = built.some((file) => !existsSync(file) || statSync(file).mtimeMs < newestMtime(join(ROOT, "src")))
   if (!stale) return
   try {
@@ -70,7 +70,13 @@ beforeAll(() => {
   } catch {
     // Type errors elsewhere in src do not stop tsc from emitting; what matters is the CLI below.
   }
-  if (!existsSync(CLI)) throw new Error(`building ${CLI} failed: run npm run build`)
+  // The commands themselves, bundled (as `npm run build` does).
+  execFileSync(process.execPath, [join(ROOT, "scripts", "build-cli.mjs")], {
+    cwd: ROOT,
+    stdio: "pipe",
+    timeout: BUILD_TIMEOUT_MILLIS
+  })
+  if (!built.every(existsSync)) throw new Error(`building ${built.join(", ")} failed: run npm run build`)
 }, BUILD_TIMEOUT_MILLIS + 10_000)
 
 // ---------------------------------------------------------------------------

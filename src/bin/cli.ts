@@ -4,12 +4,12 @@
  * `effect-websockets serve` (echo server). See `effect-websockets --help`.
  *
  * Help, version and usage errors are answered before anything heavy loads; Effect and the library
- * load only to run a command.
+ * (bundled into `main.js` beside this file) load only to run a command.
  *
  * @since 0.1.0
  */
 import { readFileSync } from "node:fs"
-import { type Command, EXIT_FAILURE, EXIT_USAGE, HELP, parseArgs, UsageError } from "../internal/cliArgs.js"
+import { type Command, EXIT_USAGE, HELP, parseArgs, UsageError } from "../internal/cliArgs.js"
 
 const version = (): string => {
   // src/bin/cli.ts and dist/bin/cli.js both sit two levels below package.json.
@@ -31,17 +31,10 @@ if (command._tag === "Help") {
 } else if (command._tag === "Version") {
   process.stdout.write(`${version()}\n`)
 } else {
-  try {
-    const { main } = await import("../internal/cli.js")
-    main(command)
-  } catch (error) {
-    // effect is a peer dependency: npm installs it, but --legacy-peer-deps or a pruned tree may not.
-    if ((error as NodeJS.ErrnoException).code !== "ERR_MODULE_NOT_FOUND" || !String(error).includes("'effect'")) {
-      throw error
-    }
-    process.stderr.write(
-      "Error: effect-websockets needs the effect package (version 3.20 or later, before 4): npm install effect@3\n"
-    )
-    process.exit(EXIT_FAILURE)
-  }
+  // The commands run from dist/bin/main.js: src/internal/cli.ts bundled with the Effect 3 modules
+  // it uses (scripts/build-cli.mjs), so the executable needs no Effect of the application's and
+  // works in applications on either Effect major.
+  const main: string = new URL("./main.js", import.meta.url).href
+  const cli = (await import(main)) as typeof import("../internal/cli.js")
+  cli.main(command)
 }

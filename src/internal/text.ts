@@ -7,7 +7,7 @@
  * fraction of it (about 40% faster at 1 MiB). Past 1,031,913 bytes Node makes a Latin-1 string an
  * external string, which V8 counts as external memory: 1 MiB texts echoed this way made 26-30
  * Mark-Compacts per 2 s where the UTF-8 decoder made none, yet the UTF-8 decoder was no faster
- * overall, so the shortcut stays (bench/README, session 7).
+ * overall, so the shortcut stays (measured 2026-11-28, commit b8e1608; bench/README, "1 MiB text").
  *
  * Encoding (`Buffer.from(text, "utf8")` where messages are sent) has no such shortcut. Writing an
  * ASCII string as Latin-1 after a UTF-8 length check looked 5.7 times faster at 64 KiB when the

@@ -130,6 +130,15 @@ interface PendingPing {
   readonly sentAt: number
 }
 
+/** What a value that `send` does not accept is, for its error message. */
+const describe = (value: unknown): string =>
+  value === null ? "null" : typeof value !== "object" ? typeof value : (value.constructor?.name ?? "an object")
+
+const notAMessage = (value: unknown): InvalidArgument =>
+  new InvalidArgument({
+    detail: `data must be a string, bytes (Uint8Array, ArrayBuffer or a view), an iterable or a Stream of fragments, got ${describe(value)}`
+  })
+
 const toBytes = (data: Data): Uint8Array => (typeof data === "string" ? Buffer.from(data, "utf8") : data)
 
 const hex = (data: Uint8Array): string => Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("hex")
@@ -959,13 +968,23 @@ export class WebSocketImpl implements WebSocket {
     if (typeof message === "string" || message instanceof Uint8Array) {
       return this.sendMessage(typeof message === "string" ? Opcode.Text : Opcode.Binary, message)
     }
-    if (Stream.StreamTypeId in (message as object)) {
+    // Checked here, as Python raises TypeError: an application typed with `any` (parsed JSON, a
+    // cast) may pass anything, and `in` throws on a primitive.
+    if (typeof message !== "object" || message === null) return Effect.fail(notAMessage(message))
+    if (message instanceof ArrayBuffer) return this.sendMessage(Opcode.Binary, new Uint8Array(message))
+    if (ArrayBuffer.isView(message)) {
+      return this.sendMessage(Opcode.Binary, new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
+    }
+    if (Stream.StreamTypeId in message) {
       return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
     }
+    // Python rejects dict-like objects too: their entries are never fragments, and sending a Map
+    // is a common mistake (`JSON.stringify` it, or pass `map.values()`).
+    if (message instanceof Map) return Effect.fail(new InvalidArgument({ detail: "data must not be a Map" }))
     if (Predicate.isIterable(message)) {
       return this.exclusive(this.sendFragments(Stream.fromIterable(message as Iterable<Data>)))
     }
-    return Effect.fail(new InvalidArgument({ detail: "data must be a string, bytes, an iterable or a Stream" }))
+    return Effect.fail(notAMessage(message))
   }
 
   /**
@@ -1070,6 +1089,13 @@ export class WebSocketImpl implements WebSocket {
       const body = Stream.runForEach(fragments, (fragment) =>
         Effect.suspend((): Effect.Effect<void, ConnectionClosed | InvalidArgument> => {
           const isText = typeof fragment === "string"
+          // Before the first fragment nothing is sent, so the connection stays usable; after it,
+          // the connection fails below as for mixed types.
+          if (!isText && !(fragment instanceof Uint8Array)) {
+            return Effect.fail(
+              new InvalidArgument({ detail: `fragments must be strings or Uint8Arrays, got ${describe(fragment)}` })
+            )
+          }
           if (pending === undefined && first) {
             textual = isText
           } else if (isText !== textual) {

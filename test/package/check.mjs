@@ -2,11 +2,15 @@
 /**
  * Packaging test, run by `.ci/run` (not by vitest: it installs from the npm registry). As a user
  * would: `npm pack`, then install the tarball into fresh applications next to their Effect
- * packages, at the lowest and the highest versions of our peer ranges, and check that
+ * packages, at the lowest and the highest versions of every peer (effect, @effect/platform,
+ * @effect/platform-node, @redis/client), with the install line the README gives, and check that
  *
- * - npm resolves one copy of effect (`npm ls effect`), and refuses effect 4 at install time;
- * - the application typechecks against the published types (skipLibCheck off), and runs an echo
- *   round trip with no "Executing an Effect versioned ..." warning;
+ * - npm resolves one copy of effect (`npm ls effect`), reports no invalid peer, and refuses
+ *   effect 4 at install time;
+ * - the application typechecks against the published types (skipLibCheck off), the shipped
+ *   examples included (copied into it, as a user would), and runs an echo round trip with no
+ *   "Executing an Effect versioned ..." warning, an HttpRouter app with a WebSocket route on
+ *   NodeHttpServer, and the compiled examples/http-router.ts (health, 426, SIGTERM);
  * - `require("effect-websockets")` works from CommonJS, and private paths are not exported;
  * - `npx effect-websockets --help` works with nothing but effect installed;
  * - the published declarations expose no `@internal` member or internal module;
@@ -25,11 +29,24 @@ const APP = fileURLToPath(new URL("app", import.meta.url))
 const keep = process.argv.includes("--keep")
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"))
 
-/** The ends of our peer ranges. Keep in step with package.json's peerDependencies and the README. */
+/**
+ * The ends of our peer ranges. Keep in step with package.json's peerDependencies and the README's
+ * Install (whose `npm i` line is the highest row). @effect/platform-node 0.94.0 is the first release
+ * for @effect/platform 0.90 (its peer range is ^0.90.0), 0.108 the one for 0.97. With platform-node
+ * 0.94.0, npm cannot install @effect/platform 0.90.0 itself (the @effect/rpc 0.68.4 it pulls needs
+ * ^0.90.2), so the lowest row takes the last 0.90 patch.
+ */
 const MATRIX = [
-  { name: "lowest", effect: "3.20.0", platform: "0.90.0" },
-  { name: "highest", effect: "3", platform: "0.97" }
+  { name: "lowest", effect: "3.20.0", platform: "0.90", platformNode: "0.94.0", redis: "6.3.1" },
+  { name: "highest", effect: "3", platform: "0.97", platformNode: "0.108", redis: "6" }
 ]
+
+/** The README's install line: the highest row installs exactly what it says, so it must resolve today. */
+const readmeInstall = /## Install[\s\S]*?```sh\n(npm install effect-websockets [^\n]+)\n/.exec(
+  readFileSync(join(ROOT, "README.md"), "utf8")
+)?.[1]
+const readmeSpecs = readmeInstall?.split(/\s+/).slice(3) ?? []
+const readmeVersion = (name) => readmeSpecs.find((spec) => spec.startsWith(`${name}@`))?.slice(name.length + 1)
 
 const work = mkdtempSync(join(tmpdir(), "effect-websockets-package-"))
 const failures = []
@@ -77,25 +94,41 @@ try {
     files.some((file) => file.startsWith("examples/")),
     "the tarball has the examples"
   )
+  const highest = MATRIX.find((row) => row.name === "highest")
+  check(
+    readmeVersion("effect") === highest.effect &&
+      readmeVersion("@effect/platform") === highest.platform &&
+      readmeVersion("@effect/platform-node") === highest.platformNode,
+    `the README's install line names every package of its examples, at the highest row's versions (${readmeInstall})`
+  )
 
-  for (const { name, effect, platform } of MATRIX) {
-    console.log(`\n# ${name}: effect@${effect}, @effect/platform@${platform}`)
+  for (const { name, effect, platform, platformNode, redis } of MATRIX) {
+    const peers = [
+      `effect@${effect}`,
+      `@effect/platform@${platform}`,
+      `@effect/platform-node@${platformNode}`,
+      `@redis/client@${redis}`
+    ]
+    console.log(`\n# ${name}: ${peers.join(", ")}`)
     const dir = newApp(name)
-    npm(
-      ["install", tarball, `effect@${effect}`, `@effect/platform@${platform}`, "typescript@~5.9", "@types/node@20"],
-      dir
-    )
+    // Without --force or --legacy-peer-deps: an ERESOLVE here is a peer range narrower than the code needs.
+    npm(["install", tarball, ...peers, "typescript@~5.9", "@types/node@20", "@types/ws@8"], dir)
+    const shipped = join(dir, "node_modules", "effect-websockets", "examples")
+    const examples = readdirSync(shipped).filter((file) => file.endsWith(".ts"))
+    cpSync(shipped, join(dir, "examples"), { recursive: true, filter: (src) => !src.endsWith("tsconfig.json") })
     const versions = JSON.parse(
       run(
         "node",
         [
           "-p",
-          "JSON.stringify([require('effect/package.json').version, require('@effect/platform/package.json').version])"
+          "JSON.stringify(['effect', '@effect/platform', '@effect/platform-node', '@redis/client'].map((name) => require(name + '/package.json').version))"
         ],
         dir
       ).stdout
     )
-    console.log(`installed effect ${versions[0]}, @effect/platform ${versions[1]}`)
+    console.log(
+      `installed effect ${versions[0]}, @effect/platform ${versions[1]}, @effect/platform-node ${versions[2]}, @redis/client ${versions[3]}`
+    )
     const copies = run("npm", ["ls", "effect", "--all", "--parseable"], dir).stdout.trim().split("\n")
     check(copies.length === 1, `one copy of effect (npm ls effect: ${copies.length})`)
     check(npm(["ls", "--all"], dir, { allowFailure: true }).status === 0, "npm ls reports no invalid or missing peer")
@@ -103,7 +136,7 @@ try {
     const tsc = run("npx", ["tsc", "-p", "."], dir, { allowFailure: true })
     check(
       tsc.status === 0,
-      `the application typechecks against the published types${tsc.status === 0 ? "" : `\n${tsc.stdout}`}`
+      `the application and the ${examples.length} shipped examples typecheck against the published types${tsc.status === 0 ? "" : `\n${tsc.stdout}`}`
     )
     const app = run("node", ["out/consumer.js"], dir, { allowFailure: true })
     let result = {}
@@ -126,6 +159,33 @@ try {
     check(
       app.stderr === "",
       `nothing on stderr (no version-mismatch warnings)${app.stderr === "" ? "" : `\n${app.stderr}`}`
+    )
+
+    const routed = run("node", ["out/platform-node.js"], dir, { allowFailure: true })
+    let routedResult = {}
+    try {
+      routedResult = JSON.parse(routed.stdout.trim().split("\n").pop() ?? "")
+    } catch {}
+    check(
+      routed.status === 0 &&
+        routedResult.reply === "routed" &&
+        routedResult.plain === 426 &&
+        routedResult.missing === 404,
+      `@effect/platform-node: an HttpRouter app with a WebSocket route echoes, answers a plain GET 426, and a client meets an unserved path as InvalidStatusCode 404 (${routed.stdout.trim()}${routed.stderr})`
+    )
+
+    const example = run("node", ["run-example.mjs"], dir, { allowFailure: true, timeout: 60_000 })
+    let exampleResult = {}
+    try {
+      exampleResult = JSON.parse(example.stdout.trim().split("\n").pop() ?? "")
+    } catch {}
+    check(
+      example.status === 0 &&
+        exampleResult.health === "200 ok" &&
+        exampleResult.plain === 426 &&
+        exampleResult.upgrade === "websocket" &&
+        exampleResult.exit === 0,
+      `examples/http-router.ts runs from the installed package: /health, 426 on a plain GET, exit 0 on SIGTERM (${example.stdout.trim()}${example.stderr})`
     )
 
     const cjs = run("node", ["consumer.cjs"], dir, { allowFailure: true })
