@@ -52,6 +52,8 @@ export const State = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const
 /** @since 0.1.0 @category models */
 export type State = (typeof State)[keyof typeof State]
 
+const STATE_NAMES = ["CONNECTING", "OPEN", "CLOSING", "CLOSED"] as const
+
 /** @since 0.1.0 @category models */
 export type Side = "client" | "server"
 
@@ -78,24 +80,24 @@ export const SEND_EOF: Uint8Array = new Uint8Array(0)
 export const DEFAULT_MAX_SIZE = 1_048_576
 
 /**
- * Most frames one incoming message may have. Tiny or empty fragments cost a frame's work each
- * without counting against `maxSize` (an endless message of empty fragments would never end), so
- * their number is bounded too: a message in more fragments fails with 1009, as too big for us to
- * process (RFC 6455 §7.4.1). `ws` closes at the same count (with 1008).
- * @since 0.1.0
- * @category constants
+ * Most bytes on the wire of a transformed (compressed) data frame that must be buffered whole
+ * before it is decoded, for `remaining` bytes left in the message's budget: twice that, plus 64 KiB.
+ *
+ * The wire size of a compressed message says nothing of its size once inflated: a peer flushing
+ * often (`Z_SYNC_FLUSH` every few bytes) or emitting Huffman blocks for incompressible data sends
+ * more than zlib's `deflateBound`, and a legitimate message must be accepted whatever its wire
+ * size. So `maxSize` bounds the inflated bytes, counted as they come out of the inflater, and the
+ * wire bytes are bounded by what they cost instead:
+ * - with permessage-deflate alone (the usual case), a frame is inflated read by read once 64 KiB
+ *   of it arrived (`Extension.decodeArriving`), so at most about two reads of compressed bytes are
+ *   ever buffered, whatever the frame's declared length, and the work is the inflater's, linear in
+ *   the bytes received, like the work of any other frame. A frame that inflates to nothing costs
+ *   what its bytes cost, no more: no wire bound is needed, and none is applied.
+ * - with several extensions (or one that cannot decode as bytes arrive), a frame is buffered whole
+ *   first: its wire size is bounded here, generously, so that a peer cannot make us buffer much
+ *   more than `maxSize` before decoding.
  */
-export const MAX_FRAGMENTS = 16_384
-
-/**
- * Most bytes a compressed message of `size` bytes can take on the wire: deflate stores what it
- * cannot compress in blocks with a 5-byte header for at most 16 KiB to 64 KiB each (zlib's
- * `deflateBound`), plus a flush marker of up to 16 bytes per fragment, whose count is bounded by
- * {@link MAX_FRAGMENTS}. So every message of at most `maxSize` bytes is accepted compressed, and
- * no frame is buffered beyond this bound before inflating it.
- */
-const compressedBound = (size: number, fragments: number): number =>
-  size + (size >>> 12) + (size >>> 14) + (size >>> 25) + 64 + 16 * fragments
+const wholeTransformedFrameBound = (remaining: number): number => 2 * remaining + 65_536
 
 const OK_CLOSE_CODES = new Set<number>([CloseCode.NormalClosure, CloseCode.GoingAway])
 
@@ -191,9 +193,6 @@ export class Connection {
   private curSize = -1
   /** Opcode of the incoming fragmented message in progress. */
   private curOpcode: number = Opcode.Continuation
-  /** Bytes on the wire and frames of the incoming message in progress. */
-  private curWireSize = 0
-  private curFrames = 0
   /** UTF-8 of text messages an extension transformed: the parser validates the others as they arrive. */
   private _utf8: Utf8Validator | undefined = undefined
   private get utf8(): Utf8Validator {
@@ -267,15 +266,19 @@ export class Connection {
   /**
    * The error to report when the application interacts with the closed connection:
    * ConnectionClosedOK when close codes 1000/1001 were both received and sent, else
-   * ConnectionClosedError. Only meaningful once the state is CLOSED (the close code and reason are
-   * known only then); before that it describes the closure as it stands.
+   * ConnectionClosedError. Throws InvalidState before the state is CLOSED, as the seeds raise
+   * (`AssertionError`): the close code and reason are known only then.
    */
   get closeExc(): ConnectionClosed {
     // Final once CLOSED: built once, however many waiters fail with it.
     if (this._closeExc !== undefined) return this._closeExc
-    const exc = withoutStackTrace(() => this.makeCloseExc())
-    if (this._state === State.CLOSED) this._closeExc = exc
-    return exc
+    if (this._state !== State.CLOSED) {
+      throw new InvalidState({
+        detail: `closeExc read while the connection is ${STATE_NAMES[this._state]}, not CLOSED`
+      })
+    }
+    this._closeExc = withoutStackTrace(() => this.makeCloseExc())
+    return this._closeExc
   }
   private _closeExc: ConnectionClosed | undefined = undefined
 
@@ -456,12 +459,11 @@ export class Connection {
       const maxSize = this.maxSize
       const inMessage = this.curSize >= 0
       const remaining = maxSize === null ? null : inMessage ? maxSize - this.curSize : maxSize
-      // `maxSize` bounds the message as the application gets it: a compressed frame may be a
-      // little larger on the wire; its inflated size is counted against `remaining` as it inflates.
+      // `maxSize` bounds the message as the application gets it: a compressed frame's inflated
+      // size is counted against `remaining` as it inflates (see wholeTransformedFrameBound).
       parser.maxSize = remaining
       this.frameBudget = remaining
-      parser.maxTransformedSize =
-        maxSize === null ? null : compressedBound(maxSize, this.curFrames + 1) - (inMessage ? this.curWireSize : 0)
+      parser.maxTransformedSize = remaining === null ? null : wholeTransformedFrameBound(remaining)
       const result = parser.next()
       if (result === undefined) return
       if (!(result instanceof Frame)) {
@@ -470,7 +472,6 @@ export class Connection {
       }
       let frame = result
       const isControl = frame.opcode >= Opcode.Close
-      const wireSize = parser.decoded ? parser.frameLength : frame.data.byteLength
       const transformed = parser.decoded || frame.rsv1 || frame.rsv2 || frame.rsv3
       // Extensions decode in reverse order of negotiation (Python frames.py); a frame decoded while
       // it arrived is already.
@@ -492,37 +493,29 @@ export class Connection {
           this.failParsing(new PayloadTooBig({ size: frame.data.byteLength, maxSize: remaining }))
           return
         }
-        if (!this.acceptDataFrame(frame, wireSize, transformed || !parser.validated)) return
+        if (!this.acceptDataFrame(frame, transformed || !parser.validated)) return
       }
       this.recvFrame(frame)
     }
   }
 
   /**
-   * Message-level checks of a data frame the parser's header checks let through: the number of
-   * fragments, and UTF-8 where the parser could not check it (a text message an extension
-   * transformed). Updates the size of the message in progress.
+   * Message-level checks of a data frame the parser's header checks let through: UTF-8 where the
+   * parser could not check it (a text message an extension transformed). Updates the size of the
+   * message in progress. The number of fragments is not bounded: a fragment costs the work of its
+   * bytes plus a frame header's, and its bytes count against `maxSize` (RFC 6455 §5.4 puts no
+   * limit on fragmentation; Autobahn 9.3/9.4 send 4 MiB in 64-byte fragments).
    */
-  private acceptDataFrame(frame: Frame, wireSize: number, checkUtf8: boolean): boolean {
-    const first = frame.opcode !== Opcode.Continuation
-    if (first) {
+  private acceptDataFrame(frame: Frame, checkUtf8: boolean): boolean {
+    if (frame.opcode !== Opcode.Continuation) {
       this.curOpcode = frame.opcode
-      this.curFrames = 0
-      this.curWireSize = 0
       this.curSize = 0
       this.utf8.reset()
-    }
-    if (++this.curFrames > MAX_FRAGMENTS) {
-      this.failParsing(
-        new PayloadTooBig({ size: undefined, maxSize: this.maxSize, detail: `more than ${MAX_FRAGMENTS} fragments` })
-      )
-      return false
     }
     if (checkUtf8 && this.curOpcode === Opcode.Text && !this.utf8.push(frame.data, frame.fin)) {
       this.failParsing(invalidUtf8())
       return false
     }
-    this.curWireSize += wireSize
     this.curSize = frame.fin ? -1 : this.curSize + frame.data.byteLength
     return true
   }

@@ -11,9 +11,9 @@
  * │   ├── InvalidMessage
  * │   ├── InvalidHeader
  * │   │   ├── InvalidHeaderFormat
- * │   │   └── InvalidHeaderValue
- * │   │       ├── InvalidOrigin
- * │   │       └── InvalidUpgrade
+ * │   │   ├── InvalidHeaderValue
+ * │   │   ├── InvalidOrigin
+ * │   │   └── InvalidUpgrade
  * │   ├── InvalidStatusCode
  * │   ├── NegotiationError
  * │   │   ├── DuplicateParameter
@@ -23,13 +23,14 @@
  * │   ├── RedirectHandshake
  * │   └── OpenTimeout            (Python raises the builtin TimeoutError)
  * ├── InvalidState
+ * ├── ConcurrencyError           (Python ≥ 13; the seeds raise RuntimeError)
  * ├── InvalidURI
  * ├── PayloadTooBig
- * ├── ProtocolError
+ * ├── ProtocolError              (alias: WebSocketProtocolError)
  * └── BackplaneError             (topics across processes; not in Python)
  *     ├── BackplaneUnavailable
  *     └── BackplaneFailure
- * MultipleValuesError            (a lookup error of `Headers`, outside the hierarchy)
+ * MultipleValuesError, KeyError  (lookup errors of `Headers`, outside the hierarchy)
  * ConnectFailed, ListenFailed    (the socket could not be opened; Python raises OSError)
  * MessageDecodeError,            (a message does not match the application's Schema, see
  * MessageEncodeError              TypedMessages; not in Python, outside the hierarchy)
@@ -339,7 +340,6 @@ export class InvalidOrigin extends Data.TaggedError("InvalidOrigin")<{
   readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
   readonly [InvalidHandshakeTypeId] = InvalidHandshakeTypeId
   readonly [InvalidHeaderTypeId] = InvalidHeaderTypeId
-  readonly [InvalidHeaderValueTypeId] = InvalidHeaderValueTypeId
   /** Header value, as in Python's `InvalidHeader.value`. */
   get value(): string | undefined {
     return this.origin
@@ -361,7 +361,6 @@ export class InvalidUpgrade extends Data.TaggedError("InvalidUpgrade")<{
   readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
   readonly [InvalidHandshakeTypeId] = InvalidHandshakeTypeId
   readonly [InvalidHeaderTypeId] = InvalidHeaderTypeId
-  readonly [InvalidHeaderValueTypeId] = InvalidHeaderValueTypeId
   override get message(): string {
     if (this.value === undefined) return `missing ${this.name} header`
     return `invalid ${this.name} header: ${headerText(this.value)}`.trimEnd()
@@ -514,6 +513,21 @@ export class InvalidState extends Data.TaggedError("InvalidState")<{ readonly de
 }
 
 /**
+ * Two fibers called `recv` at once: the second fails at once, since which of them would get the
+ * next message is undefined (the seeds raise `RuntimeError: cannot call recv while another
+ * coroutine is already waiting for the next message`; Python `websockets` 13 names it
+ * `ConcurrencyError`). Read from one fiber, or share `messages`/`forEachMessage`.
+ * @since 0.4.0
+ * @category errors
+ */
+export class ConcurrencyError extends Data.TaggedError("ConcurrencyError")<{ readonly detail: string }> {
+  readonly [WebSocketExceptionTypeId] = WebSocketExceptionTypeId
+  override get message(): string {
+    return this.detail
+  }
+}
+
+/**
  * A URI is not a valid WebSocket URI.
  * @since 0.1.0
  * @category errors
@@ -559,6 +573,16 @@ export class ProtocolError extends Data.TaggedError("ProtocolError")<{
     return this.detail
   }
 }
+
+/**
+ * Alias of {@link ProtocolError}, as `websockets.exceptions.WebSocketProtocolError` is in the seeds.
+ * The `_tag` stays `"ProtocolError"`.
+ * @since 0.4.0
+ * @category errors
+ */
+export const WebSocketProtocolError = ProtocolError
+/** @since 0.4.0 @category errors */
+export type WebSocketProtocolError = ProtocolError
 
 /**
  * A text payload or close reason is not valid UTF-8 (close code 1007; Python's `UnicodeDecodeError`).
@@ -633,6 +657,18 @@ export class MultipleValuesError extends Data.TaggedError("MultipleValuesError")
 }> {
   override get message(): string {
     return `${this.name} has ${this.values.length} values: ${this.values.join(", ")}`
+  }
+}
+
+/**
+ * `Headers.getStrict` found no value for a header. Outside the WebSocketException hierarchy, as
+ * Python's `KeyError` that `headers[name]` raises.
+ * @since 0.4.0
+ * @category errors
+ */
+export class KeyError extends Data.TaggedError("KeyError")<{ readonly name: string }> {
+  override get message(): string {
+    return `missing ${this.name} header`
   }
 }
 
@@ -732,10 +768,20 @@ export type NegotiationErrorFamily =
   | DuplicateParameter
   | InvalidParameterName
   | InvalidParameterValue
+/**
+ * InvalidHeaderValue alone: InvalidOrigin and InvalidUpgrade are direct InvalidHeader members, as in
+ * the seeds (`websockets.exceptions`). Kept as a name for code written against 0.1.
+ * @since 0.1.0
+ * @category errors
+ */
+export type InvalidHeaderValueFamily = InvalidHeaderValue
 /** @since 0.1.0 @category errors */
-export type InvalidHeaderValueFamily = InvalidHeaderValue | InvalidOrigin | InvalidUpgrade
-/** @since 0.1.0 @category errors */
-export type InvalidHeaderFamily = InvalidHeader | InvalidHeaderFormat | InvalidHeaderValueFamily
+export type InvalidHeaderFamily =
+  | InvalidHeader
+  | InvalidHeaderFormat
+  | InvalidHeaderValue
+  | InvalidOrigin
+  | InvalidUpgrade
 /** @since 0.1.0 @category errors */
 export type InvalidHandshakeFamily =
   | InvalidHandshake
@@ -753,6 +799,7 @@ export type WebSocketExceptionFamily =
   | ConnectionClosed
   | InvalidHandshakeFamily
   | InvalidState
+  | ConcurrencyError
   | InvalidURI
   | PayloadTooBig
   | ProtocolError
@@ -783,7 +830,10 @@ export const isConnectionClosed: FamilyRefinement<ConnectionClosed> = family(Con
 export const isInvalidHandshake: FamilyRefinement<InvalidHandshakeFamily> = family(InvalidHandshakeTypeId)
 /** InvalidHeader and its descendants. @since 0.1.0 @category refinements */
 export const isInvalidHeader: FamilyRefinement<InvalidHeaderFamily> = family(InvalidHeaderTypeId)
-/** InvalidHeaderValue, InvalidOrigin, InvalidUpgrade. @since 0.1.0 @category refinements */
+/**
+ * InvalidHeaderValue (a leaf since 0.4.0: InvalidOrigin and InvalidUpgrade are its siblings under
+ * InvalidHeader, as in the seeds). @since 0.1.0 @category refinements
+ */
 export const isInvalidHeaderValue: FamilyRefinement<InvalidHeaderValueFamily> = family(InvalidHeaderValueTypeId)
 /** NegotiationError and its descendants. @since 0.1.0 @category refinements */
 export const isNegotiationError: FamilyRefinement<NegotiationErrorFamily> = family(NegotiationErrorTypeId)

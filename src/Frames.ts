@@ -8,7 +8,8 @@
  */
 import { Buffer } from "node:buffer"
 import { randomFillSync } from "node:crypto"
-import { closeCodeName, InvalidUtf8, ProtocolError } from "./Errors.js"
+import { closeCodeName, InvalidUtf8, PayloadTooBig, ProtocolError } from "./Errors.js"
+import type { Extension } from "./extensions/Extension.js"
 import { mask as maskPayload } from "./internal/mask.js"
 import * as Result from "./internal/result.js"
 import { isValidUtf8 } from "./Utf8.js"
@@ -101,15 +102,49 @@ export const MAX_CLOSE_REASON_BYTES = MAX_CONTROL_PAYLOAD - 2
 
 const EMPTY = new Uint8Array(0)
 
+const isKnownOpcode = (opcode: number): boolean =>
+  opcode <= Opcode.Binary || (opcode >= Opcode.Close && opcode <= Opcode.Pong)
+
+/**
+ * The fields of a frame by name, for {@link Frame.make}.
+ * @since 0.4.0
+ * @category models
+ */
+export interface FrameFields {
+  readonly fin?: boolean | undefined
+  readonly opcode: Opcode
+  readonly data: Uint8Array
+  readonly rsv1?: boolean | undefined
+  readonly rsv2?: boolean | undefined
+  readonly rsv3?: boolean | undefined
+}
+
 /**
  * A WebSocket frame. The MASK bit, payload length and masking key are handled on the fly by the
  * parser and `serializeFrame`, so only these fields are needed.
  *
- * A plain class with a fixed shape: frames are created per message on the hot path.
+ * A plain class with a fixed shape: frames are created per message on the hot path. The
+ * constructor takes `(opcode, data, fin = true, ...)`; the seeds' `Frame(fin, opcode, data)`
+ * order is {@link Frame.make}`({ fin, opcode, data })`, with named fields.
  * @since 0.1.0
  * @category models
  */
 export class Frame {
+  /**
+   * A frame from named fields (`fin` defaults to `true`, the reserved bits to `false`).
+   * @since 0.4.0
+   */
+  static make(fields: FrameFields): Frame {
+    return new Frame(
+      fields.opcode,
+      fields.data,
+      fields.fin ?? true,
+      fields.rsv1 ?? false,
+      fields.rsv2 ?? false,
+      fields.rsv3 ?? false
+    )
+  }
+
   constructor(
     readonly opcode: Opcode,
     readonly data: Uint8Array,
@@ -120,11 +155,12 @@ export class Frame {
   ) {}
 
   /**
-   * Checks that the reserved bits are clear and that a control frame is final and at most 125
-   * bytes (RFC 6455 §5.2, §5.5). Call it after extensions decoded the frame, since an extension
-   * may use a reserved bit (RFC 6455 §5.8; RFC 7692 uses RSV1).
+   * Checks that the reserved bits are clear, that the opcode is defined, and that a control frame
+   * is final and at most 125 bytes (RFC 6455 §5.2, §5.5). Call it after extensions decoded the
+   * frame, since an extension may use a reserved bit (RFC 6455 §5.8; RFC 7692 uses RSV1).
    */
   check(): Result.Result<Frame, ProtocolError> {
+    if (!isKnownOpcode(this.opcode)) return Result.fail(new ProtocolError({ detail: `invalid opcode: ${this.opcode}` }))
     if (this.rsv1 || this.rsv2 || this.rsv3)
       return Result.fail(new ProtocolError({ detail: "reserved bits must be 0" }))
     if (this.opcode >= Opcode.Close) {
@@ -413,12 +449,49 @@ const MERGE_LIMIT = 8192
  * - masked: `[frame]`, one new buffer with the header, a 4-byte key from a pooled CSPRNG and the
  *   masked payload; the caller's data is never modified.
  *
- * `maskKey` (4 bytes) replaces the random key, for deterministic tests. The frame is not checked:
- * callers validate with `Frame.check` (before extensions encode it) where needed.
+ * `maskKey` (4 bytes) replaces the random key, for deterministic tests.
+ *
+ * With a boolean `mask` (the hot path) the frame is neither checked nor encoded by extensions.
+ * With options, as the seeds' `Frame.serialize(mask=, extensions=)`: the frame is checked
+ * (`Frame.check`, before the extensions, which may set reserved bits), then encoded by each of
+ * `extensions` in order, and the result is a `ProtocolError` or the chunks.
  * @since 0.1.0
  * @category serialization
  */
-export const serializeFrame = (frame: Frame, mask: boolean, maskKey?: Uint8Array): ReadonlyArray<Uint8Array> => {
+export function serializeFrame(frame: Frame, mask: boolean, maskKey?: Uint8Array): ReadonlyArray<Uint8Array>
+export function serializeFrame(
+  frame: Frame,
+  options: SerializeFrameOptions
+): Result.Result<ReadonlyArray<Uint8Array>, ProtocolError>
+export function serializeFrame(
+  frame: Frame,
+  mask: boolean | SerializeFrameOptions,
+  maskKey?: Uint8Array
+): ReadonlyArray<Uint8Array> | Result.Result<ReadonlyArray<Uint8Array>, ProtocolError> {
+  if (typeof mask === "boolean") return serializeUnchecked(frame, mask, maskKey)
+  const checked = frame.check()
+  if (Result.isFailure(checked)) return Result.fail(Result.failureOf(checked))
+  let encoded = frame
+  const extensions = mask.extensions ?? []
+  for (let i = 0; i < extensions.length; i++) encoded = extensions[i]!.encode(encoded)
+  return Result.succeed(serializeUnchecked(encoded, mask.mask, mask.maskKey))
+}
+
+/**
+ * Options of the checked form of {@link serializeFrame} (the seeds' `Frame.serialize`).
+ * @since 0.4.0
+ * @category serialization
+ */
+export interface SerializeFrameOptions {
+  /** Whether to mask the frame: `true` on the client side (RFC 6455 §5.3). */
+  readonly mask: boolean
+  /** Extensions that encode the frame, applied in order. */
+  readonly extensions?: ReadonlyArray<Extension> | undefined
+  /** The 4-byte mask key instead of a random one, for deterministic tests. */
+  readonly maskKey?: Uint8Array | undefined
+}
+
+const serializeUnchecked = (frame: Frame, mask: boolean, maskKey?: Uint8Array): ReadonlyArray<Uint8Array> => {
   const data = frame.data
   const length = data.length
   const headerLen = headerLength(length, mask)
@@ -458,7 +531,102 @@ export const serializeFrame = (frame: Frame, mask: boolean, maskKey?: Uint8Array
  * @category serialization
  */
 export const serializeFrameToBytes = (frame: Frame, mask: boolean, maskKey?: Uint8Array): Uint8Array => {
-  const chunks = serializeFrame(frame, mask, maskKey)
+  const chunks = serializeUnchecked(frame, mask, maskKey)
   if (chunks.length === 1) return chunks[0]!
   return Buffer.concat(chunks)
+}
+
+// ---------------------------------------------------------------------------
+// Parsing one frame
+// ---------------------------------------------------------------------------
+
+/**
+ * Options of {@link parseFrame}, as the seeds' `Frame.read(reader, mask=, max_size=, extensions=)`.
+ * @since 0.4.0
+ * @category parsing
+ */
+export interface ParseFrameOptions {
+  /** Whether the frame must be masked: `true` when reading on the server side (RFC 6455 §5.1). */
+  readonly mask: boolean
+  /** Maximum payload length in bytes, checked as soon as the length is known; `null`: no limit. */
+  readonly maxSize?: number | null | undefined
+  /** Extensions that decode the frame, applied in reverse order (RFC 6455 §9). */
+  readonly extensions?: ReadonlyArray<Extension> | undefined
+}
+
+/**
+ * A frame read by {@link parseFrame} and the number of bytes it took.
+ * @since 0.4.0
+ * @category parsing
+ */
+export interface ParsedFrame {
+  readonly frame: Frame
+  readonly length: number
+}
+
+/**
+ * Reads one frame from the start of `bytes`, without I/O: the seeds' `Frame.read`. Returns
+ * `undefined` when `bytes` does not hold a whole frame yet (read more and call again), the frame
+ * and its length on the wire otherwise. Fails with `PayloadTooBig` when the payload length is over
+ * `maxSize` (before the payload arrived), and with `ProtocolError` for a wrong mask bit, a
+ * 64-bit length with its top bit set, or a frame that `Frame.check` refuses once the extensions
+ * decoded it. The payload is copied (and unmasked); `bytes` is not modified.
+ *
+ * The connection does not use it: it parses frames incrementally as bytes arrive
+ * (`internal/frameParser.ts`), with checks that depend on the sequence of frames.
+ * @since 0.4.0
+ * @category parsing
+ */
+export const parseFrame = (
+  bytes: Uint8Array,
+  options: ParseFrameOptions
+): Result.Result<ParsedFrame | undefined, ProtocolError | PayloadTooBig> => {
+  if (bytes.length < 2) return Result.succeed(undefined)
+  const head1 = bytes[0]!
+  const head2 = bytes[1]!
+  const masked = (head2 & 0x80) !== 0
+  if (masked !== options.mask) return Result.fail(new ProtocolError({ detail: "incorrect masking" }))
+  let length = head2 & 0x7f
+  let offset = 2
+  if (length === LENGTH_16) {
+    if (bytes.length < 4) return Result.succeed(undefined)
+    length = (bytes[2]! << 8) | bytes[3]!
+    offset = 4
+  } else if (length === LENGTH_64) {
+    if (bytes.length < 10) return Result.succeed(undefined)
+    if (bytes[2]! & 0x80) return Result.fail(new ProtocolError({ detail: "invalid payload length" }))
+    const high = ((bytes[2]! << 24) | (bytes[3]! << 16) | (bytes[4]! << 8) | bytes[5]!) >>> 0
+    const low = ((bytes[6]! << 24) | (bytes[7]! << 16) | (bytes[8]! << 8) | bytes[9]!) >>> 0
+    length = high * 0x100000000 + low
+    offset = 10
+  }
+  const maxSize = options.maxSize ?? null
+  if (maxSize !== null && length > maxSize) return Result.fail(new PayloadTooBig({ size: length, maxSize }))
+  const keyOffset = offset
+  if (masked) offset += 4
+  if (bytes.length < offset + length) return Result.succeed(undefined)
+  const data = Buffer.allocUnsafe(length)
+  if (masked) {
+    const key = bytes.subarray(keyOffset, keyOffset + 4)
+    for (let i = 0; i < length; i++) data[i] = bytes[offset + i]! ^ key[i & 3]!
+  } else {
+    data.set(bytes.subarray(offset, offset + length))
+  }
+  let frame = new Frame(
+    (head1 & 0x0f) as Opcode,
+    data,
+    (head1 & 0x80) !== 0,
+    (head1 & 0x40) !== 0,
+    (head1 & 0x20) !== 0,
+    (head1 & 0x10) !== 0
+  )
+  const extensions = options.extensions ?? []
+  for (let i = extensions.length - 1; i >= 0; i--) {
+    const decoded = extensions[i]!.decode(frame, maxSize)
+    if (Result.isFailure(decoded)) return Result.fail(Result.failureOf(decoded))
+    frame = Result.successOf(decoded)
+  }
+  const checked = frame.check()
+  if (Result.isFailure(checked)) return Result.fail(Result.failureOf(checked))
+  return Result.succeed({ frame, length: offset + length })
 }

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 
-import { MultipleValuesError } from "./Errors.js"
+import { KeyError, MultipleValuesError } from "./Errors.js"
 import * as Result from "./internal/result.js"
 
 /**
@@ -20,10 +20,14 @@ export type HeadersLike = Headers | Readonly<Record<string, string>> | Iterable<
  *
  * - `get(name)` returns the value, `undefined` when absent, and several values joined with `", "`
  *   (as the Fetch API's `Headers.get`, RFC 9110 §5.3).
- * - `getSingle(name)` returns the single value, `undefined` when absent, and fails with
- *   `MultipleValuesError` when several exist (Python's `headers[name]`).
+ * - `getStrict(name)` is Python's `headers[name]`: the single value, or `KeyError` when absent and
+ *   `MultipleValuesError` when several exist. `getSingle(name)` is the same with `undefined` when
+ *   absent.
  * - `append(name, value)` adds a value (Python's `headers[name] = value`); `set` replaces all.
  * - `getAll(name)` and `rawItems()` expose multiple values explicitly.
+ * - Names are case-insensitive: `keys()` lower-cases them (as the seeds' dict keys), `names()`
+ *   gives each name as first spelled, and `rawItems()`, iteration and `serialize()` keep every
+ *   header's own spelling (the seeds' `raw_items()` and `str()`).
  *
  * @since 0.1.0
  * @category models
@@ -86,6 +90,17 @@ export class Headers implements Iterable<readonly [string, string]> {
     if (values === undefined) return Result.succeed(undefined)
     if (values.length > 1) return Result.fail(new MultipleValuesError({ name, values: [...values] }))
     return Result.succeed(values[0])
+  }
+
+  /**
+   * The single value of `name`, as Python's `headers[name]`: `KeyError` if absent,
+   * `MultipleValuesError` if several exist.
+   */
+  getStrict(name: string): Result.Result<string, KeyError | MultipleValuesError> {
+    const values = this.index().get(name.toLowerCase())
+    if (values === undefined) return Result.fail(new KeyError({ name }))
+    if (values.length > 1) return Result.fail(new MultipleValuesError({ name, values: [...values] }))
+    return Result.succeed(values[0]!)
   }
 
   /** The first value of `name`, or `undefined`: for headers where duplicates don't matter. */
@@ -154,6 +169,23 @@ export class Headers implements Iterable<readonly [string, string]> {
   /** Distinct header names, lower-cased, in order of first insertion. */
   keys(): IterableIterator<string> {
     return this.index().keys()
+  }
+
+  /**
+   * Distinct header names as first spelled (`Sec-WebSocket-Key`, not `sec-websocket-key`), in order
+   * of first insertion: for display, where `keys()` gives the lower-cased lookup keys.
+   */
+  names(): ReadonlyArray<string> {
+    const seen = new Set<string>()
+    const names: Array<string> = []
+    const items = this.items
+    for (let i = 0; i < items.length; i += 2) {
+      const key = items[i]!.toLowerCase()
+      if (seen.has(key)) continue
+      seen.add(key)
+      names.push(items[i]!)
+    }
+    return names
   }
 
   /** Every `[name, value]` pair in insertion order, names in their original case. */

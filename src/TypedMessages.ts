@@ -33,7 +33,7 @@ import { dual } from "effect/Function"
 import * as ParseResult from "effect/ParseResult"
 import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import type { ConnectionClosed, ConnectionClosedError } from "./Errors.js"
+import type { ConcurrencyError, ConnectionClosed, ConnectionClosedError } from "./Errors.js"
 import { MessageDecodeError, MessageEncodeError } from "./Errors.js"
 import type { Data, WebSocket } from "./WebSocket.js"
 
@@ -176,7 +176,8 @@ export const binary = <A, R>(schema: Schema.Schema<A, Uint8Array, R>): Codec<A, 
 export const recv = <A, R>(
   ws: WebSocket,
   codec: Codec<A, R>
-): Effect.Effect<A, ConnectionClosed | MessageDecodeError, R> => Effect.flatMap(ws.recv, codec.decode)
+): Effect.Effect<A, ConnectionClosed | ConcurrencyError | MessageDecodeError, R> =>
+  Effect.flatMap(ws.recv, codec.decode)
 
 /**
  * Every incoming message, decoded: `ws.messages` through `codec.decode`. Ends normally after a

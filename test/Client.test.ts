@@ -35,6 +35,7 @@ import {
   portOf,
   rawServer,
   realSleep,
+  recvOrDie,
   resourceBaseline,
   serveLocal,
   settledLeaks,
@@ -250,7 +251,7 @@ describe("Client lifetime", () => {
     Effect.gen(function* () {
       const closed = yield* Deferred.make<ConnectionClosed>()
       const server = yield* serveLocal((ws) =>
-        Effect.flip(Effect.forever(ws.recv)).pipe(Effect.flatMap((e) => Deferred.succeed(closed, e)))
+        Effect.flip(Effect.forever(recvOrDie(ws))).pipe(Effect.flatMap((e) => Deferred.succeed(closed, e)))
       )
       const ws = yield* Effect.scoped(Client.connect(uriOf(server), NO_COMPRESSION))
       expect(ws.state).toBe(State.CLOSED)

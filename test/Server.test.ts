@@ -31,6 +31,7 @@ import {
   rawConnect,
   realSleep,
   recordingLogger,
+  recvOrDie,
   resourceBaseline,
   selfSignedCertificate,
   serveLocal,
@@ -42,7 +43,7 @@ import {
 const NO_COMPRESSION: Client.ConnectOptions = { compression: null }
 
 /** Reads until the connection closes and returns how it closed. */
-const recvUntilClosed = (ws: WebSocket): Effect.Effect<ConnectionClosed> => Effect.flip(Effect.forever(ws.recv))
+const recvUntilClosed = (ws: WebSocket): Effect.Effect<ConnectionClosed> => Effect.flip(Effect.forever(recvOrDie(ws)))
 
 describe("Server listening", () => {
   it.scopedLive("listens on port 0 of 127.0.0.1 and reports the port it got", () =>

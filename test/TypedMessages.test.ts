@@ -15,10 +15,16 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { expectTypeOf } from "vitest"
 import * as Client from "../src/Client.js"
-import type { ConnectionClosed, ConnectionClosedError, MessageDecodeError, MessageEncodeError } from "../src/Errors.js"
+import type {
+  ConcurrencyError,
+  ConnectionClosed,
+  ConnectionClosedError,
+  MessageDecodeError,
+  MessageEncodeError
+} from "../src/Errors.js"
 import * as TypedMessages from "../src/TypedMessages.js"
 import type { Data, WebSocket } from "../src/WebSocket.js"
-import { bounded, echo, serveLocal, uriOf } from "./fixtures/loopback.js"
+import { bounded, echo, recvOrDie, serveLocal, uriOf } from "./fixtures/loopback.js"
 
 const NO_COMPRESSION = { compression: null } as const
 
@@ -75,7 +81,7 @@ const servePair = <E>(handler: (ws: WebSocket) => Effect.Effect<void, E>) =>
     return { ws, done }
   })
 
-const decodeErrorOf = <A>(effect: Effect.Effect<A, ConnectionClosed | MessageDecodeError>) =>
+const decodeErrorOf = <A>(effect: Effect.Effect<A, ConnectionClosed | ConcurrencyError | MessageDecodeError>) =>
   Effect.flatMap(Effect.flip(effect), (e) =>
     e._tag === "MessageDecodeError"
       ? Effect.succeed(e)
@@ -186,7 +192,7 @@ describe("TypedMessages decode failures", () => {
         yield* TypedMessages.send(ws, move, aMove)
         expect(yield* TypedMessages.recv(ws, move)).toEqual(aMove)
         yield* ws.send('{"player":"ada"}')
-        const closed = yield* Effect.flip(ws.recv)
+        const closed = yield* Effect.flip(recvOrDie(ws))
         expect([closed._tag, closed.code, closed.reason]).toEqual(["ConnectionClosedError", 1007, "invalid message"])
         expect(Exit.isSuccess(yield* Deferred.await(done))).toBe(true)
       }).pipe(bounded())
@@ -218,7 +224,7 @@ describe("TypedMessages decode failures", () => {
         TypedMessages.recv(ws, move).pipe(Effect.asVoid, TypedMessages.closeOnDecodeError(ws))
       )
       yield* ws.send(new Uint8Array([1]))
-      const closed = yield* Effect.flip(ws.recv)
+      const closed = yield* Effect.flip(recvOrDie(ws))
       expect([closed.code, closed.reason]).toEqual([1003, "unsupported message type"])
       expect(Exit.isSuccess(yield* Deferred.await(done))).toBe(true)
     }).pipe(bounded())
@@ -340,7 +346,9 @@ describe("TypedMessages with a Schema that has requirements", () => {
       const sending = TypedMessages.send(ws, prefixed, "hello")
       const receiving = TypedMessages.recv(ws, prefixed)
       expectTypeOf(sending).toEqualTypeOf<Effect.Effect<void, ConnectionClosed | MessageEncodeError, Prefix>>()
-      expectTypeOf(receiving).toEqualTypeOf<Effect.Effect<string, ConnectionClosed | MessageDecodeError, Prefix>>()
+      expectTypeOf(receiving).toEqualTypeOf<
+        Effect.Effect<string, ConnectionClosed | ConcurrencyError | MessageDecodeError, Prefix>
+      >()
       expectTypeOf(TypedMessages.messages(ws, prefixed)).toEqualTypeOf<
         Stream.Stream<string, ConnectionClosedError | MessageDecodeError, Prefix>
       >()

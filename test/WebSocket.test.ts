@@ -26,6 +26,7 @@ import {
   rawClient,
   rawServer,
   realSleep,
+  recvOrDie,
   serveLocal,
   uriOf
 } from "./fixtures/loopback.js"
@@ -171,7 +172,7 @@ describe("WebSocket echo over TCP", () => {
         expect(error._tag).toBe("InvalidArgument")
         yield* client.waitClosed
         // Failing the connection sent 1011; the client then ignores the server's answer (RFC 6455 §7.1.7).
-        const closed = yield* Effect.flip(client.recv)
+        const closed = yield* Effect.flip(recvOrDie(client))
         expect([closed._tag, closed.code, closed.sentCode]).toEqual(["ConnectionClosedError", 1006, 1011])
         expect(closed.sentReason).toBe("error in fragmented message")
         // The server saw the 1011 close frame.
@@ -189,7 +190,7 @@ describe("WebSocket echo over TCP", () => {
       expect(error).toBe("boom")
       yield* ws.waitClosed
       // After failing the connection the client ignores the server's answer (RFC 6455 §7.1.7): 1006.
-      const closed = yield* Effect.flip(ws.recv)
+      const closed = yield* Effect.flip(recvOrDie(ws))
       expect([closed._tag, closed.code, closed.sentCode]).toEqual(["ConnectionClosedError", 1006, 1011])
     }).pipe(bounded())
   )
@@ -220,7 +221,7 @@ describe("WebSocket size limits", () => {
       const serverError = yield* Deferred.await(done)
       expect([serverError?._tag, serverError?.sentCode]).toEqual(["ConnectionClosedError", 1009])
       expect(serverError?.cause).toMatchObject({ _tag: "PayloadTooBig" })
-      const error = yield* Effect.flip(ws.recv)
+      const error = yield* Effect.flip(recvOrDie(ws))
       expect([error._tag, error.code]).toEqual(["ConnectionClosedError", 1009])
     }).pipe(bounded())
   )
@@ -230,7 +231,7 @@ describe("WebSocket size limits", () => {
       const server = yield* serveLocal(echo)
       const ws = yield* Client.connect(uriOf(server), { compression: null, maxSize: 1500 })
       yield* ws.send([bytes(1000), bytes(1000)])
-      const error = yield* Effect.flip(ws.recv)
+      const error = yield* Effect.flip(recvOrDie(ws))
       expect([error._tag, error.sentCode]).toEqual(["ConnectionClosedError", 1009])
     }).pipe(bounded())
   )
@@ -276,7 +277,7 @@ describe("WebSocket recv", () => {
       expect([...(yield* Stream.runCollect(ws.messages))]).toEqual(["a", "b"])
       expect(ws.closeCode).toBe(1000)
       expect(ws.closeReason).toBe("done")
-      const error = yield* Effect.flip(ws.recv)
+      const error = yield* Effect.flip(recvOrDie(ws))
       expect(error._tag).toBe("ConnectionClosedOK")
     }).pipe(bounded())
   )
@@ -313,7 +314,7 @@ describe("WebSocket recv", () => {
         expect(received[3]).toBe(big("b"))
         expect(ws.closeCode).toBe(1000)
         // Also through recv, after the close: the same messages were all delivered first.
-        const error = yield* Effect.flip(ws.recv)
+        const error = yield* Effect.flip(recvOrDie(ws))
         expect(error._tag).toBe("ConnectionClosedOK")
       }).pipe(bounded(20_000))
   )
@@ -333,7 +334,7 @@ describe("WebSocket recv", () => {
       })
       expect(yield* ws.recv).toBe(big)
       expect(yield* ws.recv).toBe("after")
-      expect((yield* Effect.flip(ws.recv))._tag).toBe("ConnectionClosedOK")
+      expect((yield* Effect.flip(recvOrDie(ws)))._tag).toBe("ConnectionClosedOK")
     }).pipe(bounded(20_000))
   )
 
@@ -430,7 +431,7 @@ describe("WebSocket close paths", () => {
       expect(ws.state).toBe(State.CLOSED)
       expect(ws.closeCode).toBe(1000)
       expect(ws.closeReason).toBe("bye")
-      const clientError = yield* Effect.flip(ws.recv)
+      const clientError = yield* Effect.flip(recvOrDie(ws))
       expect(clientError._tag).toBe("ConnectionClosedOK")
       const serverError = yield* Deferred.await(done)
       expect(serverError?._tag).toBe("ConnectionClosedOK")
@@ -449,7 +450,7 @@ describe("WebSocket close paths", () => {
     Effect.gen(function* () {
       const server = yield* serveLocal((ws) => ws.close(4000, "app"))
       const ws = yield* Client.connect(uriOf(server), { compression: null })
-      const error = yield* Effect.flip(ws.recv)
+      const error = yield* Effect.flip(recvOrDie(ws))
       expect(error._tag).toBe("ConnectionClosedError")
       expect([error.code, error.reason, error.sentCode, error.rcvdThenSent]).toEqual([4000, "app", 4000, true])
       expect(ws.closeCode).toBe(4000)
@@ -461,7 +462,7 @@ describe("WebSocket close paths", () => {
       const { opened, server } = yield* serverWith((ws) => ws.waitClosed)
       const ws = yield* Client.connect(uriOf(server), { compression: null })
       const serverWs = yield* Deferred.await(opened)
-      const pending = yield* Effect.fork(ws.recv)
+      const pending = yield* Effect.fork(recvOrDie(ws))
       yield* realSleep(10)
       yield* serverWs.close(1001)
       const error = yield* Effect.flip(Fiber.join(pending))
@@ -495,7 +496,7 @@ describe("WebSocket close paths", () => {
       yield* peer.write(frame.subarray(0, 50))
       yield* realSleep(10)
       peer.socket.destroy()
-      const error = yield* Effect.flip(ws.recv)
+      const error = yield* Effect.flip(recvOrDie(ws))
       expect([error._tag, error.code]).toEqual(["ConnectionClosedError", 1006])
       expect(ws.state).toBe(State.CLOSED)
     }).pipe(bounded())
@@ -515,7 +516,7 @@ describe("WebSocket close paths", () => {
       yield* Deferred.await(peer.ended)
       expect(impl(ws).socket.destroyed).toBe(true)
       expect(ws.closeCode).toBe(1006)
-      expect((yield* Effect.flip(ws.recv))._tag).toBe("ConnectionClosedError")
+      expect((yield* Effect.flip(recvOrDie(ws)))._tag).toBe("ConnectionClosedError")
     }).pipe(bounded())
   )
 
@@ -536,7 +537,7 @@ describe("WebSocket close paths", () => {
       expect(performance.now() - start).toBeGreaterThanOrEqual(90)
       expect(impl(ws).socket.destroyed).toBe(true)
       expect(ws.closeCode).toBe(1000)
-      expect((yield* Effect.flip(ws.recv))._tag).toBe("ConnectionClosedOK")
+      expect((yield* Effect.flip(recvOrDie(ws)))._tag).toBe("ConnectionClosedOK")
     }).pipe(bounded())
   )
 })
@@ -554,7 +555,7 @@ describe("WebSocket close during a send", () => {
       yield* Deferred.succeed(gate, undefined)
       const sendError = yield* Effect.flip(Fiber.join(sending))
       expect(sendError._tag).toBe("ConnectionClosedError")
-      const closed = yield* Effect.flip(ws.recv)
+      const closed = yield* Effect.flip(recvOrDie(ws))
       expect([closed.sentCode, closed.sentReason]).toEqual([1011, "close during fragmented message"])
       // The server saw a close frame in the middle of a fragmented message (RFC 6455 §5.4 allows
       // control frames there, but Python treats it as incomplete and answers 1002).
@@ -570,7 +571,7 @@ describe("WebSocket close during a send", () => {
       const sending = yield* Effect.fork(ws.send(Stream.concat(Stream.make("a", "b"), Stream.never)))
       yield* realSleep(20)
       yield* Fiber.interrupt(sending)
-      const closed = yield* Effect.flip(ws.recv)
+      const closed = yield* Effect.flip(recvOrDie(ws))
       expect([closed.sentCode, closed.sentReason]).toEqual([1011, "fragmented message interrupted"])
       expect((yield* Deferred.await(done))?.code).toBe(1011)
     }).pipe(bounded())
@@ -610,7 +611,7 @@ describe("WebSocket keepalive", () => {
       expect(pending._tag).toBe("ConnectionClosedError")
       // The client waited closeTimeout for the server to close TCP, then aborted it.
       yield* Deferred.await(peer.ended)
-      const error = yield* Effect.flip(ws.recv)
+      const error = yield* Effect.flip(recvOrDie(ws))
       expect([error._tag, error.code, error.sentCode]).toEqual(["ConnectionClosedError", 1006, 1011])
       expect((yield* Effect.flip(ws.send("x")))._tag).toBe("ConnectionClosedError")
     }).pipe(bounded())

@@ -16,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Client from "../src/Client.js"
 import { ConnectionClosedError } from "../src/Errors.js"
 import * as Server from "../src/Server.js"
-import { bounded, echo, LOCALHOST, portOf } from "./fixtures/loopback.js"
+import { bounded, echo, LOCALHOST, portOf, recvOrDie } from "./fixtures/loopback.js"
 
 const fromMap = (entries: Record<string, string>, pathDelim = "."): ConfigProvider.ConfigProvider =>
   ConfigProvider.fromMap(new Map(Object.entries(entries)), { pathDelim })
@@ -289,7 +289,7 @@ describe("layerConfig over loopback", () => {
         expect(yield* ws.recv).toBe("0123456789")
         yield* ws.send("01234567890123456789")
         // The server failed the connection with 1009 and the client received that code.
-        const closed = yield* Effect.flip(ws.recv)
+        const closed = yield* Effect.flip(recvOrDie(ws))
         expect(closed).toBeInstanceOf(ConnectionClosedError)
         expect([closed.code, closed.sentCode]).toEqual([1009, 1009])
       })
@@ -314,7 +314,7 @@ describe("layerConfig over loopback", () => {
           const ws = yield* (yield* Client.Client).connect(`ws://${LOCALHOST}:${port}/`)
           yield* ws.send("01234567890123456789")
           // The client failed the connection with 1009 when the echo came back.
-          const closed = yield* Effect.flip(ws.recv)
+          const closed = yield* Effect.flip(recvOrDie(ws))
           expect(closed).toBeInstanceOf(ConnectionClosedError)
           expect(closed.sentCode).toBe(1009)
         })

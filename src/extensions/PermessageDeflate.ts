@@ -221,6 +221,11 @@ export class PerMessageDeflate implements Extension {
   decode(frame: Frame, maxSize: number | null): Result.Result<Frame, ProtocolError | PayloadTooBig> {
     const rsv1 = this.startDecoding(frame.opcode, frame.fin, frame.rsv1)
     if (rsv1 === undefined) return Result.succeed(frame)
+    // An empty non-final fragment inflates to nothing (every earlier output was taken): no zlib call
+    // and no output buffer, so a flood of them costs a frame header's work each.
+    if (frame.data.byteLength === 0 && !frame.fin) {
+      return Result.succeed(new Frame(frame.opcode, frame.data, false, rsv1, frame.rsv2, frame.rsv3))
+    }
     const inflation = new Inflation(this.getDecoder(), maxSize, frame.data.byteLength)
     const error = inflation.feed(frame.data)
     const decoded = error === undefined ? this.endDecoding(inflation, frame.fin) : this.decodingFailed(error)
@@ -568,7 +573,9 @@ export interface ClientPerMessageDeflateOptions extends PerMessageDeflateFactory
   /**
    * Maximum size of the client's window in bits (RFC 7692 §7.1.2.2); `true` offers the parameter
    * without a value, to tell the server it may limit the client's window; `null` or `false` leaves
-   * it out. Default `true`, as in Python.
+   * it out. Default `null` (not offered), as in the seeds (`client_max_window_bits=None`); the
+   * factory that `compression: "deflate"` adds offers it bare (see
+   * {@link enableClientPermessageDeflate}).
    */
   readonly clientMaxWindowBits?: number | boolean | null | undefined
 }
@@ -618,7 +625,7 @@ export class ClientPerMessageDeflateFactory implements ClientExtensionFactory {
     this.serverNoContextTakeover = options.serverNoContextTakeover ?? false
     this.clientNoContextTakeover = options.clientNoContextTakeover ?? false
     this.serverMaxWindowBits = optionalWindowBits("serverMaxWindowBits", options.serverMaxWindowBits)
-    const client = options.clientMaxWindowBits === undefined ? true : options.clientMaxWindowBits
+    const client = options.clientMaxWindowBits === undefined ? null : options.clientMaxWindowBits
     this.clientMaxWindowBits =
       client === true ? true : client === false ? null : optionalWindowBits("clientMaxWindowBits", client)
     checkCompressSettings(options.compressSettings)
@@ -812,8 +819,10 @@ export class ServerPerMessageDeflateFactory implements ServerExtensionFactory {
 /**
  * Adds a client factory with the defaults of `compression: "deflate"` unless the list already has
  * a permessage-deflate factory, perhaps configured differently (Python's
- * `enable_client_permessage_deflate`). The default offers a bare `client_max_window_bits` and
- * compresses with `memLevel` 5.
+ * `enable_client_permessage_deflate`). It offers a bare `client_max_window_bits`, so that a server
+ * may limit the client's window (the default server asks for 12 bits, see
+ * {@link enableServerPermessageDeflate}), as Python `websockets` 10 does, although the factory's own
+ * default leaves it out as the seeds'; and it compresses with `memLevel` 5.
  * @since 0.1.0
  * @category constructors
  */
@@ -822,7 +831,10 @@ export const enableClientPermessageDeflate = (
 ): ReadonlyArray<ClientExtensionFactory> => {
   const list = extensions ?? []
   if (list.some((factory) => factory.name === NAME)) return list
-  return [...list, new ClientPerMessageDeflateFactory({ compressSettings: { memLevel: DEFAULT_MEM_LEVEL } })]
+  return [
+    ...list,
+    new ClientPerMessageDeflateFactory({ clientMaxWindowBits: true, compressSettings: { memLevel: DEFAULT_MEM_LEVEL } })
+  ]
 }
 
 /**

@@ -88,8 +88,10 @@ export class FrameParser {
   maxSize: number | null = null
   /**
    * Limit for the payload of the next data frame of a message an extension transformed (reserved
-   * bits set on its first frame: compressed), whose size on the wire differs from the message's.
-   * `undefined`: same as `maxSize`.
+   * bits set on its first frame: compressed), whose size on the wire differs from the message's,
+   * when the frame is buffered whole before it is decoded. A frame decoded as it arrives (see
+   * `decodeArriving`) is not limited here: its decoded bytes are counted as they come out, and its
+   * wire bytes are released read by read. `undefined`: same as `maxSize`.
    */
   maxTransformedSize: number | null | undefined = undefined
   /**
@@ -266,10 +268,13 @@ export class FrameParser {
         }
         case PAYLOAD: {
           const length = this.length
-          if (
-            this.decoding !== undefined ||
-            (this.buffered < length && this.buffered >= ASSEMBLE_FROM && this.startDecoding())
-          ) {
+          let decode = this.decoding !== undefined
+          if (!decode && this.buffered < length && this.buffered >= ASSEMBLE_FROM && this.assembly === undefined) {
+            const started = this.startDecoding()
+            if (started instanceof PayloadTooBig) return this.fail(started)
+            decode = started
+          }
+          if (decode) {
             // A large compressed payload: decoded read by read as it arrives.
             const error = this.decodeArrived()
             if (error !== undefined) return this.fail(error)
@@ -323,12 +328,21 @@ export class FrameParser {
     return new Frame(this.opcode as Opcode, data, this.fin, rsv1, this.rsv2, this.rsv3)
   }
 
-  /** Asks for a decoder of the payload arriving (a transformed data frame); whether there is one. */
-  private startDecoding(): boolean {
+  /**
+   * Asks for a decoder of the payload arriving (a transformed data frame); whether there is one.
+   * A transformed frame left without one is buffered whole: it must be within the limit for that.
+   */
+  private startDecoding(): boolean | PayloadTooBig {
     if (!this.transformed || this.opcode >= 0x8 || this.decodeArriving === undefined) return false
     this.decoding = this.decodeArriving(this.opcode, this.fin, this.rsv1, this.length)
     this.decodedBytes = 0
-    return this.decoding !== undefined
+    if (this.decoding !== undefined) return true
+    const maxSize = this.wholeTransformedLimit()
+    return maxSize !== null && this.length > maxSize ? new PayloadTooBig({ size: this.length, maxSize }) : false
+  }
+
+  private wholeTransformedLimit(): number | null {
+    return this.maxTransformedSize === undefined ? this.maxSize : this.maxTransformedSize
   }
 
   /** Gives the payload bytes that arrived to the decoder, unmasked in place, and releases them. */
@@ -435,7 +449,13 @@ export class FrameParser {
   /** Records the payload length, enforces the size limit, and moves on to the mask key or payload. */
   private setLength(length: number): PayloadTooBig | undefined {
     if (this.opcode < 0x8) {
-      const maxSize = this.transformed && this.maxTransformedSize !== undefined ? this.maxTransformedSize : this.maxSize
+      // A transformed frame with a decoder for its arriving bytes is checked when it gets one (or
+      // does not, see `startDecoding`), since it may then be of any length.
+      const maxSize = !this.transformed
+        ? this.maxSize
+        : this.decodeArriving !== undefined
+          ? null
+          : this.wholeTransformedLimit()
       if (maxSize !== null && length > maxSize) return this.fail(new PayloadTooBig({ size: length, maxSize }))
     }
     this.length = length

@@ -21,6 +21,7 @@ import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import { type Connection, type Event, State } from "../Connection.js"
 import {
+  ConcurrencyError,
   type ConnectionClosed,
   type ConnectionClosedError,
   InvalidArgument,
@@ -35,8 +36,9 @@ import { CloseCode, checkClose, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
 import type { ServerConnection } from "../ServerConnection.js"
-import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
+import type { Address, Data, Message, Subprotocol, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
+import { authenticatedBy } from "./authenticated.js"
 import type { ConnectionSpans, MetricsRecorder, Telemetry } from "./telemetry.js"
 import { decodeText } from "./text.js"
 import type { Timer, Timers } from "./timers.js"
@@ -89,6 +91,8 @@ export const textFragments = (text: string): Array<string> => {
   return fragments
 }
 
+const CONCURRENT_RECV = "cannot call recv while another fiber is already waiting for the next message"
+
 // What a reader does next (`nextRead`).
 const READ_MESSAGE = 0
 const READ_CLOSED = 1
@@ -117,7 +121,8 @@ export interface ResolvedOptions {
 export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
   pingInterval: resolveOptionalDuration(options.pingInterval, defaults.pingInterval),
   pingTimeout: resolveOptionalDuration(options.pingTimeout, defaults.pingTimeout),
-  closeTimeout: Duration.decode(options.closeTimeout ?? defaults.closeTimeout),
+  // `timeout`: the seeds' deprecated alias.
+  closeTimeout: Duration.decode(options.closeTimeout ?? options.timeout ?? defaults.closeTimeout),
   maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize,
   maxQueue: options.maxQueue === undefined ? defaults.maxQueue : options.maxQueue,
   readLimit: options.readLimit ?? defaults.readLimit,
@@ -160,7 +165,7 @@ export class WebSocketImpl implements WebSocket {
   path = ""
   requestHeaders: Headers = new Headers()
   responseHeaders: Headers = new Headers()
-  subprotocol: string | undefined = undefined
+  subprotocol: Subprotocol | undefined = undefined
   localAddress: Address | undefined
   remoteAddress: Address | undefined
 
@@ -175,7 +180,11 @@ export class WebSocketImpl implements WebSocket {
   /** Completes once the TCP connection is closed. */
   private closedDeferred: Deferred.Deferred<void> | undefined = undefined
   /** The TCP connection closed and the closure was processed (`onClosed`). */
-  private closed = false
+  private closureProcessed = false
+  /** A `recv` is waiting for a message: another one fails with ConcurrencyError. */
+  private recvWaiting = false
+  /** Round trip of the last ping answered, in seconds (`latency`). */
+  latency = 0
 
   // Incoming messages: a queue with a head index (no O(n) shift), and wake-up callbacks of waiting readers.
   private queue: Array<Data> = []
@@ -266,6 +275,18 @@ export class WebSocketImpl implements WebSocket {
   }
   get state(): State {
     return this.protocol.state
+  }
+  get open(): boolean {
+    return this.protocol.state === State.OPEN
+  }
+  get username(): string | undefined {
+    return authenticatedBy.get(this.requestHeaders)?.username
+  }
+  get realm(): string | undefined {
+    return authenticatedBy.get(this.requestHeaders)?.realm
+  }
+  get closed(): boolean {
+    return this.protocol.state === State.CLOSED
   }
   get closeCode(): number | undefined {
     return this.protocol.closeCode
@@ -472,17 +493,27 @@ export class WebSocketImpl implements WebSocket {
 
   /**
    * After each write: Node emits 'drain' only once its buffer exceeded the socket's highWaterMark,
-   * which may be above `writeLimit`; so whoever waits for the buffer to fall below `writeLimit`
+   * which may be above `writeLimit`; so whoever waits for the buffer to fall to the low-water mark
    * (paused reading, `send` under backpressure) is woken here too.
    */
   private readonly onWritten = (): void => {
-    if ((this.pausedForWrites || this.drainWaiters.size > 0) && this.socket.writableLength <= this.options.writeLimit) {
+    if ((this.pausedForWrites || this.drainWaiters.size > 0) && this.socket.writableLength <= this.writeLowWater()) {
       this.onDrain()
     }
   }
 
-  /** @internal */
+  /**
+   * Low-water mark of the write buffer: whoever waited for it to drain resumes at or below a
+   * quarter of `writeLimit`, as the seeds' `write_limit` (asyncio's flow control) does, so that a
+   * writer at the limit is not woken for every few bytes the peer reads.
+   */
+  private writeLowWater(): number {
+    return Math.floor(this.options.writeLimit / 4)
+  }
+
+  /** @internal The socket's 'drain' (its buffer is empty), or a write that left it at the low-water mark. */
   onDrain(): void {
+    if (!this.socketClosed && this.socket.writableLength > this.writeLowWater()) return
     if (this.pausedForWrites) {
       this.pausedForWrites = false
       if (!this.pausedForQueue && !this.socketClosed) this.socket.resume()
@@ -530,7 +561,10 @@ export class WebSocketImpl implements WebSocket {
       this.metrics?.pingRoundTrip(now - ping.sentAt)
       if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.succeed(now - ping.sentAt))
       if (pingKey === this.keepaliveKey) this.onKeepalivePong()
-      if (pingKey === key) break
+      if (pingKey === key) {
+        this.latency = (now - ping.sentAt) / 1000
+        break
+      }
     }
   }
 
@@ -556,7 +590,7 @@ export class WebSocketImpl implements WebSocket {
       if (this.opened) telemetry.closed(this)
       else telemetry.handshakeFailed(this, this.handshakeError ?? asHandshakeError(this.protocol.handshakeExc))
     }
-    this.closed = true
+    this.closureProcessed = true
     // Made only if someone waited (most connections end without anyone waiting on `waitClosed`).
     if (this.closedDeferred !== undefined) Deferred.unsafeDone(this.closedDeferred, Exit.void)
     const onClose = this.onClose
@@ -725,15 +759,16 @@ export class WebSocketImpl implements WebSocket {
     this.afterReceive()
   }
 
-  /** Marks the handshake complete: starts keepalive. */
-  open(request: Request, response: Response, subprotocol: string | undefined): void {
+  /** Marks the handshake complete: starts keepalive. (Not `open`: that is the seeds' boolean attribute.) */
+  handshakeCompleted(request: Request, response: Response, subprotocol: string | undefined): void {
     this.path = request.path
     this.requestHeaders = request.headers
     this.responseHeaders = response.headers
     // Kept for the life of the connection: without their lookup maps until someone looks again.
     request.headers.compact()
     response.headers.compact()
-    this.subprotocol = subprotocol
+    // Negotiated from the tokens both sides listed (ServerConnection, ClientConnection check them).
+    this.subprotocol = subprotocol as Subprotocol | undefined
     this.opened = true
     this.telemetry?.opened(this)
     this.scheduleKeepalivePing()
@@ -802,7 +837,7 @@ export class WebSocketImpl implements WebSocket {
   get waitClosed(): Effect.Effect<void> {
     if (this.closedDeferred === undefined) {
       this.closedDeferred = Deferred.unsafeMake(FiberId.none)
-      if (this.closed) Deferred.unsafeDone(this.closedDeferred, Exit.void)
+      if (this.closureProcessed) Deferred.unsafeDone(this.closedDeferred, Exit.void)
     }
     return Deferred.await(this.closedDeferred)
   }
@@ -840,20 +875,45 @@ export class WebSocketImpl implements WebSocket {
   }
   private _waitReadable: Effect.Effect<void> | undefined = undefined
 
-  /** The next message; interruption-safe because a message leaves the queue only in `takeSync`. */
-  get recv(): Effect.Effect<Data, ConnectionClosed> {
+  /**
+   * The next message; interruption-safe because a message leaves the queue only in `takeSync`.
+   * Fails at once with ConcurrencyError while another `recv` waits (as the seeds raise).
+   */
+  get recv(): Effect.Effect<Data, ConnectionClosed | ConcurrencyError> {
     // Made on first use, as the other Effects below: most connections use one way of reading.
-    this._recv ??= this.makeRecv()
+    this._recv ??= Effect.suspend(
+      (): Effect.Effect<Data, ConnectionClosed | ConcurrencyError> =>
+        this.recvWaiting ? Effect.fail(new ConcurrencyError({ detail: CONCURRENT_RECV })) : this.recvLoop
+    )
     return this._recv
   }
-  private _recv: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
-  private makeRecv(): Effect.Effect<Data, ConnectionClosed> {
-    return Effect.suspend(() => {
+  private _recv: Effect.Effect<Data, ConnectionClosed | ConcurrencyError> | undefined = undefined
+  /** Takes the next message, or waits (marked as the one waiting reader) and tries again. */
+  private get recvLoop(): Effect.Effect<Data, ConnectionClosed> {
+    this._recvLoop ??= Effect.suspend(() => {
       const next = this.nextRead()
       if (next === READ_MESSAGE) return Effect.succeed(this.takeSync())
       if (next === READ_CLOSED) return Effect.fail(this.protocol.closeExc)
-      return Effect.zipRight(this.waitReadable, this.recv)
+      return this.recvWait
     })
+    return this._recvLoop
+  }
+  private _recvLoop: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
+  private _recvWait: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
+  private get recvWait(): Effect.Effect<Data, ConnectionClosed> {
+    this._recvWait ??= Effect.async<Data, ConnectionClosed>((resume) => {
+      this.recvWaiting = true
+      const wake = () => {
+        this.recvWaiting = false
+        resume(this.recvLoop)
+      }
+      this.readers.add(wake)
+      return Effect.sync(() => {
+        this.recvWaiting = false
+        this.readers.delete(wake)
+      })
+    })
+    return this._recvWait
   }
 
   /**

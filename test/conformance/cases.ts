@@ -1,8 +1,8 @@
 /**
  * The case table of the conformance suite, section by section in the order (and, where a case
  * matches one, with the number) of the Autobahn testsuite: 1 framing, 2 pings and pongs,
- * 3 reserved bits, 4 opcodes, 5 fragmentation, 6 UTF-8, 7 close handling, 12/13
- * permessage-deflate. Each case is written from the peer's point of view and runs unchanged
+ * 3 reserved bits, 4 opcodes, 5 fragmentation, 6 UTF-8, 7 close handling, 9.3/9.4 large messages
+ * in many fragments, 12/13 permessage-deflate. Each case is written from the peer's point of view and runs unchanged
  * against our server (the peer masks) and our client (the peer does not): see `peer.ts`.
  */
 import * as fc from "effect/FastCheck"
@@ -1066,6 +1066,54 @@ export const fuzzCase: fc.Arbitrary<Case> = fc
     steps.push(awaitReplies(replies.length), ...send(...frames))
     return kase("fuzz", `${messages.length} random messages, then ${label}`, steps, failsWith(code, cause)(...replies))
   })
+
+// ---------------------------------------------------------------------------
+// 9.3, 9.4 Limits and performance: a large message in many fragments
+// ---------------------------------------------------------------------------
+
+/** Size of the messages of Autobahn 9.3 and 9.4. */
+const FRAGMENTED_SIZE = 4 * 1024 * 1024
+/** Fragment sizes of Autobahn 9.3.1-9.3.9 and 9.4.1-9.4.9: 64 B to 4 MiB, by fours. */
+const FRAGMENT_SIZES = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304]
+
+/** `payload` in fragments of `size` bytes (the last may be shorter), the first with `opcode`. */
+const inFragments = (opcode: number, payload: Buffer, size: number): Array<FrameSpec> =>
+  repeat(Math.ceil(payload.length / size), (i) =>
+    frame(i === 0 ? opcode : Op.Continuation, payload.subarray(i * size, (i + 1) * size), {
+      fin: (i + 1) * size >= payload.length
+    })
+  )
+
+/**
+ * Autobahn 9.3 (text) and 9.4 (binary): 4 MiB in fragments of 64 B to 4 MiB, echoed. There is no
+ * limit on the number of fragments (65,536 at 64 B): each costs what its bytes cost plus a frame
+ * header's work, and the message's bytes count against `maxSize`. The text is multi-byte UTF-8,
+ * so fragments cut characters.
+ */
+export const manyFragments = (): ReadonlyArray<Case> => {
+  const textPayload = wordyText(FRAGMENTED_SIZE, 93)
+  const binaryPayload = noise(FRAGMENTED_SIZE, 94)
+  return [
+    ...FRAGMENT_SIZES.map((size, i) =>
+      kase(
+        `9.3.${i + 1}`,
+        `4 MiB text in fragments of ${size} bytes`,
+        send(...inFragments(Op.Text, textPayload, size)),
+        echo(T(textPayload)),
+        { timeout: 20_000 }
+      )
+    ),
+    ...FRAGMENT_SIZES.map((size, i) =>
+      kase(
+        `9.4.${i + 1}`,
+        `4 MiB binary in fragments of ${size} bytes`,
+        send(...inFragments(Op.Binary, binaryPayload, size)),
+        echo(B(binaryPayload)),
+        { timeout: 20_000 }
+      )
+    )
+  ]
+}
 
 // ---------------------------------------------------------------------------
 // At the default maxSize (1 MiB): maxSize bounds the message, not its compressed size

@@ -16,6 +16,7 @@ import {
   fragmentation,
   framing,
   fuzzCase,
+  manyFragments,
   opcodes,
   pings,
   reservedBits,
@@ -75,6 +76,7 @@ layer(ClientUnderTest, { excludeTestServices: true })("client conformance", (it)
   describe("5 fragmentation", () => testCases(it, light(fragmentation())))
   describe("6 UTF-8", () => testCases(it, utf8()))
   describe("7 close handling", () => testCases(it, closing()))
+  describe("9.3-9.4 large messages in many fragments", () => testCases(it, manyFragments()))
   describe("12-13 permessage-deflate", () => testCases(it, deflate()))
   it.effect.prop(
     "fuzz: random fragmented messages, pings between fragments, maybe one violation",

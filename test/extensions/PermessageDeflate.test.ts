@@ -118,7 +118,8 @@ const rawDeflate = (data: Uint8Array, windowBits = 15): Uint8Array => {
 describe("ClientPerMessageDeflateFactory", () => {
   const requests: ReadonlyArray<readonly [string, ClientPerMessageDeflateOptions, ReadonlyArray<ExtensionParameter>]> =
     [
-      ["defaults", {}, [["client_max_window_bits", null]]],
+      ["defaults (seed: client_max_window_bits=None, not offered)", {}, []],
+      ["client_max_window_bits true (bare)", { clientMaxWindowBits: true }, [["client_max_window_bits", null]]],
       ["no client_max_window_bits", { clientMaxWindowBits: null }, []],
       ["client_max_window_bits false", { clientMaxWindowBits: false }, []],
       ["client_max_window_bits=10", { clientMaxWindowBits: 10 }, [["client_max_window_bits", "10"]]],
@@ -191,9 +192,25 @@ describe("ClientPerMessageDeflateFactory", () => {
       [["client_max_window_bits", "10"]],
       "NegotiationError"
     ],
-    ["bare client_max_window_bits, omitted", {}, [], [false, false, 15, 15]],
-    ["bare client_max_window_bits, 10", {}, [["client_max_window_bits", "10"]], [false, false, 15, 10]],
-    ["bare client_max_window_bits, 8", {}, [["client_max_window_bits", "8"]], [false, false, 15, 8]],
+    ["bare client_max_window_bits, omitted", { clientMaxWindowBits: true }, [], [false, false, 15, 15]],
+    [
+      "bare client_max_window_bits, 10",
+      { clientMaxWindowBits: true },
+      [["client_max_window_bits", "10"]],
+      [false, false, 15, 10]
+    ],
+    [
+      "bare client_max_window_bits, 8",
+      { clientMaxWindowBits: true },
+      [["client_max_window_bits", "8"]],
+      [false, false, 15, 8]
+    ],
+    [
+      "client_max_window_bits by default (seed: None), imposed",
+      {},
+      [["client_max_window_bits", "10"]],
+      "NegotiationError"
+    ],
     ["client_max_window_bits=12, omitted", { clientMaxWindowBits: 12 }, [], [false, false, 15, 12]],
     [
       "client_max_window_bits=12, lower",
@@ -209,7 +226,7 @@ describe("ClientPerMessageDeflateFactory", () => {
     ],
     [
       "every parameter",
-      {},
+      { clientMaxWindowBits: true },
       [
         ["server_no_context_takeover", null],
         ["client_no_context_takeover", null],

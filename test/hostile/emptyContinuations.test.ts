@@ -1,31 +1,67 @@
 /**
- * Hostile peer (issue 14): one connection sends a message of empty continuation frames (FIN clear,
- * length 0) forever. They cost no payload bytes, so only a bound on the number of fragments ends
- * the message: 1009 after MAX_FRAGMENTS, with memory bounded, on both sides.
+ * Hostile peer (issues 14, 23): one connection sends a message of 262,144 empty continuation
+ * frames (FIN clear, length 0), sixteen times what used to end it with 1009. They cost no payload
+ * bytes, and there is no cap on their number: each costs a frame header's work and no memory (the
+ * message is one buffer bounded by maxSize), so the flood costs bounded memory, bystanders keep
+ * being served, the message is still echoed when it ends, and a fragment that takes the message
+ * over maxSize is still refused with 1009, on both sides.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { Op } from "../conformance/wire.js"
 import { bounded } from "../fixtures/loopback.js"
-import { fragment, MAX_FRAGMENTS, memoryProbe, sides } from "./hostile.js"
+import { encode, fragment, type HostilePeer, memoryProbe, sides } from "./hostile.js"
 
 const EMPTY = new Uint8Array(0)
+const FRAMES = 262_144
+/** The default maxSize (1 MiB), which the last fragment declares one byte over. */
+const MAX_SIZE = 1_048_576
+const BATCH = 16_384
+
+/** Opens a text message and writes FRAMES empty continuation frames, in batches encoded once. */
+const flood = (peer: HostilePeer) =>
+  Effect.gen(function* () {
+    yield* peer.write(encode(fragment(0, EMPTY), peer.side))
+    const batch = Buffer.concat(Array.from({ length: BATCH }, () => encode(fragment(1, EMPTY), peer.side)))
+    return (yield* peer.writeRepeated(batch, FRAMES / BATCH)) * BATCH
+  })
 
 describe("hostile peer: a message of empty continuation frames", () => {
   for (const side of ["server", "client"] as const) {
     it.scopedLive(
-      `our ${side} closes it with 1009 after ${MAX_FRAGMENTS} fragments; memory stays bounded and others keep echoing`,
+      `our ${side} reads ${FRAMES} of them with bounded memory while others keep echoing, and echoes the message`,
       () =>
         Effect.gen(function* () {
           const { control, open } = yield* sides[side]()
           const memory = memoryProbe()
           const peer = yield* open
-          // Four times the bound at most: the close stops the peer long before.
-          const sent = yield* peer.writeFrames(4 * MAX_FRAGMENTS, (i) => fragment(i, EMPTY))
-          const code = yield* peer.closed.pipe(bounded(20_000))
-          expect(code).toBe(1009)
-          expect(sent).toBeGreaterThan(MAX_FRAGMENTS)
+          expect(yield* flood(peer)).toBe(FRAMES)
+          yield* peer.writeFrames(1, () => ({ opcode: Op.Continuation, payload: new Uint8Array([0x2a]) }))
+          yield* peer.until(() => peer.messages.length > 0 || peer.closeCode !== undefined).pipe(bounded(30_000))
+          expect(peer.closeCode).toBeUndefined()
+          expect(peer.messages.map((m) => m.toString())).toEqual(["*"])
           memory.check(`empty continuations against our ${side}`)
           yield* control.check
+        }),
+      60_000
+    )
+
+    it.scopedLive(
+      `our ${side} refuses with 1009 a fragment over maxSize after ${FRAMES} empty ones`,
+      () =>
+        Effect.gen(function* () {
+          const { open } = yield* sides[side]()
+          const peer = yield* open
+          yield* flood(peer)
+          // Its header declares one byte over the budget: refused before any payload byte.
+          yield* peer.writeFrames(1, () => ({
+            opcode: Op.Continuation,
+            payload: EMPTY,
+            fin: false,
+            declaredLength: BigInt(MAX_SIZE + 1)
+          }))
+          const code = yield* peer.closed.pipe(bounded(30_000))
+          expect(code).toBe(1009)
         }),
       60_000
     )

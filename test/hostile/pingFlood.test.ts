@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { Op } from "../conformance/wire.js"
 import { bounded } from "../fixtures/loopback.js"
-import { echoOnce, encode, type HostilePeer, memoryProbe, sides } from "./hostile.js"
+import { encode, type HostilePeer, memoryProbe, sides } from "./hostile.js"
 
 const CONNECTIONS = 10
 /** Pings per write: 500 pings of 125 bytes, about 64 KiB. */
@@ -64,7 +64,7 @@ describe("hostile peer: 10 connections flooding pings without reading", () => {
               const now = progress()
               quiet = now === last ? quiet + 1 : 0
               last = now
-              yield* echoOnce(control.ws, `during the flood ${quiet}`)
+              yield* control.nextRoundTrip
             }
           }).pipe(bounded(45_000))
           expect(

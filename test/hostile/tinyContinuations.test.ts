@@ -1,38 +1,63 @@
 /**
- * Hostile peer (issue 14): 4 connections send messages of 1-byte continuation frames. The message
- * stays far below maxSize (1 MiB) in bytes; the number of fragments ends it: 1009 after
- * MAX_FRAGMENTS, each, with memory bounded, on both sides. A message of exactly MAX_FRAGMENTS
- * fragments is still echoed.
+ * Hostile peer (issues 14, 23): 4 connections send messages of 1-byte continuation frames, 65,536
+ * of them, four times what used to end a message with 1009. A fragment costs what its bytes cost
+ * plus a frame header's work, with no cap on the number of fragments: at maxSize 64 KiB, a
+ * message of exactly maxSize 1-byte fragments is echoed, one byte more is refused with 1009, and
+ * memory stays bounded while the bystanders keep echoing, on both sides.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { Op } from "../conformance/wire.js"
 import { bounded } from "../fixtures/loopback.js"
-import { fragment, MAX_FRAGMENTS, memoryProbe, sides } from "./hostile.js"
+import { encode, type HostilePeer, memoryProbe, sides } from "./hostile.js"
 
 const CONNECTIONS = 4
+const MAX_SIZE = 65_536
 const BYTE = new Uint8Array([0x2a])
+
+const BATCH = 8192
+
+/**
+ * Writes a text message of `count` 1-byte fragments: the first, then continuations in batches
+ * encoded once, then the final one.
+ */
+const oneByteFragments = (peer: HostilePeer, count: number) =>
+  Effect.gen(function* () {
+    yield* peer.write(encode({ opcode: Op.Text, payload: BYTE, fin: false }, peer.side))
+    const middle = count - 2
+    const batch = Buffer.concat(
+      Array.from({ length: BATCH }, () => encode({ opcode: Op.Continuation, payload: BYTE, fin: false }, peer.side))
+    )
+    yield* peer.writeRepeated(batch, Math.floor(middle / BATCH))
+    const rest = Array.from({ length: middle % BATCH }, () =>
+      encode({ opcode: Op.Continuation, payload: BYTE, fin: false }, peer.side)
+    )
+    yield* peer.write(Buffer.concat([...rest, encode({ opcode: Op.Continuation, payload: BYTE }, peer.side)]))
+  })
+
+const options = { maxSize: MAX_SIZE }
 
 describe("hostile peer: 4 connections of 1-byte continuation frames", () => {
   for (const side of ["server", "client"] as const) {
     it.scopedLive(
-      `our ${side} closes each with 1009 after ${MAX_FRAGMENTS} fragments; memory stays bounded and others keep echoing`,
+      `our ${side} echoes each message of ${MAX_SIZE} 1-byte fragments (maxSize); memory stays bounded and others keep echoing`,
       () =>
         Effect.gen(function* () {
-          const { control, open } = yield* sides[side]()
+          const { control, open } = yield* sides[side](options)
           const memory = memoryProbe()
-          const codes = yield* Effect.forEach(
+          const messages = yield* Effect.forEach(
             Array.from({ length: CONNECTIONS }),
             () =>
               Effect.gen(function* () {
                 const peer = yield* open
-                // One fragment over the bound, never the final one: only the fragment count can end it.
-                yield* peer.writeFrames(MAX_FRAGMENTS + 1, (i) => fragment(i, BYTE))
-                return yield* peer.closed.pipe(bounded(20_000))
+                yield* oneByteFragments(peer, MAX_SIZE)
+                yield* peer.until(() => peer.messages.length > 0 || peer.closeCode !== undefined).pipe(bounded(30_000))
+                expect(peer.closeCode).toBeUndefined()
+                return peer.messages.map((m) => m.toString())
               }),
             { concurrency: "unbounded" }
           )
-          expect(codes).toEqual(Array.from({ length: CONNECTIONS }, () => 1009))
+          expect(messages).toEqual(Array.from({ length: CONNECTIONS }, () => ["*".repeat(MAX_SIZE)]))
           memory.check(`1-byte continuations against our ${side}`)
           yield* control.check
         }),
@@ -40,19 +65,15 @@ describe("hostile peer: 4 connections of 1-byte continuation frames", () => {
     )
 
     it.scopedLive(
-      `our ${side} echoes a message of exactly ${MAX_FRAGMENTS} 1-byte fragments`,
+      `our ${side} refuses with 1009 a message of ${MAX_SIZE + 1} 1-byte fragments`,
       () =>
         Effect.gen(function* () {
-          const { open } = yield* sides[side]()
+          const { open } = yield* sides[side](options)
           const peer = yield* open
-          yield* peer.writeFrames(MAX_FRAGMENTS, (i) => ({
-            opcode: i === 0 ? Op.Text : Op.Continuation,
-            payload: BYTE,
-            fin: i === MAX_FRAGMENTS - 1
-          }))
-          yield* peer.until(() => peer.messages.length > 0 || peer.closeCode !== undefined).pipe(bounded(20_000))
-          expect(peer.closeCode).toBeUndefined()
-          expect(peer.messages.map((m) => m.toString())).toEqual(["*".repeat(MAX_FRAGMENTS)])
+          yield* oneByteFragments(peer, MAX_SIZE + 1)
+          const code = yield* peer.closed.pipe(bounded(30_000))
+          expect(code).toBe(1009)
+          expect(peer.messages).toEqual([])
         }),
       60_000
     )

@@ -574,4 +574,64 @@ describe("FrameParser", () => {
       )
     })
   })
+
+  describe("transformed frames: wire size limit only when buffered whole", () => {
+    /** A parser of compressed messages (RSV1 claimed), limited to `whole` bytes for frames buffered whole. */
+    const compressed = (whole: number, decoder: "arriving" | "none" | "refused") => {
+      const parser = new FrameParser({ mask: false })
+      parser.messageChecks = true
+      parser.rsvAllowed = 0x40
+      parser.maxSize = 1000
+      parser.maxTransformedSize = whole
+      if (decoder !== "none") {
+        parser.decodeArriving = () =>
+          decoder === "refused"
+            ? undefined
+            : {
+                rsv1: false,
+                write: () => undefined,
+                end: () => ({ _tag: "Right", right: new Uint8Array(0) }) as never
+              }
+      }
+      return parser
+    }
+    const header = (length: number) =>
+      serializeFrameToBytes(new Frame(Opcode.Binary, new Uint8Array(length), true, true), false)
+
+    it("a frame decoded as it arrives may be of any length", () => {
+      const parser = compressed(100_000, "arriving")
+      const wire = header(300_000)
+      const results = feed(parser, [wire.subarray(0, 70_000), wire.subarray(70_000)])
+      expect(results).toEqual([{ opcode: Opcode.Binary, fin: true, rsv1: false, rsv2: false, rsv3: false, data: "" }])
+    })
+
+    it("without a decoder for arriving bytes, a frame over the limit fails at its header", () => {
+      const parser = compressed(100_000, "none")
+      expect(feed(parser, [header(100_001).subarray(0, 10)])).toEqual([
+        { _tag: "PayloadTooBig", size: 100_001, maxSize: 100_000 }
+      ])
+    })
+
+    it("a frame the decoder refuses to take as it arrives fails once it would be buffered whole over the limit", () => {
+      const parser = compressed(100_000, "refused")
+      const wire = header(100_001)
+      expect(feed(parser, [wire.subarray(0, 70_000)])).toEqual([
+        { _tag: "PayloadTooBig", size: 100_001, maxSize: 100_000 }
+      ])
+      // Within the limit it is buffered and returned whole.
+      const within = compressed(100_000, "refused")
+      const wholeWire = header(100_000)
+      const frames = feed(within, [wholeWire.subarray(0, 70_000), wholeWire.subarray(70_000)])
+      expect(frames).toEqual([
+        {
+          opcode: Opcode.Binary,
+          fin: true,
+          rsv1: true,
+          rsv2: false,
+          rsv3: false,
+          data: digest(new Uint8Array(100_000))
+        }
+      ])
+    })
+  })
 })
