@@ -17,6 +17,7 @@ import * as Schedule from "effect/Schedule"
 import * as Tracer from "effect/Tracer"
 import * as Client from "../src/Client.js"
 import { Opcode } from "../src/Frames.js"
+import * as Server from "../src/Server.js"
 import type { WebSocket } from "../src/WebSocket.js"
 import {
   bounded,
@@ -190,6 +191,53 @@ describe("spans", () => {
       const client = yield* eventually(() => connectionSpans(spans, "client").find((span) => span.ended))
       expect(client.outcome).toBe("InvalidStatusCode")
       expect(childOf(spans, client, "effect-websockets.handshake")?.outcome).toBe("InvalidStatusCode")
+    })
+  )
+
+  it.scopedLive("a clean close with an application's code (4000) ends both connection spans without error", () =>
+    Effect.gen(function* () {
+      const { spans, tracer } = memoryTracer()
+      yield* Effect.gen(function* () {
+        // The server closes with 4001 on one path, the client with 4000 on the other.
+        const server = yield* serveLocal(
+          (ws: WebSocket): Effect.Effect<void, unknown> =>
+            ws.path === "/server-closes" ? ws.close(4001, "done") : echo(ws, undefined)
+        )
+        const ws = yield* Client.connect(uriOf(server), { compression: null })
+        yield* ws.close(4000, "bye")
+        const other = yield* Client.connect(uriOf(server, "/server-closes"), { compression: null })
+        yield* other.waitClosed
+      }).pipe(Effect.withTracer(tracer), Effect.scoped)
+
+      for (const side of ["server", "client"] as const) {
+        const ended = yield* eventually(() => {
+          const found = connectionSpans(spans, side).filter((span) => span.ended)
+          return found.length === 2 ? found : undefined
+        })
+        for (const span of ended) {
+          expect(span.attributes.get("websocket.close.clean")).toBe(true)
+          expect(span.outcome).toBe("success")
+        }
+        const codes = ended.map((span) => span.attributes.get("websocket.close.sent.code")).sort()
+        expect(codes).toEqual([4000, 4001])
+      }
+    })
+  )
+
+  it.scopedLive("a clean close with 1011 after a handler failed still fails the spans", () =>
+    Effect.gen(function* () {
+      const { spans, tracer } = memoryTracer()
+      yield* Effect.gen(function* () {
+        const server = yield* serveLocal((_ws: WebSocket) => Effect.fail("boom"))
+        const ws = yield* Client.connect(uriOf(server), { compression: null })
+        yield* ws.waitClosed
+        expect(ws.closeCode).toBe(1011)
+      }).pipe(Effect.withTracer(tracer), Logger.withMinimumLogLevel(LogLevel.None), Effect.scoped)
+      for (const side of ["server", "client"] as const) {
+        const span = yield* eventually(() => connectionSpans(spans, side).find((s) => s.ended))
+        expect(span.attributes.get("websocket.close.clean")).toBe(true)
+        expect(span.outcome).toBe("ConnectionClosedError")
+      }
     })
   )
 
@@ -431,7 +479,7 @@ describe("logs", () => {
       const id = yield* Deferred.await(serverId)
       const lines = entries.filter((entry) => entry.annotations.connectionId === id)
       expect(lines.map((entry) => `${entry.level} ${entry.message}`)).toEqual([
-        "INFO connection open",
+        "DEBUG connection open",
         "DEBUG < TEXT 'hello' [5 bytes]",
         "DEBUG > TEXT 'hello' [5 bytes]",
         "DEBUG < BINARY 01 02 03 [3 bytes]",
@@ -440,7 +488,7 @@ describe("logs", () => {
         "DEBUG > CLOSE 1000 (OK) [2 bytes]",
         "DEBUG > EOF",
         "DEBUG < EOF",
-        "INFO connection closed: received 1000 (OK); no reason"
+        "DEBUG connection closed: received 1000 (OK); then sent 1000 (OK)"
       ])
       // The client logs its frames too, under its own id.
       const client = entries.filter((entry) => entry.annotations.connectionId !== id)
@@ -448,7 +496,7 @@ describe("logs", () => {
     })
   )
 
-  it.scopedLive("at the default level (Info), only the server's open and close are logged", () =>
+  it.scopedLive("at the default level (Info), nothing is logged: the connection lines are at Debug", () =>
     Effect.gen(function* () {
       const { entries, layer } = recordingLogger()
       yield* Effect.gen(function* () {
@@ -459,10 +507,102 @@ describe("logs", () => {
         yield* ws.close()
         yield* server.close
       }).pipe(Effect.provide(layer), Effect.scoped)
+      expect(entries).toEqual([])
+    })
+  )
+
+  it.scopedLive("connectionLogLevel Info: the server's open, rejected and closed lines at Info, no frame", () =>
+    Effect.gen(function* () {
+      const { entries, layer } = recordingLogger()
+      yield* Effect.gen(function* () {
+        const server = yield* serveLocal(echo, {
+          connectionLogLevel: "Info",
+          processRequest: (request) =>
+            Effect.succeed(request.path === "/private" ? { status: 403, body: "no\n" } : undefined)
+        })
+        const ws = yield* Client.connect(uriOf(server), { compression: null })
+        yield* ws.send("hello")
+        yield* ws.recv
+        yield* ws.close()
+        yield* Effect.flip(Effect.scoped(Client.connect(uriOf(server, "/private"))))
+        yield* server.close
+      }).pipe(Effect.provide(layer), Effect.scoped)
       expect(entries.map((entry) => `${entry.level} ${entry.message}`)).toEqual([
         "INFO connection open",
-        "INFO connection closed: received 1000 (OK); no reason"
+        "INFO connection closed: received 1000 (OK); then sent 1000 (OK)",
+        "INFO connection rejected (403 Forbidden)"
       ])
+      expect(entries.every((entry) => typeof entry.annotations.connectionId === "string")).toBe(true)
+    })
+  )
+
+  it.scopedLive("a connection the server closed with 1009 is logged with the code it sent", () =>
+    Effect.gen(function* () {
+      const { entries, layer } = recordingLogger()
+      const server = yield* serveLocal(echo, { maxSize: 16, connectionLogLevel: "Info" }).pipe(Effect.provide(layer))
+      const peer = yield* rawClient(portOf(server))
+      yield* peer.write(frameBytes(Opcode.Binary, new Uint8Array(17), true))
+      expect(closeCodeOf(yield* bounded()(peer.readFrame()))).toBe(1009)
+      // The peer goes away without its close frame.
+      peer.socket.destroy()
+      const closed = yield* eventually(() =>
+        entries.find((entry) => String(entry.message).startsWith("connection closed"))
+      )
+      expect(closed.message).toBe(
+        "connection closed: sent 1009 (message too big) over size limit (17 > 16 bytes); no close frame received"
+      )
+    })
+  )
+
+  it.scopedLive("a handler's own log lines carry its connectionId, as the library's do", () =>
+    Effect.gen(function* () {
+      const { entries, layer } = recordingLogger()
+      const ids = yield* Deferred.make<string>()
+      const server = yield* serveLocal(
+        (ws: WebSocket) =>
+          Effect.gen(function* () {
+            yield* Deferred.succeed(ids, ws.id)
+            const message = yield* ws.recv
+            yield* Effect.log(`handler got ${String(message)}`)
+            // A fiber the handler forks inherits them.
+            yield* Effect.fork(Effect.logWarning("forked"))
+            yield* ws.send(message)
+            yield* ws.recv
+          }),
+        {
+          processRequest: () => Effect.as(Effect.log("hook"), undefined)
+        }
+      ).pipe(Effect.provide(layer))
+      const onMessage = yield* serveLocal(
+        Server.onMessage((message, ws) =>
+          Effect.zipRight(Effect.log(`onMessage got ${String(message)}`), ws.send(message))
+        )
+      ).pipe(Effect.provide(layer))
+      for (const target of [server, onMessage]) {
+        const ws = yield* Client.connect(uriOf(target), { compression: null })
+        yield* ws.send("x")
+        yield* ws.recv
+        // The client's own lines: with the connection's annotations added by the application.
+        yield* Effect.log("client got x").pipe(Effect.annotateLogs(ws.logAnnotations), Effect.provide(layer))
+        expect(ws.logAnnotations).toEqual({ connectionId: ws.id })
+        const clientId = ws.id
+        yield* ws.close()
+        expect(
+          entries.find((entry) => entry.message === "client got x" && entry.annotations.connectionId === clientId)
+        ).toBeDefined()
+        entries.splice(
+          entries.findIndex((entry) => entry.message === "client got x"),
+          1
+        )
+      }
+      const id = yield* Deferred.await(ids)
+      const byMessage = (message: string) => entries.find((entry) => entry.message === message)
+      for (const message of ["hook", "handler got x", "forked"]) {
+        expect(byMessage(message)?.annotations.connectionId).toBe(id)
+      }
+      const other = byMessage("onMessage got x")
+      expect(typeof other?.annotations.connectionId).toBe("string")
+      expect(other?.annotations.connectionId).not.toBe(id)
     })
   )
 })

@@ -287,6 +287,10 @@ describe.concurrent("effect-websockets executable", { timeout: PROCESS_TEST_MILL
     expect(closed).toHaveLength(4)
     expect(closed.filter((line) => line.endsWith("code 1000 (OK), no reason"))).toHaveLength(3)
     expect(closed.filter((line) => line.endsWith("code 1001 (going away), no reason"))).toHaveLength(1)
+    // The library's connection lines, at Debug by default, are shown at Info by the CLI's server.
+    const library = (message: string) => log.filter((line) => line.includes(`level=INFO`) && line.includes(message))
+    expect(library('message="connection open"')).toHaveLength(4)
+    expect(library('message="connection closed: ')).toHaveLength(4)
     expect(log.at(-1)).toBe("Server stopped.")
     expect(server.stderr()).toBe("")
   })

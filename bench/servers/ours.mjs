@@ -16,7 +16,7 @@ const fanout = args.includes("--fanout")
 const redisAt = args.indexOf("--redis")
 const redisUrl = redisAt >= 0 ? args[redisAt + 1] : undefined
 // Observability (issue 13): `--no-metrics` turns metrics off; `--quiet` also tracing, and logs up
-// to Info (the server logs each connection opened and closed at Info by default).
+// to Info (the connection lines are at Debug by default since issue 26: only the errors remain).
 const quiet = args.includes("--quiet")
 const metrics = !(quiet || args.includes("--no-metrics"))
 

@@ -256,7 +256,10 @@ const echoServer = (args: ServeArgs) =>
         ...(unix !== undefined ? { unix } : { host: args.host, port: args.port }),
         compression: args.noCompression ? null : "deflate",
         ...toMaxSize(args.maxSize),
-        subprotocols: args.subprotocols
+        subprotocols: args.subprotocols,
+        // As a server run by `python -m websockets`-style tools with logging set up: the library's
+        // `connection open` / `connection closed` lines are shown (they are at Debug by default).
+        connectionLogLevel: "Info"
       })
       yield* log(`Listening on ${formatListenAddress(server.address)}`)
       yield* server.waitClosed
