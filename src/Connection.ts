@@ -389,7 +389,7 @@ export class Connection {
       data = SEND_EOF
     } else {
       const checked = checkSendableClose(code, reason)
-      if (Result.isFailure(checked)) return checked
+      if (Result.isFailure(checked)) return Result.fail(Result.failureOf(checked))
       close = Result.successOf(checked)
       data = serializeClose(close)
     }

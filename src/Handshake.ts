@@ -92,7 +92,7 @@ const parseAll = (
   for (const value of headers.getAll(name)) {
     const parsed = parse(value)
     if (Result.isFailure(parsed)) return Result.fail(Result.failureOf(parsed))
-    items.push(...parsed.right)
+    items.push(...Result.successOf(parsed))
   }
   return Result.succeed(items)
 }

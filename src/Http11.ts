@@ -650,7 +650,7 @@ export class RequestParser extends HeadParser<Request> {
     if (this.method === "GET") {
       if (this.headers.has("Transfer-Encoding")) return invalid("transfer codings aren't supported")
       const length = this.contentLength()
-      if (Result.isFailure(length)) return length
+      if (Result.isFailure(length)) return Result.fail(Result.failureOf(length))
       if (Result.successOf(length) !== undefined && Result.successOf(length) !== 0)
         return invalid("unsupported request body")
     }

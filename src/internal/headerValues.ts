@@ -13,7 +13,7 @@ export const parseAll = <A, E>(
   for (const value of values) {
     const parsed = parse(value)
     if (Result.isFailure(parsed)) return parsed
-    all.push(...parsed.right)
+    all.push(...Result.successOf(parsed))
   }
   return Result.succeed(all)
 }

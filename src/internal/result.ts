@@ -5,7 +5,8 @@
  * each shell supplies its major's native type, so an Effect 3 user gets an `Either` and an Effect 4
  * user a `Result` from the same function.
  *
- * @internal
+ * Not exported (internal/), and without the internal tag: stripInternal would take this comment
+ * for the first statement's and drop that statement from the declarations.
  */
 import * as Either from "effect/Either"
 

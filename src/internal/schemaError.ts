@@ -3,6 +3,7 @@
  * `ParseError` of `effect/ParseResult` in Effect 3 (this file), `SchemaError` of `effect/Schema`
  * in Effect 4 (`effect4/src/internal/schemaError.ts`). The shared error hierarchy names it here.
  *
- * @internal
+ * Not exported (internal/), and without the internal tag: stripInternal would take this comment
+ * for the first statement's and drop that statement from the declarations.
  */
 export type { ParseError as SchemaError } from "effect/ParseResult"

@@ -7,8 +7,11 @@
  *
  * It encodes and decodes frames with `wire.ts`, never with `src/Frames.ts`.
  */
+import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import * as net from "node:net"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -472,6 +475,39 @@ class Outcomes {
 }
 
 /**
+ * A raw client of the echo server listening on `port`, which performs the opening handshake itself;
+ * `awaitOutcome` tells how the server's handler for the connection from a local port ended.
+ */
+const rawClientOf = (port: number, awaitOutcome: (localPort: number) => Effect.Effect<Outcome>): Target => {
+  const open = (deflate: boolean, deadline: number) =>
+    Effect.gen(function* () {
+      const socket = yield* connectTcp(port)
+      const wire = new Wire(socket)
+      const key = newKey()
+      wire.write(
+        `GET /conformance HTTP/1.1\r\nHost: ${LOCALHOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+          (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") +
+          "\r\n"
+      )
+      const { headers, startLine } = parseHead(yield* wire.readHead(deadline))
+      // RFC 6455 §4.2.2 step 5: what a server's 101 response must carry.
+      const problems = [
+        /^HTTP\/1\.1 101 /.test(startLine) ? "" : `status line ${startLine}`,
+        hasToken(headers.get("upgrade"), "websocket") ? "" : "Upgrade",
+        hasToken(headers.get("connection"), "upgrade") ? "" : "Connection",
+        headers.get("sec-websocket-accept") === acceptFor(key) ? "" : "Sec-WebSocket-Accept",
+        hasToken(headers.get("sec-websocket-extensions"), "permessage-deflate") === deflate
+          ? ""
+          : `Sec-WebSocket-Extensions: ${headers.get("sec-websocket-extensions")}`
+      ].filter((problem) => problem !== "")
+      if (problems.length > 0) return yield* Effect.fail(new Error(`bad handshake response: ${problems.join(", ")}`))
+      return { wire, outcome: awaitOutcome(socket.localPort!) } satisfies Session
+    })
+  return { side: "server", open }
+}
+
+/**
  * Our server (`Server.serve` with the echo handler, compression available, messages up to
  * `maxSize`: 16 MiB, or the default without it) and a raw client that performs the opening
  * handshake itself.
@@ -496,34 +532,31 @@ export const serverUnderTest = (maxSize: number | undefined): Layer.Layer<Target
         closeTimeout: "3 seconds"
       })
       if (server.address._tag !== "TcpAddress") return yield* Effect.dieMessage("not a TCP server")
-      const port = server.address.port
-      const open = (deflate: boolean, deadline: number) =>
-        Effect.gen(function* () {
-          const socket = yield* connectTcp(port)
-          const wire = new Wire(socket)
-          const key = newKey()
-          wire.write(
-            `GET /conformance HTTP/1.1\r\nHost: ${LOCALHOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-              `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
-              (deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "") +
-              "\r\n"
-          )
-          const { headers, startLine } = parseHead(yield* wire.readHead(deadline))
-          // RFC 6455 §4.2.2 step 5: what a server's 101 response must carry.
-          const problems = [
-            /^HTTP\/1\.1 101 /.test(startLine) ? "" : `status line ${startLine}`,
-            hasToken(headers.get("upgrade"), "websocket") ? "" : "Upgrade",
-            hasToken(headers.get("connection"), "upgrade") ? "" : "Connection",
-            headers.get("sec-websocket-accept") === acceptFor(key) ? "" : "Sec-WebSocket-Accept",
-            hasToken(headers.get("sec-websocket-extensions"), "permessage-deflate") === deflate
-              ? ""
-              : `Sec-WebSocket-Extensions: ${headers.get("sec-websocket-extensions")}`
-          ].filter((problem) => problem !== "")
-          if (problems.length > 0)
-            return yield* Effect.fail(new Error(`bad handshake response: ${problems.join(", ")}`))
-          return { wire, outcome: outcomes.await(socket.localPort!) } satisfies Session
-        })
-      return { side: "server", open } satisfies Target
+      return rawClientOf(server.address.port, (localPort) => outcomes.await(localPort))
+    })
+  )
+
+/**
+ * The same echo server built with the Effect 4 shell (`effect4/test/fixtures/echoServer.ts`), in a
+ * process of its own run by vite-node from effect4/ (so that it loads effect 4), with the same raw
+ * client: the conformance cases run against both shells without being copied. The server reports
+ * its handlers' outcomes as JSON lines on stdout.
+ */
+export const effect4ServerUnderTest = (maxSize: number | undefined): Layer.Layer<TargetUnderTest, unknown> =>
+  Layer.scoped(
+    TargetUnderTest,
+    Effect.gen(function* () {
+      const outcomes = new Outcomes()
+      const listening = Deferred.unsafeMake<number>(FiberId.none)
+      yield* effect4Process("echoServer.ts", maxSize === undefined ? {} : { MAX_SIZE: String(maxSize) }, (line) => {
+        if (line.port !== undefined) Deferred.unsafeDone(listening, Exit.succeed(line.port as number))
+        else if (line.remotePort !== undefined) outcomes.record(line.remotePort, line.outcome as Outcome)
+      })
+      // Loading effect 4 under vite-node takes seconds: the cases' deadlines start once it listens.
+      const port = yield* Deferred.await(listening).pipe(
+        Effect.timeoutFail({ duration: "50 seconds", onTimeout: () => new Error("the Effect 4 server did not start") })
+      )
+      return rawClientOf(port, (localPort) => outcomes.await(localPort))
     })
   )
 
@@ -627,6 +660,83 @@ export const clientUnderTest = (
 
 /** {@link clientUnderTest} with 16 MiB messages. */
 export const ClientUnderTest: Layer.Layer<TargetUnderTest | RawServer> = clientUnderTest()
+
+/**
+ * A process of the Effect 4 shell run by vite-node from effect4/ (`test/fixtures/<script>`), with
+ * the JSON lines it writes on stdout handed to `onLine`; killed with the scope.
+ */
+const effect4Process = (script: string, env: Record<string, string>, onLine: (line: Record<string, any>) => void) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const effect4 = fileURLToPath(new URL("../../effect4", import.meta.url))
+      const child = spawn(
+        process.execPath,
+        [join(effect4, "..", "node_modules", "vite-node", "vite-node.mjs"), "--root", ".", `test/fixtures/${script}`],
+        { cwd: effect4, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "inherit"] }
+      )
+      let buffered = ""
+      child.stdout!.on("data", (chunk: Buffer) => {
+        buffered += chunk.toString("utf8")
+        let newline = buffered.indexOf("\n")
+        while (newline >= 0) {
+          onLine(JSON.parse(buffered.slice(0, newline)) as Record<string, any>)
+          buffered = buffered.slice(newline + 1)
+          newline = buffered.indexOf("\n")
+        }
+      })
+      return child
+    }),
+    (child) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+
+/**
+ * The Effect 4 shell's client (`effect4/test/fixtures/echoClient.ts`, one process for the file)
+ * running the echo handler with `options`, against the same raw server as {@link clientUnderTest}:
+ * the client conformance cases run against both shells without being copied.
+ */
+export const effect4ClientUnderTest = (
+  options: Client.ConnectOptions = clientOptions
+): Layer.Layer<TargetUnderTest | RawServer, unknown> =>
+  Layer.scoped(
+    TargetUnderTest,
+    Effect.gen(function* () {
+      const listener = yield* RawServer
+      const connected = new Map<number, Deferred.Deferred<void, Error>>()
+      const outcomes = new Outcomes()
+      const ready = Deferred.unsafeMake<void>(FiberId.none)
+      const child = yield* effect4Process("echoClient.ts", {}, (line) => {
+        if (line.ready === true) return void Deferred.unsafeDone(ready, Exit.void)
+        const slot = connected.get(line.id)
+        if (line.connected === true && slot !== undefined) Deferred.unsafeDone(slot, Exit.void)
+        else if (line.error !== undefined && slot !== undefined)
+          Deferred.unsafeDone(slot, Exit.fail(new Error(`connect failed: ${line.error}`)))
+        else if (line.outcome !== undefined) outcomes.record(line.id, line.outcome as Outcome)
+      })
+      // Loading effect 4 under vite-node takes seconds: the cases' deadlines start once it is done.
+      yield* Deferred.await(ready).pipe(
+        Effect.timeoutFail({ duration: "50 seconds", onTimeout: () => new Error("the Effect 4 client did not start") })
+      )
+      let nextId = 0
+      const open = (deflate: boolean, deadline: number) =>
+        Effect.gen(function* () {
+          const id = nextId++
+          const slot = Deferred.unsafeMake<void, Error>(FiberId.none)
+          connected.set(id, slot)
+          child.stdin!.write(
+            `${JSON.stringify({ id, uri: `ws://${LOCALHOST}:${listener.port}/conformance`, options })}\n`
+          )
+          const { wire, key, head } = yield* acceptRequest(listener.accept, deadline)
+          const offer = parseHead(head).headers.get("sec-websocket-extensions")
+          if (deflate && !hasToken(offer, "permessage-deflate")) {
+            return yield* Effect.fail(new Error(`permessage-deflate not offered: ${offer}`))
+          }
+          wire.write(switchingProtocols(key, deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : ""))
+          yield* Deferred.await(slot).pipe(Effect.ensuring(Effect.sync(() => connected.delete(id))))
+          return { wire, outcome: outcomes.await(id) } satisfies Session
+        })
+      return { side: "client", open } satisfies Target
+    })
+  ).pipe(Layer.provideMerge(Layer.scoped(RawServer, rawListener())))
 
 // ---------------------------------------------------------------------------
 // Running a case

@@ -1,0 +1,848 @@
+/**
+ * The WebSocket server (Python `websockets.server.serve` / `unix_serve` / `Server`): performs the
+ * opening handshake and runs a handler per connection in its own fiber. The Effect 4 shell; the same
+ * names as `effect-websockets/Server` for Effect 3.
+ *
+ * Connections reach it through one of three front doors, all feeding the same accept path
+ * ({@link makeAcceptor}): its own TCP, TLS or unix-socket listener ({@link serve}), a Node
+ * `http`/`https` server's `'upgrade'` event (`NodeMount`), or a route of an `@effect/platform`
+ * `HttpRouter` (`HttpRouterRoute`).
+ *
+ * @since 0.1.0
+ */
+
+import { lstatSync, unlinkSync } from "node:fs"
+import * as net from "node:net"
+import type { Duplex } from "node:stream"
+import * as tls from "node:tls"
+import * as Cause from "effect/Cause"
+import type * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
+import { State } from "./Connection.js"
+import { type ConnectionClosedError, isConnectionClosed, ListenFailed } from "./Errors.js"
+import type { ServerExtensionFactory } from "./extensions/Extension.js"
+import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
+import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
+import { type Request, Response, reasonPhrase } from "./Http11.js"
+import { fanOut } from "./internal/fanOut.js"
+import { forwardedFor } from "./internal/forwarded.js"
+import { serverConfig } from "./internal/optionsConfig.js"
+import { Telemetry } from "./internal/telemetry.js"
+import { Timers } from "./internal/timers.js"
+import { completeWithoutFiber, resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
+import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
+import {
+  type Address,
+  type ConnectionConfig,
+  CurrentWebSocket,
+  type Data,
+  defaults,
+  type OptionalDuration,
+  resolveOptionalDuration,
+  type WebSocket,
+  type WebSocketOptions
+} from "./WebSocket.js"
+
+/**
+ * An HTTP response returned by `processRequest` to answer a request without a WebSocket
+ * handshake (for example 200 on a health check path, or 401/403).
+ * @since 0.1.0
+ * @category models
+ */
+export interface HttpResponse {
+  readonly status: number
+  readonly headers?: HeadersLike | undefined
+  readonly body?: Uint8Array | string | undefined
+}
+
+/**
+ * The opening handshake request as `processRequest` sees it (Python's `process_request(connection,
+ * request)` in one value): the request and the addresses of the connection it came on.
+ * @since 0.2.0
+ * @category models
+ */
+export interface HandshakeRequest {
+  /** Identifier of the connection, as in the logs and `WebSocket.id`. */
+  readonly id: string
+  /** Always `GET`: a WebSocket handshake has no other method (RFC 6455 §4.1). */
+  readonly method: string
+  /** The request target, query included (for example `/chat?room=1`), neither decoded nor validated. */
+  readonly path: string
+  readonly headers: Headers
+  /** The client's address (`undefined` when unknown, for example on a unix socket). */
+  readonly remoteAddress: Address | undefined
+  readonly localAddress: Address | undefined
+}
+
+/**
+ * What `processRequest` returns to continue the handshake with a value for the handler (for example
+ * the authenticated user): the handler receives `value` as its second argument. Build it with
+ * {@link proceed}.
+ * @since 0.2.0
+ * @category models
+ */
+export class Proceed<A> {
+  constructor(readonly value: A) {}
+}
+
+/**
+ * Continues the handshake, handing `value` to the connection's handler.
+ * @since 0.2.0
+ * @category constructors
+ */
+export const proceed = <A>(value: A): Proceed<A> => new Proceed(value)
+
+/**
+ * Intercepts a handshake request. It answers with an {@link HttpResponse} (no WebSocket: a
+ * rejection, a health check), continues with {@link proceed}`(value)` (the handler receives `value`),
+ * or, when the handler expects no value, continues with `undefined` (or `Effect.void`).
+ * @since 0.1.0
+ * @category models
+ */
+export type ProcessRequest<R, A = undefined> = (
+  request: HandshakeRequest
+) => Effect.Effect<HttpResponse | Proceed<A> | ContinueWithout<A>, unknown, R>
+
+/**
+ * Continuing without {@link proceed} is allowed only when the handler expects no value.
+ * @since 0.2.0
+ * @category models
+ */
+// biome-ignore lint/suspicious/noConfusingVoidType: lets a hook end with `Effect.void` to continue the handshake.
+export type ContinueWithout<A> = [A] extends [undefined] ? undefined | void : never
+
+/**
+ * Options of every server, whatever accepts its connections: protocol, negotiation and limits.
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServerOptions<R = never, A = undefined> extends WebSocketOptions {
+  /** Acceptable Origin headers; include `null` to accept requests without one. */
+  readonly origins?: ReadonlyArray<string | null> | undefined
+  /** Supported subprotocols, in order of decreasing preference. */
+  readonly subprotocols?: ReadonlyArray<string> | undefined
+  /** Custom subprotocol selection. */
+  readonly selectSubprotocol?: SelectSubprotocol | undefined
+  /** Extra headers of successful handshake responses, or a function of the path and request headers. */
+  readonly extraHeaders?: HeadersLike | ((path: string, headers: Headers) => HeadersLike) | undefined
+  /** Server header; `null` omits it. */
+  readonly serverHeader?: string | null | undefined
+  /**
+   * Intercepts each handshake request (see {@link ProcessRequest}). After an {@link HttpResponse} the
+   * connection is closed. A failure is logged and answered with 500.
+   */
+  readonly processRequest?: ProcessRequest<R, A> | undefined
+  /** Time allowed for a client to complete the opening handshake; `null` disables it. Default 10 seconds. */
+  readonly openTimeout?: OptionalDuration
+  /**
+   * Maximum size in bytes of a handshake request's head (request line, headers, CRLFs): a larger
+   * one gets 431 as soon as this many bytes arrived. Default 16 KiB, as Node's `http`.
+   */
+  readonly maxHeaderSize?: number | undefined
+  /** `"deflate"` (default) enables permessage-deflate; `null` disables compression. */
+  readonly compression?: "deflate" | null | undefined
+  /** Supported extensions, in order of preference (permessage-deflate is added by `compression`). */
+  readonly extensions?: ReadonlyArray<ServerExtensionFactory> | undefined
+  /**
+   * The server is behind this many reverse proxies (`true`: one), which append the address they
+   * saw to `X-Forwarded-For`: `remoteAddress` is then the client's address from that header (port
+   * 0, which proxies do not forward). Only for servers that clients cannot reach but through the
+   * proxies, or any client could choose its address. Default: the TCP peer's address.
+   */
+  readonly trustProxy?: boolean | number | undefined
+}
+
+/**
+ * Options of `serve`, with Python's defaults: a listener and {@link ServerOptions}.
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServeOptions<R = never, A = undefined> extends ServerOptions<R, A> {
+  /** Interface to listen on; default: every interface, as Node and Python do. */
+  readonly host?: string | undefined
+  /** Port to listen on; 0 picks a free port (read it from `address`). */
+  readonly port?: number | undefined
+  /**
+   * Listen on this unix socket path instead of TCP (Python's `unix_serve`). A socket file left there
+   * by a server that died is removed first; anything else at the path makes listening fail.
+   */
+  readonly unix?: string | undefined
+  /** TLS options: serve `wss://` with this key and certificate. */
+  readonly tls?: tls.TlsOptions | undefined
+}
+
+/**
+ * A server's connections and lifecycle, whatever accepts its connections.
+ * @since 0.2.0
+ * @category models
+ */
+export interface Endpoint {
+  /** Open connections (a live view). */
+  readonly connections: ReadonlySet<WebSocket>
+  /**
+   * Shuts down: stops accepting, answers handshakes in progress with 503, closes open connections
+   * with 1001 and waits for their handlers, within the close timeout. Idempotent.
+   */
+  readonly close: Effect.Effect<void>
+  /** Completes once the server is closed and every handler has returned. */
+  readonly waitClosed: Effect.Effect<void>
+  /**
+   * Sends a message to every open connection (or the given ones) without waiting for slow ones:
+   * a connection whose write buffer is over `writeLimit` is skipped. Returns how many got it.
+   */
+  readonly broadcast: (message: Data, connections?: Iterable<WebSocket>) => Effect.Effect<number>
+}
+
+/**
+ * A running WebSocket server with a listener of its own.
+ * @since 0.1.0
+ * @category models
+ */
+export interface WebSocketServer extends Endpoint {
+  /** Address the server listens on. */
+  readonly address: Address
+}
+
+/**
+ * A request that another HTTP implementation (node:http) already parsed, with the bytes that
+ * followed it on the connection.
+ * @since 0.2.0
+ * @category models
+ */
+export interface ParsedRequest {
+  readonly request: Request
+  readonly head: Uint8Array
+}
+
+/**
+ * A server without a listener of its own: every front door hands it connections through `accept`.
+ * @since 0.2.0
+ * @category models
+ */
+export interface Acceptor extends Endpoint {
+  /**
+   * Runs the server side of the protocol on `socket`: reads the handshake request from it, or takes
+   * `parsed` when an HTTP server already read it. Never fails: problems close the socket.
+   */
+  readonly accept: (socket: Duplex, parsed?: ParsedRequest) => void
+}
+
+/**
+ * Tag of the {@link WebSocketServer} service.
+ * @since 0.1.0
+ * @category tags
+ */
+export class Server extends Context.Service<Server, WebSocketServer>()("effect-websockets/WebSocketServer") {}
+
+/**
+ * The server a handler runs in, provided to every handler (by `serve` and by mounted endpoints):
+ * a handler broadcasts to the others or counts connections with it, without a cycle in the layer
+ * graph.
+ * @since 0.2.0
+ * @category tags
+ */
+export class CurrentServer extends Context.Service<CurrentServer, Endpoint>()("effect-websockets/CurrentServer") {}
+
+/**
+ * A connection handler: runs once per connection, in its own fiber, with the value its
+ * `processRequest` continued with ({@link proceed}). When it ends, the server closes the connection:
+ * with 1000 after success, 1011 after a failure (which is logged).
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<E, R, A = undefined> = (ws: WebSocket, value: A) => Effect.Effect<void, E, R>
+
+/** What the server provides to handlers itself. */
+type Provided = CurrentWebSocket | CurrentServer
+
+const kOnMessage = Symbol.for("effect-websockets/Server/onMessage")
+
+/** What {@link onMessage} runs on each message. */
+type MessageHandler<E, R, A> = (message: Data, ws: WebSocket, value: A) => Effect.Effect<unknown, E, R>
+
+/**
+ * A handler that runs `f` on every message of a connection, one message after the other, until the
+ * connection closes: the same as `(ws, value) => ws.forEachMessage((message) => f(message, ws,
+ * value))`, but no fiber waits for the next message. The server runs `f` from the socket's
+ * callback when a message arrives, and its Effect in one fiber for the messages of that read; an
+ * idle connection holds no fiber at all (about 4.5 KiB less each). When `f` returns `ws.send(...)`
+ * of one whole message, or an `Exit` (such as `Effect.void`), and the answer needs no wait, no fiber
+ * is started either: that is all a message costs. When `f` suspends, the next messages wait, in
+ * order, and reading pauses at `maxQueue` as usual.
+ *
+ * As with any handler: a failure of `f` is logged and closes the connection with 1011; CurrentWebSocket
+ * and CurrentServer are provided; the handler's own reads (`recv`, `messages`) would compete with
+ * `f` for messages, so it makes none.
+ *
+ * @example
+ * ```ts
+ * const echo = Server.onMessage((message, ws) => ws.send(message))
+ * ```
+ * @since 0.3.0
+ * @category constructors
+ */
+export const onMessage = <E, R, A = undefined>(f: MessageHandler<E, R, A>): Handler<E | ConnectionClosedError, R, A> =>
+  Object.assign((ws: WebSocket, value: A) => ws.forEachMessage((message) => f(message, ws, value)), {
+    [kOnMessage]: f
+  })
+
+const messageHandlerOf = <E, R, A>(handler: Handler<E, R, A>): MessageHandler<E, R, A> | undefined =>
+  (handler as Handler<E, R, A> & { [kOnMessage]?: MessageHandler<E, R, A> })[kOnMessage]
+
+/** `processRequest` continued without a value. */
+const CONTINUE = new Proceed<undefined>(undefined)
+
+/**
+ * What a front door with a listener of its own tells the accept path.
+ * @since 0.2.0
+ * @category models
+ */
+export interface Listener {
+  /** Stops accepting connections; runs first on shutdown. */
+  readonly close: () => void
+  /**
+   * Our end of every connection when the listener knows it: the path of a unix socket (the socket
+   * cannot tell), or the address a TCP listener is bound to unless it is a wildcard (saves a
+   * system call per connection).
+   */
+  readonly localAddress?: Address | undefined
+}
+
+/**
+ * Builds a server without a listener of its own ("noServer"): the one accept path of every front
+ * door. It shuts down when the scope closes.
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeAcceptor = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServerOptions<RP, A> = {},
+  listener?: Listener
+): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP> =>
+  Effect.gen(function* () {
+    const resolved = resolveOptions(options)
+    const proxyHops = options.trustProxy === true ? 1 : typeof options.trustProxy === "number" ? options.trustProxy : 0
+    const openTimeout = resolveOptionalDuration(options.openTimeout, defaults.openTimeout)
+    const extensions =
+      options.compression === null ? options.extensions : enableServerPermessageDeflate(options.extensions)
+    // Loggers, tracer and metric labels of the fiber that starts the server, for all its connections.
+    const telemetry = yield* Telemetry.make("server", options)
+    const connectionOptions = {
+      logger: telemetry.logger,
+      origins: options.origins,
+      subprotocols: options.subprotocols,
+      selectSubprotocol: options.selectSubprotocol,
+      extraHeaders: options.extraHeaders,
+      serverHeader: options.serverHeader,
+      maxHeaderSize: options.maxHeaderSize,
+      extensions,
+      maxSize: resolved.maxSize
+    }
+    const connections = new Set<WebSocketImpl>()
+    const closed = yield* Deferred.make<void>()
+    let shuttingDown = false
+
+    // Timers of every connection (close timeout, keepalive) in one queue with one fiber for the
+    // server. Made before `handlers`, so it is closed after them.
+    const timers = yield* Timers.make
+    // Handler fibers, one per connection; interrupted if still running when the scope closes.
+    const handlers = yield* FiberSet.make<void, never>()
+
+    // Connections whose opening handshake is in progress: they have no fiber, so the server aborts
+    // those left when it shuts down.
+    const pending = new Set<WebSocketImpl>()
+    /** Wakes a shutdown waiting for the handshakes in progress (they get a 503). */
+    let pendingDrained: (() => void) | undefined
+    const settled = (ws: WebSocketImpl): void => {
+      pending.delete(ws)
+      if (pending.size === 0) pendingDrained?.()
+    }
+    const awaitPending: Effect.Effect<void> = Effect.callback<void>((resume) => {
+      if (pending.size === 0) return resume(Effect.void)
+      pendingDrained = () => resume(Effect.void)
+    })
+
+    let closing: Effect.Effect<void> | undefined
+    const close: Effect.Effect<void> = Effect.suspend(() => {
+      if (closing !== undefined) return closing
+      shuttingDown = true
+      closing = Effect.gen(function* () {
+        // Stop accepting. Handshakes in progress get a 503 from `handshake` (bounded by openTimeout).
+        // As Python documents, a connection accepted before shutdown whose request arrives later gets a
+        // 503; waiting for such requests is bounded by closeTimeout below (and openTimeout).
+        listener?.close()
+        yield* Effect.forEach(connections, (ws) => ws.close(1001), { concurrency: "unbounded", discard: true }).pipe(
+          Effect.timeout(resolved.closeTimeout),
+          Effect.ignore
+        )
+        yield* Effect.andThen(awaitPending, FiberSet.awaitEmpty(handlers)).pipe(
+          Effect.timeout(resolved.closeTimeout),
+          Effect.ignore
+        )
+        yield* FiberSet.clear(handlers)
+        for (const ws of pending) ws.abort()
+        yield* Deferred.succeed(closed, undefined)
+      }).pipe(Effect.cached, Effect.flatten)
+      return closing
+    })
+    yield* Effect.addFinalizer(() => close)
+
+    const broadcast = (message: Data, targets: Iterable<WebSocket> = connections) =>
+      Effect.sync(() => fanOut(message, targets).delivered)
+
+    const endpoint: Endpoint = { connections, close, waitClosed: Deferred.await(closed), broadcast }
+
+    // The server provides CurrentServer once, in the runtime of every handler fiber (no cost per
+    // connection), and CurrentWebSocket to each handler, so callers need neither.
+    const handlerContext = Context.add(yield* Effect.context<Exclude<R, Provided> | RP>(), CurrentServer, endpoint)
+    const openTimeoutMillis = openTimeout === null ? null : Duration.toMillis(openTimeout)
+
+    /**
+     * Starts the one fiber of a connection, in the server's `handlers` set. It finds CurrentWebSocket
+     * in the context it starts with, and its end is observed rather than awaited: no frame of its
+     * stack is spent on either while the connection lives.
+     */
+    const runConnectionFiber = (ws: WebSocketImpl, effect: Effect.Effect<void, never, R | RP>) => {
+      const fiber = Effect.runForkWith(connectionContext(ws))(effect)
+      FiberSet.addUnsafe(handlers, fiber)
+      // Ended or interrupted (the server's scope closed): drop the TCP connection, unless the
+      // fiber was processRequest's and the connection is now served per message.
+      fiber.addObserver(() => {
+        if (ws.serving) return
+        connections.delete(ws)
+        ws.abort()
+      })
+      return fiber
+    }
+
+    /** The context of a connection's fibers: CurrentWebSocket, and its span as the parent span. */
+    const connectionContext = (ws: WebSocketImpl): Context.Context<R | RP> => {
+      let context = Context.add(handlerContext, CurrentWebSocket, ws)
+      // The handler runs in the connection's span: the application's spans nest under it.
+      if (ws.spans !== undefined) context = Context.add(context, Tracer.ParentSpan, ws.spans.connection)
+      return context as Context.Context<R | RP>
+    }
+
+    const messageHandler = messageHandlerOf(handler) as MessageHandler<E, R, A> | undefined
+
+    /**
+     * Serves an open connection per message ({@link onMessage}): the messages of each read run the
+     * handler in one fiber, started from the socket's callback, which ends once they are answered;
+     * the connection holds no fiber between reads. Fibers that suspend join `handlers`, so that
+     * shutdown waits for them.
+     */
+    const serveMessages = (ws: WebSocketImpl, f: MessageHandler<E, R, A>, value: A): void => {
+      connections.add(ws)
+      ws.onClose = () => connections.delete(ws)
+      let context: Context.Context<R | RP> | undefined
+      const onExit = (exit: Exit.Exit<unknown, unknown>): void => {
+        if (exit._tag === "Success") return
+        ws.stopServing()
+        context ??= connectionContext(ws)
+        Effect.runForkWith(context)(afterHandler(ws, exit.cause as Cause.Cause<E>))
+      }
+      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken too).
+      const drain: Effect.Effect<void, E, R> = Effect.suspend(() => {
+        const message = ws.takeQueued()
+        return message === undefined ? Effect.void : Effect.andThen(f(message, ws, value), drain)
+      })
+      ws.serveMessages(() => {
+        // A fiber per message is most of what an answered message costs: none is started while
+        // the handler's answers complete without one (`completeWithoutFiber`).
+        let rest: Effect.Effect<unknown, E, R> | undefined
+        do {
+          const message = ws.takeQueued()
+          if (message === undefined) return undefined
+          try {
+            rest = completeWithoutFiber(f(message, ws, value))
+          } catch (defect) {
+            rest = Exit.die(defect)
+          }
+        } while (rest === undefined)
+        if (Exit.isExit(rest)) {
+          onExit(rest)
+          return undefined
+        }
+        context ??= connectionContext(ws)
+        const fiber = Effect.runForkWith(context)(Effect.andThen(rest, drain))
+        const exit = fiber.pollUnsafe()
+        if (exit !== undefined) {
+          onExit(exit)
+          return undefined
+        }
+        // Its failures are handled by `onExit`: the set only waits for it, or interrupts it.
+        FiberSet.addUnsafe(handlers, fiber as unknown as Fiber.Fiber<void, never>)
+        fiber.addObserver(onExit)
+        return fiber
+      })
+    }
+
+    /** Starts serving an open connection: the handler's fiber, or per message. */
+    const serveConnection = (ws: WebSocketImpl, value: A): Effect.Effect<void, never, R> =>
+      messageHandler === undefined
+        ? runConnection(ws, value)
+        : Effect.sync(() => serveMessages(ws, messageHandler, value))
+
+    /** Sends the handshake response; opens the connection after a 101 unless the client left. */
+    const respond = (ws: WebSocketImpl, protocol: ServerConnection, request: Request, response: Response): boolean => {
+      protocol.sendResponse(response)
+      ws.flushAndWatch()
+      // Not OPEN after a 101 when the client went away meanwhile.
+      if (protocol.state !== State.OPEN) return false
+      ws.open(request, response, protocol.subprotocol)
+      return true
+    }
+
+    /** Asks `processRequest`: an HTTP response, or the value the handler receives. */
+    const intercept = (
+      ws: WebSocketImpl,
+      request: Request
+    ): Effect.Effect<Response | Proceed<A | undefined>, never, RP> => {
+      const intercepted = options.processRequest!({
+        id: ws.id,
+        method: "GET",
+        path: request.path,
+        headers: request.headers,
+        remoteAddress: ws.remoteAddress,
+        localAddress: ws.localAddress
+      }).pipe(
+        Effect.map((intercepted) =>
+          intercepted instanceof Proceed
+            ? (intercepted as Proceed<A>)
+            : intercepted !== undefined
+              ? toResponse(intercepted as HttpResponse)
+              : CONTINUE
+        ),
+        Effect.catchCause((cause) =>
+          Effect.logError("processRequest failed", cause).pipe(
+            Effect.annotateLogs({ connectionId: ws.id }),
+            Effect.as(toResponse({ status: 500, body: "Failed to open a WebSocket connection.\n" }))
+          )
+        )
+      )
+      // The hook is part of the opening handshake: its spans nest under the handshake's.
+      const handshakeSpan = ws.spans?.handshake
+      return handshakeSpan === undefined ? intercepted : Effect.withParentSpan(intercepted, handshakeSpan)
+    }
+
+    /**
+     * Runs the handler of an open connection, then closes it: 1000 (1001 while shutting down) when
+     * the handler ends or its connection closed, 1011 when it failed.
+     */
+    const runConnection = (ws: WebSocketImpl, value: A): Effect.Effect<void, never, R> =>
+      Effect.suspend(() => {
+        connections.add(ws)
+        return handler(ws, value)
+      }).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: () => closeAfterHandler(ws, false),
+          onFailure: (cause) => afterHandler(ws, cause)
+        })
+      )
+
+    /** After a handler failed: closes the connection, with 1011 and a log unless it was closed. */
+    const afterHandler = (ws: WebSocketImpl, cause: Cause.Cause<E>): Effect.Effect<void> => {
+      if (isClosedFailure(cause)) return closeAfterHandler(ws, false)
+      if (Cause.hasInterruptsOnly(cause)) return closeAfterHandler(ws, true)
+      return Effect.andThen(
+        Effect.logError("connection handler failed", cause).pipe(Effect.annotateLogs({ connectionId: ws.id })),
+        closeAfterHandler(ws, true)
+      )
+    }
+
+    const closeAfterHandler = (ws: WebSocketImpl, failed: boolean): Effect.Effect<void> => {
+      connections.delete(ws)
+      // Constant valid codes: close cannot fail.
+      return Effect.orDie(ws.close(failed ? 1011 : shuttingDown ? 1001 : 1000))
+    }
+
+    /**
+     * Takes one connection through the opening handshake, in plain code driven by its bytes and one
+     * timer (the open timeout): no fiber until the connection is open, or `processRequest` runs.
+     */
+    const accept = (socket: Duplex, parsed?: ParsedRequest): void => {
+      if (shuttingDown) {
+        socket.destroy()
+        return
+      }
+      const protocol = new ServerConnection(connectionOptions)
+      const ws = new WebSocketImpl(protocol, socket, resolved, timers, telemetry, listener?.localAddress)
+      ws.spans = telemetry.startSpans()
+      pending.add(ws)
+      let hook: Fiber.Fiber<void, never> | undefined
+      const openTimer =
+        openTimeoutMillis === null
+          ? undefined
+          : timers.schedule(openTimeoutMillis, () => {
+              // The client did not complete the handshake in time (Python's OpenTimeout): drop it.
+              hook?.interruptUnsafe()
+              ws.abort()
+            })
+      const opened = (request: Request, response: Response): boolean => {
+        settled(ws)
+        openTimer?.cancel()
+        return respond(ws, protocol, request, response)
+      }
+      // A failed handshake got its HTTP error response from the protocol, which then closes the TCP
+      // connection (bounded by the close timer).
+      ws.onHandshake = (exit) => {
+        if (Exit.isFailure(exit)) {
+          settled(ws)
+          openTimer?.cancel()
+          return
+        }
+        const request = exit.value as Request
+        // Behind trusted proxies the client's address is in X-Forwarded-For, for the hook too.
+        if (proxyHops > 0) ws.remoteAddress = forwardedFor(request.headers, proxyHops) ?? ws.remoteAddress
+        if (shuttingDown) {
+          opened(request, protocol.reject(503, "Server is shutting down.\n"))
+          return
+        }
+        if (options.processRequest === undefined) {
+          if (!opened(request, protocol.accept(request))) return
+          if (messageHandler !== undefined) serveMessages(ws, messageHandler, undefined as A)
+          else runConnectionFiber(ws, runConnection(ws, undefined as A))
+          return
+        }
+        hook = runConnectionFiber(
+          ws,
+          Effect.flatMap(intercept(ws, request), (answer) => {
+            if (answer instanceof Response) {
+              opened(request, answer)
+              return Effect.void
+            }
+            return opened(request, protocol.accept(request)) ? serveConnection(ws, answer.value as A) : Effect.void
+          })
+        )
+      }
+      // Given synchronously after the constructor attached its listeners, before any 'data' event.
+      if (parsed !== undefined) ws.receiveRequest(parsed.request, parsed.head)
+    }
+
+    return { ...endpoint, accept } satisfies Acceptor
+  })
+
+/**
+ * Removes a unix socket file left behind by a server that died without unlinking it, so that
+ * listening does not fail with EADDRINUSE (Python's asyncio removes a socket file before binding).
+ * Only a socket that nobody accepts on (connecting is refused) is removed: a live server keeps its
+ * socket, and a path that is not a socket (nor a symlink to one) is never touched; listening then
+ * fails with EADDRINUSE.
+ */
+const removeStaleSocket = (path: string): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    let isSocket = false
+    try {
+      isSocket = lstatSync(path).isSocket()
+    } catch {
+      // Nothing there (or nothing we may look at): listening reports any problem.
+    }
+    if (!isSocket) return resume(Effect.void)
+    const probe = net.connect({ path })
+    probe.once("connect", () => {
+      probe.destroy()
+      resume(Effect.void)
+    })
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNREFUSED") {
+        try {
+          unlinkSync(path)
+        } catch {
+          // Removed meanwhile, or not ours to remove: listening reports it.
+        }
+      }
+      resume(Effect.void)
+    })
+    return Effect.sync(() => probe.destroy())
+  })
+
+const WILDCARDS: ReadonlySet<string> = new Set(["::", "0.0.0.0"])
+
+const listen = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
+  Effect.andThen(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
+
+const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
+  Effect.callback<Address, ListenFailed>((resume) => {
+    const address = options.unix ?? `${options.host ?? "::"}:${options.port ?? 0}`
+    const onError = (cause: Error) => resume(Effect.fail(new ListenFailed({ address, cause })))
+    server.once("error", onError)
+    const onListening = () => {
+      server.off("error", onError)
+      const address = server.address()
+      resume(
+        Effect.succeed(
+          typeof address === "string" || address === null
+            ? { _tag: "UnixAddress", path: address ?? options.unix ?? "" }
+            : { _tag: "TcpAddress", hostname: address.address, port: address.port }
+        )
+      )
+    }
+    if (options.unix !== undefined) server.listen({ path: options.unix }, onListening)
+    else server.listen({ host: options.host, port: options.port ?? 0 }, onListening)
+  })
+
+/**
+ * Starts a WebSocket server running `handler` for every connection; it shuts down gracefully (see
+ * {@link Endpoint.close}) when the enclosing `Scope` closes.
+ *
+ * @example
+ * ```ts
+ * const echo = (ws: WebSocket) => Stream.runForEach(ws.messages, (message) => ws.send(message))
+ * Effect.scoped(Effect.gen(function* () {
+ *   const server = yield* Server.serve(echo, { host: "127.0.0.1", port: 8765 })
+ *   yield* server.waitClosed
+ * }))
+ * ```
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serve = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A> = {}
+): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
+  Effect.gen(function* () {
+    const readLimit = options.readLimit ?? defaults.readLimit
+    const server =
+      options.tls !== undefined
+        ? tls.createServer({ ...options.tls, allowHalfOpen: true, highWaterMark: readLimit })
+        : null
+    // highWaterMark: a paused socket (maxQueue reached) buffers at most readLimit bytes before the
+    // kernel's buffers, then TCP flow control, push back on the peer.
+    const netServer: net.Server = server ?? net.createServer({ allowHalfOpen: true, highWaterMark: readLimit })
+    const listener: { close: () => void; localAddress: Address | undefined } = {
+      close: () => netServer.close(),
+      // Our end of a unix socket is the path we listen on; the client's end is unnamed.
+      localAddress: options.unix !== undefined ? { _tag: "UnixAddress", path: options.unix } : undefined
+    }
+    const acceptor = yield* makeAcceptor(handler, options, listener)
+    netServer.on(server !== null ? "secureConnection" : "connection", (socket: net.Socket) => {
+      socket.setNoDelay?.(true)
+      acceptor.accept(socket)
+    })
+    // TLS handshake failures concern one client only.
+    netServer.on("tlsClientError", () => {})
+    const address = yield* listen(netServer, options)
+    // Bound to one address, every connection's local end is that address; a wildcard ("::",
+    // "0.0.0.0") leaves it to the socket.
+    if (address._tag === "TcpAddress" && !WILDCARDS.has(address.hostname)) listener.localAddress = address
+    const { accept: _, ...endpoint } = acceptor
+    return { ...endpoint, address } satisfies WebSocketServer
+  }).pipe(Effect.withSpan("effect-websockets.serve"))
+
+/**
+ * Like {@link serve}, listening on the unix socket at `path` (Python's `unix_serve`).
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unixServe = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  path: string,
+  options: ServeOptions<RP, A> = {}
+): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
+  serve(handler, { ...options, unix: path })
+
+/**
+ * A layer providing the {@link Server} service: the server runs while the layer is alive. A handler
+ * that needs its own server uses {@link CurrentServer}, which the server provides, so the layer
+ * does not require itself.
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A> = {}
+): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.effect(Server, serve(handler, options))
+
+const toResponse = (response: HttpResponse): Response => {
+  const headers = fromHeadersLike(response.headers).copy()
+  const body =
+    response.body === undefined
+      ? new Uint8Array(0)
+      : typeof response.body === "string"
+        ? new TextEncoder().encode(response.body)
+        : response.body
+  if (!headers.has("Content-Length")) headers.append("Content-Length", String(body.byteLength))
+  if (!headers.has("Connection")) headers.append("Connection", "close")
+  return new Response(response.status, reasonPhrase(response.status), headers, body)
+}
+
+/** A handler that ended because the connection closed has nothing worth logging. */
+const isClosedFailure = <E>(cause: Cause.Cause<E>): boolean =>
+  Cause.findErrorOption(cause).pipe((option) => option._tag === "Some" && isConnectionClosed(option.value))
+
+// ---------------------------------------------------------------------------
+// Options from Effect Config
+// ---------------------------------------------------------------------------
+
+/**
+ * The server options that {@link config} reads, each one present only when its key is set.
+ * @since 0.3.0
+ * @category models
+ */
+export interface ServerConfig extends ConnectionConfig {
+  /** `HOST`: interface to listen on. */
+  readonly host?: string
+  /** `PORT`: port to listen on, 0 to 65535. */
+  readonly port?: number
+  /** `UNIX`: unix socket path to listen on instead of TCP. */
+  readonly unix?: string
+}
+
+/**
+ * The server's options read from Effect `Config` (the environment by default), under flat names:
+ * `HOST`, `PORT`, `UNIX` (a unix socket path), and the connection options `OPEN_TIMEOUT`,
+ * `PING_INTERVAL`, `PING_TIMEOUT`, `CLOSE_TIMEOUT` (durations as `Config.duration` reads them, such
+ * as `20 seconds`, or a number of milliseconds), `MAX_SIZE`, `MAX_QUEUE`, `READ_LIMIT`,
+ * `WRITE_LIMIT`, `MAX_HEADER_SIZE` (non-negative integers) and `COMPRESSION` (`deflate` or `none`).
+ *
+ * A missing key leaves its option out, so the value given in code, or else the default, applies.
+ * `none` or `off` (any case) disables `OPEN_TIMEOUT`, `PING_INTERVAL`, `PING_TIMEOUT`, `MAX_SIZE`
+ * and `MAX_QUEUE` (Python's `None`); those refuse `0`, which the command line reads as "disabled".
+ * A value that does not parse fails with a `ConfigError` at its key.
+ *
+ * Put the keys under a prefix with `Config.nested`: `Config.nested(Server.config, "WS")` reads
+ * `WS_PORT` from the environment (`WS.PORT` from `ConfigProvider.fromMap`); pass it to
+ * {@link layerConfig}.
+ *
+ * @example
+ * ```ts
+ * // PORT=9000 PING_INTERVAL=none node server.js
+ * const options = yield* Server.config // { port: 9000, pingInterval: null }
+ * ```
+ * @since 0.3.0
+ * @category config
+ */
+export const config: Config.Config<ServerConfig> = serverConfig
+
+/**
+ * Like {@link layer}, with the options read from Effect `Config` (see {@link config}) over those
+ * given in code: `options` are the base, and each key present in the configuration overrides its
+ * option. `UNIX`, when set, is listened on instead of `HOST`/`PORT`, as in {@link serve}. Pass
+ * `fromConfig` to read other names, for example `Config.nested(Server.config, "WS")` for `WS_PORT`.
+ *
+ * @example
+ * ```ts
+ * // PORT=9000 node server.js
+ * Server.layerConfig(echo, { host: "127.0.0.1", port: 8765 }).pipe(Layer.launch, NodeRuntime.runMain)
+ * ```
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerConfig = <E, R, RP = never, A = undefined>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A> = {},
+  fromConfig: Config.Config<ServerConfig> = config
+): Layer.Layer<Server, ListenFailed | Config.ConfigError, Exclude<R, Provided> | RP> =>
+  Layer.effect(
+    Server,
+    Effect.flatMap(fromConfig, (configured) => serve(handler, { ...options, ...configured }))
+  )

@@ -1,0 +1,59 @@
+// Copies the sans-I/O core of effect-websockets from src/ into effect4/src/, so that the Effect 4
+// shell compiles the very same protocol code as the Effect 3 shell. The core imports from `effect`
+// only effect/Data and effect/Predicate (same API in both majors) plus two per-major facades,
+// internal/result.ts and internal/schemaError.ts, which each shell keeps its own version of.
+// The copies are gitignored (see .gitignore); edit the originals under src/.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+
+/** The core files, relative to src/: keep in step with the list in .gitignore. */
+export const coreFiles = [
+  "ClientConnection.ts",
+  "Connection.ts",
+  "Errors.ts",
+  "Frames.ts",
+  "Handshake.ts",
+  "HeaderParsers.ts",
+  "Headers.ts",
+  "Http11.ts",
+  "ServerConnection.ts",
+  "Uri.ts",
+  "Utf8.ts",
+  "extensions/Extension.ts",
+  "extensions/PermessageDeflate.ts",
+  "internal/forwarded.ts",
+  "internal/frameParser.ts",
+  "internal/headerValues.ts",
+  "internal/mask.ts",
+  "internal/fanOut.ts",
+  "internal/text.ts",
+  "internal/zlibEngine.ts"
+]
+
+/*
+ * Besides the core proper, two internal modules free of `effect` that the shells share because
+ * each shell has the modules they import, under the same names: internal/forwarded.ts (reads
+ * X-Forwarded-For) and internal/fanOut.ts (broadcast over internal/webSocket.ts's trySend).
+ */
+let written = 0
+for (const file of coreFiles) {
+  const source = readFileSync(join(root, "src", file), "utf8")
+  const copy = `// Generated from src/${file} by scripts/sync-core.mjs: edit the original.\n${source}`
+  const target = join(root, "effect4", "src", file)
+  let previous
+  try {
+    previous = readFileSync(target, "utf8")
+  } catch {
+    previous = undefined
+  }
+  // Rewrite only what changed, so tsc --watch and vitest see no spurious edits.
+  if (previous !== copy) {
+    mkdirSync(dirname(target), { recursive: true })
+    writeFileSync(target, copy)
+    written++
+  }
+}
+if (process.argv.includes("--verbose")) console.log(`sync-core: ${written} of ${coreFiles.length} files rewritten`)
