@@ -9,7 +9,7 @@
  * - the application typechecks against the published types (strict, skipLibCheck off);
  * - it runs the README's echo server (a layer, under NodeRuntime) and client: a round trip, a
  *   fragmented message, ProtocolError for close(999), and ConnectFailed caught by its tag;
- * - `npx effect-websockets` runs on the Effect 4 shell there: --help, --version, a refused client.
+ * - `npx effect-websockets` (the bundled CLI) runs there: --help, --version, a refused client.
  *
  * Usage: node test/package/checkEffect4.mjs [--keep]   (--keep leaves the temporary application)
  */
