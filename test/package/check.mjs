@@ -237,7 +237,6 @@ try {
     refused.status === 1 && refused.stderr.includes("ECONNREFUSED"),
     "the CLI client runs (a refused connection exits 1)"
   )
-
 } finally {
   if (keep) console.log(`\nkept ${work}`)
   else rmSync(work, { recursive: true, force: true })
