@@ -11,6 +11,10 @@
  *   examples included (copied into it, as a user would), and runs an echo round trip with no
  *   "Executing an Effect versioned ..." warning, an HttpRouter app with a WebSocket route on
  *   NodeHttpServer, and the compiled examples/http-router.ts (health, 426, SIGTERM);
+ * - (highest row) every shipped example runs as its header says, `npx tsx examples/NAME.ts`, with
+ *   tsx added to the application's devDependencies: the servers answer, the client examples run
+ *   against them, each checked by what it prints or answers (test/package/app/run-examples.mjs;
+ *   chat-cluster.ts only when a redis-server is on PATH);
  * - `require("effect-websockets")` works from CommonJS, and private paths are not exported;
  * - `npx effect-websockets --help` works with nothing but effect installed;
  * - the published declarations expose no `@internal` member or internal module but the core's
@@ -194,6 +198,29 @@ try {
       cjs.status === 0,
       `require() from CommonJS works and private paths are not exported${cjs.status === 0 ? "" : `\n${cjs.stderr}`}`
     )
+
+    if (name === "highest") {
+      // As a user would: tsx as a devDependency (so `npx tsx` runs it without a prompt), ws for the
+      // test's clients. Added last, so that every check above sees the README's install alone.
+      npm(["install", "--save-dev", "tsx@4", "ws@8"], dir)
+      const began = Date.now()
+      const examplesRun = run("node", ["run-examples.mjs"], dir, { allowFailure: true, timeout: 180_000 })
+      const lines = examplesRun.stdout
+        .trim()
+        .split("\n")
+        .flatMap((line) => {
+          try {
+            return [JSON.parse(line)]
+          } catch {
+            return []
+          }
+        })
+      for (const { ok, message } of lines) check(ok, message)
+      check(
+        examplesRun.status === 0 && lines.length > 0,
+        `the shipped examples run with npx tsx (${((Date.now() - began) / 1000).toFixed(0)} s, exit ${examplesRun.status ?? examplesRun.signal})${examplesRun.status === 0 ? "" : `\n${examplesRun.stdout}${examplesRun.stderr}`}`
+      )
+    }
 
     const dist = join(dir, "node_modules", "effect-websockets", "dist")
     // The Effect 3 entry's declarations. The core's may import the two per-major facades
