@@ -6,7 +6,10 @@
  * The close sits in the kernel behind the messages the client has not read yet (reading pauses at
  * maxQueue), so it is answered once they are read: this holds while taking a message, inflating
  * it, deflating its echo and writing it stays cheap (about 0.85 ms per message here, 1,000 messages
- * in 0.85 s; it took about 10 ms per message when this test was written).
+ * in 0.85 s; it took about 10 ms per message when this test was written). The bound is on the CPU
+ * time the process spends until the close is answered (client and peer share it), not on the wall
+ * clock: on a machine busy with other work the same answer took 6.5 s of wall time (Node 24, load
+ * average 12), which says nothing of the client.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -16,12 +19,18 @@ import { encode, hostileServer } from "./hostile.js"
 
 const MESSAGES = 1000
 const SIZE = 128 * 1024
-/** The raw server's close timeout: its close must be answered within it for a clean close. */
+/** A peer's close timeout (Python's default close_timeout is 10 s): the close is answered within it. */
 const PEER_CLOSE_TIMEOUT_MS = 5000
+
+/** CPU time (user and system) this process used, in milliseconds. */
+const cpuMillis = (): number => {
+  const { user, system } = process.cpuUsage()
+  return (user + system) / 1000
+}
 
 describe("close handshake under load", () => {
   it.scopedLive(
-    `our client echoing ${MESSAGES} compressed messages of 128 KiB answers the peer's close within ${PEER_CLOSE_TIMEOUT_MS} ms`,
+    `our client echoing ${MESSAGES} compressed messages of 128 KiB answers the peer's close within ${PEER_CLOSE_TIMEOUT_MS} ms of CPU`,
     () =>
       Effect.gen(function* () {
         const raw = yield* hostileServer
@@ -32,12 +41,15 @@ describe("close handshake under load", () => {
         for (let i = 0; i < MESSAGES; i++) yield* peer.write(message)
         yield* peer.write(encode({ opcode: Op.Close, payload: Buffer.from([0x03, 0xe8]) }, "server"))
         const sentAt = Date.now()
+        const cpuAtSend = cpuMillis()
         const code = yield* peer.closed.pipe(bounded(60_000))
+        const cpu = Math.round(cpuMillis() - cpuAtSend)
         const waited = Date.now() - sentAt
         expect(code).toBe(1000)
-        expect(waited, `close answered after ${waited} ms, ${peer.messages.length} echoes`).toBeLessThan(
-          PEER_CLOSE_TIMEOUT_MS
-        )
+        expect(
+          cpu,
+          `close answered after ${cpu} ms of CPU (${waited} ms), ${peer.messages.length} echoes`
+        ).toBeLessThan(PEER_CLOSE_TIMEOUT_MS)
       }),
     90_000
   )
