@@ -36,6 +36,7 @@ import {
   Opcode,
   parseClose,
   serializeClose,
+  serializeControlFrameInto,
   serializeFrame
 } from "./Frames.js"
 import type { Request, Response } from "./Http11.js"
@@ -98,6 +99,11 @@ export const DEFAULT_MAX_SIZE = 1_048_576
  *   more than `maxSize` before decoding.
  */
 const wholeTransformedFrameBound = (remaining: number): number => 2 * remaining + 65_536
+
+/** First size of the buffer the pongs of a read are packed in (a pong takes at most 131 bytes). */
+const PONG_PACK_MIN = 512
+/** Size at which a buffer of pongs is queued and a new one started: a quarter of a 64 KiB read. */
+const PONG_PACK_MAX = 16_384
 
 const OK_CLOSE_CODES = new Set<number>([CloseCode.NormalClosure, CloseCode.GoingAway])
 
@@ -183,6 +189,9 @@ export class Connection {
   private _state: State
   protected events: Array<Event> = []
   protected writes: Array<Uint8Array> = []
+  /** Pongs answering the pings of the current read, packed (see `answerPing`), and their bytes. */
+  private pongs: Buffer | undefined = undefined
+  private pongsLength = 0
   protected eofSent = false
   protected eofReceived = false
   /** After a close frame or a failure, further input is discarded until EOF (RFC 6455 §1.4, §7.1.7). */
@@ -443,6 +452,52 @@ export class Connection {
   protected onData(data: Uint8Array): void {
     this.frameParser.push(data)
     this.parseFrames()
+    this.flushPongs()
+  }
+
+  /**
+   * Answers a ping (RFC 6455 §5.5.2). The pongs of one read are packed into one buffer, written
+   * after the read (or before any other frame we send): a peer flooding pings costs one buffer and
+   * one write per read instead of a buffer, a write and their bookkeeping per ping, objects that
+   * outlive a young-generation collection while the peer does not read and so grew the heap.
+   */
+  private answerPing(data: Uint8Array): void {
+    const mask = this.side === "client"
+    const extensions = this.extensions
+    if (extensions.length > 0 || this.debug) {
+      const pong = new Frame(Opcode.Pong, data)
+      this.logFrameSent(pong)
+      let encoded = pong
+      for (let i = 0; i < extensions.length; i++) encoded = extensions[i]!.encode(encoded)
+      if (encoded !== pong) {
+        // An extension that transforms control frames: the frame is written on its own.
+        this.flushPongs()
+        for (const chunk of serializeFrame(encoded, mask)) if (chunk.byteLength > 0) this.writes.push(chunk)
+        return
+      }
+    }
+    const size = (mask ? 6 : 2) + data.length
+    let pack = this.pongs
+    if (pack === undefined || this.pongsLength + size > pack.length) {
+      if (pack !== undefined && pack.length >= PONG_PACK_MAX) {
+        this.flushPongs()
+        pack = undefined
+      }
+      const grown = Buffer.allocUnsafe(pack === undefined ? PONG_PACK_MIN : pack.length * 2)
+      if (pack !== undefined) grown.set(pack.subarray(0, this.pongsLength), 0)
+      pack = grown
+      this.pongs = pack
+    }
+    this.pongsLength = serializeControlFrameInto(Opcode.Pong, data, mask, pack, this.pongsLength)
+  }
+
+  /** Queues the pongs packed so far for writing. */
+  private flushPongs(): void {
+    const pack = this.pongs
+    if (pack === undefined) return
+    this.writes.push(pack.subarray(0, this.pongsLength))
+    this.pongs = undefined
+    this.pongsLength = 0
   }
 
   /** Handles the end of the stream when not discarding. */
@@ -551,7 +606,7 @@ export class Connection {
       case Opcode.Ping:
         // RFC 6455 §5.5.2: answer with a Pong carrying the same payload. While CLOSING, our close
         // frame is already sent and nothing may follow it... except control frames (§5.5), so answer.
-        this.sendFrame(new Frame(Opcode.Pong, frame.data))
+        this.answerPing(frame.data)
         break
       case Opcode.Pong:
         break
@@ -639,6 +694,8 @@ export class Connection {
 
   /** Writes one frame through the extensions, masked on the client side (RFC 6455 §5.3). */
   protected sendFrame(frame: Frame): void {
+    // Pongs owed are answers to frames received before whatever this frame answers.
+    if (this.pongs !== undefined) this.flushPongs()
     this.logFrameSent(frame)
     const extensions = this.extensions
     for (let i = 0; i < extensions.length; i++) frame = extensions[i]!.encode(frame)
@@ -672,6 +729,7 @@ export class Connection {
   protected sendEof(): void {
     if (this.eofSent) return
     this.eofSent = true
+    if (this.pongs !== undefined) this.flushPongs()
     if (this.debug) this.logger!.debug("> EOF", this)
     this.writes.push(SEND_EOF)
   }

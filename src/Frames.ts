@@ -526,6 +526,35 @@ const serializeUnchecked = (frame: Frame, mask: boolean, maskKey?: Uint8Array): 
 }
 
 /**
+ * Writes a control frame (payload of at most 125 bytes) into `out` at `offset`, masked with a fresh
+ * key when `mask`; returns the offset after it (`offset` + 2 + payload, + 4 when masked). Lets a
+ * connection pack the pongs of one read into one buffer instead of a buffer and a write each.
+ * @internal
+ */
+export const serializeControlFrameInto = (
+  opcode: Opcode,
+  data: Uint8Array,
+  mask: boolean,
+  out: Uint8Array,
+  offset: number
+): number => {
+  const length = data.length
+  out[offset] = 0x80 | opcode
+  out[offset + 1] = (mask ? 0x80 : 0) | length
+  if (!mask) {
+    if (length > 0) out.set(data, offset + 2)
+    return offset + 2 + length
+  }
+  nextRandomKey()
+  out[offset + 2] = frameKey[0]!
+  out[offset + 3] = frameKey[1]!
+  out[offset + 4] = frameKey[2]!
+  out[offset + 5] = frameKey[3]!
+  if (length > 0) maskPayload(data, frameKey, out, offset + 6, length)
+  return offset + 6 + length
+}
+
+/**
  * Serializes a frame into a single buffer (tests, small frames). See `serializeFrame`.
  * @since 0.1.0
  * @category serialization

@@ -715,6 +715,41 @@ describe("Connection", () => {
     })
 
     for (const side of SIDES) {
+      it(`${side} answers the pings of one read with one write, in order, before a close in the same read`, () => {
+        const connection = make(side)
+        const payloads = Array.from({ length: 300 }, (_, i) => Uint8Array.from({ length: i % 126 }, (_, j) => i + j))
+        receive(
+          connection,
+          concat([
+            ...payloads.map((p) => peerFrame(side, Opcode.Ping, p)),
+            peerFrame(side, Opcode.Close, fromHex("03e8"))
+          ])
+        )
+        const chunks = output(connection).filter((chunk) => chunk.byteLength > 0)
+        // 300 pongs of up to 131 bytes: packed in buffers of at most 16 KiB, then the close frame.
+        const pongBytes = payloads.reduce((n, p) => n + p.length + (side === "client" ? 6 : 2), 0)
+        expect(chunks.length).toBe(Math.ceil(pongBytes / 16_384) + 1)
+        for (const chunk of chunks) expect(chunk.byteLength).toBeLessThanOrEqual(16_384)
+        expect(parseOutput(concat(chunks), side === "client")).toEqual([
+          ...payloads.map((p) => ({ opcode: Opcode.Pong, fin: true, data: hex(p) })),
+          closeFrame(1000)
+        ])
+      })
+
+      it(`${side} answers pings read one at a time with a write each`, () => {
+        const connection = make(side)
+        receive(connection, peerFrame(side, Opcode.Ping, "a"))
+        expect(parseOutput(concat(output(connection)), side === "client")).toEqual([
+          { opcode: Opcode.Pong, fin: true, data: "61" }
+        ])
+        receive(connection, peerFrame(side, Opcode.Ping, "b"))
+        expect(parseOutput(concat(output(connection)), side === "client")).toEqual([
+          { opcode: Opcode.Pong, fin: true, data: "62" }
+        ])
+      })
+    }
+
+    for (const side of SIDES) {
       it(`${side} receives pong`, () => {
         const connection = make(side)
         receive(connection, peerFrame(side, Opcode.Pong, "abc"))

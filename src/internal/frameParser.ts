@@ -51,6 +51,9 @@ const EMPTY = new Uint8Array(0)
  */
 const ASSEMBLE_FROM = 65_536
 
+/** Largest tail of a read chunk copied so that the chunk can be released (`keepRemainderOnly`). */
+const KEEP_COPY_MAX = 4096
+
 /** Errors of the parser; after one it is dead. */
 export type FrameParserError = ProtocolError | PayloadTooBig | InvalidUtf8
 
@@ -195,6 +198,34 @@ export class FrameParser {
    * parser is dead: it drops further bytes and returns the same error.
    */
   next(): Frame | undefined | FrameParserError {
+    const result = this.parse()
+    if (result === undefined && this.offset > 0) this.keepRemainderOnly()
+    return result
+  }
+
+  /**
+   * While the parser waits for the rest of a frame, the read chunk it started in stays referenced.
+   * When only a small tail of a large chunk is left (a frame cut by the end of a read), the tail is
+   * copied and the chunk released: kept across the wait (a peer that floods pings while we pause
+   * reading waits long), a 64 KiB read would outlive young-generation collections and then only
+   * be freed by a full one.
+   */
+  private keepRemainderOnly(): void {
+    const head = this.head
+    if (this.chunks.length - head !== 1) return
+    const chunk = this.chunks[head]!
+    const offset = this.offset
+    const remainder = chunk.length - offset
+    if (remainder > KEEP_COPY_MAX || remainder * 4 > chunk.buffer.byteLength) return
+    this.chunks = [Buffer.from(chunk.subarray(offset))]
+    this.head = 0
+    this.offset = 0
+    // The cursor of the bytes checked while waiting (see `checkArrived`) moves with them.
+    if (this.checkIndex === head) this.checkOffset -= offset
+    this.checkIndex -= head
+  }
+
+  private parse(): Frame | undefined | FrameParserError {
     for (;;) {
       switch (this.state) {
         case HEADER: {

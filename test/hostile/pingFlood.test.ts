@@ -3,17 +3,21 @@
  * pongs. Answering them must not grow the write buffer without bound: while it is over writeLimit,
  * the connection stops reading, and TCP pushes back on the peer, whose writes then stall. Memory
  * stays bounded and other connections keep echoing, on both sides.
+ *
+ * The attacker runs in its own process (pingFlooder.mjs), so that the peak RSS measured here is
+ * what our side costs.
  */
+import { type ChildProcess, fork } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import { Op } from "../conformance/wire.js"
-import { bounded } from "../fixtures/loopback.js"
-import { encode, type HostilePeer, memoryProbe, sides } from "./hostile.js"
+import * as Stream from "effect/Stream"
+import * as Client from "../../src/Client.js"
+import { bounded, LOCALHOST } from "../fixtures/loopback.js"
+import { memoryProbe, PING_FLOOD_MEMORY_BOUND, sides } from "./hostile.js"
 
 const CONNECTIONS = 10
-/** Pings per write: 500 pings of 125 bytes, about 64 KiB. */
-const BATCH = 500
 /**
  * What a peer may write before the flood counts as not pushed back: more than the kernel's socket
  * buffers of both directions hold on loopback (a few MiB each), so the implementation must have
@@ -23,22 +27,43 @@ const FLOOD_LIMIT = 24 * 1024 * 1024
 /** Echo round trips on the control connection with no progress of any flood: the floods are stalled. */
 const STALLED_AFTER = 20
 
-interface Flood {
+const FLOODER = fileURLToPath(new URL("./pingFlooder.mjs", import.meta.url))
+
+interface Flooder {
+  readonly child: ChildProcess
+  /** Bytes of pings written by all connections, and connections that wrote FLOOD_LIMIT. */
   written: number
-  done: boolean
+  done: number
 }
 
-/** Writes pings in batches, waiting for 'drain' like a TCP sender, until FLOOD_LIMIT bytes. */
-const flood = (peer: HostilePeer, state: Flood): Effect.Effect<void> =>
-  Effect.gen(function* () {
-    const pings = Buffer.concat(
-      Array.from({ length: BATCH }, (_, i) => encode({ opcode: Op.Ping, payload: Buffer.alloc(125, i) }, peer.side))
-    )
-    while (state.written < FLOOD_LIMIT && !peer.socket.destroyed) {
-      yield* peer.write(pings)
-      state.written += pings.length
+/** Starts the attacker; its messages update the returned state. Killed with the scope. */
+const startFlooder = (mode: "client" | "server", port: number) =>
+  Effect.acquireRelease(
+    Effect.sync((): Flooder => {
+      const child = fork(FLOODER, [mode, String(port), String(CONNECTIONS), String(FLOOD_LIMIT)], {
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        execArgv: []
+      })
+      const flooder: Flooder = { child, written: 0, done: 0 }
+      child.on("message", (message: { written?: number; done?: number }) => {
+        if (message.written !== undefined) flooder.written = message.written
+        if (message.done !== undefined) flooder.done = message.done
+      })
+      return flooder
+    }),
+    ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+
+/** The next message of the attacker that has `field`. */
+const nextMessage = (child: ChildProcess, field: string): Effect.Effect<Record<string, number>> =>
+  Effect.async<Record<string, number>>((resume) => {
+    const onMessage = (message: Record<string, number>) => {
+      if (!(field in message)) return
+      child.off("message", onMessage)
+      resume(Effect.succeed(message))
     }
-    state.done = true
+    child.on("message", onMessage)
+    return Effect.sync(() => child.off("message", onMessage))
   })
 
 describe("hostile peer: 10 connections flooding pings without reading", () => {
@@ -47,34 +72,41 @@ describe("hostile peer: 10 connections flooding pings without reading", () => {
       `our ${side} stops reading them: the floods stall, memory stays bounded and others keep echoing`,
       () =>
         Effect.gen(function* () {
-          const { control, open } = yield* sides[side]()
-          const memory = memoryProbe()
-          const peers = yield* Effect.forEach(Array.from({ length: CONNECTIONS }), () => open)
-          // Never read: the pongs pile up in the kernel's buffers, then in the implementation's.
-          for (const peer of peers) peer.socket.pause()
-          const states = peers.map((): Flood => ({ written: 0, done: false }))
-          const floods = yield* Effect.forEach(peers, (peer, i) => Effect.fork(flood(peer, states[i]!)))
+          const { control, port } = yield* sides[side]()
+          const memory = memoryProbe(PING_FLOOD_MEMORY_BOUND)
+          let flooder: Flooder
+          if (side === "server") {
+            flooder = yield* startFlooder("client", port)
+            yield* nextMessage(flooder.child, "open").pipe(bounded(15_000))
+          } else {
+            flooder = yield* startFlooder("server", 0)
+            const { listening } = yield* nextMessage(flooder.child, "listening").pipe(bounded(15_000))
+            const opened = nextMessage(flooder.child, "open")
+            const opening = yield* Effect.fork(opened)
+            // Our clients, with the echo handler an application would run.
+            for (let i = 0; i < CONNECTIONS; i++) {
+              const ws = yield* Client.connect(`ws://${LOCALHOST}:${listening}/`, { pingInterval: null })
+              yield* Effect.forkScoped(Effect.ignore(Stream.runForEach(ws.messages, (message) => ws.send(message))))
+            }
+            yield* Fiber.join(opening).pipe(bounded(15_000))
+          }
           // Wait until no flood progressed during STALLED_AFTER echo round trips of the control
           // connection (each needs the event loop to run I/O, so a flood that can write does).
-          const progress = () => states.reduce((n, s) => n + s.written, 0)
           let last = -1
           let quiet = 0
           yield* Effect.gen(function* () {
-            while (quiet < STALLED_AFTER && !states.some((s) => s.done)) {
-              const now = progress()
+            while (quiet < STALLED_AFTER && flooder.done === 0) {
+              const now = flooder.written
               quiet = now === last ? quiet + 1 : 0
               last = now
               yield* control.nextRoundTrip
             }
           }).pipe(bounded(45_000))
-          expect(
-            states.filter((s) => s.done).length,
-            "floods that wrote their limit: the implementation kept reading"
-          ).toBe(0)
+          expect(flooder.done, "floods that wrote their limit: the implementation kept reading").toBe(0)
           memory.check(`ping floods against our ${side}`)
           yield* control.check
-          for (const fiber of floods) yield* Fiber.interrupt(fiber)
-          for (const peer of peers) peer.socket.destroy()
+          // Gone before our connections close: they do not wait for a close handshake with it.
+          flooder.child.kill("SIGKILL")
         }),
       90_000
     )

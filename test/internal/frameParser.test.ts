@@ -353,6 +353,60 @@ describe("FrameParser", () => {
     })
   })
 
+  describe("read chunks released while waiting", () => {
+    /** Views into buffers of 64 KiB, as Node's socket reads are: the parser copies a small tail. */
+    const asReads = (chunks: ReadonlyArray<Uint8Array>): Array<Uint8Array> =>
+      chunks.map((chunk) => {
+        const read = new Uint8Array(65_536 + chunk.length)
+        read.set(chunk, 100)
+        return read.subarray(100, 100 + chunk.length)
+      })
+    const text = (length: number) => new TextEncoder().encode("é€".repeat(length).slice(0, length))
+
+    it("gives the same frames and UTF-8 checks for random chunkings of 64 KiB reads", () => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.record({
+              kind: fc.constantFrom("text", "binary", "ping"),
+              length: fc.oneof(fc.integer({ min: 0, max: 125 }), fc.integer({ min: 126, max: 9000 }))
+            }),
+            { minLength: 1, maxLength: 6 }
+          ),
+          fc.boolean(),
+          fc.array(fc.nat(), { maxLength: 20 }),
+          fc.boolean(),
+          (specs, mask, cuts, corrupt) => {
+            const frames = specs.map(({ kind, length }) =>
+              kind === "ping"
+                ? new Frame(Opcode.Ping, pattern(Math.min(length, 125)))
+                : kind === "text"
+                  ? new Frame(Opcode.Text, text(length))
+                  : new Frame(Opcode.Binary, pattern(length))
+            )
+            const wire = new Uint8Array(Buffer.concat(frames.map((frame) => serializeFrameToBytes(frame, mask, KEY))))
+            // An invalid UTF-8 byte at the end of the last text frame, when asked for and possible.
+            const last = frames.map((frame) => frame.opcode === Opcode.Text && frame.data.length > 0).lastIndexOf(true)
+            if (corrupt && last >= 0) {
+              const end = frames
+                .slice(0, last + 1)
+                .reduce((n, frame) => n + serializeFrameToBytes(frame, mask).length, 0)
+              wire[end - 1] = wire[end - 1]! ^ (mask ? 0xff ^ KEY[(frames[last]!.data.length - 1) & 3]! : 0xff)
+            }
+            const make = () => {
+              const parser = new FrameParser({ mask })
+              parser.messageChecks = true
+              return parser
+            }
+            const whole = feed(make(), [wire.slice()])
+            expect(feed(make(), asReads(split(wire, cuts)))).toEqual(whole)
+          }
+        ),
+        { numRuns: 300 }
+      )
+    })
+  })
+
   describe("large payloads gathered as they arrive", () => {
     const TEXT = Buffer.from("héllo wörld € 𝄞 ".repeat(20000), "utf8")
     const withChecks = (mask: boolean) => {
