@@ -25,9 +25,11 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import type * as LogLevel from "effect/LogLevel"
+import * as References from "effect/References"
 import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
-import { State } from "./Connection.js"
+import { type ConnectionLogger, State } from "./Connection.js"
 import { type ConnectionClosedError, isConnectionClosed, ListenFailed } from "./Errors.js"
 import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
@@ -159,6 +161,15 @@ export interface ServerOptions<R = never, A = undefined> extends WebSocketOption
    * proxies, or any client could choose its address. Default: the TCP peer's address.
    */
   readonly trustProxy?: boolean | number | undefined
+  /**
+   * Level of the server's connection lines: `connection open`, `connection rejected (403
+   * Forbidden)`, `connection closed: sent 1009 (message too big); no close frame received`. Default
+   * `"Debug"`, below Effect's default minimum level (Info), so that by default they are dropped
+   * before they are formatted and cost nothing (Python logs them at INFO on the `websockets.server`
+   * logger, which prints nothing until the application configures logging). `"Info"` shows them
+   * with Effect's default logger; `"None"` never logs them. Frames are logged at Debug either way.
+   */
+  readonly connectionLogLevel?: LogLevel.LogLevel | undefined
 }
 
 /**
@@ -337,7 +348,7 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     // Loggers, tracer and metric labels of the fiber that starts the server, for all its connections.
     const telemetry = yield* Telemetry.make("server", options)
     const connectionOptions = {
-      logger: telemetry.logger,
+      logger: telemetry.logger as ConnectionLogger | undefined,
       origins: options.origins,
       subprotocols: options.subprotocols,
       selectSubprotocol: options.selectSubprotocol,
@@ -403,7 +414,12 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
 
     // The server provides CurrentServer once, in the runtime of every handler fiber (no cost per
     // connection), and CurrentWebSocket to each handler, so callers need neither.
-    const handlerContext = Context.add(yield* Effect.context<Exclude<R, Provided> | RP>(), CurrentServer, endpoint)
+    // Without the span of the fiber that started the server (`effect-websockets.serve`): it lives as
+    // long as the server, and Effect's tracer logger would add every log line of every handler to
+    // it as an event. A handler runs in its connection's span, or in none.
+    const serverContext = yield* Effect.context<Exclude<R, Provided> | RP>()
+    const handlerContext = Context.add(Context.omit(Tracer.ParentSpan)(serverContext), CurrentServer, endpoint)
+    const logAnnotations = Context.get(serverContext, References.CurrentLogAnnotations)
     const openTimeoutMillis = openTimeout === null ? null : Duration.toMillis(openTimeout)
 
     /**
@@ -424,11 +440,16 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
       return fiber
     }
 
-    /** The context of a connection's fibers: CurrentWebSocket, and its span as the parent span. */
+    /**
+     * The context of a connection's fibers: CurrentWebSocket, its span as the parent span, and its
+     * id as the `connectionId` log annotation (Python's connection-scoped `logger`): the handler's
+     * own log lines say which connection they are about, as the library's do.
+     */
     const connectionContext = (ws: WebSocketImpl): Context.Context<R | RP> => {
       let context = Context.add(handlerContext, CurrentWebSocket, ws)
       // The handler runs in the connection's span: the application's spans nest under it.
       if (ws.spans !== undefined) context = Context.add(context, Tracer.ParentSpan, ws.spans.connection)
+      context = Context.add(context, References.CurrentLogAnnotations, { ...logAnnotations, connectionId: ws.id })
       return context as Context.Context<R | RP>
     }
 
@@ -574,9 +595,14 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
         socket.destroy()
         return
       }
-      const protocol = new ServerConnection(connectionOptions)
+      const spans = telemetry.startSpans()
+      // With a span, the connection lines are events of the connection's span, not of the server's.
+      const logger = telemetry.loggerFor(spans)
+      const protocol = new ServerConnection(
+        logger === connectionOptions.logger ? connectionOptions : { ...connectionOptions, logger }
+      )
       const ws = new WebSocketImpl(protocol, socket, resolved, timers, telemetry, listener?.localAddress)
-      ws.spans = telemetry.startSpans()
+      ws.spans = spans
       pending.add(ws)
       let hook: Fiber.Fiber<void, never> | undefined
       const openTimer =

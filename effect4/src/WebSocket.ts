@@ -45,6 +45,20 @@ export type Address =
 export interface WebSocket {
   /** Unique identifier of the connection, useful in logs. */
   readonly id: string
+  /**
+   * The log annotations of this connection, `{ connectionId: id }`: what Python's connection-scoped
+   * `logger` adds to each line. A server's handler needs none: its fiber already carries them, as
+   * the library's own lines do. Elsewhere (a client's code, a fiber the handler forks into another
+   * scope), add them with `Effect.annotateLogs(ws.logAnnotations)`.
+   *
+   * @example
+   * ```ts
+   * const ws = yield* Client.connect("ws://localhost:8765")
+   * yield* Effect.log("connected").pipe(Effect.annotateLogs(ws.logAnnotations))
+   * // level=INFO message=connected connectionId=…
+   * ```
+   */
+  readonly logAnnotations: { readonly connectionId: string }
   /** Which side of the connection this is. */
   readonly side: "client" | "server"
   /**

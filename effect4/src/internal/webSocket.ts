@@ -251,6 +251,11 @@ export class WebSocketImpl implements WebSocket {
     socket.on("drain", onSocketDrain)
   }
 
+  /** Made when asked: a connection keeps no object for it. */
+  get logAnnotations(): { readonly connectionId: string } {
+    return { connectionId: this.id }
+  }
+
   get side(): "client" | "server" {
     return this.protocol.side
   }
