@@ -75,7 +75,12 @@ export interface HttpResponse {
 export interface HandshakeRequest {
   /** Identifier of the connection, as in the logs and `WebSocket.id`. */
   readonly id: string
-  /** Always `GET`: a WebSocket handshake has no other method (RFC 6455 §4.1). */
+  /**
+   * `GET` for a WebSocket handshake (RFC 6455 §4.1). The hook also sees other methods, so that it can
+   * answer a health check by `HEAD` or `POST`; a request of another method that the hook lets
+   * through gets 405 with `Allow: GET`, never an upgrade. A response to `HEAD` is sent without its
+   * body.
+   */
   readonly method: string
   /** The request target, query included (for example `/chat?room=1`), neither decoded nor validated. */
   readonly path: string
@@ -267,6 +272,11 @@ export class CurrentServer extends Context.Service<CurrentServer, Endpoint>()("e
  * A connection handler: runs once per connection, in its own fiber, with the value its
  * `processRequest` continued with ({@link proceed}). When it ends, the server closes the connection:
  * with 1000 after success, 1011 after a failure (which is logged).
+ *
+ * A handler that expects a value needs a `processRequest` that provides it: the server's
+ * constructors take a handler of `A` other than `undefined` only together with a hook continuing
+ * with `proceed(value: A)` ({@link WithProcessRequest}), so `(ws, user: User) => ...` without one
+ * does not typecheck (at run time `user` would be `undefined`).
  * @since 0.1.0
  * @category models
  */
@@ -274,6 +284,17 @@ export type Handler<E, R, A = undefined> = (ws: WebSocket, value: A) => Effect.E
 
 /** What the server provides to handlers itself. */
 type Provided = CurrentWebSocket | CurrentServer
+
+/**
+ * The options of a server whose handler expects a value: `processRequest` is required, and its
+ * `proceed(value)` gives the handler its second argument. Without it, a handler's value is
+ * `undefined`.
+ * @since 0.3.0
+ * @category models
+ */
+export interface WithProcessRequest<R, A> {
+  readonly processRequest: ProcessRequest<R, A>
+}
 
 const kOnMessage = Symbol.for("effect-websockets/Server/onMessage")
 
@@ -334,7 +355,18 @@ export interface Listener {
  * @since 0.2.0
  * @category constructors
  */
-export const makeAcceptor = <E, R, RP = never, A = undefined>(
+export const makeAcceptor: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServerOptions<RP, A> & WithProcessRequest<RP, A>,
+    listener?: Listener
+  ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServerOptions<RP>,
+    listener?: Listener
+  ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServerOptions<RP, A> = {},
   listener?: Listener
@@ -530,7 +562,7 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     ): Effect.Effect<Response | Proceed<A | undefined>, never, RP> => {
       const intercepted = options.processRequest!({
         id: ws.id,
-        method: "GET",
+        method: request.method,
         path: request.path,
         headers: request.headers,
         remoteAddress: ws.remoteAddress,
@@ -731,7 +763,16 @@ const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.E
  * @since 0.1.0
  * @category constructors
  */
-export const serve = <E, R, RP = never, A = undefined>(
+export const serve: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
@@ -749,7 +790,7 @@ export const serve = <E, R, RP = never, A = undefined>(
       // Our end of a unix socket is the path we listen on; the client's end is unnamed.
       localAddress: options.unix !== undefined ? { _tag: "UnixAddress", path: options.unix } : undefined
     }
-    const acceptor = yield* makeAcceptor(handler, options, listener)
+    const acceptor = yield* acceptorOf(handler, options, listener)
     netServer.on(server !== null ? "secureConnection" : "connection", (socket: net.Socket) => {
       socket.setNoDelay?.(true)
       acceptor.accept(socket)
@@ -769,12 +810,23 @@ export const serve = <E, R, RP = never, A = undefined>(
  * @since 0.1.0
  * @category constructors
  */
-export const unixServe = <E, R, RP = never, A = undefined>(
+export const unixServe: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    path: string,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    path: string,
+    options?: ServeOptions<RP>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   path: string,
   options: ServeOptions<RP, A> = {}
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
-  serve(handler, { ...options, unix: path })
+  serveAny(handler, { ...options, unix: path })
 
 /**
  * A layer providing the {@link Server} service: the server runs while the layer is alive. A handler
@@ -783,10 +835,33 @@ export const unixServe = <E, R, RP = never, A = undefined>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <E, R, RP = never, A = undefined>(
+export const layer: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>
+  ): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
-): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.effect(Server, serve(handler, options))
+): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.effect(Server, serveAny(handler, options))
+
+/**
+ * `makeAcceptor` and `serve` for the module's own generic callers, whose `A` is a type parameter:
+ * the public overloads let `A` through only with a `processRequest` that provides it.
+ */
+const acceptorOf = makeAcceptor as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServerOptions<RP, A>,
+  listener?: Listener
+) => Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+const serveAny = serve as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A>
+) => Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
 
 const toResponse = (response: HttpResponse): Response => {
   const headers = fromHeadersLike(response.headers).copy()
@@ -863,12 +938,23 @@ export const config: Config.Config<ServerConfig> = serverConfig
  * @since 0.3.0
  * @category layers
  */
-export const layerConfig = <E, R, RP = never, A = undefined>(
+export const layerConfig: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>,
+    fromConfig?: Config.Config<ServerConfig>
+  ): Layer.Layer<Server, ListenFailed | Config.ConfigError, Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>,
+    fromConfig?: Config.Config<ServerConfig>
+  ): Layer.Layer<Server, ListenFailed | Config.ConfigError, Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {},
   fromConfig: Config.Config<ServerConfig> = config
 ): Layer.Layer<Server, ListenFailed | Config.ConfigError, Exclude<R, Provided> | RP> =>
   Layer.effect(
     Server,
-    Effect.flatMap(fromConfig, (configured) => serve(handler, { ...options, ...configured }))
+    Effect.flatMap(fromConfig, (configured) => serveAny(handler, { ...options, ...configured }))
   )

@@ -27,7 +27,9 @@ const uriOf = (server: Server.WebSocketServer, path = "/"): string =>
 const serveLocal = <E, R, RP = never, A = undefined>(
   handler: Server.Handler<E, R, A>,
   options: Server.ServeOptions<RP, A> = {}
-) => Server.serve(handler, { host: LOCALHOST, port: 0, ...options })
+) =>
+  // A generic pass-through: the overloads of `serve` pair a handler's value with its hook at the test's call.
+  Server.serve(handler as Server.Handler<E, R>, { host: LOCALHOST, port: 0, ...options } as Server.ServeOptions<RP>)
 
 const Move = Schema.Struct({ player: Schema.String, x: Schema.Number })
 const move = TypedMessages.json(Move)

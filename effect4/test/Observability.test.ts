@@ -9,61 +9,13 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
-import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as References from "effect/References"
-import * as Schedule from "effect/Schedule"
-import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as Client from "../src/Client.js"
 import * as Server from "../src/Server.js"
 import type { WebSocket } from "../src/WebSocket.js"
-
-const LOCALHOST = "127.0.0.1"
-
-const echo = (ws: WebSocket) => Stream.runForEach(ws.messages, (message) => ws.send(message))
-
-const uriOf = (server: Server.WebSocketServer, path = "/"): string =>
-  server.address._tag === "TcpAddress" ? `ws://${LOCALHOST}:${server.address.port}${path}` : "ws://localhost/"
-
-const serveLocal = <E, R, RP = never, A = undefined>(
-  handler: Server.Handler<E, R, A>,
-  options: Server.ServeOptions<RP, A> = {}
-) =>
-  // A generic pass-through: the public overloads take `A` only with a hook that provides it.
-  (
-    Server.serve as <E, R, RP, A>(
-      handler: Server.Handler<E, R, A>,
-      options: Server.ServeOptions<RP, A>
-    ) => ReturnType<typeof Server.serve<E, R, RP>>
-  )(handler, { host: LOCALHOST, port: 0, ...options })
-
-/** Polls until `f` returns a value (spans end and lines are logged in socket callbacks). */
-const eventually = <A>(f: () => A | undefined): Effect.Effect<A, unknown> =>
-  Effect.suspend(() => {
-    const value = f()
-    return value === undefined ? Effect.fail("not yet") : Effect.succeed(value)
-  }).pipe(Effect.retry(Schedule.spaced("5 millis")), Effect.timeout("5 seconds"))
-
-interface Entry {
-  readonly level: string
-  readonly message: unknown
-  readonly annotations: Record<string, unknown>
-}
-
-/** A logger that keeps every line with its annotations, in place of Effect's default console logger. */
-const recordingLogger = () => {
-  const entries: Array<Entry> = []
-  const logger = Logger.make(({ fiber, logLevel, message }) => {
-    entries.push({
-      level: logLevel.toUpperCase(),
-      message: Array.isArray(message) && message.length === 1 ? message[0] : message,
-      annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-    })
-  })
-  // With Effect's tracer logger, as by default: it makes each line an event of the current span.
-  return { entries, layer: Logger.layer([logger, Logger.tracerLogger]) }
-}
+import { echo, eventually, recordingLogger, serveLocal, uriOf } from "./fixtures/loopback.js"
 
 let nextId = 0
 

@@ -26,7 +26,9 @@ const uriOf = (server: Server.WebSocketServer, path = "/"): string =>
 const serveLocal = <E, R, RP = never, A = undefined>(
   handler: Server.Handler<E, R, A>,
   options: Server.ServeOptions<RP, A> = {}
-) => Server.serve(handler, { host: LOCALHOST, port: 0, ...options })
+) =>
+  // A generic pass-through: the overloads of `serve` pair a handler's value with its hook at the test's call.
+  Server.serve(handler as Server.Handler<E, R>, { host: LOCALHOST, port: 0, ...options } as Server.ServeOptions<RP>)
 
 /** Reads until the connection closes and returns how it closed. */
 const recvUntilClosed = (ws: WebSocket): Effect.Effect<ConnectionClosed> => Effect.flip(Effect.forever(ws.recv))
