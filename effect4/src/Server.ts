@@ -551,7 +551,7 @@ export const makeAcceptor: {
       ws.flushAndWatch()
       // Not OPEN after a 101 when the client went away meanwhile.
       if (protocol.state !== State.OPEN) return false
-      ws.open(request, response, protocol.subprotocol)
+      ws.handshakeCompleted(request, response, protocol.subprotocol)
       return true
     }
 

@@ -14,6 +14,7 @@ import * as Client from "../src/Client.js"
 import { type ConnectionClosed, isConnectionClosed, isInvalidHandshake } from "../src/Errors.js"
 import * as Server from "../src/Server.js"
 import { CurrentWebSocket, type WebSocket } from "../src/WebSocket.js"
+import { recvOrDie } from "./fixtures/loopback.js"
 
 const LOCALHOST = "127.0.0.1"
 
@@ -31,7 +32,7 @@ const serveLocal = <E, R, RP = never, A = undefined>(
   Server.serve(handler as Server.Handler<E, R>, { host: LOCALHOST, port: 0, ...options } as Server.ServeOptions<RP>)
 
 /** Reads until the connection closes and returns how it closed. */
-const recvUntilClosed = (ws: WebSocket): Effect.Effect<ConnectionClosed> => Effect.flip(Effect.forever(ws.recv))
+const recvUntilClosed = (ws: WebSocket): Effect.Effect<ConnectionClosed> => Effect.flip(Effect.forever(recvOrDie(ws)))
 
 /** A port nobody listens on: bound, read, released. */
 const freePort = Effect.callback<number>((resume) => {
