@@ -91,6 +91,18 @@ export interface ConnectOptions extends WebSocketOptions {
   readonly tls?: tls.ConnectionOptions | undefined
   /** Maximum number of redirects to follow. Default {@link MAX_REDIRECTS}. */
   readonly maxRedirects?: number | undefined
+  /**
+   * Connect over this socket instead of opening one (the seeds' `sock`): a connected `net.Socket`,
+   * or any `Duplex` (a tunnel through a proxy, an in-memory pair). For a `wss://` URI, TLS runs over
+   * it. The connection owns it and destroys it when it ends. Redirects open sockets of their own.
+   */
+  readonly sock?: Duplex | undefined
+  /** Local address to connect from (the seeds' `local_addr` host; `create_connection`'s option). */
+  readonly localAddress?: string | undefined
+  /** Local port to connect from (the seeds' `local_addr` port). */
+  readonly localPort?: number | undefined
+  /** IP version of the connection: 4, 6, or 0 for either (the seeds' `family`). Default 0. */
+  readonly family?: 0 | 4 | 6 | undefined
 }
 
 /**
@@ -106,14 +118,23 @@ const openSocket = (
   wsuri: WebSocketURI,
   options: ConnectOptions,
   unixPath: string | undefined
-): Effect.Effect<net.Socket, ConnectFailed, Scope.Scope> =>
+): Effect.Effect<Duplex, ConnectFailed, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.callback<net.Socket, ConnectFailed>((resume) => {
+    Effect.callback<Duplex, ConnectFailed>((resume) => {
       const host = options.host ?? wsuri.host
       const port = options.port ?? wsuri.port
       const address = unixPath ?? (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
       // allowHalfOpen: the protocol decides when to half-close (the server closes first, RFC 6455 §7.1.1).
-      const destination = unixPath !== undefined ? { path: unixPath } : { host, port }
+      const destination =
+        unixPath !== undefined
+          ? { path: unixPath }
+          : {
+              host,
+              port,
+              ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
+              ...(options.localPort !== undefined ? { localPort: options.localPort } : {}),
+              ...(options.family !== undefined ? { family: options.family } : {})
+            }
       // highWaterMark: a paused socket (maxQueue reached) buffers at most readLimit bytes before it
       // stops reading from the kernel, as on the server.
       const highWaterMark = options.readLimit ?? defaults.readLimit
@@ -135,7 +156,17 @@ const openSocket = (
         allowHalfOpen: true,
         readableHighWaterMark: highWaterMark
       }
-      const socket: net.Socket = wsuri.secure ? tls.connect(tlsOptions) : net.connect(netOptions)
+      const sock = options.sock
+      if (sock !== undefined && !wsuri.secure) {
+        // The application's socket, connected already (the seeds' `sock`).
+        ;(sock as Partial<net.Socket>).setNoDelay?.(true)
+        resume(Effect.succeed(sock))
+        return
+      }
+      // A wss:// URI over the application's socket: TLS runs over it.
+      const socket: net.Socket = wsuri.secure
+        ? tls.connect(sock !== undefined ? { ...tlsOptions, socket: sock } : tlsOptions)
+        : net.connect(netOptions)
       socket.setNoDelay?.(true)
       const onError = (cause: Error) => resume(Effect.fail(new ConnectFailed({ address, cause })))
       socket.once("error", onError)
@@ -251,8 +282,10 @@ const connectFollowingRedirects = (
         return yield* Effect.fail(new InvalidMessage({ detail: `too many redirects (more than ${maxRedirects})` }))
       }
       wsuri = yield* resolveRedirect(wsuri, location)
-      // A redirect to another host cannot keep a TCP destination override or a unix socket.
+      // A redirect to another host cannot keep a TCP destination override, a unix socket, or the
+      // application's socket (which the first attempt owned and closed).
       unixPath = undefined
+      if (options.sock !== undefined) options = { ...options, sock: undefined }
     }
   })
 

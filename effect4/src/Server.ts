@@ -194,6 +194,22 @@ export interface ServeOptions<R = never, A = undefined> extends ServerOptions<R,
   readonly unix?: string | undefined
   /** TLS options: serve `wss://` with this key and certificate. */
   readonly tls?: tls.TlsOptions | undefined
+  /**
+   * Serve on a listener the application made (the seeds' `sock`): a `net.Server` (a `tls.Server`
+   * serves `wss://`), already listening or not (then it listens on `host`/`port`/`unix`), or a
+   * listening socket's file descriptor (`{ fd }`, for example from systemd). The server owns it and
+   * closes it when it shuts down. A `net.Server` made by the application keeps its own
+   * `highWaterMark`: `readLimit` applies to sockets of servers made here.
+   */
+  readonly sock?: net.Server | { readonly fd: number } | undefined
+  /** Maximum length of the queue of pending TCP connections (`listen`'s backlog; Node's default 511). */
+  readonly backlog?: number | undefined
+  /**
+   * Let several servers (processes) listen on the same port, the kernel spreading connections
+   * among them (`SO_REUSEPORT`; Linux, FreeBSD). Needs Node 22.12 or later: on older Node,
+   * listening fails with `ListenFailed` rather than ignoring it.
+   */
+  readonly reusePort?: boolean | undefined
 }
 
 /**
@@ -728,24 +744,43 @@ const WILDCARDS: ReadonlySet<string> = new Set(["::", "0.0.0.0"])
 const listen = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
   Effect.andThen(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
 
+/** `listen`'s `reusePort` option exists from Node 22.12 (and 23.1); older versions ignore it. */
+const supportsReusePort = (version: string): boolean => {
+  const [major = 0, minor = 0] = version.split(".").map(Number)
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)
+}
+
+const addressOfServer = (server: net.Server, unix: string | undefined): Address => {
+  const address = server.address()
+  return typeof address === "string" || address === null
+    ? { _tag: "UnixAddress", path: address ?? unix ?? "" }
+    : { _tag: "TcpAddress", hostname: address.address, port: address.port }
+}
+
 const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
   Effect.callback<Address, ListenFailed>((resume) => {
-    const address = options.unix ?? `${options.host ?? "::"}:${options.port ?? 0}`
+    const sock = options.sock
+    const fd = sock !== undefined && !(sock instanceof net.Server) ? sock.fd : undefined
+    const address = fd !== undefined ? `fd ${fd}` : (options.unix ?? `${options.host ?? "::"}:${options.port ?? 0}`)
+    // A server the application made may listen already (the seeds' `sock`).
+    if (server.listening) return resume(Effect.succeed(addressOfServer(server, options.unix)))
+    if (options.reusePort === true && !supportsReusePort(process.versions.node)) {
+      const cause = new Error(`reusePort needs Node 22.12 or later (this is Node ${process.versions.node})`)
+      return resume(Effect.fail(new ListenFailed({ address, cause })))
+    }
     const onError = (cause: Error) => resume(Effect.fail(new ListenFailed({ address, cause })))
     server.once("error", onError)
     const onListening = () => {
       server.off("error", onError)
-      const address = server.address()
-      resume(
-        Effect.succeed(
-          typeof address === "string" || address === null
-            ? { _tag: "UnixAddress", path: address ?? options.unix ?? "" }
-            : { _tag: "TcpAddress", hostname: address.address, port: address.port }
-        )
-      )
+      resume(Effect.succeed(addressOfServer(server, options.unix)))
     }
-    if (options.unix !== undefined) server.listen({ path: options.unix }, onListening)
-    else server.listen({ host: options.host, port: options.port ?? 0 }, onListening)
+    // `reusePort` is not in @types/node 20's ListenOptions.
+    const common: net.ListenOptions & { reusePort?: boolean } = {}
+    if (options.backlog !== undefined) common.backlog = options.backlog
+    if (options.reusePort !== undefined) common.reusePort = options.reusePort
+    if (fd !== undefined) server.listen({ ...common, fd }, onListening)
+    else if (options.unix !== undefined) server.listen({ ...common, path: options.unix }, onListening)
+    else server.listen({ ...common, host: options.host, port: options.port ?? 0 }, onListening)
   })
 
 /**
@@ -778,13 +813,18 @@ export const serve: {
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
   Effect.gen(function* () {
     const readLimit = options.readLimit ?? defaults.readLimit
+    const own = options.sock instanceof net.Server ? options.sock : undefined
     const server =
-      options.tls !== undefined
-        ? tls.createServer({ ...options.tls, allowHalfOpen: true, highWaterMark: readLimit })
-        : null
+      own !== undefined
+        ? own instanceof tls.Server
+          ? own
+          : null
+        : options.tls !== undefined
+          ? tls.createServer({ ...options.tls, allowHalfOpen: true, highWaterMark: readLimit })
+          : null
     // highWaterMark: a paused socket (maxQueue reached) buffers at most readLimit bytes before the
     // kernel's buffers, then TCP flow control, push back on the peer.
-    const netServer: net.Server = server ?? net.createServer({ allowHalfOpen: true, highWaterMark: readLimit })
+    const netServer: net.Server = server ?? own ?? net.createServer({ allowHalfOpen: true, highWaterMark: readLimit })
     const listener: { close: () => void; localAddress: Address | undefined } = {
       close: () => netServer.close(),
       // Our end of a unix socket is the path we listen on; the client's end is unnamed.

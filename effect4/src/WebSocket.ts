@@ -235,6 +235,11 @@ export interface WebSocketOptions {
   readonly pingTimeout?: OptionalDuration
   /** Time allowed for the closing handshake and the TCP close before aborting. Default 10 seconds. */
   readonly closeTimeout?: Duration.Input | undefined
+  /**
+   * Alias of `closeTimeout`, which wins when both are set (the seeds' `timeout`).
+   * @deprecated Use `closeTimeout`.
+   */
+  readonly timeout?: Duration.Input | undefined
   /** Maximum size of incoming messages in bytes; `null` disables the limit. Default 1 MiB. */
   readonly maxSize?: number | null | undefined
   /** Maximum number of received messages waiting to be read before reading pauses; `null`: no limit. Default 32. */

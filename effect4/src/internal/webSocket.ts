@@ -120,7 +120,8 @@ export interface ResolvedOptions {
 export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
   pingInterval: resolveOptionalDuration(options.pingInterval, defaults.pingInterval),
   pingTimeout: resolveOptionalDuration(options.pingTimeout, defaults.pingTimeout),
-  closeTimeout: Duration.fromInputUnsafe(options.closeTimeout ?? defaults.closeTimeout),
+  // `timeout`: the seeds' deprecated alias.
+  closeTimeout: Duration.fromInputUnsafe(options.closeTimeout ?? options.timeout ?? defaults.closeTimeout),
   maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize,
   maxQueue: options.maxQueue === undefined ? defaults.maxQueue : options.maxQueue,
   readLimit: options.readLimit ?? defaults.readLimit,
