@@ -4,11 +4,13 @@
  * request of another method than GET that the hook lets through gets 405 with `Allow: GET`; an
  * answered request is logged as answered, not as a rejected connection.
  */
+import * as http from "node:http"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Client from "../src/Client.js"
+import * as NodeMount from "../src/NodeMount.js"
 import type { HandshakeRequest } from "../src/Server.js"
-import { echo, exchange, portOf, recordingLogger, serveLocal, uriOf } from "./fixtures/loopback.js"
+import { echo, exchange, LOCALHOST, portOf, recordingLogger, serveLocal, uriOf } from "./fixtures/loopback.js"
 
 const health = (request: HandshakeRequest) =>
   Effect.succeed(request.path === "/health" ? { status: 200, body: "ok" } : undefined)
@@ -80,6 +82,28 @@ describe("Effect 4 shell: health checks by any method", () => {
       expect(messages.filter((message) => message.includes("200 OK"))).toEqual([
         "INFO HTTP request answered (HEAD 200 OK)"
       ])
+    })
+  )
+
+  it.live("through NodeMount, an upgrade request that is not a GET is answered 405 with Allow: GET", () =>
+    Effect.gen(function* () {
+      const httpServer = http.createServer((_, response) => response.end("plain http"))
+      yield* Effect.acquireRelease(
+        Effect.callback<void>((resume) => {
+          httpServer.listen(0, LOCALHOST, () => resume(Effect.void))
+        }),
+        () => Effect.sync(() => httpServer.close())
+      )
+      const mount = yield* NodeMount.make(echo)
+      httpServer.on("upgrade", mount.handleUpgrade)
+      const port = (httpServer.address() as { port: number }).port
+      const response = yield* exchange(
+        port,
+        "POST /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"
+      )
+      expect(response).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/)
+      expect(response).toMatch(/\r\nAllow: GET\r\n/)
     })
   )
 })
