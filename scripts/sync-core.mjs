@@ -24,6 +24,7 @@ export const coreFiles = [
   "Utf8.ts",
   "extensions/Extension.ts",
   "extensions/PermessageDeflate.ts",
+  "internal/authenticated.ts",
   "internal/forwarded.ts",
   "internal/frameParser.ts",
   "internal/headerValues.ts",
@@ -34,9 +35,10 @@ export const coreFiles = [
 ]
 
 /*
- * Besides the core proper, two internal modules free of `effect` that the shells share because
+ * Besides the core proper, three internal modules free of `effect` that the shells share because
  * each shell has the modules they import, under the same names: internal/forwarded.ts (reads
- * X-Forwarded-For) and internal/fanOut.ts (broadcast over internal/webSocket.ts's trySend).
+ * X-Forwarded-For), internal/fanOut.ts (broadcast over internal/webSocket.ts's trySend) and
+ * internal/authenticated.ts (who Auth.basicAuth let in, for ws.username and ws.realm).
  */
 let written = 0
 for (const file of coreFiles) {

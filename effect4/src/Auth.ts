@@ -14,8 +14,10 @@
 import { timingSafeEqual } from "node:crypto"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
+import { InvalidArgument } from "./Errors.js"
 import { buildWwwAuthenticateBasic, parseAuthorizationBasic } from "./HeaderParsers.js"
 import type { Headers } from "./Headers.js"
+import { authenticatedBy } from "./internal/authenticated.js"
 import { type HandshakeRequest, type HttpResponse, type ProcessRequest, proceed } from "./Server.js"
 import type { WebSocket } from "./WebSocket.js"
 
@@ -28,7 +30,8 @@ export type Credentials = readonly [username: string, password: string]
 
 /**
  * Options of {@link basicAuth}: a realm, and either hard-coded `credentials` or a
- * `checkCredentials` function, not both (Python raises `TypeError` for that; here the type says it).
+ * `checkCredentials` function, exactly one (Python raises `TypeError` otherwise; here the type says
+ * it, and `basicAuth` throws `InvalidArgument` for callers the type did not stop).
  * @since 0.1.0
  * @category models
  */
@@ -69,8 +72,15 @@ const sameSecret = (a: string, b: string): boolean => {
   return x.byteLength === y.byteLength && timingSafeEqual(x, y)
 }
 
-const isPair = (value: Credentials | ReadonlyArray<Credentials>): value is Credentials =>
-  value.length === 2 && typeof value[0] === "string"
+const isStringPair = (value: unknown): value is Credentials =>
+  Array.isArray(value) && value.length === 2 && typeof value[0] === "string" && typeof value[1] === "string"
+
+/** The authorized pairs, or InvalidArgument for a value of the wrong shape (Python's `TypeError`). */
+const credentialPairs = (credentials: unknown): ReadonlyArray<Credentials> => {
+  if (isStringPair(credentials)) return [credentials]
+  if (Array.isArray(credentials) && credentials.every(isStringPair)) return credentials
+  throw new InvalidArgument({ detail: `invalid credentials argument: ${JSON.stringify(credentials)}` })
+}
 
 /**
  * The credentials of a request's `Authorization` header, or the reason they cannot be used, with
@@ -86,9 +96,9 @@ export const credentialsOf = (headers: Headers): Result.Result<Credentials, stri
 }
 
 /**
- * The username the client authenticated with (from the handshake's `Authorization` header), or
- * `undefined`. A handler of a server protected by {@link basicAuth} receives the username as its
- * second argument without parsing the header again; this is for code that only has the connection.
+ * The username of the handshake's `Authorization` header, or `undefined`; it is not checked here.
+ * On a server protected by {@link basicAuth}, `ws.username` is the username that `basicAuth`
+ * authenticated, and the handler receives it as its second argument.
  * @since 0.1.0
  * @category utils
  */
@@ -99,16 +109,23 @@ export const username = (ws: WebSocket): string | undefined =>
  * A `processRequest` hook enforcing HTTP Basic Auth: a request without valid credentials is
  * answered 401 Unauthorized with `WWW-Authenticate: Basic realm="…", charset="UTF-8"` and the
  * connection is closed; a valid one continues to `next`, then to the WebSocket handshake, whose
- * handler receives the username.
+ * handler receives the username; the connection's `username` and `realm` are then set (the seeds'
+ * `BasicAuthWebSocketServerProtocol` attributes).
+ *
+ * Throws `InvalidArgument` when given both `credentials` and `checkCredentials`, or neither, or
+ * credentials that are not `[username, password]` pairs of strings (Python's `TypeError`).
  * @since 0.1.0
  * @category constructors
  */
 export const basicAuth = <R = never>(options: BasicAuthOptions<R>): ProcessRequest<R, string> => {
   const { credentials, realm } = options
+  if ((credentials === undefined) === (options.checkCredentials === undefined)) {
+    throw new InvalidArgument({ detail: "provide either credentials or checkCredentials" })
+  }
   const check =
     options.checkCredentials ??
     (() => {
-      const pairs = isPair(credentials!) ? [credentials as Credentials] : (credentials as ReadonlyArray<Credentials>)
+      const pairs = credentialPairs(credentials)
       const table = new Map(pairs.map(([user, password]) => [user, password] as const))
       return (user: string, password: string) => {
         const expected = table.get(user)
@@ -127,12 +144,12 @@ export const basicAuth = <R = never>(options: BasicAuthOptions<R>): ProcessReque
     Result.match(credentialsOf(request.headers), {
       onFailure: (reason) => Effect.succeed(unauthorized(reason)),
       onSuccess: ([user, password]) =>
-        Effect.flatMap(check(user, password), (valid) =>
-          !valid
-            ? Effect.succeed(unauthorized("Invalid credentials"))
-            : options.next === undefined
-              ? Effect.succeed(proceed(user))
-              : Effect.map(options.next(request, user), (response) => response ?? proceed(user))
-        )
+        Effect.flatMap(check(user, password), (valid) => {
+          if (!valid) return Effect.succeed(unauthorized("Invalid credentials"))
+          authenticatedBy.set(request.headers, { username: user, realm })
+          return options.next === undefined
+            ? Effect.succeed(proceed(user))
+            : Effect.map(options.next(request, user), (response) => response ?? proceed(user))
+        })
     })
 }

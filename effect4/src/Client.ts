@@ -91,6 +91,18 @@ export interface ConnectOptions extends WebSocketOptions {
   readonly tls?: tls.ConnectionOptions | undefined
   /** Maximum number of redirects to follow. Default {@link MAX_REDIRECTS}. */
   readonly maxRedirects?: number | undefined
+  /**
+   * Connect over this socket instead of opening one (the seeds' `sock`): a connected `net.Socket`,
+   * or any `Duplex` (a tunnel through a proxy, an in-memory pair). For a `wss://` URI, TLS runs over
+   * it. The connection owns it and destroys it when it ends. Redirects open sockets of their own.
+   */
+  readonly sock?: Duplex | undefined
+  /** Local address to connect from (the seeds' `local_addr` host; `create_connection`'s option). */
+  readonly localAddress?: string | undefined
+  /** Local port to connect from (the seeds' `local_addr` port). */
+  readonly localPort?: number | undefined
+  /** IP version of the connection: 4, 6, or 0 for either (the seeds' `family`). Default 0. */
+  readonly family?: 0 | 4 | 6 | undefined
 }
 
 /**
@@ -106,25 +118,55 @@ const openSocket = (
   wsuri: WebSocketURI,
   options: ConnectOptions,
   unixPath: string | undefined
-): Effect.Effect<net.Socket, ConnectFailed, Scope.Scope> =>
+): Effect.Effect<Duplex, ConnectFailed, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.callback<net.Socket, ConnectFailed>((resume) => {
+    Effect.callback<Duplex, ConnectFailed>((resume) => {
       const host = options.host ?? wsuri.host
       const port = options.port ?? wsuri.port
       const address = unixPath ?? (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
       // allowHalfOpen: the protocol decides when to half-close (the server closes first, RFC 6455 §7.1.1).
-      const destination = unixPath !== undefined ? { path: unixPath } : { host, port }
-      // allowHalfOpen is honoured by tls.connect (it creates the TLSSocket with it) but not typed there.
-      const tlsOptions: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+      const destination =
+        unixPath !== undefined
+          ? { path: unixPath }
+          : {
+              host,
+              port,
+              ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
+              ...(options.localPort !== undefined ? { localPort: options.localPort } : {}),
+              ...(options.family !== undefined ? { family: options.family } : {})
+            }
+      // highWaterMark: a paused socket (maxQueue reached) buffers at most readLimit bytes before it
+      // stops reading from the kernel, as on the server.
+      const highWaterMark = options.readLimit ?? defaults.readLimit
+      // allowHalfOpen and highWaterMark are honoured by tls.connect (it creates the TLSSocket with
+      // them; it ignores readableHighWaterMark) but not typed there.
+      const tlsOptions: tls.ConnectionOptions & { allowHalfOpen: boolean; highWaterMark: number } = {
         ...destination,
         servername: net.isIP(wsuri.host) ? "" : wsuri.host,
         ALPNProtocols: ["http/1.1"],
         ...options.tls,
-        allowHalfOpen: true
+        allowHalfOpen: true,
+        highWaterMark
       }
+      // Node's Socket takes its Duplex's readableHighWaterMark; @types/node 20 does not list it. Only
+      // the readable side: a 64 KiB writable one (Node 20's default is 16 KiB) made a client echoing
+      // large compressed messages twice as slow on Node 20 (test/hostile/closeAnsweredPromptly).
+      const netOptions: net.NetConnectOpts & { readableHighWaterMark: number } = {
+        ...destination,
+        allowHalfOpen: true,
+        readableHighWaterMark: highWaterMark
+      }
+      const sock = options.sock
+      if (sock !== undefined && !wsuri.secure) {
+        // The application's socket, connected already (the seeds' `sock`).
+        ;(sock as Partial<net.Socket>).setNoDelay?.(true)
+        resume(Effect.succeed(sock))
+        return
+      }
+      // A wss:// URI over the application's socket: TLS runs over it.
       const socket: net.Socket = wsuri.secure
-        ? tls.connect(tlsOptions)
-        : net.connect({ ...destination, allowHalfOpen: true })
+        ? tls.connect(sock !== undefined ? { ...tlsOptions, socket: sock } : tlsOptions)
+        : net.connect(netOptions)
       socket.setNoDelay?.(true)
       const onError = (cause: Error) => resume(Effect.fail(new ConnectFailed({ address, cause })))
       socket.once("error", onError)
@@ -206,7 +248,7 @@ export const handshakeOver = (
     protocol.sendRequest(request)
     ws.flushAndWatch()
     const response = (yield* Deferred.await(ws.handshakeEvent)) as Response
-    ws.open(request, response, protocol.subprotocol)
+    ws.handshakeCompleted(request, response, protocol.subprotocol)
     return ws
   })
 
@@ -240,8 +282,10 @@ const connectFollowingRedirects = (
         return yield* Effect.fail(new InvalidMessage({ detail: `too many redirects (more than ${maxRedirects})` }))
       }
       wsuri = yield* resolveRedirect(wsuri, location)
-      // A redirect to another host cannot keep a TCP destination override or a unix socket.
+      // A redirect to another host cannot keep a TCP destination override, a unix socket, or the
+      // application's socket (which the first attempt owned and closed).
       unixPath = undefined
+      if (options.sock !== undefined) options = { ...options, sock: undefined }
     }
   })
 

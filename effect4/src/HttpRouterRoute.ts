@@ -33,8 +33,14 @@ import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type * as Scope from "effect/Scope"
 import { make as makeMount, type NodeMount } from "./NodeMount.js"
-import type { CurrentServer, Endpoint, Handler, ServerOptions } from "./Server.js"
+import type { CurrentServer, Endpoint, Handler, ServerOptions, WithProcessRequest } from "./Server.js"
 import type { CurrentWebSocket } from "./WebSocket.js"
+
+/** `NodeMount.make` for a generic `A` (the public overloads take it only with a providing hook). */
+const mountOf = makeMount as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServerOptions<RP, A>
+) => Effect.Effect<NodeMount, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
 
 /**
  * A WebSocket endpoint with routes for an `HttpRouter`.
@@ -68,11 +74,20 @@ const upgradeRequired = HttpServerResponse.text(
  * @since 0.2.0
  * @category constructors
  */
-export const make = <E, R, RP = never, A = undefined>(
+export const make: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServerOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<HttpRouterRoute, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServerOptions<RP>
+  ): Effect.Effect<HttpRouterRoute, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServerOptions<RP, A> = {}
 ): Effect.Effect<HttpRouterRoute, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP> =>
-  Effect.map(makeMount(handler, options), ({ handleUpgrade, ...endpoint }) => {
+  Effect.map(mountOf(handler, options), ({ handleUpgrade, ...endpoint }) => {
     const routeOr = <E2, R2>(otherwise: Effect.Effect<HttpServerResponse.HttpServerResponse, E2, R2>) =>
       Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
         takeOver(request, handleUpgrade) ? Effect.succeed(switched) : otherwise

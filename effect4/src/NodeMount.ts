@@ -19,8 +19,22 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { Headers } from "./Headers.js"
 import { makeResponse, Request } from "./Http11.js"
-import { type CurrentServer, type Endpoint, type Handler, makeAcceptor, type ServerOptions } from "./Server.js"
+import {
+  type Acceptor,
+  type CurrentServer,
+  type Endpoint,
+  type Handler,
+  makeAcceptor,
+  type ServerOptions,
+  type WithProcessRequest
+} from "./Server.js"
 import type { CurrentWebSocket } from "./WebSocket.js"
+
+/** `makeAcceptor` for a generic `A` (the public overloads take it only with a providing hook). */
+const acceptorOf = makeAcceptor as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServerOptions<RP, A>
+) => Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
 
 /**
  * A WebSocket endpoint for a Node HTTP server: its connections, broadcast and shutdown work as for
@@ -50,15 +64,25 @@ export type UpgradeListener = (request: http.IncomingMessage, socket: Duplex, he
  * @since 0.2.0
  * @category constructors
  */
-export const make = <E, R, RP = never, A = undefined>(
+export const make: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServerOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<NodeMount, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServerOptions<RP>
+  ): Effect.Effect<NodeMount, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServerOptions<RP, A> = {}
 ): Effect.Effect<NodeMount, never, Scope.Scope | Exclude<R, CurrentWebSocket | CurrentServer> | RP> =>
-  Effect.map(makeAcceptor(handler, options), ({ accept, ...endpoint }) => ({
+  Effect.map(acceptorOf(handler, options), ({ accept, ...endpoint }) => ({
     ...endpoint,
     handleUpgrade: (request, socket, head) => {
-      // RFC 6455 §4.1: the handshake is an HTTP/1.1 GET; Node reports upgrades of any method.
-      if (request.method !== "GET" || request.httpVersion !== "1.1") {
+      // RFC 6455 §4.1: the handshake is an HTTP/1.1 GET. Node reports upgrades of any method: the
+      // accept path answers another method, after the request hook, with 405 and `Allow: GET`.
+      if (request.httpVersion !== "1.1") {
         refuse(socket, 400, "Failed to open a WebSocket connection: expected an HTTP/1.1 GET request.\n")
         return
       }
@@ -66,7 +90,7 @@ export const make = <E, R, RP = never, A = undefined>(
       // The HTTP server's idle timeout no longer applies: keepalive and the close timeout take over.
       tcp.setTimeout?.(0)
       tcp.setNoDelay?.(true)
-      accept(socket, { request: new Request(request.url ?? "/", headersOf(request.rawHeaders)), head })
+      accept(socket, { request: new Request(request.url ?? "/", headersOf(request.rawHeaders), request.method), head })
     }
   }))
 

@@ -25,9 +25,11 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import type * as LogLevel from "effect/LogLevel"
+import * as References from "effect/References"
 import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
-import { State } from "./Connection.js"
+import { type ConnectionLogger, State } from "./Connection.js"
 import { type ConnectionClosedError, isConnectionClosed, ListenFailed } from "./Errors.js"
 import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
@@ -73,7 +75,12 @@ export interface HttpResponse {
 export interface HandshakeRequest {
   /** Identifier of the connection, as in the logs and `WebSocket.id`. */
   readonly id: string
-  /** Always `GET`: a WebSocket handshake has no other method (RFC 6455 §4.1). */
+  /**
+   * `GET` for a WebSocket handshake (RFC 6455 §4.1). The hook also sees other methods, so that it can
+   * answer a health check by `HEAD` or `POST`; a request of another method that the hook lets
+   * through gets 405 with `Allow: GET`, never an upgrade. A response to `HEAD` is sent without its
+   * body.
+   */
   readonly method: string
   /** The request target, query included (for example `/chat?room=1`), neither decoded nor validated. */
   readonly path: string
@@ -159,6 +166,15 @@ export interface ServerOptions<R = never, A = undefined> extends WebSocketOption
    * proxies, or any client could choose its address. Default: the TCP peer's address.
    */
   readonly trustProxy?: boolean | number | undefined
+  /**
+   * Level of the server's connection lines: `connection open`, `connection rejected (403
+   * Forbidden)`, `connection closed: sent 1009 (message too big); no close frame received`. Default
+   * `"Debug"`, below Effect's default minimum level (Info), so that by default they are dropped
+   * before they are formatted and cost nothing (Python logs them at INFO on the `websockets.server`
+   * logger, which prints nothing until the application configures logging). `"Info"` shows them
+   * with Effect's default logger; `"None"` never logs them. Frames are logged at Debug either way.
+   */
+  readonly connectionLogLevel?: LogLevel.LogLevel | undefined
 }
 
 /**
@@ -178,6 +194,22 @@ export interface ServeOptions<R = never, A = undefined> extends ServerOptions<R,
   readonly unix?: string | undefined
   /** TLS options: serve `wss://` with this key and certificate. */
   readonly tls?: tls.TlsOptions | undefined
+  /**
+   * Serve on a listener the application made (the seeds' `sock`): a `net.Server` (a `tls.Server`
+   * serves `wss://`), already listening or not (then it listens on `host`/`port`/`unix`), or a
+   * listening socket's file descriptor (`{ fd }`, for example from systemd). The server owns it and
+   * closes it when it shuts down. A `net.Server` made by the application keeps its own
+   * `highWaterMark`: `readLimit` applies to sockets of servers made here.
+   */
+  readonly sock?: net.Server | { readonly fd: number } | undefined
+  /** Maximum length of the queue of pending TCP connections (`listen`'s backlog; Node's default 511). */
+  readonly backlog?: number | undefined
+  /**
+   * Let several servers (processes) listen on the same port, the kernel spreading connections
+   * among them (`SO_REUSEPORT`; Linux, FreeBSD). Needs Node 22.12 or later: on older Node,
+   * listening fails with `ListenFailed` rather than ignoring it.
+   */
+  readonly reusePort?: boolean | undefined
 }
 
 /**
@@ -256,6 +288,11 @@ export class CurrentServer extends Context.Service<CurrentServer, Endpoint>()("e
  * A connection handler: runs once per connection, in its own fiber, with the value its
  * `processRequest` continued with ({@link proceed}). When it ends, the server closes the connection:
  * with 1000 after success, 1011 after a failure (which is logged).
+ *
+ * A handler that expects a value needs a `processRequest` that provides it: the server's
+ * constructors take a handler of `A` other than `undefined` only together with a hook continuing
+ * with `proceed(value: A)` ({@link WithProcessRequest}), so `(ws, user: User) => ...` without one
+ * does not typecheck (at run time `user` would be `undefined`).
  * @since 0.1.0
  * @category models
  */
@@ -263,6 +300,17 @@ export type Handler<E, R, A = undefined> = (ws: WebSocket, value: A) => Effect.E
 
 /** What the server provides to handlers itself. */
 type Provided = CurrentWebSocket | CurrentServer
+
+/**
+ * The options of a server whose handler expects a value: `processRequest` is required, and its
+ * `proceed(value)` gives the handler its second argument. Without it, a handler's value is
+ * `undefined`.
+ * @since 0.3.0
+ * @category models
+ */
+export interface WithProcessRequest<R, A> {
+  readonly processRequest: ProcessRequest<R, A>
+}
 
 const kOnMessage = Symbol.for("effect-websockets/Server/onMessage")
 
@@ -323,7 +371,18 @@ export interface Listener {
  * @since 0.2.0
  * @category constructors
  */
-export const makeAcceptor = <E, R, RP = never, A = undefined>(
+export const makeAcceptor: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServerOptions<RP, A> & WithProcessRequest<RP, A>,
+    listener?: Listener
+  ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServerOptions<RP>,
+    listener?: Listener
+  ): Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServerOptions<RP, A> = {},
   listener?: Listener
@@ -337,7 +396,7 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     // Loggers, tracer and metric labels of the fiber that starts the server, for all its connections.
     const telemetry = yield* Telemetry.make("server", options)
     const connectionOptions = {
-      logger: telemetry.logger,
+      logger: telemetry.logger as ConnectionLogger | undefined,
       origins: options.origins,
       subprotocols: options.subprotocols,
       selectSubprotocol: options.selectSubprotocol,
@@ -403,7 +462,12 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
 
     // The server provides CurrentServer once, in the runtime of every handler fiber (no cost per
     // connection), and CurrentWebSocket to each handler, so callers need neither.
-    const handlerContext = Context.add(yield* Effect.context<Exclude<R, Provided> | RP>(), CurrentServer, endpoint)
+    // Without the span of the fiber that started the server (`effect-websockets.serve`): it lives as
+    // long as the server, and Effect's tracer logger would add every log line of every handler to
+    // it as an event. A handler runs in its connection's span, or in none.
+    const serverContext = yield* Effect.context<Exclude<R, Provided> | RP>()
+    const handlerContext = Context.add(Context.omit(Tracer.ParentSpan)(serverContext), CurrentServer, endpoint)
+    const logAnnotations = Context.get(serverContext, References.CurrentLogAnnotations)
     const openTimeoutMillis = openTimeout === null ? null : Duration.toMillis(openTimeout)
 
     /**
@@ -424,11 +488,16 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
       return fiber
     }
 
-    /** The context of a connection's fibers: CurrentWebSocket, and its span as the parent span. */
+    /**
+     * The context of a connection's fibers: CurrentWebSocket, its span as the parent span, and its
+     * id as the `connectionId` log annotation (Python's connection-scoped `logger`): the handler's
+     * own log lines say which connection they are about, as the library's do.
+     */
     const connectionContext = (ws: WebSocketImpl): Context.Context<R | RP> => {
       let context = Context.add(handlerContext, CurrentWebSocket, ws)
       // The handler runs in the connection's span: the application's spans nest under it.
       if (ws.spans !== undefined) context = Context.add(context, Tracer.ParentSpan, ws.spans.connection)
+      context = Context.add(context, References.CurrentLogAnnotations, { ...logAnnotations, connectionId: ws.id })
       return context as Context.Context<R | RP>
     }
 
@@ -498,7 +567,7 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
       ws.flushAndWatch()
       // Not OPEN after a 101 when the client went away meanwhile.
       if (protocol.state !== State.OPEN) return false
-      ws.open(request, response, protocol.subprotocol)
+      ws.handshakeCompleted(request, response, protocol.subprotocol)
       return true
     }
 
@@ -509,7 +578,7 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
     ): Effect.Effect<Response | Proceed<A | undefined>, never, RP> => {
       const intercepted = options.processRequest!({
         id: ws.id,
-        method: "GET",
+        method: request.method,
         path: request.path,
         headers: request.headers,
         remoteAddress: ws.remoteAddress,
@@ -574,9 +643,14 @@ export const makeAcceptor = <E, R, RP = never, A = undefined>(
         socket.destroy()
         return
       }
-      const protocol = new ServerConnection(connectionOptions)
+      const spans = telemetry.startSpans()
+      // With a span, the connection lines are events of the connection's span, not of the server's.
+      const logger = telemetry.loggerFor(spans)
+      const protocol = new ServerConnection(
+        logger === connectionOptions.logger ? connectionOptions : { ...connectionOptions, logger }
+      )
       const ws = new WebSocketImpl(protocol, socket, resolved, timers, telemetry, listener?.localAddress)
-      ws.spans = telemetry.startSpans()
+      ws.spans = spans
       pending.add(ws)
       let hook: Fiber.Fiber<void, never> | undefined
       const openTimer =
@@ -670,24 +744,43 @@ const WILDCARDS: ReadonlySet<string> = new Set(["::", "0.0.0.0"])
 const listen = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
   Effect.andThen(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
 
+/** `listen`'s `reusePort` option exists from Node 22.12 (and 23.1); older versions ignore it. */
+const supportsReusePort = (version: string): boolean => {
+  const [major = 0, minor = 0] = version.split(".").map(Number)
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)
+}
+
+const addressOfServer = (server: net.Server, unix: string | undefined): Address => {
+  const address = server.address()
+  return typeof address === "string" || address === null
+    ? { _tag: "UnixAddress", path: address ?? unix ?? "" }
+    : { _tag: "TcpAddress", hostname: address.address, port: address.port }
+}
+
 const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
   Effect.callback<Address, ListenFailed>((resume) => {
-    const address = options.unix ?? `${options.host ?? "::"}:${options.port ?? 0}`
+    const sock = options.sock
+    const fd = sock !== undefined && !(sock instanceof net.Server) ? sock.fd : undefined
+    const address = fd !== undefined ? `fd ${fd}` : (options.unix ?? `${options.host ?? "::"}:${options.port ?? 0}`)
+    // A server the application made may listen already (the seeds' `sock`).
+    if (server.listening) return resume(Effect.succeed(addressOfServer(server, options.unix)))
+    if (options.reusePort === true && !supportsReusePort(process.versions.node)) {
+      const cause = new Error(`reusePort needs Node 22.12 or later (this is Node ${process.versions.node})`)
+      return resume(Effect.fail(new ListenFailed({ address, cause })))
+    }
     const onError = (cause: Error) => resume(Effect.fail(new ListenFailed({ address, cause })))
     server.once("error", onError)
     const onListening = () => {
       server.off("error", onError)
-      const address = server.address()
-      resume(
-        Effect.succeed(
-          typeof address === "string" || address === null
-            ? { _tag: "UnixAddress", path: address ?? options.unix ?? "" }
-            : { _tag: "TcpAddress", hostname: address.address, port: address.port }
-        )
-      )
+      resume(Effect.succeed(addressOfServer(server, options.unix)))
     }
-    if (options.unix !== undefined) server.listen({ path: options.unix }, onListening)
-    else server.listen({ host: options.host, port: options.port ?? 0 }, onListening)
+    // `reusePort` is not in @types/node 20's ListenOptions.
+    const common: net.ListenOptions & { reusePort?: boolean } = {}
+    if (options.backlog !== undefined) common.backlog = options.backlog
+    if (options.reusePort !== undefined) common.reusePort = options.reusePort
+    if (fd !== undefined) server.listen({ ...common, fd }, onListening)
+    else if (options.unix !== undefined) server.listen({ ...common, path: options.unix }, onListening)
+    else server.listen({ ...common, host: options.host, port: options.port ?? 0 }, onListening)
   })
 
 /**
@@ -705,25 +798,39 @@ const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.E
  * @since 0.1.0
  * @category constructors
  */
-export const serve = <E, R, RP = never, A = undefined>(
+export const serve: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
   Effect.gen(function* () {
     const readLimit = options.readLimit ?? defaults.readLimit
+    const own = options.sock instanceof net.Server ? options.sock : undefined
     const server =
-      options.tls !== undefined
-        ? tls.createServer({ ...options.tls, allowHalfOpen: true, highWaterMark: readLimit })
-        : null
+      own !== undefined
+        ? own instanceof tls.Server
+          ? own
+          : null
+        : options.tls !== undefined
+          ? tls.createServer({ ...options.tls, allowHalfOpen: true, highWaterMark: readLimit })
+          : null
     // highWaterMark: a paused socket (maxQueue reached) buffers at most readLimit bytes before the
     // kernel's buffers, then TCP flow control, push back on the peer.
-    const netServer: net.Server = server ?? net.createServer({ allowHalfOpen: true, highWaterMark: readLimit })
+    const netServer: net.Server = server ?? own ?? net.createServer({ allowHalfOpen: true, highWaterMark: readLimit })
     const listener: { close: () => void; localAddress: Address | undefined } = {
       close: () => netServer.close(),
       // Our end of a unix socket is the path we listen on; the client's end is unnamed.
       localAddress: options.unix !== undefined ? { _tag: "UnixAddress", path: options.unix } : undefined
     }
-    const acceptor = yield* makeAcceptor(handler, options, listener)
+    const acceptor = yield* acceptorOf(handler, options, listener)
     netServer.on(server !== null ? "secureConnection" : "connection", (socket: net.Socket) => {
       socket.setNoDelay?.(true)
       acceptor.accept(socket)
@@ -743,12 +850,23 @@ export const serve = <E, R, RP = never, A = undefined>(
  * @since 0.1.0
  * @category constructors
  */
-export const unixServe = <E, R, RP = never, A = undefined>(
+export const unixServe: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    path: string,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    path: string,
+    options?: ServeOptions<RP>
+  ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   path: string,
   options: ServeOptions<RP, A> = {}
 ): Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP> =>
-  serve(handler, { ...options, unix: path })
+  serveAny(handler, { ...options, unix: path })
 
 /**
  * A layer providing the {@link Server} service: the server runs while the layer is alive. A handler
@@ -757,10 +875,33 @@ export const unixServe = <E, R, RP = never, A = undefined>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <E, R, RP = never, A = undefined>(
+export const layer: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>
+  ): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>
+  ): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
-): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.effect(Server, serve(handler, options))
+): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.effect(Server, serveAny(handler, options))
+
+/**
+ * `makeAcceptor` and `serve` for the module's own generic callers, whose `A` is a type parameter:
+ * the public overloads let `A` through only with a `processRequest` that provides it.
+ */
+const acceptorOf = makeAcceptor as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServerOptions<RP, A>,
+  listener?: Listener
+) => Effect.Effect<Acceptor, never, Scope.Scope | Exclude<R, Provided> | RP>
+const serveAny = serve as <E, R, RP, A>(
+  handler: Handler<E, R, A>,
+  options: ServeOptions<RP, A>
+) => Effect.Effect<WebSocketServer, ListenFailed, Scope.Scope | Exclude<R, Provided> | RP>
 
 const toResponse = (response: HttpResponse): Response => {
   const headers = fromHeadersLike(response.headers).copy()
@@ -837,12 +978,23 @@ export const config: Config.Config<ServerConfig> = serverConfig
  * @since 0.3.0
  * @category layers
  */
-export const layerConfig = <E, R, RP = never, A = undefined>(
+export const layerConfig: {
+  <E, R, RP = never, A = undefined>(
+    handler: Handler<E, R, A>,
+    options: ServeOptions<RP, A> & WithProcessRequest<RP, A>,
+    fromConfig?: Config.Config<ServerConfig>
+  ): Layer.Layer<Server, ListenFailed | Config.ConfigError, Exclude<R, Provided> | RP>
+  <E, R, RP = never>(
+    handler: Handler<E, R>,
+    options?: ServeOptions<RP>,
+    fromConfig?: Config.Config<ServerConfig>
+  ): Layer.Layer<Server, ListenFailed | Config.ConfigError, Exclude<R, Provided> | RP>
+} = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {},
   fromConfig: Config.Config<ServerConfig> = config
 ): Layer.Layer<Server, ListenFailed | Config.ConfigError, Exclude<R, Provided> | RP> =>
   Layer.effect(
     Server,
-    Effect.flatMap(fromConfig, (configured) => serve(handler, { ...options, ...configured }))
+    Effect.flatMap(fromConfig, (configured) => serveAny(handler, { ...options, ...configured }))
   )

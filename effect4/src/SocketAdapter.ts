@@ -39,6 +39,9 @@ import type { Address, WebSocket } from "./WebSocket.js"
 const closeError = (error: ConnectionClosed): Socket.SocketError =>
   new Socket.SocketError({ reason: new Socket.SocketCloseError({ code: error.code, closeReason: error.reason }) })
 
+const readError = (cause: unknown): Socket.SocketError =>
+  new Socket.SocketError({ reason: new Socket.SocketReadError({ cause }) })
+
 const writeError = (cause: unknown): Socket.SocketError =>
   new Socket.SocketError({ reason: new Socket.SocketWriteError({ cause }) })
 
@@ -52,9 +55,10 @@ const writeError = (cause: unknown): Socket.SocketError =>
 export const toSocket = (ws: WebSocket): Socket.Socket =>
   Socket.make({
     reader: Effect.succeed({
+      // A second concurrent pull fails with ConcurrencyError, reported as a read error.
       pull: Effect.mapError(
         Effect.map(ws.recv, (message) => [message] as const),
-        closeError
+        (error) => (isConnectionClosed(error) ? closeError(error) : readError(error))
       ),
       upgrade: () =>
         Effect.fail(

@@ -29,7 +29,7 @@ import { dual } from "effect/Function"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as Stream from "effect/Stream"
-import type { ConnectionClosed, ConnectionClosedError } from "./Errors.js"
+import type { ConcurrencyError, ConnectionClosed, ConnectionClosedError } from "./Errors.js"
 import { MessageDecodeError, MessageEncodeError } from "./Errors.js"
 import type { Data, WebSocket } from "./WebSocket.js"
 
@@ -172,7 +172,8 @@ export const binary = <A, R>(schema: Schema.Codec<A, Uint8Array, R, R>): Codec<A
 export const recv = <A, R>(
   ws: WebSocket,
   codec: Codec<A, R>
-): Effect.Effect<A, ConnectionClosed | MessageDecodeError, R> => Effect.flatMap(ws.recv, codec.decode)
+): Effect.Effect<A, ConnectionClosed | ConcurrencyError | MessageDecodeError, R> =>
+  Effect.flatMap(ws.recv, codec.decode)
 
 /**
  * Every incoming message, decoded: `ws.messages` through `codec.decode`. Ends normally after a

@@ -5,13 +5,21 @@
  *
  * @since 0.1.0
  */
+import * as Brand from "effect/Brand"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type { State } from "./Connection.js"
-import type { ConnectionClosed, ConnectionClosedError, InvalidArgument, InvalidState, ProtocolError } from "./Errors.js"
+import type {
+  ConcurrencyError,
+  ConnectionClosed,
+  ConnectionClosedError,
+  InvalidArgument,
+  InvalidState,
+  ProtocolError
+} from "./Errors.js"
 import type { Headers } from "./Headers.js"
 
 /**
@@ -22,11 +30,54 @@ import type { Headers } from "./Headers.js"
 export type Data = string | Uint8Array
 
 /**
+ * A value of the Origin header (RFC 6454 §7): `scheme://host[:port]`, or `null` for an opaque
+ * origin. A branded string (the seeds' `typing.Origin`): inputs take plain strings too, the
+ * constructor `Origin(value)` checks one (throwing on a bad value; `Origin.result` does not).
+ * @since 0.4.0
+ * @category models
+ */
+export type Origin = string & Brand.Brand<"effect-websockets/Origin">
+
+const ORIGIN = /^(?:null|[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#]+)$/
+
+/**
+ * @since 0.4.0
+ * @category constructors
+ */
+export const Origin = Brand.make<Origin>((value) => ORIGIN.test(value) || `invalid origin: ${JSON.stringify(value)}`)
+
+/**
+ * A subprotocol name (RFC 6455 §4.1: a token, RFC 9110 §5.6.2). A branded string (the seeds'
+ * `typing.Subprotocol`): `ws.subprotocol` is one; inputs take plain strings too, and the
+ * constructor `Subprotocol(name)` checks one.
+ * @since 0.4.0
+ * @category models
+ */
+export type Subprotocol = string & Brand.Brand<"effect-websockets/Subprotocol">
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * @since 0.4.0
+ * @category constructors
+ */
+export const Subprotocol = Brand.make<Subprotocol>(
+  (value) => TOKEN.test(value) || `invalid subprotocol: ${JSON.stringify(value)}`
+)
+
+/**
  * What `send` accepts: one message, or the fragments of one message as an iterable or a `Stream`.
+ * An `ArrayBuffer` or any view of one (`DataView`, typed arrays) is sent as Binary, its bytes as
+ * they are in memory.
  * @since 0.1.0
  * @category models
  */
-export type Message<E = never, R = never> = Data | Iterable<Data> | Stream.Stream<Data, E, R>
+export type Message<E = never, R = never> =
+  | Data
+  | ArrayBuffer
+  | ArrayBufferView
+  | Iterable<Data>
+  | Stream.Stream<Data, E, R>
 
 /**
  * Address of one end of a connection: TCP host and port, or a unix socket path.
@@ -45,14 +96,29 @@ export type Address =
 export interface WebSocket {
   /** Unique identifier of the connection, useful in logs. */
   readonly id: string
+  /**
+   * The log annotations of this connection, `{ connectionId: id }`: what Python's connection-scoped
+   * `logger` adds to each line. A server's handler needs none: its fiber already carries them, as
+   * the library's own lines do. Elsewhere (a client's code, a fiber the handler forks into another
+   * scope), add them with `Effect.annotateLogs(ws.logAnnotations)`.
+   *
+   * @example
+   * ```ts
+   * const ws = yield* Client.connect("ws://localhost:8765")
+   * yield* Effect.log("connected").pipe(Effect.annotateLogs(ws.logAnnotations))
+   * // level=INFO message=connected connectionId=…
+   * ```
+   */
+  readonly logAnnotations: { readonly connectionId: string }
   /** Which side of the connection this is. */
   readonly side: "client" | "server"
   /**
    * The next message: `string` for Text, `Uint8Array` for Binary. Interrupting it loses no message:
    * the next `recv` returns it. Once the connection is closed it fails with ConnectionClosedOK after
-   * a normal closure (1000/1001 both ways) and ConnectionClosedError otherwise.
+   * a normal closure (1000/1001 both ways) and ConnectionClosedError otherwise. A `recv` called while
+   * another fiber's `recv` is waiting fails at once with ConcurrencyError (the seeds' RuntimeError).
    */
-  readonly recv: Effect.Effect<Data, ConnectionClosed>
+  readonly recv: Effect.Effect<Data, ConnectionClosed | ConcurrencyError>
   /**
    * Every incoming message. Ends normally when the connection closes with 1000 or 1001 and fails
    * with ConnectionClosedError otherwise (Python's `async for message in websocket`).
@@ -71,6 +137,10 @@ export interface WebSocket {
    * Sends a message: a string as Text, bytes as Binary, an iterable or a `Stream` of fragments as
    * one fragmented message (all fragments of one type, else InvalidArgument and the connection is
    * closed with 1011). Waits while the write buffer is above `writeLimit`.
+   *
+   * A value that is none of these (a `Map`, a number, `null`, an iterable whose first item is no
+   * string or Uint8Array) fails with InvalidArgument, Python's TypeError, before anything is sent:
+   * the connection stays open and usable.
    */
   send<E = never, R = never>(message: Message<E, R>): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R>
   /**
@@ -101,10 +171,29 @@ export interface WebSocket {
   readonly requestHeaders: Headers
   /** Headers of the opening handshake response. */
   readonly responseHeaders: Headers
+  /**
+   * The username that `Auth.basicAuth` authenticated for this connection, `undefined` without
+   * it (the seeds' `BasicAuthWebSocketServerProtocol.username`).
+   */
+  readonly username: string | undefined
+  /** The realm of the `Auth.basicAuth` that authenticated this connection, `undefined` without it. */
+  readonly realm: string | undefined
   /** Negotiated subprotocol, if any. */
-  readonly subprotocol: string | undefined
+  readonly subprotocol: Subprotocol | undefined
   /** Protocol state. */
   readonly state: State
+  /**
+   * `true` while the connection is OPEN (the seeds' `open` attribute). Both `open` and `closed` are
+   * `false` while the closing handshake is in progress.
+   */
+  readonly open: boolean
+  /** `true` once the connection is CLOSED (the seeds' `closed` attribute). */
+  readonly closed: boolean
+  /**
+   * Round trip of the last ping answered by a pong, in seconds, as in Python `websockets`; `0`
+   * before any. Updated by keepalive pings and by the application's `ping`.
+   */
+  readonly latency: number
   /** Close code once the connection is closed (1005 without code, 1006 without close frame). */
   readonly closeCode: number | undefined
   /** Close reason once the connection is closed. */
@@ -146,6 +235,11 @@ export interface WebSocketOptions {
   readonly pingTimeout?: OptionalDuration
   /** Time allowed for the closing handshake and the TCP close before aborting. Default 10 seconds. */
   readonly closeTimeout?: Duration.Input | undefined
+  /**
+   * Alias of `closeTimeout`, which wins when both are set (the seeds' `timeout`).
+   * @deprecated Use `closeTimeout`.
+   */
+  readonly timeout?: Duration.Input | undefined
   /** Maximum size of incoming messages in bytes; `null` disables the limit. Default 1 MiB. */
   readonly maxSize?: number | null | undefined
   /** Maximum number of received messages waiting to be read before reading pauses; `null`: no limit. Default 32. */

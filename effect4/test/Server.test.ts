@@ -14,6 +14,7 @@ import * as Client from "../src/Client.js"
 import { type ConnectionClosed, isConnectionClosed, isInvalidHandshake } from "../src/Errors.js"
 import * as Server from "../src/Server.js"
 import { CurrentWebSocket, type WebSocket } from "../src/WebSocket.js"
+import { recvOrDie } from "./fixtures/loopback.js"
 
 const LOCALHOST = "127.0.0.1"
 
@@ -26,10 +27,12 @@ const uriOf = (server: Server.WebSocketServer, path = "/"): string =>
 const serveLocal = <E, R, RP = never, A = undefined>(
   handler: Server.Handler<E, R, A>,
   options: Server.ServeOptions<RP, A> = {}
-) => Server.serve(handler, { host: LOCALHOST, port: 0, ...options })
+) =>
+  // A generic pass-through: the overloads of `serve` pair a handler's value with its hook at the test's call.
+  Server.serve(handler as Server.Handler<E, R>, { host: LOCALHOST, port: 0, ...options } as Server.ServeOptions<RP>)
 
 /** Reads until the connection closes and returns how it closed. */
-const recvUntilClosed = (ws: WebSocket): Effect.Effect<ConnectionClosed> => Effect.flip(Effect.forever(ws.recv))
+const recvUntilClosed = (ws: WebSocket): Effect.Effect<ConnectionClosed> => Effect.flip(Effect.forever(recvOrDie(ws)))
 
 /** A port nobody listens on: bound, read, released. */
 const freePort = Effect.callback<number>((resume) => {

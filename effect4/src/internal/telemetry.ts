@@ -2,8 +2,9 @@
  * What connections tell the outside: logs (through Effect's loggers), spans (Effect's Tracer) and
  * metrics (Effect's Metric). Everything is read once from the fiber that starts a server or a
  * client connection, so that connections, which run in plain callbacks, need no fiber to log, trace
- * or count, and pay nothing for what is off: no logger when the level is above Info, no frame
- * formatted above Debug, no span with tracing disabled, no metric with `metrics: false`.
+ * or count, and pay nothing for what is off: no logger when neither the connection lines (Debug by
+ * default) nor the frames (Debug) would be shown, no span with tracing disabled or Effect's built-in
+ * tracer, no metric with `metrics: false`. Nothing is added to a span that outlives its connection.
  */
 import type * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -13,8 +14,9 @@ import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as References from "effect/References"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 import type { Connection, ConnectionLogger } from "../Connection.js"
+import { closeCodeName } from "../Errors.js"
 import { Opcode } from "../Frames.js"
 import * as Metrics from "../Metrics.js"
 import type { WebSocketImpl } from "./webSocket.js"
@@ -97,17 +99,94 @@ export class MetricsRecorder {
 }
 
 /**
- * A logger for the sans-I/O connection, over the loggers of the fiber that made it; `undefined`
- * when Info is below the minimum level, so that nothing is even formatted. Each line is logged by
- * a synchronous run of `Effect.log*` in that fiber's context (Effect 4's loggers take the fiber
- * they log from), annotated with the connection's id.
+ * The level of a server's connection lines (`connection open`, `connection rejected (…)`,
+ * `connection closed: …`) unless `connectionLogLevel` says otherwise: Debug, below Effect's default
+ * minimum (Info), so that by default they are dropped before they are formatted, as Python's are
+ * on its `websockets.server` logger, which prints nothing until the application configures logging.
  */
-export const effectLogger = (context: Context.Context<never>): ConnectionLogger | undefined => {
-  const minimum = Context.get(context, References.MinimumLogLevel)
-  if (LogLevel.isGreaterThan(minimum, "Info")) return undefined
-  if (Context.get(context, References.CurrentLoggers).size === 0) return undefined
-  const run = Effect.runSyncWith(context)
-  const log = (logLevel: "Info" | "Debug", message: string, connection: Connection): void => {
+export const DEFAULT_CONNECTION_LOG_LEVEL: LogLevel.LogLevel = "Debug"
+
+/** `connectionLogLevel` as a level (Effect 4's levels are their literals). */
+export const toLogLevel = (level: LogLevel.LogLevel | undefined): LogLevel.LogLevel =>
+  level ?? DEFAULT_CONNECTION_LOG_LEVEL
+
+/**
+ * A connection logger over the loggers of a fiber: each line is logged by a synchronous run of
+ * `Effect.logWithLevel` in that fiber's context (Effect 4's loggers take the fiber they log from),
+ * with its log annotations, plus `connectionId`.
+ *
+ * Never in the fiber's span: Effect's tracer logger turns each line into an event of the span its
+ * context holds, and the fiber that starts a server is in the server's `effect-websockets.serve`
+ * span, which lives as long as the server; two events per connection would grow it without bound
+ * (issue 23). The connection lines go to the connection's own span when it has one ({@link within}),
+ * which ends with it; frame lines go to no span (a span per frame of a long connection would grow
+ * it with every message).
+ */
+export class EffectConnectionLogger implements ConnectionLogger {
+  readonly debugEnabled: boolean
+  /** Whether the connection lines (at `connectionLevel`) pass the minimum level. */
+  readonly connectionLinesEnabled: boolean
+  private readonly run: <A, E>(effect: Effect.Effect<A, E>) => A
+  /** Runs the connection lines: in the connection's span when there is one. */
+  private readonly runLine: <A, E>(effect: Effect.Effect<A, E>) => A
+
+  private constructor(
+    /** The fiber's context, without its span. */
+    private readonly context: Context.Context<never>,
+    minimum: LogLevel.LogLevel,
+    private readonly connectionLevel: LogLevel.LogLevel,
+    /** The span of the connection whose lines this logger writes, when it has one. */
+    span: Tracer.AnySpan | undefined
+  ) {
+    this.debugEnabled = LogLevel.isLessThanOrEqualTo(minimum, "Debug")
+    // `None` as the level of a line would pass any minimum: it means "off" here.
+    this.connectionLinesEnabled = connectionLevel !== "None" && LogLevel.isLessThanOrEqualTo(minimum, connectionLevel)
+    this.run = Effect.runSyncWith(context)
+    this.runLine = span === undefined ? this.run : Effect.runSyncWith(Context.add(context, Tracer.ParentSpan, span))
+  }
+
+  /** `undefined` when nothing these connections log would be shown. */
+  static make(context: Context.Context<never>, connectionLevel: LogLevel.LogLevel): EffectConnectionLogger | undefined {
+    if (Context.get(context, References.CurrentLoggers).size === 0) return undefined
+    const minimum = Context.get(context, References.MinimumLogLevel)
+    const logger = new EffectConnectionLogger(
+      Context.omit(Tracer.ParentSpan)(context),
+      minimum,
+      connectionLevel,
+      undefined
+    )
+    return logger.debugEnabled || logger.connectionLinesEnabled ? logger : undefined
+  }
+
+  /** The same logger, with the connection lines in `span` (made only when those lines are logged). */
+  within(span: Tracer.AnySpan): EffectConnectionLogger {
+    if (!this.connectionLinesEnabled) return this
+    const minimum = Context.get(this.context, References.MinimumLogLevel)
+    return new EffectConnectionLogger(this.context, minimum, this.connectionLevel, span)
+  }
+
+  debug(message: string, connection: Connection): void {
+    if (this.debugEnabled) this.log(this.run, "Debug", message, connection)
+  }
+
+  /** A connection line (Python logs them at INFO): at the server's `connectionLogLevel`. */
+  info(message: string, connection: Connection): void {
+    // Enabled, the level is not "None"; "All" (the lowest) logs as the lowest severity.
+    if (this.connectionLinesEnabled)
+      this.log(
+        this.runLine,
+        this.connectionLevel === "All" ? "Trace" : (this.connectionLevel as LogLevel.Severity),
+        message,
+        connection
+      )
+  }
+
+  private log(
+    run: <A, E>(effect: Effect.Effect<A, E>) => A,
+    logLevel: LogLevel.Severity,
+    message: string,
+    connection: Connection
+  ): void {
     run(
       Effect.logWithLevel(logLevel)(message).pipe(
         Effect.annotateLogs({ connectionId: connection.id }),
@@ -115,12 +194,37 @@ export const effectLogger = (context: Context.Context<never>): ConnectionLogger 
       )
     )
   }
-  return {
-    debugEnabled: LogLevel.isLessThanOrEqualTo(minimum, "Debug"),
-    debug: (message, connection) => log("Debug", message, connection),
-    info: (message, connection) => log("Info", message, connection)
-  }
 }
+
+/**
+ * How a connection ended, in Python's words (`ConnectionClosed.__str__`): what was received and
+ * sent, and in which order, so that a connection we closed with 1009 reads `sent 1009 (message too
+ * big); no close frame received`, not `received 1006`.
+ */
+export const describeClosure = (connection: Connection): string => {
+  const rcvd = connection.closeRcvd
+  const sent = connection.closeSent
+  if (rcvd === undefined)
+    return sent === undefined ? "no close frame received or sent" : `sent ${closeText(sent)}; no close frame received`
+  if (sent === undefined) return `received ${closeText(rcvd)}; no close frame sent`
+  return connection.closeRcvdThenSent === true
+    ? `received ${closeText(rcvd)}; then sent ${closeText(sent)}`
+    : `sent ${closeText(sent)}; then received ${closeText(rcvd)}`
+}
+
+/** `1009 (message too big)`, then the reason if there is one (Python's `Close.__str__`). */
+const closeText = (close: { readonly code: number; readonly reason: string }): string => {
+  const text = `${close.code} (${closeCodeName(close.code)})`
+  return close.reason === "" ? text : `${text} ${close.reason}`
+}
+
+/**
+ * Whether a clean closure (close frames sent and received) ended the connection as intended: 1000,
+ * 1001 and 1005 (Python's `OK_CLOSE_CODES`) and the codes of applications (3000-4999, RFC 6455
+ * §7.4.2), such as `close(4000, "bye")`. Protocol and server errors (1002-1015 but 1005) are not.
+ */
+const isIntendedCode = (code: number): boolean =>
+  code === 1000 || code === 1001 || code === 1005 || (code >= 3000 && code <= 4999)
 
 /** Effect's built-in tracer, whose spans nobody exports (read once, on first use). */
 let builtinTracer: Tracer.Tracer | undefined
@@ -150,8 +254,8 @@ export class Telemetry {
     readonly side: Side,
     /** `undefined` with `metrics: false`. */
     readonly metrics: MetricsRecorder | undefined,
-    /** `undefined` when logs at Info and below are off. */
-    readonly logger: ConnectionLogger | undefined,
+    /** `undefined` when nothing connections log would be shown. */
+    readonly logger: EffectConnectionLogger | undefined,
     /** `undefined` when tracing is disabled. */
     private readonly tracer: Tracer.Tracer | undefined,
     private readonly clock: Clock.Clock,
@@ -159,7 +263,13 @@ export class Telemetry {
   ) {}
 
   /** Reads loggers, tracer, clock and metric labels from the current fiber. */
-  static make(side: Side, options: { readonly metrics?: boolean | undefined }): Effect.Effect<Telemetry> {
+  static make(
+    side: Side,
+    options: {
+      readonly metrics?: boolean | undefined
+      readonly connectionLogLevel?: LogLevel.LogLevel | undefined
+    }
+  ): Effect.Effect<Telemetry> {
     return Effect.gen(function* () {
       const context = yield* Effect.context<never>()
       const tracingEnabled = Context.get(context, References.TracerEnabled)
@@ -167,12 +277,21 @@ export class Telemetry {
       return new Telemetry(
         side,
         metrics,
-        effectLogger(context),
+        EffectConnectionLogger.make(context, toLogLevel(options.connectionLogLevel)),
         tracingEnabled ? exportingTracer(yield* Effect.tracer) : undefined,
         yield* Effect.clockWith(Effect.succeed),
         Context.get(context, References.TracerTimingEnabled)
       )
     })
+  }
+
+  /**
+   * The logger of a connection with these spans: the shared one, or one that writes the connection
+   * lines into the connection's span, when there are both such lines and a span.
+   */
+  loggerFor(spans: ConnectionSpans | undefined): ConnectionLogger | undefined {
+    const logger = this.logger
+    return logger === undefined || spans === undefined ? logger : logger.within(spans.connection)
   }
 
   private now(): bigint {
@@ -248,8 +367,8 @@ export class Telemetry {
     const protocol = ws.protocol
     const exc = protocol.closeExc
     this.metrics?.closed(exc.code)
-    if (this.logger !== undefined && this.side === "server")
-      this.logger.info(`connection closed: ${exc.message}`, protocol)
+    if (this.side === "server" && this.logger?.connectionLinesEnabled === true)
+      protocol.logger?.info(`connection closed: ${describeClosure(protocol)}`, protocol)
     const spans = ws.spans
     if (spans === undefined) return
     const span = spans.connection
@@ -267,13 +386,16 @@ export class Telemetry {
       span.attribute("websocket.close.sent.code", sent.code)
       span.attribute("websocket.close.sent.reason", sent.reason)
     }
-    span.attribute("websocket.close.clean", rcvd !== undefined && sent !== undefined)
+    const clean = rcvd !== undefined && sent !== undefined
+    span.attribute("websocket.close.clean", clean)
     span.attribute("websocket.messages.received", ws.messagesReceived)
     span.attribute("websocket.messages.sent", ws.messagesSent)
     span.attribute("websocket.bytes.received", ws.bytesReceived)
     span.attribute("websocket.bytes.sent", ws.bytesSent)
-    // A protocol violation, a keepalive timeout or a lost connection fail the span; 1000/1001 do not.
-    span.end(this.now(), exc._tag === "ConnectionClosedOK" ? Exit.void : Exit.fail(protocol.parserExc ?? exc))
+    // A protocol violation, a keepalive timeout or a lost connection fail the span; a clean close
+    // with 1000/1001 or an application's code (`close(4000, "bye")`) does not.
+    const intended = clean && protocol.parserExc === undefined && isIntendedCode(rcvd.code) && isIntendedCode(sent.code)
+    span.end(this.now(), intended ? Exit.void : Exit.fail(protocol.parserExc ?? exc))
   }
 
   /** What identifies a connection: its id, path and peer. */

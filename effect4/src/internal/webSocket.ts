@@ -19,6 +19,7 @@ import type * as Pull from "effect/Pull"
 import * as Stream from "effect/Stream"
 import { type Connection, type Event, State } from "../Connection.js"
 import {
+  ConcurrencyError,
   type ConnectionClosed,
   type ConnectionClosedError,
   InvalidArgument,
@@ -33,8 +34,9 @@ import { CloseCode, checkClose, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
 import type { ServerConnection } from "../ServerConnection.js"
-import type { Address, Data, Message, WebSocket, WebSocketOptions } from "../WebSocket.js"
+import type { Address, Data, Message, Subprotocol, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
+import { authenticatedBy } from "./authenticated.js"
 import * as Result from "./result.js"
 import type { ConnectionSpans, MetricsRecorder, Telemetry } from "./telemetry.js"
 import { decodeText } from "./text.js"
@@ -88,6 +90,8 @@ export const textFragments = (text: string): Array<string> => {
   return fragments
 }
 
+const CONCURRENT_RECV = "cannot call recv while another fiber is already waiting for the next message"
+
 // What a reader does next (`nextRead`).
 const READ_MESSAGE = 0
 const READ_CLOSED = 1
@@ -116,7 +120,8 @@ export interface ResolvedOptions {
 export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
   pingInterval: resolveOptionalDuration(options.pingInterval, defaults.pingInterval),
   pingTimeout: resolveOptionalDuration(options.pingTimeout, defaults.pingTimeout),
-  closeTimeout: Duration.fromInputUnsafe(options.closeTimeout ?? defaults.closeTimeout),
+  // `timeout`: the seeds' deprecated alias.
+  closeTimeout: Duration.fromInputUnsafe(options.closeTimeout ?? options.timeout ?? defaults.closeTimeout),
   maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize,
   maxQueue: options.maxQueue === undefined ? defaults.maxQueue : options.maxQueue,
   readLimit: options.readLimit ?? defaults.readLimit,
@@ -128,6 +133,15 @@ interface PendingPing {
   readonly deferred: Deferred.Deferred<number, ConnectionClosed> | undefined
   readonly sentAt: number
 }
+
+/** What a value that `send` does not accept is, for its error message. */
+const describe = (value: unknown): string =>
+  value === null ? "null" : typeof value !== "object" ? typeof value : (value.constructor?.name ?? "an object")
+
+const notAMessage = (value: unknown): InvalidArgument =>
+  new InvalidArgument({
+    detail: `data must be a string, bytes (Uint8Array, ArrayBuffer or a view), an iterable or a Stream of fragments, got ${describe(value)}`
+  })
 
 const toBytes = (data: Data): Uint8Array => (typeof data === "string" ? Buffer.from(data, "utf8") : data)
 
@@ -150,7 +164,7 @@ export class WebSocketImpl implements WebSocket {
   path = ""
   requestHeaders: Headers = new Headers()
   responseHeaders: Headers = new Headers()
-  subprotocol: string | undefined = undefined
+  subprotocol: Subprotocol | undefined = undefined
   localAddress: Address | undefined
   remoteAddress: Address | undefined
 
@@ -165,7 +179,11 @@ export class WebSocketImpl implements WebSocket {
   /** Completes once the TCP connection is closed. */
   private closedDeferred: Deferred.Deferred<void> | undefined = undefined
   /** The TCP connection closed and the closure was processed (`onClosed`). */
-  private closed = false
+  private closureProcessed = false
+  /** A `recv` is waiting for a message: another one fails with ConcurrencyError. */
+  private recvWaiting = false
+  /** Round trip of the last ping answered, in seconds (`latency`). */
+  latency = 0
 
   // Incoming messages: a queue with a head index (no O(n) shift), and wake-up callbacks of waiting readers.
   private queue: Array<Data> = []
@@ -251,11 +269,28 @@ export class WebSocketImpl implements WebSocket {
     socket.on("drain", onSocketDrain)
   }
 
+  /** Made when asked: a connection keeps no object for it. */
+  get logAnnotations(): { readonly connectionId: string } {
+    return { connectionId: this.id }
+  }
+
   get side(): "client" | "server" {
     return this.protocol.side
   }
   get state(): State {
     return this.protocol.state
+  }
+  get open(): boolean {
+    return this.protocol.state === State.OPEN
+  }
+  get username(): string | undefined {
+    return authenticatedBy.get(this.requestHeaders)?.username
+  }
+  get realm(): string | undefined {
+    return authenticatedBy.get(this.requestHeaders)?.realm
+  }
+  get closed(): boolean {
+    return this.protocol.state === State.CLOSED
   }
   get closeCode(): number | undefined {
     return this.protocol.closeCode
@@ -462,17 +497,27 @@ export class WebSocketImpl implements WebSocket {
 
   /**
    * After each write: Node emits 'drain' only once its buffer exceeded the socket's highWaterMark,
-   * which may be above `writeLimit`; so whoever waits for the buffer to fall below `writeLimit`
+   * which may be above `writeLimit`; so whoever waits for the buffer to fall to the low-water mark
    * (paused reading, `send` under backpressure) is woken here too.
    */
   private readonly onWritten = (): void => {
-    if ((this.pausedForWrites || this.drainWaiters.size > 0) && this.socket.writableLength <= this.options.writeLimit) {
+    if ((this.pausedForWrites || this.drainWaiters.size > 0) && this.socket.writableLength <= this.writeLowWater()) {
       this.onDrain()
     }
   }
 
-  /** @internal */
+  /**
+   * Low-water mark of the write buffer: whoever waited for it to drain resumes at or below a
+   * quarter of `writeLimit`, as the seeds' `write_limit` (asyncio's flow control) does, so that a
+   * writer at the limit is not woken for every few bytes the peer reads.
+   */
+  private writeLowWater(): number {
+    return Math.floor(this.options.writeLimit / 4)
+  }
+
+  /** @internal The socket's 'drain' (its buffer is empty), or a write that left it at the low-water mark. */
   onDrain(): void {
+    if (!this.socketClosed && this.socket.writableLength > this.writeLowWater()) return
     if (this.pausedForWrites) {
       this.pausedForWrites = false
       if (!this.pausedForQueue && !this.socketClosed) this.socket.resume()
@@ -518,6 +563,8 @@ export class WebSocketImpl implements WebSocket {
     for (const [pingKey, ping] of this.pings) {
       this.pings.delete(pingKey)
       this.metrics?.pingRoundTrip(now - ping.sentAt)
+      // Before the deferred: Effect 4 may resume the fiber awaiting it right there, which then reads it.
+      if (pingKey === key) this.latency = (now - ping.sentAt) / 1000
       if (ping.deferred !== undefined) Deferred.doneUnsafe(ping.deferred, Exit.succeed(now - ping.sentAt))
       if (pingKey === this.keepaliveKey) this.onKeepalivePong()
       if (pingKey === key) break
@@ -546,7 +593,7 @@ export class WebSocketImpl implements WebSocket {
       if (this.opened) telemetry.closed(this)
       else telemetry.handshakeFailed(this, this.handshakeError ?? asHandshakeError(this.protocol.handshakeExc))
     }
-    this.closed = true
+    this.closureProcessed = true
     // Made only if someone waited (most connections end without anyone waiting on `waitClosed`).
     if (this.closedDeferred !== undefined) Deferred.doneUnsafe(this.closedDeferred, Exit.void)
     const onClose = this.onClose
@@ -715,15 +762,16 @@ export class WebSocketImpl implements WebSocket {
     this.afterReceive()
   }
 
-  /** Marks the handshake complete: starts keepalive. */
-  open(request: Request, response: Response, subprotocol: string | undefined): void {
+  /** Marks the handshake complete: starts keepalive. (Not `open`: that is the seeds' boolean attribute.) */
+  handshakeCompleted(request: Request, response: Response, subprotocol: string | undefined): void {
     this.path = request.path
     this.requestHeaders = request.headers
     this.responseHeaders = response.headers
     // Kept for the life of the connection: without their lookup maps until someone looks again.
     request.headers.compact()
     response.headers.compact()
-    this.subprotocol = subprotocol
+    // Negotiated from the tokens both sides listed (ServerConnection, ClientConnection check them).
+    this.subprotocol = subprotocol as Subprotocol | undefined
     this.opened = true
     this.telemetry?.opened(this)
     this.scheduleKeepalivePing()
@@ -792,7 +840,7 @@ export class WebSocketImpl implements WebSocket {
   get waitClosed(): Effect.Effect<void> {
     if (this.closedDeferred === undefined) {
       this.closedDeferred = Deferred.makeUnsafe()
-      if (this.closed) Deferred.doneUnsafe(this.closedDeferred, Exit.void)
+      if (this.closureProcessed) Deferred.doneUnsafe(this.closedDeferred, Exit.void)
     }
     return Deferred.await(this.closedDeferred)
   }
@@ -830,20 +878,45 @@ export class WebSocketImpl implements WebSocket {
   }
   private _waitReadable: Effect.Effect<void> | undefined = undefined
 
-  /** The next message; interruption-safe because a message leaves the queue only in `takeSync`. */
-  get recv(): Effect.Effect<Data, ConnectionClosed> {
+  /**
+   * The next message; interruption-safe because a message leaves the queue only in `takeSync`.
+   * Fails at once with ConcurrencyError while another `recv` waits (as the seeds raise).
+   */
+  get recv(): Effect.Effect<Data, ConnectionClosed | ConcurrencyError> {
     // Made on first use, as the other Effects below: most connections use one way of reading.
-    this._recv ??= this.makeRecv()
+    this._recv ??= Effect.suspend(
+      (): Effect.Effect<Data, ConnectionClosed | ConcurrencyError> =>
+        this.recvWaiting ? Effect.fail(new ConcurrencyError({ detail: CONCURRENT_RECV })) : this.recvLoop
+    )
     return this._recv
   }
-  private _recv: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
-  private makeRecv(): Effect.Effect<Data, ConnectionClosed> {
-    return Effect.suspend(() => {
+  private _recv: Effect.Effect<Data, ConnectionClosed | ConcurrencyError> | undefined = undefined
+  /** Takes the next message, or waits (marked as the one waiting reader) and tries again. */
+  private get recvLoop(): Effect.Effect<Data, ConnectionClosed> {
+    this._recvLoop ??= Effect.suspend(() => {
       const next = this.nextRead()
       if (next === READ_MESSAGE) return Effect.succeed(this.takeSync())
       if (next === READ_CLOSED) return Effect.fail(this.protocol.closeExc)
-      return Effect.andThen(this.waitReadable, this.recv)
+      return this.recvWait
     })
+    return this._recvLoop
+  }
+  private _recvLoop: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
+  private _recvWait: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
+  private get recvWait(): Effect.Effect<Data, ConnectionClosed> {
+    this._recvWait ??= Effect.callback<Data, ConnectionClosed>((resume) => {
+      this.recvWaiting = true
+      const wake = () => {
+        this.recvWaiting = false
+        resume(this.recvLoop)
+      }
+      this.readers.add(wake)
+      return Effect.sync(() => {
+        this.recvWaiting = false
+        this.readers.delete(wake)
+      })
+    })
+    return this._recvWait
   }
 
   /**
@@ -957,13 +1030,23 @@ export class WebSocketImpl implements WebSocket {
     if (typeof message === "string" || message instanceof Uint8Array) {
       return this.sendMessage(typeof message === "string" ? Opcode.Text : Opcode.Binary, message)
     }
+    // Checked here, as Python raises TypeError: an application typed with `any` (parsed JSON, a
+    // cast) may pass anything.
+    if (typeof message !== "object" || message === null) return Effect.fail(notAMessage(message))
+    if (message instanceof ArrayBuffer) return this.sendMessage(Opcode.Binary, new Uint8Array(message))
+    if (ArrayBuffer.isView(message)) {
+      return this.sendMessage(Opcode.Binary, new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
+    }
     if (Stream.isStream(message)) {
       return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
     }
+    // Python rejects dict-like objects too: their entries are never fragments, and sending a Map
+    // is a common mistake (`JSON.stringify` it, or pass `map.values()`).
+    if (message instanceof Map) return Effect.fail(new InvalidArgument({ detail: "data must not be a Map" }))
     if (Predicate.isIterable(message)) {
       return this.exclusive(this.sendFragments(Stream.fromIterable(message as Iterable<Data>)))
     }
-    return Effect.fail(new InvalidArgument({ detail: "data must be a string, bytes, an iterable or a Stream" }))
+    return Effect.fail(notAMessage(message))
   }
 
   /**
@@ -1068,6 +1151,13 @@ export class WebSocketImpl implements WebSocket {
       const body = Stream.runForEach(fragments, (fragment) =>
         Effect.suspend((): Effect.Effect<void, ConnectionClosed | InvalidArgument> => {
           const isText = typeof fragment === "string"
+          // Before the first fragment nothing is sent, so the connection stays usable; after it,
+          // the connection fails below as for mixed types.
+          if (!isText && !(fragment instanceof Uint8Array)) {
+            return Effect.fail(
+              new InvalidArgument({ detail: `fragments must be strings or Uint8Arrays, got ${describe(fragment)}` })
+            )
+          }
           if (pending === undefined && first) {
             textual = isText
           } else if (isText !== textual) {
