@@ -31,14 +31,16 @@ export const coreFiles = [
   "internal/mask.ts",
   "internal/fanOut.ts",
   "internal/text.ts",
+  "internal/topicHub.ts",
   "internal/zlibEngine.ts"
 ]
 
 /*
- * Besides the core proper, three internal modules free of `effect` that the shells share because
+ * Besides the core proper, four internal modules free of `effect` that the shells share because
  * each shell has the modules they import, under the same names: internal/forwarded.ts (reads
- * X-Forwarded-For), internal/fanOut.ts (broadcast over internal/webSocket.ts's trySend) and
- * internal/authenticated.ts (who Auth.basicAuth let in, for ws.username and ws.realm).
+ * X-Forwarded-For), internal/fanOut.ts (broadcast over internal/webSocket.ts's trySend),
+ * internal/authenticated.ts (who Auth.basicAuth let in, for ws.username and ws.realm) and
+ * internal/topicHub.ts (the local subscribers of each topic).
  */
 let written = 0
 for (const file of coreFiles) {
