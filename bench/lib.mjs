@@ -257,7 +257,11 @@ export const TARGETS = {
   "ours@24": { script: "servers/ours.mjs", env: {}, node: 24 },
   "ours-stream@24": { script: "servers/ours.mjs", args: ["--stream"], env: {}, node: 24 },
   "ours-e4@24": { script: "servers/oursEffect4.mjs", env: {}, node: 24 },
-  "ours-e4-stream@24": { script: "servers/oursEffect4.mjs", args: ["--stream"], env: {}, node: 24 }
+  "ours-e4-stream@24": { script: "servers/oursEffect4.mjs", args: ["--stream"], env: {}, node: 24 },
+  // Both shells with metrics, tracing and Info logs off: the Effect 4 shell logs its connection
+  // lines at Info, the Effect 3 shell at Debug (issue 26), which weighs on handshakes.
+  "ours-quiet@24": { script: "servers/ours.mjs", args: ["--quiet"], env: {}, node: 24 },
+  "ours-e4-quiet@24": { script: "servers/oursEffect4.mjs", args: ["--quiet"], env: {}, node: 24 }
 }
 
 /** The Node line a target runs on: null for this process's own. */
@@ -291,7 +295,11 @@ export const startServer = async (
     ...args
   ]
   const env = { ...process.env, ...target.env, ...extraEnv }
-  const node = target.node === undefined ? process.execPath : NODE_LINES[target.node]
+  // bench/profile.mjs and other callers that did not resolve the Node lines: BENCH_NODE24 or the defaults.
+  const node =
+    target.node === undefined
+      ? process.execPath
+      : (NODE_LINES[target.node] ?? resolveNodeLines(process.env.BENCH_NODE24).path)
   if (node === null || node === undefined) throw new Error(`${name}: no Node ${target.node} binary`)
   const child =
     nofile > 0

@@ -2,7 +2,8 @@
  * Target: our echo server on Effect 4 (`effect-websockets/effect4`, built into dist/effect4/ by
  * `npm run build`), with the README's echo handler, `Server.onMessage((message, ws) =>
  * ws.send(message))`; `--stream` with the `messages` Stream, `Stream.runForEach(ws.messages,
- * ws.send)`. Keepalive is off unless `--keepalive`, as in servers/ours.mjs.
+ * ws.send)`. Keepalive is off unless `--keepalive`, as in servers/ours.mjs. `--quiet`: no metrics, no
+ * tracing, logs above Info (the Effect 4 shell logs its connection lines at Info).
  *
  * In this repository `effect` at the root is effect 3 (the Effect 3 shell's), and effect 4 lives in
  * effect4/node_modules: dist/effect4/*.js would resolve `effect` to effect 3 from where it lies. So
@@ -22,7 +23,7 @@ registerHooks({
       : nextResolve(specifier, context)
 })
 
-const { Effect, Stream } = await import("effect")
+const { Effect, References, Stream } = await import("effect")
 const { Server } = await import("../../dist/effect4/index.js")
 
 const effect = JSON.parse(
@@ -30,6 +31,7 @@ const effect = JSON.parse(
 ).version
 const keepalive = args.includes("--keepalive")
 const stream = args.includes("--stream")
+const quiet = args.includes("--quiet")
 
 const echo = stream
   ? (ws) => Stream.runForEach(ws.messages, (message) => ws.send(message))
@@ -43,10 +45,16 @@ Effect.runFork(
         port: 0,
         compression: deflate ? "deflate" : null,
         maxSize: MAX_SIZE,
+        metrics: !quiet,
         ...(keepalive ? {} : { pingInterval: null })
       })
-      ready("ours-e4", server.address.port, { keepalive, stream, effect, node: process.version })
+      ready("ours-e4", server.address.port, { keepalive, stream, quiet, effect, node: process.version })
       yield* Effect.never
     })
+  ).pipe(
+    quiet
+      ? (effect) =>
+          effect.pipe(Effect.withTracerEnabled(false), Effect.provideService(References.MinimumLogLevel, "Warn"))
+      : (effect) => effect
   )
 )
