@@ -204,6 +204,37 @@ export const startIdle = (args, timeoutMs) =>
 // Servers and clients
 // ---------------------------------------------------------------------------
 
+/**
+ * Node lines other than this process's: the binary each runs on, or null when none was found.
+ * `resolveNodeLines` fills it (run.mjs: `--node24 PATH`, `BENCH_NODE24`, or a known location).
+ */
+export const NODE_LINES = { 24: null }
+
+/** Where a Node 24 binary is looked for: `.ci/run`'s cache of the registry's binaries, then /tmp/e4. */
+const node24Candidates = () => {
+  const arch = { x64: "x64", arm64: "arm64" }[process.arch] ?? process.arch
+  const cache = process.env.XDG_CACHE_HOME ?? join(os.homedir(), ".cache")
+  const bin = join("node_modules", `node-linux-${arch}`, "bin", "node")
+  return [join(cache, "effect-websockets", "node", "24", bin), join("/tmp", "e4", bin)]
+}
+
+/**
+ * Finds the Node 24 binary: `explicit` (a path) if given, else the first candidate that runs and
+ * says v24. Returns { path, version } or { path: null, note } (the Node 24 targets are then skipped).
+ */
+export const resolveNodeLines = (explicit) => {
+  const tried = explicit ? [explicit] : node24Candidates()
+  for (const path of tried) {
+    const out = spawnSync(path, ["--version"], { encoding: "utf8", timeout: 10_000 })
+    const version = out.status === 0 ? out.stdout.trim() : ""
+    if (version.startsWith("v24.")) {
+      NODE_LINES[24] = path
+      return { path, version }
+    }
+  }
+  return { path: null, note: `no Node 24 binary (tried ${tried.join(", ")}; --node24 PATH or BENCH_NODE24)` }
+}
+
 /** Targets: a server script, its arguments and environment. */
 export const TARGETS = {
   ours: { script: "servers/ours.mjs", env: {} },
@@ -217,8 +248,30 @@ export const TARGETS = {
   "ours-nometrics": { script: "servers/ours.mjs", args: ["--no-metrics"], env: {} },
   "ours-quiet": { script: "servers/ours.mjs", args: ["--quiet"], env: {} },
   // Ours with a fiber per connection (`ws.forEachMessage`) instead of `Server.onMessage`.
-  "ours-loop": { script: "servers/ours.mjs", args: ["--loop"], env: {} }
+  "ours-loop": { script: "servers/ours.mjs", args: ["--loop"], env: {} },
+  // Ours with the `messages` Stream as the handler, `Stream.runForEach(ws.messages, ws.send)`.
+  "ours-stream": { script: "servers/ours.mjs", args: ["--stream"], env: {} },
+  // On Node 24 (issue 25), each against `ws@24`: the Effect 3 shell, the Effect 4 shell
+  // (`effect-websockets/effect4`, README echo and the Stream handler) and ws.
+  "ws@24": { script: "servers/ws.mjs", env: {}, node: 24 },
+  "ours@24": { script: "servers/ours.mjs", env: {}, node: 24 },
+  "ours-stream@24": { script: "servers/ours.mjs", args: ["--stream"], env: {}, node: 24 },
+  "ours-e4@24": { script: "servers/oursEffect4.mjs", env: {}, node: 24 },
+  "ours-e4-stream@24": { script: "servers/oursEffect4.mjs", args: ["--stream"], env: {}, node: 24 },
+  // Both shells with metrics, tracing and Info logs off: the Effect 4 shell logs its connection
+  // lines at Info, the Effect 3 shell at Debug (issue 26), which weighs on handshakes.
+  "ours-quiet@24": { script: "servers/ours.mjs", args: ["--quiet"], env: {}, node: 24 },
+  "ours-e4-quiet@24": { script: "servers/oursEffect4.mjs", args: ["--quiet"], env: {}, node: 24 }
 }
+
+/** The Node line a target runs on: null for this process's own. */
+export const nodeLineOf = (name) => TARGETS[name]?.node ?? null
+
+/** The `ws` server a target is compared with: `ws` on the same Node line. */
+export const referenceOf = (name) => (nodeLineOf(name) === null ? "ws" : `ws@${nodeLineOf(name)}`)
+
+/** Whether a target is one of our servers (they take `--keepalive` for their defaults). */
+export const isOurs = (name) => TARGETS[name]?.script.startsWith("servers/ours") === true
 
 /** Whether a target can serve the compressed cases (`plain` and `platform` cannot). */
 export const hasDeflate = (name) => name !== "plain" && TARGETS[name]?.noDeflate !== true
@@ -242,10 +295,16 @@ export const startServer = async (
     ...args
   ]
   const env = { ...process.env, ...target.env, ...extraEnv }
+  // bench/profile.mjs and other callers that did not resolve the Node lines: BENCH_NODE24 or the defaults.
+  const node =
+    target.node === undefined
+      ? process.execPath
+      : (NODE_LINES[target.node] ?? resolveNodeLines(process.env.BENCH_NODE24).path)
+  if (node === null || node === undefined) throw new Error(`${name}: no Node ${target.node} binary`)
   const child =
     nofile > 0
-      ? spawn("sh", ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], { env, cwd: ROOT })
-      : spawn(process.execPath, argv, { env, cwd: ROOT })
+      ? spawn("sh", ["-c", `ulimit -n ${nofile} && exec "$0" "$@"`, node, ...argv], { env, cwd: ROOT })
+      : spawn(node, argv, { env, cwd: ROOT })
   track(child)
   // Replies to `request` (common.mjs's stdin commands): JSON lines with a `reply` field.
   const pending = []

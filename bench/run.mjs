@@ -13,7 +13,8 @@
  *   --only S1,S2             sections among echo, client, memory, handshake, lag, fanout
  *   --fanout-subs N          subscribers of the fan-out benchmark (default 1000, quick 200)
  *   --case TEXT              only the echo/client cases whose name contains TEXT
- *   --targets T1,T2          servers among ours, ws, plain, platform, ws-js (ws without bufferutil), ours-loop (a fiber per connection), ours-nometrics, ours-quiet; ws is the reference
+ *   --targets T1,T2          servers among ours, ws, plain, platform, ws-js (ws without bufferutil), ours-loop (a fiber per connection), ours-stream (the `messages` Stream), ours-nometrics, ours-quiet, and on Node 24: ws@24, ours@24, ours-stream@24, ours-e4@24, ours-e4-stream@24 (the Effect 4 shell), ours-quiet@24, ours-e4-quiet@24; ws (ws@24 for the Node 24 ones) is the reference
+ *   --node24 PATH            the Node 24 binary of the @24 targets (default: BENCH_NODE24, else .ci/run's cache, else /tmp/e4; without one they are skipped)
  *   --idle-conns N           connections of the memory benchmark (default 10000, quick 500)
  *   --memory-reps N          repetitions of the memory benchmark (default 1)
  *   --readme                 also write the tables into bench/README.md (between the results markers)
@@ -28,11 +29,15 @@ import {
   buildLoadgen,
   fileLimits,
   hasDeflate,
+  isOurs,
   killAll,
   LOADGEN,
   machine,
   median,
+  nodeLineOf,
   ROOT,
+  referenceOf,
+  resolveNodeLines,
   rotate,
   runClient,
   runFanout,
@@ -45,12 +50,12 @@ import {
   startServer
 } from "./lib.mjs"
 
-/** The commit whose code is measured, "+changes" when src/ or bench/ (results aside) differ from it; "unknown" without git. */
+/** The commit whose code is measured, "+changes" when src/, effect4/src/ or bench/ (results aside) differ from it; "unknown" without git. */
 const measuredCommit = () => {
   const git = (...args) => spawnSync("git", args, { cwd: ROOT, encoding: "utf8" })
   const head = git("rev-parse", "--short", "HEAD")
   if (head.status !== 0) return "unknown"
-  const changes = git("status", "--porcelain", "--", "src", "bench", ":!bench/results").stdout.trim()
+  const changes = git("status", "--porcelain", "--", "src", "effect4/src", "bench", ":!bench/results").stdout.trim()
   return `${head.stdout.trim()}${changes === "" ? "" : "+changes"}`
 }
 
@@ -66,6 +71,10 @@ const opt = (name, fallback) => {
 }
 
 const QUICK = flag("--quick")
+/** What the full run measures: as before issue 25, then the Node 24 targets (issue 25). */
+const FULL_TARGETS = "ours,ws,plain,platform,ours@24,ours-stream@24,ours-e4@24,ours-e4-stream@24,ws@24"
+/** Quick (CI): the Effect 4 shell's echo is exercised, on Node 24 beside ws there. */
+const QUICK_TARGETS = "ours,ws,plain,platform,ours-e4@24,ws@24"
 const KiB = 1024
 const MiB = 1024 * 1024
 
@@ -83,16 +92,22 @@ const config = {
   // Soft budget: runs are skipped once it is spent (each run is bounded by its own timeout).
   // Issue 15 added the platform target, the 1-in-flight cells and handshakes: about 15 minutes in all;
   // issue 12 the fan-out (about 20 s quick, 1 minute full).
-  budgetMs: QUICK ? 80_000 : 1_020_000,
+  // Issue 25 added the Node 24 targets (ws, the Effect 3 shell and the Effect 4 shell's two handlers;
+  // quick: ws and the Effect 4 echo, without the event-loop delay): about 30 minutes in all.
+  budgetMs: QUICK ? 120_000 : 1_800_000,
   sections: opt("--only", "echo,client,memory,handshake,lag,fanout,observability").split(","),
   fanoutSubs: Number(opt("--fanout-subs", QUICK ? 200 : 1000)),
   fanoutSizes: QUICK ? [16] : [16, KiB],
   caseFilter: opt("--case", ""),
-  targets: opt("--targets", "ours,ws,plain,platform").split(","),
+  targets: opt("--targets", QUICK ? QUICK_TARGETS : FULL_TARGETS).split(","),
   // Handshakes per second: this many connect–handshake–close cycles in flight (issue 15).
   handshakeConns: 64
 }
-if (!config.targets.includes("ws")) config.targets.push("ws")
+// Every target's reference (ws on the same Node line) is measured with it.
+for (const target of [...config.targets]) {
+  const reference = referenceOf(target)
+  if (!config.targets.includes(reference)) config.targets.push(reference)
+}
 
 const sizeLabel = (size) => (size >= MiB ? `${size / MiB} MiB` : size >= KiB ? `${size / KiB} KiB` : `${size} B`)
 
@@ -333,7 +348,7 @@ const memorySection = async () => {
         // Ours with the library's defaults (keepalive on): what an idle connection costs by default.
         s = await startServer(target, {
           nodeArgs: ["--expose-gc"],
-          args: target === "ours" ? ["--keepalive"] : [],
+          args: isOurs(target) ? ["--keepalive"] : [],
           nofile
         })
       } catch (error) {
@@ -433,7 +448,7 @@ const handshakeSection = async () => {
     if (current?.alive()) return current
     if (current !== undefined) notes.push(`${target} server died and was restarted (handshakes)`)
     // Ours with its defaults (keepalive on), as in the memory section: what a connection costs by default.
-    const started = await startServer(target, { args: target === "ours" ? ["--keepalive"] : [] })
+    const started = await startServer(target, { args: isOurs(target) ? ["--keepalive"] : [] })
     servers.set(target, started)
     // JIT warm-up, not recorded.
     const args = ["handshake", "--port", started.port, "--conns", config.handshakeConns, "--warmup", 0]
@@ -483,7 +498,8 @@ const lagSection = async (loadgen) => {
     notes.push("the load generator was built without zlib: event-loop delay benchmark skipped")
     return
   }
-  const targets = config.targets.filter(hasDeflate)
+  // Quick runs leave the Node 24 targets out of this section: CI's smoke run stays short.
+  const targets = config.targets.filter((t) => hasDeflate(t) && !(QUICK && nodeLineOf(t) !== null))
   log(`lag ${sizeLabel(config.lagSize)} compressed message`)
   for (let rep = 0; rep < config.lagReps; rep++) {
     for (const target of rotate(targets, rep)) {
@@ -593,8 +609,9 @@ const summarize = () => {
         loadgenCpuShare: median(list.map((r) => r.loadgenCpuShare))
       }
     }
-    const ws = row.targets.ws
-    for (const t of Object.values(row.targets)) {
+    // Each against ws on the same Node line.
+    for (const [target, t] of Object.entries(row.targets)) {
+      const ws = row.targets[referenceOf(target)]
       t.rateVsWs = ratio(t.rate.median, ws?.rate.median ?? null)
       t.cpuVsWs = ratio(ws?.cpuUsPerMsg.median ?? null, t.cpuUsPerMsg.median)
     }
@@ -630,7 +647,8 @@ const summarize = () => {
       closeMs: median(list.map((r) => r.closeMs))
     }
   }
-  for (const m of Object.values(memory)) m.vsWs = ratio(m.kibPerConn.median, memory.ws?.kibPerConn.median ?? null)
+  for (const [target, m] of Object.entries(memory))
+    m.vsWs = ratio(m.kibPerConn.median, memory[referenceOf(target)]?.kibPerConn.median ?? null)
   const handshake = {}
   for (const target of config.targets) {
     const list = runs.filter((r) => r.section === "handshake" && r.target === target && r.ok)
@@ -644,9 +662,10 @@ const summarize = () => {
       serverCpuShare: median(list.map((r) => r.serverCpuShare))
     }
   }
-  for (const h of Object.values(handshake)) {
-    h.rateVsWs = ratio(h.rate.median, handshake.ws?.rate.median ?? null)
-    h.cpuVsWs = ratio(handshake.ws?.cpuUsPerHandshake.median ?? null, h.cpuUsPerHandshake.median)
+  for (const [target, h] of Object.entries(handshake)) {
+    const ws = handshake[referenceOf(target)]
+    h.rateVsWs = ratio(h.rate.median, ws?.rate.median ?? null)
+    h.cpuVsWs = ratio(ws?.cpuUsPerHandshake.median ?? null, h.cpuUsPerHandshake.median)
   }
   const lag = {}
   for (const target of config.targets) {
@@ -799,25 +818,33 @@ const table = (headers, rows, markdown) => {
 const render = (summary, checks, markdown) => {
   const out = []
   const heading = (text) => out.push(markdown ? `\n#### ${text}\n` : `\n${text}\n`)
-  const others = config.targets.filter((t) => t !== "ws")
-  if (summary.echo.length > 0) {
+  // One echo table per Node line, each with its own ws as the reference.
+  const lines = [...new Set(config.targets.map(nodeLineOf))]
+  for (const line of summary.echo.length > 0 ? lines : []) {
+    const targets = config.targets.filter((t) => nodeLineOf(t) === line)
+    const reference = referenceOf(targets[0])
+    const others = targets.filter((t) => t !== reference)
+    const on = line === null ? (lines.length > 1 ? ` on Node ${process.version}` : "") : ` on Node ${line}`
     heading(
-      `Server echo: messages/s and server CPU µs per message (medians of ${config.reps}; ×ws = ratio to ws, > 1 is better than ws)`
+      `Server echo${on}: messages/s and server CPU µs per message (medians of ${config.reps}; ×ws = ratio to ${reference}, > 1 is better than ws)`
     )
     const headers = ["case"]
-    for (const t of config.targets) headers.push(`${t} msg/s`)
+    for (const t of targets) headers.push(`${t} msg/s`)
     for (const t of others) headers.push(`${t} ×ws`)
-    for (const t of config.targets) headers.push(`${t} µs/msg`)
+    for (const t of targets) headers.push(`${t} µs/msg`)
     for (const t of others) headers.push(`${t} cpu ×ws`)
     headers.push("spread %")
     const rows = summary.echo.map((row) => {
       const get = (t) => row.targets[t]
       const cells = [row.case]
-      for (const t of config.targets) cells.push(fmtRate(get(t)?.rate.median))
+      for (const t of targets) cells.push(fmtRate(get(t)?.rate.median))
       for (const t of others) cells.push(fmtRatio(get(t)?.rateVsWs))
-      for (const t of config.targets) cells.push(fmtNum(get(t)?.cpuUsPerMsg.median))
+      for (const t of targets) cells.push(fmtNum(get(t)?.cpuUsPerMsg.median))
       for (const t of others) cells.push(fmtRatio(get(t)?.cpuVsWs))
-      const spreads = Object.values(row.targets).flatMap((t) => [t.rate.spread, t.cpuUsPerMsg.spread])
+      const spreads = targets
+        .map(get)
+        .filter((t) => t !== undefined)
+        .flatMap((t) => [t.rate.spread, t.cpuUsPerMsg.spread])
       const worst = spreads.filter((x) => x !== null)
       cells.push(worst.length ? `${fmtPct(Math.max(...worst))}` : "–")
       return cells
@@ -857,7 +884,9 @@ const render = (summary, checks, markdown) => {
   }
   const memory = Object.entries(summary.memory)
   if (memory.length > 0) {
-    heading(`Server memory per idle connection (${memory[0][1].conns} connections, RSS growth / N)`)
+    heading(
+      `Server memory per idle connection (${memory[0][1].conns} connections, RSS growth / N; ×ws: to ws on the same Node, ws@24 for the @24 targets)`
+    )
     const rows = memory.map(([target, m]) => [
       target,
       fmtNum(m.kibPerConn.median),
@@ -888,7 +917,7 @@ const render = (summary, checks, markdown) => {
   const handshake = Object.entries(summary.handshake)
   if (handshake.length > 0) {
     heading(
-      `Handshakes per second: ${handshake[0][1].conns} concurrent connect–handshake–close cycles (medians of ${config.reps}; ×ws > 1 is better)`
+      `Handshakes per second: ${handshake[0][1].conns} concurrent connect–handshake–close cycles (medians of ${config.reps}; ×ws: to ws on the same Node, > 1 is better)`
     )
     const rows = handshake.map(([target, h]) => [
       target,
@@ -1001,6 +1030,32 @@ const main = async () => {
   log(
     `effect-websockets benchmark ${QUICK ? "(quick) " : ""}${date.toISOString()} · ${info.nproc} × ${info.cpuModel} · Node ${info.node} · load ${os.loadavg()[0].toFixed(2)}`
   )
+  // The Node 24 targets run on a Node 24 binary; without one they are left out, with a note.
+  const node24 = config.targets.some((t) => nodeLineOf(t) === 24)
+    ? resolveNodeLines(opt("--node24", process.env.BENCH_NODE24))
+    : null
+  if (node24 !== null) {
+    if (node24.path === null) {
+      const dropped = config.targets.filter((t) => nodeLineOf(t) === 24)
+      config.targets = config.targets.filter((t) => nodeLineOf(t) !== 24)
+      notes.push(`${node24.note}: ${dropped.join(", ")} skipped`)
+      log(`note: ${notes.at(-1)}`)
+    } else {
+      info.node24 = node24.version
+      log(`Node 24: ${node24.path} (${node24.version})`)
+    }
+  }
+  if (config.targets.some((t) => t.startsWith("ours-e4"))) {
+    try {
+      info.effect4 = JSON.parse(
+        readFileSync(join(ROOT, "effect4", "node_modules", "effect", "package.json"), "utf8")
+      ).version
+      readFileSync(join(ROOT, "dist", "effect4", "index.js"))
+    } catch {
+      log("dist/effect4/index.js or effect4/node_modules/effect is missing: run `npm ci` and `npm run build` first")
+      process.exit(1)
+    }
+  }
   const loadgen = buildLoadgen()
   log(`load generator: ${relative(ROOT, LOADGEN)} ${loadgen.note}`)
   if (!loadgen.ok) {
@@ -1043,7 +1098,7 @@ const main = async () => {
   const summary = summarize()
   const checks = checkTargets(summary)
   const seconds = elapsed() / 1e3
-  const header = `${date.toISOString().slice(0, 16).replace("T", " ")} UTC · ${info.nproc} × ${info.cpuModel} · Node ${info.node} · ws ${info.ws} (bufferutil ${info.bufferutil}) · ${QUICK ? "quick, " : ""}${config.reps} reps × ${config.durationMs} ms · load average ${loadBefore[0].toFixed(2)} → ${os.loadavg()[0].toFixed(2)} · ${seconds.toFixed(0)} s · commit ${commit}`
+  const header = `${date.toISOString().slice(0, 16).replace("T", " ")} UTC · ${info.nproc} × ${info.cpuModel} · Node ${info.node}${info.node24 ? ` and ${info.node24}` : ""} · effect ${info.effect}${info.effect4 ? ` and ${info.effect4}` : ""} · ws ${info.ws} (bufferutil ${info.bufferutil}) · ${QUICK ? "quick, " : ""}${config.reps} reps × ${config.durationMs} ms · load average ${loadBefore[0].toFixed(2)} → ${os.loadavg()[0].toFixed(2)} · ${seconds.toFixed(0)} s · commit ${commit}`
   const errors = runs.filter((r) => !r.ok && !r.skipped)
   const skipped = runs.filter((r) => r.skipped)
   if (skipped.length > 0) notes.push(`${skipped.length} runs skipped: time budget of ${config.budgetMs / 1000} s spent`)
