@@ -52,6 +52,44 @@ const bounded = (promise, what, ms = STEP_MS) =>
     )
   })
 
+/** Children of a process, from /proc (Linux). */
+const childrenOf = (pid) =>
+  readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8")
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+
+/** Command line of a process, from /proc (Linux); "" once it ended. */
+const commandOf = (pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ")
+  } catch {
+    return ""
+  }
+}
+
+/**
+ * The example's own process: the deepest descendant of `pid` (npx → sh → tsx → node, which starts
+ * esbuild's service) whose command line names the example's file.
+ */
+const exampleProcessOf = (pid, file) => {
+  let found = pid
+  let level = [pid]
+  while (level.length > 0) {
+    level = level.flatMap(childrenOf)
+    const named = level.filter((child) => commandOf(child).includes(file))
+    if (named.length > 0) found = named[named.length - 1]
+  }
+  return found
+}
+
 /** `npx tsx examples/NAME.ts ...args` in its own process group; output collected, waits on it by pattern. */
 const npxTsx = (name, args = [], env = {}) => {
   const child = spawn("npx", ["tsx", `examples/${name}`, ...args], {
@@ -88,9 +126,14 @@ const npxTsx = (name, args = [], env = {}) => {
       }),
       `examples/${name} printing ${pattern}:\n${output}`
     )
-  /** Sends `signal` to the whole process group and waits until no process of it is left. */
+  /**
+   * Sends `signal` to the example's own process (the node that tsx starts) and waits until
+   * no process of its group is left. Not to the whole group: tsx relays the signal it gets to the
+   * example, which then gets it twice, and `NodeRuntime.runMain` takes a second SIGTERM as "exit
+   * now" (it removes its handlers after the first), closing connections with 1006 instead of 1001.
+   */
   const stop = async (signal) => {
-    process.kill(-child.pid, signal)
+    process.kill(exampleProcessOf(child.pid, `examples/${name}`), signal)
     await bounded(exited, `examples/${name} ending on ${signal}`)
     await bounded(
       new Promise((resolve) => {
