@@ -28,9 +28,12 @@ export const RETAINED_BOUND = 16 * 1024 * 1024
  * the attacking side runs in the same process, and V8 grows its young generation to its maximum the
  * first time a test reads tens of MiB at full speed (16 MiB semi-spaces on Node 20, more on Node 24),
  * whatever the bytes are (a ping flood with its pongs turned off measured the same): the test that
- * runs first in a file takes that growth, the next ones show none of it.
+ * runs first in a file takes that growth, the next ones show none of it. Node 24's young generation
+ * grows further: 65,536 one-byte fragments on 4 connections measured 44.9 and 69.5 MiB there
+ * (2026-12-07), so its bound is 96 MiB; what an attack leaves in use (RETAINED_BOUND) is the same
+ * bound on every line.
  */
-export const MEMORY_BOUND = 64 * 1024 * 1024
+export const MEMORY_BOUND = (Number(process.versions.node.split(".")[0]) >= 24 ? 96 : 64) * 1024 * 1024
 
 /**
  * Growth of the process's peak RSS the ping floods of 10 connections may cause (pingFlood.test.ts),
@@ -43,7 +46,7 @@ export const MEMORY_BOUND = 64 * 1024 * 1024
  * (RETAINED_BOUND). The target (issue 23) is 16 MiB; `ws` measures 5-12 MiB in bench/hostile.
  */
 export const PING_FLOOD_MEMORY_BOUND =
-  Number(process.versions.node.split(".")[0]) >= 24 ? 128 * 1024 * 1024 : MEMORY_BOUND
+  Number(process.versions.node.split(".")[0]) >= 24 ? 128 * 1024 * 1024 : 64 * 1024 * 1024
 
 const gc = (globalThis as { gc?: () => void }).gc
 
