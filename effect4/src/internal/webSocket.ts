@@ -30,6 +30,7 @@ import {
   type ProtocolError,
   type WebSocketExceptionFamily
 } from "../Errors.js"
+import type { Extension } from "../extensions/Extension.js"
 import { CloseCode, checkClose, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
@@ -62,6 +63,12 @@ const yieldToEventLoop: Effect.Effect<void> = Effect.callback<void>((resume) => 
   const immediate = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(immediate))
 })
+
+/** Has an extension encode a data frame's payload ahead, off the event loop (see `Extension.encodeAhead`). */
+const encodeAhead = (extension: Extension, opcode: number, data: Uint8Array, fin: boolean): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    extension.encodeAhead!(opcode, data, fin, () => resume(Effect.void))
+  })
 
 const EMPTY = new Uint8Array(0)
 
@@ -1081,25 +1088,26 @@ export class WebSocketImpl implements WebSocket {
       return this.sendFrame(opcode, data, true)
     }
     // Compressing a large message in one go blocks the event loop (about 8 ms per MiB): send it as
-    // fragments of one message, compressed as one (RFC 7692 §6), yielding to other connections
-    // between them.
+    // fragments of one message, compressed as one (RFC 7692 §6), each compressed on libuv's thread
+    // pool when the extension can (as `ws` does), else yielding to other connections between them.
     const fragments: ReadonlyArray<Uint8Array | string> =
       typeof data === "string" ? textFragments(data) : bytesFragments(data)
     const last = fragments.length - 1
+    const extensions = this.protocol.extensions
+    const ahead = extensions.length === 1 ? extensions[0]! : undefined
     return this.exclusive(
       Effect.forEach(
         fragments,
         (fragment, i) =>
-          Effect.andThen(
-            i === 0 ? Effect.void : yieldToEventLoop,
-            Effect.suspend(() =>
-              this.sendFrame(
-                i === 0 ? opcode : Opcode.Continuation,
-                typeof fragment === "string" ? Buffer.from(fragment, "utf8") : fragment,
-                i === last
-              )
-            )
-          ),
+          Effect.suspend(() => {
+            const fragmentOpcode = i === 0 ? opcode : Opcode.Continuation
+            const bytes = typeof fragment === "string" ? Buffer.from(fragment, "utf8") : fragment
+            const send = Effect.suspend(() => this.sendFrame(fragmentOpcode, bytes, i === last))
+            if (ahead?.encodeAhead !== undefined && this.protocol.state === State.OPEN) {
+              return Effect.andThen(encodeAhead(ahead, fragmentOpcode, bytes, i === last), send)
+            }
+            return i === 0 ? send : Effect.andThen(yieldToEventLoop, send)
+          }),
         { discard: true }
       ).pipe(
         Effect.onInterrupt(() =>
