@@ -11,8 +11,9 @@
  *
  * Cost (Node 20, x64): compressing runs at roughly 8 ms per MiB at the default level, inflating at
  * roughly 1 ms per MiB. Decoding is bounded by the size limit, so one message blocks the event loop
- * for at most about `maxSize` bytes of output; encoding a large message blocks in proportion to its
- * size.
+ * for at most about `maxSize` bytes of output; encoding in place blocks in proportion to the size.
+ * So the connection sends a large message in fragments, each compressed ahead on libuv's thread pool
+ * (`encodeAhead`, through the stream's public `write` and `flush`, as `ws` does).
  *
  * @since 0.1.0
  */
