@@ -1,0 +1,60 @@
+/**
+ * The Effect calls the two shells share but the Effect majors spell differently, under one name:
+ * Effect 4 here, Effect 3 in `src/internal/effectCompat.ts`. A shell module that needs of Effect
+ * only these and the calls both majors spell alike (`Effect.gen`, `Effect.andThen`, ...) is written
+ * once in src/ and copied into this shell by scripts/sync-core.mjs, as the sans-I/O core is with
+ * internal/result.ts.
+ *
+ * Not exported (internal/), and without the internal tag: stripInternal would take this comment
+ * for the first statement's and drop that statement from the declarations.
+ */
+import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
+
+/** What a duration option accepts: `Duration.DurationInput` in Effect 3, `Duration.Input` in Effect 4. */
+export type DurationInput = Duration.Input
+
+/** A duration from what a duration option accepts (throws on a malformed string, as both majors do). */
+export const decodeDuration: (input: DurationInput) => Duration.Duration = Duration.fromInputUnsafe
+
+/** An effect resumed by a callback: `Effect.async` in Effect 3, `Effect.callback` in Effect 4. */
+export const callback: typeof Effect.callback = Effect.callback
+
+/** Recovers from every failure: `Effect.catchAll` in Effect 3, `Effect.catch` in Effect 4. */
+export const catchAll: typeof Effect.catch = Effect.catch
+
+/** The current `Clock` service. */
+export const clock: Effect.Effect<Clock.Clock> = Effect.clockWith(Effect.succeed)
+
+/** The clock's time in milliseconds, synchronously. */
+export const currentTimeMillis = (clock: Clock.Clock): number => clock.currentTimeMillisUnsafe()
+
+/** A layer from a scoped effect: `Layer.scoped` in Effect 3, `Layer.effect` in Effect 4. */
+export const scopedLayer: typeof Layer.effect = Layer.effect
+
+/**
+ * The base class of a service: `Context.Tag(id)<Self, Shape>()` in Effect 3,
+ * `Context.Service<Self, Shape>()(id)` in Effect 4.
+ */
+export const Service =
+  <Self, Shape>() =>
+  <const Id extends string>(id: Id) =>
+    Context.Service<Self, Shape>()(id)
+
+/** A histogram metric with exponential bucket boundaries. */
+export const exponentialHistogram = (
+  name: string,
+  boundaries: { readonly start: number; readonly factor: number; readonly count: number },
+  description: string
+) => Metric.histogram(name, { boundaries: Metric.exponentialBoundaries(boundaries), description })
+
+/** The schedule whose delay is the shorter of the two schedules' at each step (both keep going). */
+export const shorterDelay = (
+  left: Schedule.Schedule<unknown>,
+  right: Schedule.Schedule<unknown>
+): Schedule.Schedule<unknown> => Schedule.min([left, right])

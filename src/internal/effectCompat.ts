@@ -1,0 +1,61 @@
+/**
+ * The Effect calls the two shells share but the Effect majors spell differently, under one name:
+ * Effect 3 here, Effect 4 in `effect4/src/internal/effectCompat.ts`. A shell module that needs of
+ * Effect only these and the calls both majors spell alike (`Effect.gen`, `Effect.andThen`, ...) is
+ * written once in src/ and copied into the Effect 4 shell by scripts/sync-core.mjs, as the
+ * sans-I/O core is with internal/result.ts.
+ *
+ * Not exported (internal/), and without the internal tag: stripInternal would take this comment
+ * for the first statement's and drop that statement from the declarations.
+ */
+import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as Schedule from "effect/Schedule"
+
+/** What a duration option accepts: `Duration.DurationInput` in Effect 3, `Duration.Input` in Effect 4. */
+export type DurationInput = Duration.DurationInput
+
+/** A duration from what a duration option accepts (throws on a malformed string, as both majors do). */
+export const decodeDuration: (input: DurationInput) => Duration.Duration = Duration.decode
+
+/** An effect resumed by a callback: `Effect.async` in Effect 3, `Effect.callback` in Effect 4. */
+export const callback: typeof Effect.async = Effect.async
+
+/** Recovers from every failure: `Effect.catchAll` in Effect 3, `Effect.catch` in Effect 4. */
+export const catchAll: typeof Effect.catchAll = Effect.catchAll
+
+/** The current `Clock` service. */
+export const clock: Effect.Effect<Clock.Clock> = Effect.clock
+
+/** The clock's time in milliseconds, synchronously. */
+export const currentTimeMillis = (clock: Clock.Clock): number => clock.unsafeCurrentTimeMillis()
+
+/** A layer from a scoped effect: `Layer.scoped` in Effect 3, `Layer.effect` in Effect 4. */
+export const scopedLayer: typeof Layer.scoped = Layer.scoped
+
+/**
+ * The base class of a service: `Context.Tag(id)<Self, Shape>()` in Effect 3,
+ * `Context.Service<Self, Shape>()(id)` in Effect 4.
+ */
+export const Service =
+  <Self, Shape>() =>
+  <const Id extends string>(id: Id) =>
+    Context.Tag(id)<Self, Shape>()
+
+/** A histogram metric with exponential bucket boundaries. */
+export const exponentialHistogram = (
+  name: string,
+  boundaries: { readonly start: number; readonly factor: number; readonly count: number },
+  description: string
+) => Metric.histogram(name, MetricBoundaries.exponential(boundaries), description)
+
+/** The schedule whose delay is the shorter of the two schedules' at each step (both keep going). */
+export const shorterDelay = (
+  left: Schedule.Schedule<unknown>,
+  right: Schedule.Schedule<unknown>
+): Schedule.Schedule<unknown> => Schedule.union(left, right)
