@@ -46,6 +46,7 @@ export const sharedShellFiles = [
   "RedisBackplane.ts",
   "Topics.ts",
   "Workers.ts",
+  "internal/optionsConfig.ts",
   "internal/timers.ts"
 ]
 

@@ -9,12 +9,16 @@
  * for the first statement's and drop that statement from the declarations.
  */
 import type * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
+import type * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 
 /** What a duration option accepts: `Duration.DurationInput` in Effect 3, `Duration.Input` in Effect 4. */
@@ -59,3 +63,23 @@ export const shorterDelay = (
   left: Schedule.Schedule<unknown>,
   right: Schedule.Schedule<unknown>
 ): Schedule.Schedule<unknown> => Schedule.union(left, right)
+
+/** A duration as `Config.duration` reads it (`"20 seconds"`, `"500 millis"`), if the text is one. */
+export const decodeDurationText = (text: string): Option.Option<Duration.Duration> => Duration.decodeUnknown(text)
+
+/**
+ * The optional config key `name`: `None` when it is missing, an InvalidData `ConfigError` whose path
+ * is the key when `parse` refuses its text. `nested` outside `mapOrFail`, so that the path is the key.
+ */
+export const optionalKey = <A>(
+  name: string,
+  parse: (text: string) => Either.Either<A, string>
+): Config.Config<Option.Option<A>> =>
+  Config.option(
+    Config.nested(
+      Config.mapOrFail(Config.string(), (text) =>
+        Either.mapLeft(parse(text), (message) => ConfigError.InvalidData([], message))
+      ),
+      name
+    )
+  )

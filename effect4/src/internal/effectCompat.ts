@@ -9,12 +9,17 @@
  * for the first statement's and drop that statement from the declarations.
  */
 import type * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import type * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 
 /** What a duration option accepts: `Duration.DurationInput` in Effect 3, `Duration.Input` in Effect 4. */
 export type DurationInput = Duration.Input
@@ -58,3 +63,24 @@ export const shorterDelay = (
   left: Schedule.Schedule<unknown>,
   right: Schedule.Schedule<unknown>
 ): Schedule.Schedule<unknown> => Schedule.min([left, right])
+
+/** A duration as `Config.duration` reads it (`"20 seconds"`, `"500 millis"`), if the text is one. */
+export const decodeDurationText = (text: string): Option.Option<Duration.Duration> =>
+  Duration.fromInput(text as Duration.Input)
+
+/**
+ * The optional config key `name`: `None` when it is missing, a `ConfigError` whose issue points at
+ * the key when `parse` refuses its text, as Config's own parsers report.
+ */
+export const optionalKey = <A>(
+  name: string,
+  parse: (text: string) => Result.Result<A, string>
+): Config.Config<Option.Option<A>> =>
+  Config.option(
+    Config.mapEffect(Config.String(name), (text) => {
+      const parsed = parse(text)
+      if (Result.isSuccess(parsed)) return Effect.succeed(parsed.success)
+      const issue = new SchemaIssue.Pointer([name], new SchemaIssue.InvalidValue({ message: parsed.failure }, text))
+      return Effect.fail(new Config.ConfigError(new Schema.SchemaError(issue)))
+    })
+  )
