@@ -47,6 +47,7 @@ export const sharedShellFiles = [
   "Topics.ts",
   "Workers.ts",
   "internal/optionsConfig.ts",
+  "internal/telemetry.ts",
   "internal/timers.ts"
 ]
 
