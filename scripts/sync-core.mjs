@@ -41,6 +41,7 @@ export const coreFiles = [
 export const sharedShellFiles = [
   "Auth.ts",
   "Backplane.ts",
+  "Client.ts",
   "Metrics.ts",
   "NodeMount.ts",
   "RedisBackplane.ts",

@@ -8,18 +8,24 @@
  * Not exported (internal/), and without the internal tag: stripInternal would take this comment
  * for the first statement's and drop that statement from the declarations.
  */
+
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
+import * as ConfigErrors from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 
 /** What a duration option accepts: `Duration.DurationInput` in Effect 3, `Duration.Input` in Effect 4. */
 export type DurationInput = Duration.DurationInput
@@ -78,8 +84,37 @@ export const optionalKey = <A>(
   Config.option(
     Config.nested(
       Config.mapOrFail(Config.string(), (text) =>
-        Either.mapLeft(parse(text), (message) => ConfigError.InvalidData([], message))
+        Either.mapLeft(parse(text), (message) => ConfigErrors.InvalidData([], message))
       ),
       name
     )
   )
+
+/** The error type of a `Config` that fails: `ConfigError.ConfigError` in Effect 3, `Config.ConfigError` in Effect 4. */
+export type ConfigError = ConfigErrors.ConfigError
+
+/** A success-or-failure value as an Effect (`Either` is one already in Effect 3). */
+export const fromResult = <A, E>(result: Either.Either<A, E>): Effect.Effect<A, E> => result
+
+/** The first typed error of a cause, if it has one. */
+export const firstError = <E>(cause: Cause.Cause<E>): E | undefined => Option.getOrUndefined(Cause.failureOption(cause))
+
+/** A child scope of `scope` whose finalizers run in sequence. */
+export const forkScope = (scope: Scope.Scope): Effect.Effect<Scope.CloseableScope> =>
+  Scope.fork(scope, ExecutionStrategy.sequential)
+
+/** Runs a scoped effect in `scope`: `Scope.extend` in Effect 3, `Scope.provide` in Effect 4. */
+export const provideScope: <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  scope: Scope.Scope
+) => Effect.Effect<A, E, Exclude<R, Scope.Scope>> = Scope.extend
+
+/** The exit of an interruption by no fiber in particular. */
+export const interrupted: Exit.Exit<never> = Exit.interrupt(FiberId.none)
+
+/** Fails with `onTimeout()` when `effect` takes longer than `duration`. */
+export const timeoutFail = <A, E, R, E2>(
+  effect: Effect.Effect<A, E, R>,
+  duration: Duration.Duration,
+  onTimeout: () => E2
+): Effect.Effect<A, E | E2, R> => Effect.timeoutFail(effect, { duration, onTimeout })

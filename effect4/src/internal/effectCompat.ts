@@ -8,18 +8,22 @@
  * Not exported (internal/), and without the internal tag: stripInternal would take this comment
  * for the first statement's and drop that statement from the declarations.
  */
+
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
+import * as Scope from "effect/Scope"
 
 /** What a duration option accepts: `Duration.DurationInput` in Effect 3, `Duration.Input` in Effect 4. */
 export type DurationInput = Duration.Input
@@ -84,3 +88,32 @@ export const optionalKey = <A>(
       return Effect.fail(new Config.ConfigError(new Schema.SchemaError(issue)))
     })
   )
+
+/** The error type of a `Config` that fails: `ConfigError.ConfigError` in Effect 3, `Config.ConfigError` in Effect 4. */
+export type ConfigError = Config.ConfigError
+
+/** A success-or-failure value as an Effect. */
+export const fromResult = <A, E>(result: Result.Result<A, E>): Effect.Effect<A, E> => Effect.fromResult(result)
+
+/** The first typed error of a cause, if it has one. */
+export const firstError = <E>(cause: Cause.Cause<E>): E | undefined =>
+  Option.getOrUndefined(Cause.findErrorOption(cause))
+
+/** A child scope of `scope` whose finalizers run in sequence. */
+export const forkScope = (scope: Scope.Scope): Effect.Effect<Scope.Closeable> => Scope.fork(scope, "sequential")
+
+/** Runs a scoped effect in `scope`: `Scope.extend` in Effect 3, `Scope.provide` in Effect 4. */
+export const provideScope: <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  scope: Scope.Scope
+) => Effect.Effect<A, E, Exclude<R, Scope.Scope>> = Scope.provide
+
+/** The exit of an interruption by no fiber in particular. */
+export const interrupted: Exit.Exit<never> = Exit.interrupt()
+
+/** Fails with `onTimeout()` when `effect` takes longer than `duration`. */
+export const timeoutFail = <A, E, R, E2>(
+  effect: Effect.Effect<A, E, R>,
+  duration: Duration.Duration,
+  onTimeout: () => E2
+): Effect.Effect<A, E | E2, R> => Effect.timeoutOrElse(effect, { duration, orElse: () => Effect.fail(onTimeout()) })
