@@ -46,6 +46,7 @@ export const sharedShellFiles = [
   "NodeMount.ts",
   "RedisBackplane.ts",
   "Topics.ts",
+  "TypedMessages.ts",
   "Workers.ts",
   "internal/optionsConfig.ts",
   "internal/telemetry.ts",
