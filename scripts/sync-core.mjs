@@ -47,6 +47,7 @@ export const sharedShellFiles = [
   "RedisBackplane.ts",
   "Topics.ts",
   "TypedMessages.ts",
+  "WebSocket.ts",
   "Workers.ts",
   "internal/optionsConfig.ts",
   "internal/telemetry.ts",

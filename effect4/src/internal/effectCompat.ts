@@ -9,6 +9,7 @@
  * for the first statement's and drop that statement from the declarations.
  */
 
+import * as Brand from "effect/Brand"
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
@@ -117,3 +118,9 @@ export const timeoutFail = <A, E, R, E2>(
   duration: Duration.Duration,
   onTimeout: () => E2
 ): Effect.Effect<A, E | E2, R> => Effect.timeoutOrElse(effect, { duration, orElse: () => Effect.fail(onTimeout()) })
+
+/** A constructor of a branded string that checks `test` (`Brand.refined` in Effect 3, `Brand.make` in Effect 4). */
+export const refinedString = <B extends string & Brand.Brand<any>>(
+  test: (value: string) => boolean,
+  message: (value: string) => string
+) => Brand.make<B>((value) => test(value) || message(value))
