@@ -51,7 +51,8 @@ export const sharedShellFiles = [
   "Workers.ts",
   "internal/optionsConfig.ts",
   "internal/telemetry.ts",
-  "internal/timers.ts"
+  "internal/timers.ts",
+  "internal/webSocket.ts"
 ]
 
 /*

@@ -15,11 +15,13 @@ import type * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as ConfigErrors from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -27,6 +29,7 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 
 /** What a duration option accepts: `Duration.DurationInput` in Effect 3, `Duration.Input` in Effect 4. */
 export type DurationInput = Duration.DurationInput
@@ -129,3 +132,24 @@ export const refinedString = <B extends string & Brand.Brand<any>>(
     (value) => test(value),
     (value) => Brand.error(message(value))
   )
+
+/** A fiber started by a runtime: `Fiber.RuntimeFiber` in Effect 3, `Fiber.Fiber` in Effect 4. */
+export type RunningFiber<A, E> = Fiber.RuntimeFiber<A, E>
+
+/** A Deferred made outside any fiber. */
+export const makeDeferred = <A, E = never>(): Deferred.Deferred<A, E> => Deferred.unsafeMake<A, E>(FiberId.none)
+
+/** Completes a Deferred synchronously (a no-op when it is done already). */
+export const completeDeferred = <A, E>(deferred: Deferred.Deferred<A, E>, exit: Exit.Exit<A, E>): void => {
+  Deferred.unsafeDone(deferred, exit)
+}
+
+/** Whether a value is a Stream. */
+export const isStream = (value: object): value is Stream.Stream<unknown, unknown, unknown> =>
+  Stream.StreamTypeId in value
+
+/** Runs `f` on the cause of a failure, then fails with it: `tapErrorCause` in Effect 3, `tapCause` in Effect 4. */
+export const tapCause: typeof Effect.tapErrorCause = Effect.tapErrorCause
+
+/** Whether a cause holds interruptions only. */
+export const isInterruptedOnly: <E>(cause: Cause.Cause<E>) => boolean = Cause.isInterruptedOnly

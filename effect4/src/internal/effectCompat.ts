@@ -14,9 +14,11 @@ import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -25,6 +27,7 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 
 /** What a duration option accepts: `Duration.DurationInput` in Effect 3, `Duration.Input` in Effect 4. */
 export type DurationInput = Duration.Input
@@ -124,3 +127,23 @@ export const refinedString = <B extends string & Brand.Brand<any>>(
   test: (value: string) => boolean,
   message: (value: string) => string
 ) => Brand.make<B>((value) => test(value) || message(value))
+
+/** A fiber started by a runtime: `Fiber.RuntimeFiber` in Effect 3, `Fiber.Fiber` in Effect 4. */
+export type RunningFiber<A, E> = Fiber.Fiber<A, E>
+
+/** A Deferred made outside any fiber. */
+export const makeDeferred = <A, E = never>(): Deferred.Deferred<A, E> => Deferred.makeUnsafe<A, E>()
+
+/** Completes a Deferred synchronously (a no-op when it is done already). */
+export const completeDeferred = <A, E>(deferred: Deferred.Deferred<A, E>, exit: Exit.Exit<A, E>): void => {
+  Deferred.doneUnsafe(deferred, exit)
+}
+
+/** Whether a value is a Stream. */
+export const isStream = (value: object): value is Stream.Stream<unknown, unknown, unknown> => Stream.isStream(value)
+
+/** Runs `f` on the cause of a failure, then fails with it: `tapErrorCause` in Effect 3, `tapCause` in Effect 4. */
+export const tapCause: typeof Effect.tapCause = Effect.tapCause
+
+/** Whether a cause holds interruptions only. */
+export const isInterruptedOnly: <E>(cause: Cause.Cause<E>) => boolean = Cause.hasInterruptsOnly
