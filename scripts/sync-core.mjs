@@ -45,6 +45,7 @@ export const sharedShellFiles = [
   "Metrics.ts",
   "NodeMount.ts",
   "RedisBackplane.ts",
+  "Server.ts",
   "Topics.ts",
   "TypedMessages.ts",
   "WebSocket.ts",

@@ -23,10 +23,15 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
+import * as FiberSet from "effect/FiberSet"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -153,3 +158,63 @@ export const tapCause: typeof Effect.tapErrorCause = Effect.tapErrorCause
 
 /** Whether a cause holds interruptions only. */
 export const isInterruptedOnly: <E>(cause: Cause.Cause<E>) => boolean = Cause.isInterruptedOnly
+
+/** Recovers from every cause: `Effect.catchAllCause` in Effect 3, `Effect.catchCause` in Effect 4. */
+export const catchAllCause: typeof Effect.catchAllCause = Effect.catchAllCause
+
+/**
+ * What fibers are started from outside any fiber, with the services and references of the fiber
+ * that captured it: a `Runtime` in Effect 3, a `Context` in Effect 4.
+ */
+export type FiberStarter<R> = Runtime.Runtime<R>
+
+/** The log annotations a fiber starter carries. */
+export type LogAnnotations = HashMap.HashMap<string, unknown>
+
+/** The current fiber's starter. */
+export const currentFiberStarter = <R>(): Effect.Effect<FiberStarter<R>, never, R> => Effect.runtime<R>()
+
+/** The services of a fiber starter. */
+export const starterContext = <R>(starter: FiberStarter<R>): Context.Context<R> => starter.context
+
+/** The log annotations of a fiber starter. */
+export const starterLogAnnotations = (starter: FiberStarter<never>): LogAnnotations =>
+  FiberRefs.getOrDefault(starter.fiberRefs, FiberRef.currentLogAnnotations)
+
+/** A starter like `starter`, with other services and the log annotations plus `key`. */
+export const deriveFiberStarter = <R>(
+  starter: FiberStarter<never>,
+  context: Context.Context<R>,
+  annotations: LogAnnotations,
+  key: string,
+  value: unknown
+): FiberStarter<R> =>
+  Runtime.make({
+    context,
+    runtimeFlags: starter.runtimeFlags,
+    fiberRefs: FiberRefs.updateAs(starter.fiberRefs, {
+      fiberId: FiberId.none,
+      fiberRef: FiberRef.currentLogAnnotations,
+      value: HashMap.set(annotations, key, value)
+    })
+  })
+
+/** Starts a fiber from a starter. */
+export const forkWith =
+  <R>(starter: FiberStarter<R>) =>
+  <A, E>(effect: Effect.Effect<A, E, R>): RunningFiber<A, E> =>
+    Runtime.runFork(starter)(effect)
+
+/** A fiber's exit if it has ended already. */
+export const pollFiber = <A, E>(fiber: RunningFiber<A, E>): Exit.Exit<A, E> | undefined =>
+  fiber.unsafePoll() ?? undefined
+
+/** Adds a running fiber to a FiberSet, synchronously. */
+export const addToFiberSet = <A, E>(set: FiberSet.FiberSet<A, E>, fiber: RunningFiber<A, E>): void => {
+  FiberSet.unsafeAdd(set, fiber)
+}
+
+/** Interrupts a fiber without waiting for it. */
+export const interruptFiber = (fiber: RunningFiber<unknown, unknown>): void => {
+  fiber.unsafeInterruptAsFork(FiberId.none)
+}

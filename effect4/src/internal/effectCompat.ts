@@ -19,9 +19,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as References from "effect/References"
 import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -147,3 +149,53 @@ export const tapCause: typeof Effect.tapCause = Effect.tapCause
 
 /** Whether a cause holds interruptions only. */
 export const isInterruptedOnly: <E>(cause: Cause.Cause<E>) => boolean = Cause.hasInterruptsOnly
+
+/** Recovers from every cause: `Effect.catchAllCause` in Effect 3, `Effect.catchCause` in Effect 4. */
+export const catchAllCause: typeof Effect.catchCause = Effect.catchCause
+
+/**
+ * What fibers are started from outside any fiber, with the services and references of the fiber
+ * that captured it: a `Runtime` in Effect 3, a `Context` in Effect 4.
+ */
+export type FiberStarter<R> = Context.Context<R>
+
+/** The log annotations a fiber starter carries. */
+export type LogAnnotations = Readonly<Record<string, unknown>>
+
+/** The current fiber's starter. */
+export const currentFiberStarter = <R>(): Effect.Effect<FiberStarter<R>, never, R> => Effect.context<R>()
+
+/** The services of a fiber starter. */
+export const starterContext = <R>(starter: FiberStarter<R>): Context.Context<R> => starter
+
+/** The log annotations of a fiber starter. */
+export const starterLogAnnotations = (starter: FiberStarter<never>): LogAnnotations =>
+  Context.get(starter, References.CurrentLogAnnotations)
+
+/** A starter like `starter`, with other services and the log annotations plus `key`. */
+export const deriveFiberStarter = <R>(
+  _starter: FiberStarter<never>,
+  context: Context.Context<R>,
+  annotations: LogAnnotations,
+  key: string,
+  value: unknown
+): FiberStarter<R> => Context.add(context, References.CurrentLogAnnotations, { ...annotations, [key]: value })
+
+/** Starts a fiber from a starter. */
+export const forkWith =
+  <R>(starter: FiberStarter<R>) =>
+  <A, E>(effect: Effect.Effect<A, E, R>): RunningFiber<A, E> =>
+    Effect.runForkWith(starter)(effect)
+
+/** A fiber's exit if it has ended already. */
+export const pollFiber = <A, E>(fiber: RunningFiber<A, E>): Exit.Exit<A, E> | undefined => fiber.pollUnsafe()
+
+/** Adds a running fiber to a FiberSet, synchronously. */
+export const addToFiberSet = <A, E>(set: FiberSet.FiberSet<A, E>, fiber: RunningFiber<A, E>): void => {
+  FiberSet.addUnsafe(set, fiber)
+}
+
+/** Interrupts a fiber without waiting for it. */
+export const interruptFiber = (fiber: RunningFiber<unknown, unknown>): void => {
+  fiber.interruptUnsafe()
+}
