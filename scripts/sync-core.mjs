@@ -3,7 +3,9 @@
 // only effect/Data and effect/Predicate (same API in both majors) plus two per-major facades,
 // internal/result.ts and internal/schemaError.ts, which each shell keeps its own version of.
 // Then the shell modules both majors share: they use only Effect calls spelled alike in both, and
-// the per-major facade internal/effectCompat.ts for the others.
+// the per-major facades for the others (internal/effectCompat.ts, schemaCodec.ts,
+// effectTelemetry.ts, messagesStream.ts). What stays per major in effect4/src/ is those facades,
+// SocketAdapter, HttpRouterRoute and index.
 // The copies are gitignored (see .gitignore); edit the originals under src/.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
