@@ -73,6 +73,8 @@ export interface ClosedRecord {
 /** A server of the shell under test. */
 export interface ShellServer {
   readonly port: number
+  /** The server's address (`TcpAddress` or `UnixAddress`). */
+  readonly address: unknown
   /** The interop handler's connection to `path`, once open. */
   readonly opened: (path: string) => Effect.Effect<OpenRecord>
   /** The interop handler's connection to `path`, once closed. */
@@ -155,6 +157,8 @@ export interface Shell {
   ) => Effect.Effect<void, ShellError, Scope.Scope>
   readonly job: (job: Job) => Effect.Effect<JobResult>
   readonly usage: Effect.Effect<Usage>
+  /** CPU time (user and system) the shell's process used, in microseconds (no GC forced). */
+  readonly cpuMicros: Effect.Effect<number>
   /** Starts the shell's process (a no-op in this process). */
   readonly start: () => Promise<void>
   readonly stop: () => Promise<void>
@@ -301,6 +305,7 @@ export const effect3: Shell = {
       )
       return {
         port: server.address._tag === "TcpAddress" ? server.address.port : 0,
+        address: server.address,
         opened: (path) =>
           Effect.map(
             Deferred.await(connectionTo(log, path)),
@@ -339,6 +344,10 @@ export const effect3: Shell = {
     }),
   job: runJob,
   usage: usageHere,
+  cpuMicros: Effect.sync(() => {
+    const { user, system } = process.cpuUsage()
+    return user + system
+  }),
   start: () => Promise.resolve(),
   stop: () => Promise.resolve()
 }
@@ -384,6 +393,7 @@ export const effect4 = (): Shell => {
         if (answer.error !== undefined) return yield* Effect.fail(answer.error as ShellError)
         return {
           port: answer.port as number,
+          address: answer.address,
           opened: (path) => Effect.map(event(id, "open", path), (line) => line as unknown as OpenRecord),
           closed: (path) => Effect.map(event(id, "closed", path), (line) => line as unknown as ClosedRecord),
           requests: () =>
@@ -403,6 +413,7 @@ export const effect4 = (): Shell => {
       }),
     job: (job) => Effect.map(ask("job", { ...job }), ({ answer }) => answer as unknown as JobResult),
     usage: Effect.map(ask("usage"), ({ answer }) => answer as unknown as Usage),
+    cpuMicros: Effect.map(ask("usage", { gc: false }), ({ answer }) => answer.cpuMicros as number),
     start: async () => {
       // --expose-gc: it measures its memory after a full collection, as the tests here do.
       const process = spawnEffect4("shellPeer.ts", {}, ["pipe", "pipe", "pipe"], ["--expose-gc"])
