@@ -22,6 +22,7 @@ import * as Stream from "effect/Stream"
 import * as Client from "../../src/Client.js"
 import * as Server from "../../src/Server.js"
 import type { Data, WebSocket } from "../../src/WebSocket.js"
+import { type FrontDoor, serveBehind } from "../fixtures/frontDoors.js"
 import { retainedBytes } from "../fixtures/memory.js"
 import {
   build,
@@ -89,7 +90,7 @@ export interface ShellServer {
 export type Step =
   | { readonly op: "send"; readonly msg: MessageSpec; readonly stream?: boolean }
   | { readonly op: "recv" }
-  | { readonly op: "ping"; readonly data: string }
+  | { readonly op: "ping"; readonly data?: string }
   | { readonly op: "close"; readonly code?: number; readonly reason?: string }
   | { readonly op: "wait_closed" }
 
@@ -114,6 +115,8 @@ export interface JobResult {
   readonly reason?: string | null
   readonly subprotocol?: string | null
   readonly extensions?: ReadonlyArray<string>
+  /** Sec-WebSocket-Protocol values of the handshake response. */
+  readonly protocolHeaders?: ReadonlyArray<string>
   readonly pongs?: number
   readonly failure?: ShellError
 }
@@ -135,6 +138,8 @@ export type HandlerName = "echo" | "interop" | "greeter"
 /** Where a server listens and what it serves besides WebSockets. */
 export interface Where {
   readonly unix?: string
+  /** How the server is reached (test/fixtures/frontDoors.ts); the Effect 3 shell's only: default "serve". */
+  readonly door?: FrontDoor
   /** HTML answered to GET / by `processRequest` (paths under /ws/ go on to the handshake). */
   readonly page?: string
 }
@@ -240,7 +245,7 @@ const runJob = (job: Job): Effect.Effect<JobResult> =>
                 received.push(describeData(message))
               })
             case "ping":
-              return Effect.flatMap(ws.ping(step.data), (pong) =>
+              return Effect.flatMap(step.data === undefined ? ws.ping() : ws.ping(step.data), (pong) =>
                 Effect.map(pong.pipe(Effect.timeout("5 seconds")), () => {
                   pongs = (pongs ?? 0) + 1
                 })
@@ -266,6 +271,7 @@ const runJob = (job: Job): Effect.Effect<JobResult> =>
         ...(ended as object),
         subprotocol: ws.subprotocol ?? null,
         extensions: extensionNames(ws.responseHeaders.getAll("Sec-WebSocket-Extensions")),
+        protocolHeaders: ws.responseHeaders.getAll("Sec-WebSocket-Protocol"),
         ...(pongs === undefined ? {} : { pongs }),
         code: ws.closeCode ?? null,
         reason: ws.closeReason ?? null
@@ -299,9 +305,11 @@ export const effect3: Shell = {
       } as Server.ServeOptions
       const handle = handler === "interop" ? interopHandler(log) : handler === "greeter" ? greeter : echo
       const server = yield* mapShellError(
-        where.unix === undefined
-          ? Server.serve(handle, { host: LOCALHOST, port: 0, ...serveOptions })
-          : Server.unixServe(handle, where.unix, serveOptions)
+        where.unix !== undefined
+          ? Server.unixServe(handle, where.unix, serveOptions)
+          : where.door !== undefined && where.door !== "serve"
+            ? serveBehind(where.door)(handle, serveOptions)
+            : Server.serve(handle, { host: LOCALHOST, port: 0, ...serveOptions })
       )
       return {
         port: server.address._tag === "TcpAddress" ? server.address.port : 0,
@@ -361,6 +369,9 @@ const START_TIMEOUT_MS = 50_000
 /** Time a command may take to be answered (a job waits up to 5 s per step). */
 const ANSWER_TIMEOUT_MS = 30_000
 
+/** An event line of the Effect 4 shell's process without its routing fields. */
+const record = ({ event: _event, server: _server, ...rest }: Record<string, any>) => rest
+
 /** The Effect 4 shell, in a child process started by `start` (one per test file). */
 export const effect4 = (): Shell => {
   let child: JsonLinesChild | undefined
@@ -387,6 +398,9 @@ export const effect4 = (): Shell => {
     remote: true,
     serve: (handler, options = {}, where = {}) =>
       Effect.gen(function* () {
+        if (where.door !== undefined && where.door !== "serve") {
+          return yield* Effect.dieMessage(`front door ${where.door}: the Effect 3 shell's only`)
+        }
         const { id, answer } = yield* Effect.acquireRelease(ask("serve", { handler, options, ...where }), ({ id }) =>
           release(id)
         )
@@ -394,8 +408,8 @@ export const effect4 = (): Shell => {
         return {
           port: answer.port as number,
           address: answer.address,
-          opened: (path) => Effect.map(event(id, "open", path), (line) => line as unknown as OpenRecord),
-          closed: (path) => Effect.map(event(id, "closed", path), (line) => line as unknown as ClosedRecord),
+          opened: (path) => Effect.map(event(id, "open", path), (line) => record(line) as unknown as OpenRecord),
+          closed: (path) => Effect.map(event(id, "closed", path), (line) => record(line) as unknown as ClosedRecord),
           requests: () =>
             peer()
               .lines.filter((line) => line.event === "request" && line.server === id)
