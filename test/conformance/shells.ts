@@ -279,6 +279,35 @@ const runJob = (job: Job): Effect.Effect<JobResult> =>
     })
   )
 
+/** What the interop handler recorded in `log`, as the Effect 4 shell's process reports it. */
+export const recordsOf = (log: ServerLog): Pick<ShellServer, "opened" | "closed"> => ({
+  opened: (path) =>
+    Effect.map(
+      Deferred.await(connectionTo(log, path)),
+      ({ ws }): OpenRecord => ({
+        path,
+        subprotocol: ws.subprotocol ?? null,
+        extensions: extensionNames(ws.responseHeaders.getAll("Sec-WebSocket-Extensions")),
+        requestExtensions: ws.requestHeaders.getAll("Sec-WebSocket-Extensions")
+      })
+    ),
+  closed: (path) =>
+    Effect.flatMap(Deferred.await(connectionTo(log, path)), (record) =>
+      Effect.map(
+        Deferred.await(record.closed),
+        (closed): ClosedRecord => ({
+          path,
+          received: record.received,
+          error: closed.error ?? null,
+          errorCode: closed.errorCode ?? null,
+          errorReason: closed.errorReason ?? null,
+          closeCode: closed.closeCode ?? null,
+          closeReason: closed.closeReason ?? null
+        })
+      )
+    )
+})
+
 /** The Effect 3 shell, in this process. */
 export const effect3: Shell = {
   name: "Effect 3",
@@ -314,31 +343,7 @@ export const effect3: Shell = {
       return {
         port: server.address._tag === "TcpAddress" ? server.address.port : 0,
         address: server.address,
-        opened: (path) =>
-          Effect.map(
-            Deferred.await(connectionTo(log, path)),
-            ({ ws }): OpenRecord => ({
-              path,
-              subprotocol: ws.subprotocol ?? null,
-              extensions: extensionNames(ws.responseHeaders.getAll("Sec-WebSocket-Extensions")),
-              requestExtensions: ws.requestHeaders.getAll("Sec-WebSocket-Extensions")
-            })
-          ),
-        closed: (path) =>
-          Effect.flatMap(Deferred.await(connectionTo(log, path)), (record) =>
-            Effect.map(
-              Deferred.await(record.closed),
-              (closed): ClosedRecord => ({
-                path,
-                received: record.received,
-                error: closed.error ?? null,
-                errorCode: closed.errorCode ?? null,
-                errorReason: closed.errorReason ?? null,
-                closeCode: closed.closeCode ?? null,
-                closeReason: closed.closeReason ?? null
-              })
-            )
-          ),
+        ...recordsOf(log),
         requests: () => requests,
         close: server.close
       } satisfies ShellServer
