@@ -17,10 +17,14 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { Backplane } from "../../src/Backplane.js"
 import * as Client from "../../src/Client.js"
+import * as RedisBackplane from "../../src/RedisBackplane.js"
 import * as Server from "../../src/Server.js"
+import * as Topics from "../../src/Topics.js"
 import type { Data, WebSocket } from "../../src/WebSocket.js"
 import { type FrontDoor, serveBehind } from "../fixtures/frontDoors.js"
 import { retainedBytes } from "../fixtures/memory.js"
@@ -133,7 +137,7 @@ export interface Usage {
   readonly cpuMicros: number
 }
 
-export type HandlerName = "echo" | "interop" | "greeter"
+export type HandlerName = "echo" | "interop" | "greeter" | "chat"
 
 /** Where a server listens and what it serves besides WebSockets. */
 export interface Where {
@@ -142,6 +146,8 @@ export interface Where {
   readonly door?: FrontDoor
   /** HTML answered to GET / by `processRequest` (paths under /ws/ go on to the handshake). */
   readonly page?: string
+  /** The Redis URL of the chat handler's backplane. */
+  readonly redis?: string
 }
 
 /** A shell under test, as the behavioural suites use it. Options are plain data (JSON). */
@@ -172,6 +178,19 @@ export interface Shell {
 // ---------------------------------------------------------------------------
 // Handlers of the Effect 3 shell
 // ---------------------------------------------------------------------------
+
+/** A node of a chat over Redis: every connection subscribed to "chat", every message published there. */
+const chat = (topics: Topics.TopicsService) => (ws: WebSocket) =>
+  Effect.zipRight(
+    topics.subscribe(ws, "chat"),
+    Stream.runForEach(ws.messages, (message) => Effect.ignore(topics.publish("chat", message)))
+  ).pipe(Effect.ignore)
+
+/** Topics over a Redis connection of their own, as a separate process would have; reconnecting fast. */
+const redisTopics = (url: string) =>
+  Effect.flatMap(RedisBackplane.make({ url, reconnect: Schedule.spaced("50 millis") }), (backplane) =>
+    Topics.make.pipe(Effect.provideService(Backplane, backplane))
+  )
 
 const echo = (ws: WebSocket) => Effect.ignore(Stream.runForEach(ws.messages, (message) => ws.send(message)))
 
@@ -332,7 +351,14 @@ export const effect3: Shell = {
                 })
             })
       } as Server.ServeOptions
-      const handle = handler === "interop" ? interopHandler(log) : handler === "greeter" ? greeter : echo
+      const handle =
+        handler === "interop"
+          ? interopHandler(log)
+          : handler === "greeter"
+            ? greeter
+            : handler === "chat"
+              ? chat(yield* mapShellError(redisTopics(where.redis ?? "")))
+              : echo
       const server = yield* mapShellError(
         where.unix !== undefined
           ? Server.unixServe(handle, where.unix, serveOptions)
