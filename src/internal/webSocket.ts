@@ -6,17 +6,11 @@
  */
 import { randomFillSync } from "node:crypto"
 import type { Duplex } from "node:stream"
-import * as Cause from "effect/Cause"
-import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Effectable from "effect/Effectable"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import { type Connection, type Event, State } from "../Connection.js"
@@ -40,6 +34,19 @@ import type { ServerConnection } from "../ServerConnection.js"
 import type { Address, Data, Message, Subprotocol, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
 import { authenticatedBy } from "./authenticated.js"
+import {
+  callback,
+  completeDeferred,
+  decodeDuration,
+  firstError,
+  isInterruptedOnly,
+  isStream,
+  makeDeferred,
+  type RunningFiber,
+  tapCause
+} from "./effectCompat.js"
+import { messagesStream } from "./messagesStream.js"
+import * as Result from "./result.js"
 import type { ConnectionSpans, MetricsRecorder, Telemetry } from "./telemetry.js"
 import { decodeText } from "./text.js"
 import type { Timer, Timers } from "./timers.js"
@@ -60,14 +67,14 @@ const isLargeText = (opcode: number, data: Uint8Array): boolean =>
  * Lets pending I/O callbacks run (a macrotask: `Effect.yieldNow` only yields among fibers, and a
  * sleep would follow the TestClock).
  */
-const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+const yieldToEventLoop: Effect.Effect<void> = callback<void>((resume) => {
   const immediate = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(immediate))
 })
 
 /** Has an extension encode a data frame's payload ahead, off the event loop (see `Extension.encodeAhead`). */
 const encodeAhead = (extension: Extension, opcode: number, data: Uint8Array, fin: boolean): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
+  callback<void>((resume) => {
     extension.encodeAhead!(opcode, data, fin, () => resume(Effect.void))
   })
 
@@ -129,7 +136,7 @@ export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
   pingInterval: resolveOptionalDuration(options.pingInterval, defaults.pingInterval),
   pingTimeout: resolveOptionalDuration(options.pingTimeout, defaults.pingTimeout),
   // `timeout`: the seeds' deprecated alias.
-  closeTimeout: Duration.decode(options.closeTimeout ?? options.timeout ?? defaults.closeTimeout),
+  closeTimeout: decodeDuration(options.closeTimeout ?? options.timeout ?? defaults.closeTimeout),
   maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize,
   maxQueue: options.maxQueue === undefined ? defaults.maxQueue : options.maxQueue,
   readLimit: options.readLimit ?? defaults.readLimit,
@@ -240,7 +247,7 @@ export class WebSocketImpl implements WebSocket {
    * `takeQueued`) and returns its fiber if it is still running, `undefined` when it completed at
    * once. No fiber waits between messages.
    */
-  private messageRunner: (() => Fiber.RuntimeFiber<unknown, unknown> | undefined) | undefined = undefined
+  private messageRunner: (() => RunningFiber<unknown, unknown> | undefined) | undefined = undefined
   /** A message's handler is still running: the next ones wait in the queue. */
   private runnerBusy = false
   /** Called once the connection is closed (after `waitClosed` completes). */
@@ -571,12 +578,11 @@ export class WebSocketImpl implements WebSocket {
     for (const [pingKey, ping] of this.pings) {
       this.pings.delete(pingKey)
       this.metrics?.pingRoundTrip(now - ping.sentAt)
-      if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.succeed(now - ping.sentAt))
+      // Before the deferred: Effect 4 may resume the fiber awaiting it right there, which then reads it.
+      if (pingKey === key) this.latency = (now - ping.sentAt) / 1000
+      if (ping.deferred !== undefined) completeDeferred(ping.deferred, Exit.succeed(now - ping.sentAt))
       if (pingKey === this.keepaliveKey) this.onKeepalivePong()
-      if (pingKey === key) {
-        this.latency = (now - ping.sentAt) / 1000
-        break
-      }
+      if (pingKey === key) break
     }
   }
 
@@ -588,7 +594,7 @@ export class WebSocketImpl implements WebSocket {
     if (this.pings.size > 0) {
       const exc = this.protocol.closeExc
       for (const ping of this.pings.values()) {
-        if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.fail(exc))
+        if (ping.deferred !== undefined) completeDeferred(ping.deferred, Exit.fail(exc))
       }
       this.pings.clear()
     }
@@ -604,7 +610,7 @@ export class WebSocketImpl implements WebSocket {
     }
     this.closureProcessed = true
     // Made only if someone waited (most connections end without anyone waiting on `waitClosed`).
-    if (this.closedDeferred !== undefined) Deferred.unsafeDone(this.closedDeferred, Exit.void)
+    if (this.closedDeferred !== undefined) completeDeferred(this.closedDeferred, Exit.void)
     const onClose = this.onClose
     this.onClose = undefined
     onClose?.()
@@ -616,7 +622,7 @@ export class WebSocketImpl implements WebSocket {
    * A handler that completes at once leaves no fiber between messages; one that suspends holds the
    * next messages in the queue until it goes on.
    */
-  serveMessages(runner: () => Fiber.RuntimeFiber<unknown, unknown> | undefined): void {
+  serveMessages(runner: () => RunningFiber<unknown, unknown> | undefined): void {
     this.messageRunner = runner
     this.runMessages()
   }
@@ -653,8 +659,8 @@ export class WebSocketImpl implements WebSocket {
 
   private settleHandshake(exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>): void {
     this.handshakeExit = exit
-    if (exit._tag === "Failure" && exit.cause._tag === "Fail") this.handshakeError = exit.cause.error
-    if (this.handshakeDeferred !== undefined) Deferred.unsafeDone(this.handshakeDeferred, exit)
+    if (exit._tag === "Failure") this.handshakeError = firstError(exit.cause)
+    if (this.handshakeDeferred !== undefined) completeDeferred(this.handshakeDeferred, exit)
     // Called once: released, with what its closure holds, for the life of the connection.
     const onHandshake = this.onHandshake
     this.onHandshake = undefined
@@ -664,8 +670,8 @@ export class WebSocketImpl implements WebSocket {
   /** Completes with the first handshake event (the request or the response), or fails. */
   get handshakeEvent(): Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> {
     if (this.handshakeDeferred === undefined) {
-      this.handshakeDeferred = Deferred.unsafeMake(FiberId.none)
-      if (this.handshakeExit !== undefined) Deferred.unsafeDone(this.handshakeDeferred, this.handshakeExit)
+      this.handshakeDeferred = makeDeferred()
+      if (this.handshakeExit !== undefined) completeDeferred(this.handshakeDeferred, this.handshakeExit)
     }
     return this.handshakeDeferred
   }
@@ -746,7 +752,7 @@ export class WebSocketImpl implements WebSocket {
    */
   private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
     if (!this.overWriteLimit()) return Effect.void
-    return Effect.async<void, ConnectionClosed>((resume) => {
+    return callback<void, ConnectionClosed>((resume) => {
       this.metrics?.paused("send")
       const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
       this.drainWaiters.add(wake)
@@ -800,7 +806,7 @@ export class WebSocketImpl implements WebSocket {
     this.keepaliveTimer = undefined
     if (this.protocol.state !== State.OPEN) return
     const payload = this.uniquePingPayload()
-    if (Either.isLeft(this.protocol.sendPing(payload))) return
+    if (Result.isFailure(this.protocol.sendPing(payload))) return
     const key = hex(payload)
     this.pings.set(key, { deferred: undefined, sentAt: performance.now() })
     this.keepaliveKey = key
@@ -848,8 +854,8 @@ export class WebSocketImpl implements WebSocket {
 
   get waitClosed(): Effect.Effect<void> {
     if (this.closedDeferred === undefined) {
-      this.closedDeferred = Deferred.unsafeMake(FiberId.none)
-      if (this.closureProcessed) Deferred.unsafeDone(this.closedDeferred, Exit.void)
+      this.closedDeferred = makeDeferred()
+      if (this.closureProcessed) completeDeferred(this.closedDeferred, Exit.void)
     }
     return Deferred.await(this.closedDeferred)
   }
@@ -877,8 +883,8 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /** Waits until a message arrives or the connection closes (made on first use). */
-  private get waitReadable(): Effect.Effect<void> {
-    this._waitReadable ??= Effect.async<void>((resume) => {
+  get waitReadable(): Effect.Effect<void> {
+    this._waitReadable ??= callback<void>((resume) => {
       const wake = () => resume(Effect.void)
       this.readers.add(wake)
       return Effect.sync(() => this.readers.delete(wake))
@@ -913,7 +919,7 @@ export class WebSocketImpl implements WebSocket {
   private _recvLoop: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
   private _recvWait: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
   private get recvWait(): Effect.Effect<Data, ConnectionClosed> {
-    this._recvWait ??= Effect.async<Data, ConnectionClosed>((resume) => {
+    this._recvWait ??= callback<Data, ConnectionClosed>((resume) => {
       this.recvWaiting = true
       const wake = () => {
         this.recvWaiting = false
@@ -949,30 +955,21 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /**
-   * Emits every queued message as one chunk, waits while there is none, ends after a normal
-   * closure. A channel written by hand: a third of the cost per chunk of `repeatEffectChunkOption`.
+   * What a messages Stream pulls next: every queued message (a non-empty array), `"wait"` while
+   * there is none, `undefined` after a normal closure, or the error the stream fails with.
    */
-  private makeMessagesChannel(): Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> {
-    const channel: Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> = Channel.suspend(
-      () => {
-        const next = this.nextRead()
-        if (next === READ_MESSAGE) {
-          const messages: Array<Data> = []
-          while (this.queueHead < this.queue.length) messages.push(this.takeSync())
-          return Channel.flatMap(Channel.write(Chunk.unsafeFromArray(messages)), () => channel)
-        }
-        if (next === READ_CLOSED) {
-          const error = this.endOfMessages
-          return error === undefined ? Channel.void : Channel.fail(error)
-        }
-        return Channel.flatMap(Channel.fromEffect(this.waitReadable), () => channel)
-      }
-    )
-    return channel
+  pullMessages(): ReadonlyArray<Data> | "wait" | ConnectionClosedError | undefined {
+    const next = this.nextRead()
+    if (next === READ_MESSAGE) {
+      const messages: Array<Data> = []
+      while (this.queueHead < this.queue.length) messages.push(this.takeSync())
+      return messages
+    }
+    return next === READ_CLOSED ? this.endOfMessages : "wait"
   }
 
   get messages(): Stream.Stream<Data, ConnectionClosedError> {
-    this._messages ??= Stream.fromChannel(this.makeMessagesChannel())
+    this._messages ??= messagesStream(this)
     return this._messages
   }
   private _messages: Stream.Stream<Data, ConnectionClosedError> | undefined = undefined
@@ -984,19 +981,19 @@ export class WebSocketImpl implements WebSocket {
     // the queue is empty, without the per-element work of a Stream pipeline.
     const loop: Effect.Effect<void, ConnectionClosedError | E, R> = Effect.suspend(() => {
       const next = this.nextRead()
-      if (next === READ_MESSAGE) return Effect.zipRight(f(this.takeSync()), loop)
+      if (next === READ_MESSAGE) return Effect.andThen(f(this.takeSync()), loop)
       if (next === READ_CLOSED) {
         const error = this.endOfMessages
         return error === undefined ? Effect.void : Effect.fail(error)
       }
-      return Effect.zipRight(this.waitReadable, loop)
+      return Effect.andThen(this.waitReadable, loop)
     })
     return loop
   }
 
   /** After the connection left OPEN: wait until it is closed, then fail with the close exception. */
   private get closedError(): Effect.Effect<never, ConnectionClosed> {
-    return Effect.zipRight(
+    return Effect.andThen(
       this.waitClosed,
       Effect.suspend(() => Effect.fail(this.protocol.closeExc))
     )
@@ -1015,7 +1012,7 @@ export class WebSocketImpl implements WebSocket {
         : opcode === Opcode.Binary
           ? protocol.sendBinary(data, fin)
           : protocol.sendContinuation(data, fin)
-    if (result._tag === "Left") return this.closedError
+    if (Result.isFailure(result)) return this.closedError
     this.countSent(opcode, data.byteLength, fin)
     this.flush()
     return this.backpressure
@@ -1047,7 +1044,7 @@ export class WebSocketImpl implements WebSocket {
     if (ArrayBuffer.isView(message)) {
       return this.sendMessage(Opcode.Binary, new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
     }
-    if (Stream.StreamTypeId in message) {
+    if (isStream(message)) {
       return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
     }
     // Python rejects dict-like objects too: their entries are never fragments, and sending a Map
@@ -1077,7 +1074,7 @@ export class WebSocketImpl implements WebSocket {
   private sendMessage(opcode: number, data: Uint8Array | string): Effect.Effect<void, ConnectionClosed> {
     const busy = this.fragmenting
     if (busy !== undefined)
-      return Effect.zipRight(
+      return Effect.andThen(
         Deferred.await(busy),
         Effect.suspend(() => this.sendMessage(opcode, data))
       )
@@ -1107,9 +1104,9 @@ export class WebSocketImpl implements WebSocket {
             const bytes = typeof fragment === "string" ? Buffer.from(fragment, "utf8") : fragment
             const send = Effect.suspend(() => this.sendFrame(fragmentOpcode, bytes, i === last))
             if (ahead?.encodeAhead !== undefined && this.protocol.state === State.OPEN) {
-              return Effect.zipRight(encodeAhead(ahead, fragmentOpcode, bytes, i === last), send)
+              return Effect.andThen(encodeAhead(ahead, fragmentOpcode, bytes, i === last), send)
             }
-            return i === 0 ? send : Effect.zipRight(yieldToEventLoop, send)
+            return i === 0 ? send : Effect.andThen(yieldToEventLoop, send)
           }),
         { discard: true }
       ).pipe(
@@ -1129,14 +1126,14 @@ export class WebSocketImpl implements WebSocket {
   private exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.suspend(() => {
       const busy = this.fragmenting
-      if (busy !== undefined) return Effect.zipRight(Deferred.await(busy), this.exclusive(effect))
-      const done = Deferred.unsafeMake<void>(FiberId.none)
+      if (busy !== undefined) return Effect.andThen(Deferred.await(busy), this.exclusive(effect))
+      const done = makeDeferred<void>()
       this.fragmenting = done
       return Effect.ensuring(
         effect,
         Effect.sync(() => {
           this.fragmenting = undefined
-          Deferred.unsafeDone(done, Exit.void)
+          completeDeferred(done, Exit.void)
         })
       )
     })
@@ -1178,15 +1175,15 @@ export class WebSocketImpl implements WebSocket {
           pending = toBytes(fragment)
           return previous
         })
-      ).pipe(Effect.zipRight(Effect.suspend(() => (pending === undefined ? Effect.void : emit(true)))))
+      ).pipe(Effect.andThen(Effect.suspend(() => (pending === undefined ? Effect.void : emit(true)))))
       return body.pipe(
-        Effect.tapErrorCause((cause) =>
+        tapCause((cause) =>
           Effect.sync(() => {
             // Python closes the connection when a fragmented message cannot be completed. A
             // fragment held back (`pending`) counts as started: Python would already have sent it,
             // and a type mismatch on the second fragment must close the connection too (fix: the
             // check was `!first` only, so mixed types on fragment 2 left the connection open).
-            if (Cause.isInterruptedOnly(cause)) return
+            if (isInterruptedOnly(cause)) return
             if ((!first || pending !== undefined) && this.protocol.state === State.OPEN) {
               this.failConnection(CloseCode.InternalError, "error in fragmented message")
             }
@@ -1213,7 +1210,7 @@ export class WebSocketImpl implements WebSocket {
     const data = typeof message === "string" ? Buffer.from(message, "utf8") : message
     const opcode = typeof message === "string" ? Opcode.Text : Opcode.Binary
     const result = opcode === Opcode.Text ? this.protocol.sendText(data) : this.protocol.sendBinary(data)
-    if (result._tag === "Left") return false
+    if (Result.isFailure(result)) return false
     this.countSent(opcode, data.byteLength, true)
     this.flush()
     return true
@@ -1248,11 +1245,11 @@ export class WebSocketImpl implements WebSocket {
     return Effect.suspend((): Effect.Effect<void, ProtocolError> => {
       // A code not allowed on the wire (999, 1006) or an over-long reason: fail, send nothing.
       const checked = checkClose(code, reason)
-      if (checked._tag === "Left") return Effect.fail(checked.left)
+      if (Result.isFailure(checked)) return Effect.fail(Result.failureOf(checked))
       const protocol = this.protocol
       if (protocol.state === State.OPEN) {
         const result = protocol.sendClose(code, reason)
-        if (result._tag === "Left") {
+        if (Result.isFailure(result)) {
           // A fragmented message is being sent, or the code is invalid: fail the connection instead.
           protocol.fail(CloseCode.InternalError, "close during fragmented message")
         }
@@ -1281,8 +1278,8 @@ export class WebSocketImpl implements WebSocket {
         }
         if (this.protocol.state !== State.OPEN) return this.closedError
         const result = this.protocol.sendPing(payload)
-        if (result._tag === "Left") return this.closedError
-        const deferred = Deferred.unsafeMake<number, ConnectionClosed>(FiberId.none)
+        if (Result.isFailure(result)) return this.closedError
+        const deferred = makeDeferred<number, ConnectionClosed>()
         this.pings.set(key, { deferred, sentAt: performance.now() })
         this.flush()
         return Effect.as(this.backpressure, Deferred.await(deferred))
@@ -1294,7 +1291,7 @@ export class WebSocketImpl implements WebSocket {
     return Effect.suspend(() => {
       if (this.protocol.state !== State.OPEN) return this.closedError
       const result = this.protocol.sendPong(toBytes(data))
-      if (result._tag === "Left") return this.closedError
+      if (Result.isFailure(result)) return this.closedError
       this.flush()
       return this.backpressure
     })
@@ -1381,7 +1378,13 @@ export class SendEffect<E, R> extends Effectable.Class<void, ConnectionClosed | 
     super()
   }
 
+  /** The Effect it stands for (Effect 3's name). */
   commit(): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
+    return this.ws.sendNow(this.message)
+  }
+
+  /** The Effect it stands for (Effect 4's name). */
+  asEffect(): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
     return this.ws.sendNow(this.message)
   }
 }
