@@ -22,12 +22,14 @@ import {
   CLOSES,
   checkPeer,
   command,
+  echoSteps,
   expected,
   JsonLinesChild,
+  MATRIX_RECEIVED,
+  MATRIX_STEPS,
   MAX_SIZE,
   MESSAGES,
-  MiB,
-  PEER_FRAGMENTED,
+  MIB_MESSAGES,
   SERVER_SUBPROTOCOLS
 } from "./fixtures/peers.js"
 
@@ -40,22 +42,6 @@ const problem = ((): string | undefined => {
   return check.status === 0 ? undefined : `${PYTHON} cannot import aiohttp: ${check.stderr.trim()}`
 })()
 const available = checkPeer("aiohttp", problem)
-
-/** The matrix, echoed; then what aiohttp sends on command (PEER_FRAGMENTED, which it sends whole). */
-const matrixSteps: ReadonlyArray<Step> = [
-  ...MESSAGES.flatMap(([, msg]): Array<Step> => [{ op: "send", msg }, { op: "recv" }]),
-  ...PEER_FRAGMENTED.flatMap(
-    (msg): Array<Step> => [{ op: "send", msg: { text: command({ op: "send", msg }) } }, { op: "recv" }]
-  )
-]
-const matrixReceived = [...MESSAGES.map(([, spec]) => expected(spec)), ...PEER_FRAGMENTED.map(expected)]
-
-/** What aiohttp's client sends (it cannot fragment: a fragmented spec goes whole, the same bytes). */
-const aiohttpMatrixSteps = [
-  ...MESSAGES.flatMap(([, msg]) => [{ op: "send", msg }, { op: "recv" }]),
-  ...PEER_FRAGMENTED.flatMap((msg) => [{ op: "send", msg: { text: command({ op: "send", msg }) } }, { op: "recv" }]),
-  { op: "close", code: 1000, reason: "" }
-]
 
 /** aiohttp's `compress`: 0 offers nothing; 9..15 offers permessage-deflate with that server window. */
 const AIOHTTP_COMPRESS = [0, 9, 11, 15] as const
@@ -108,13 +94,17 @@ describe("interop with aiohttp", () => {
             `client compression ${ours ?? "off"}, server ${theirs}: echoes the matrix`,
             () =>
               Effect.gen(function* () {
-                const { path, result } = yield* job(theirs, [...matrixSteps, { op: "close", code: 1000, reason: "" }], {
-                  compression: ours,
-                  maxSize: MAX_SIZE
-                })
+                const { path, result } = yield* job(
+                  theirs,
+                  [...MATRIX_STEPS, { op: "close", code: 1000, reason: "" }],
+                  {
+                    compression: ours,
+                    maxSize: MAX_SIZE
+                  }
+                )
                 const negotiated = ours !== null && theirs === "deflate" ? ["permessage-deflate"] : []
                 expect(result).toMatchObject({ error: null, extensions: negotiated, code: 1000 })
-                expect(result.received).toEqual(matrixReceived)
+                expect(result.received).toEqual(MATRIX_RECEIVED)
                 const open = yield* opened(path)
                 expect(open.extensions === null ? [] : [open.extensions.split(";")[0]]).toEqual(negotiated)
                 const end = yield* closed(path)
@@ -128,14 +118,8 @@ describe("interop with aiohttp", () => {
 
       it.scopedLive("client with default options exchanges 1 MiB messages, the default maxSize", () =>
         Effect.gen(function* () {
-          const specs = [
-            { pattern: "text", size: MiB },
-            { pattern: "binary", size: MiB }
-          ] as const
-          const { result } = yield* job(
-            "plain",
-            specs.flatMap((msg): Array<Step> => [{ op: "send", msg }, { op: "recv" }])
-          )
+          const specs = MIB_MESSAGES
+          const { result } = yield* job("plain", echoSteps(specs))
           expect(result).toMatchObject({ error: null, received: specs.map(expected) })
         }).pipe(bounded(15_000))
       )
@@ -217,14 +201,18 @@ describe("interop with aiohttp", () => {
             Effect.gen(function* () {
               const { server, uri } = yield* ourServer(ours)
               const path = `/ws/t${++counter}`
-              const result = yield* aiohttpJob({ uri: uri(path), compress, steps: aiohttpMatrixSteps })
+              const result = yield* aiohttpJob({
+                uri: uri(path),
+                compress,
+                steps: [...MATRIX_STEPS, { op: "close", code: 1000, reason: "" }]
+              })
               const negotiated = ours !== null && compress !== 0 ? ["permessage-deflate"] : []
               expect(result).toMatchObject({ error: null, extensions: negotiated, code: 1000 })
               if (compress !== 0 && compress !== 15 && ours !== null) {
                 // RFC 7692 §7.1.2.1: the server accepts the window it was asked to use, and uses it.
                 expect(result.extensionHeader).toMatch(new RegExp(`server_max_window_bits=${compress}\\b`))
               }
-              expect(result.received).toEqual(matrixReceived)
+              expect(result.received).toEqual(MATRIX_RECEIVED)
               const open = yield* server.opened(path)
               expect(open.extensions).toEqual(negotiated)
               const end = yield* server.closed(path)
@@ -238,15 +226,12 @@ describe("interop with aiohttp", () => {
       it.scopedLive("server with default options receives 1 MiB messages, the default maxSize", () =>
         Effect.gen(function* () {
           const server = yield* shell.serve("interop")
-          const specs = [
-            { pattern: "text", size: MiB },
-            { pattern: "binary", size: MiB }
-          ] as const
+          const specs = MIB_MESSAGES
           const path = `/ws/t${++counter}`
           const result = yield* aiohttpJob({
             uri: `ws://${LOCALHOST}:${server.port}${path}`,
             compress: 0,
-            steps: specs.flatMap((msg) => [{ op: "send", msg }, { op: "recv" }])
+            steps: echoSteps(specs)
           })
           expect(result).toMatchObject({ error: null, received: specs.map(expected) })
           expect((yield* server.opened(path)).extensions).toEqual([])

@@ -20,13 +20,17 @@ import {
   CLOSES,
   checkPeer,
   command,
+  echoSteps,
   expected,
   JsonLinesChild,
+  MATRIX_RECEIVED,
+  MATRIX_STEPS,
   MAX_SIZE,
   MESSAGES,
-  MiB,
-  PEER_FRAGMENTED,
-  SERVER_SUBPROTOCOLS
+  MIB_MESSAGES,
+  SERVER_SUBPROTOCOLS,
+  STREAM_RECEIVED,
+  STREAM_STEPS
 } from "./fixtures/peers.js"
 
 const PYTHON = "/usr/bin/python3"
@@ -49,9 +53,6 @@ const COMPRESSION: ReadonlyArray<readonly [ours: Compression, theirs: Compressio
 const label = (compression: Compression) => (compression === null ? "off" : "on")
 const negotiated = (ours: Compression, theirs: Compression) =>
   ours !== null && theirs !== null ? ["permessage-deflate"] : []
-
-/** Every message of the matrix, echoed, then the fragmented messages the peer sends on command. */
-const matrixReceived = [...MESSAGES.map(([, spec]) => expected(spec)), ...PEER_FRAGMENTED.map(expected)]
 
 describe("interop with Python websockets", () => {
   if (!available && CI) {
@@ -104,19 +105,12 @@ describe("interop with Python websockets", () => {
       for (const [ours, theirs] of COMPRESSION) {
         it.scopedLive(`client compression ${label(ours)}, server compression ${label(theirs)}: echoes the matrix`, () =>
           Effect.gen(function* () {
-            const { path, result } = yield* job(
-              theirs,
-              [
-                ...MESSAGES.flatMap(([, msg]): Array<Step> => [{ op: "send", msg }, { op: "recv" }]),
-                ...PEER_FRAGMENTED.flatMap(
-                  (msg): Array<Step> => [{ op: "send", msg: { text: command({ op: "send", msg }) } }, { op: "recv" }]
-                ),
-                { op: "close" }
-              ],
-              { compression: ours, maxSize: MAX_SIZE }
-            )
+            const { path, result } = yield* job(theirs, [...MATRIX_STEPS, { op: "close" }], {
+              compression: ours,
+              maxSize: MAX_SIZE
+            })
             expect(result).toMatchObject({ error: null, extensions: negotiated(ours, theirs), code: 1000 })
-            expect(result.received).toEqual(matrixReceived)
+            expect(result.received).toEqual(MATRIX_RECEIVED)
             expect((yield* opened(path)).extensions).toEqual(negotiated(ours, theirs))
             const end = yield* closed(path)
             expect(end).toMatchObject({ code: 1000, reason: "", error: null })
@@ -127,32 +121,17 @@ describe("interop with Python websockets", () => {
 
       it.scopedLive("client with default options receives 1 MiB messages, the default maxSize", () =>
         Effect.gen(function* () {
-          const specs = [
-            { pattern: "text", size: MiB },
-            { pattern: "binary", size: MiB }
-          ] as const
-          const { result } = yield* job(
-            null,
-            specs.flatMap((msg): Array<Step> => [{ op: "send", msg }, { op: "recv" }])
-          )
+          const specs = MIB_MESSAGES
+          const { result } = yield* job(null, echoSteps(specs))
           expect(result).toMatchObject({ error: null, received: specs.map(expected) })
         }).pipe(bounded())
       )
 
       it.scopedLive("client sends a message fragmented from a Stream", () =>
         Effect.gen(function* () {
-          const { result } = yield* job("deflate", [
-            {
-              op: "send",
-              msg: { fragments: [{ text: "str" }, { text: "" }, { text: "eam \u{1f600}" }] },
-              stream: true
-            },
-            { op: "recv" },
-            { op: "send", msg: { fragments: [{ hex: "01" }, { hex: "0203" }] }, stream: true },
-            { op: "recv" }
-          ])
+          const { result } = yield* job("deflate", STREAM_STEPS)
           expect(result).toMatchObject({ error: null })
-          expect(result.received).toEqual([expected({ text: "stream \u{1f600}" }), expected({ hex: "010203" })])
+          expect(result.received).toEqual(STREAM_RECEIVED)
         }).pipe(bounded())
       )
 
@@ -240,18 +219,11 @@ describe("interop with Python websockets", () => {
                 const result = yield* clientJob({
                   uri: uri(path),
                   compression: theirs,
-                  steps: [
-                    ...MESSAGES.flatMap(([, msg]) => [{ op: "send", msg }, { op: "recv" }]),
-                    ...PEER_FRAGMENTED.flatMap((msg) => [
-                      { op: "send", msg: { text: command({ op: "send", msg }) } },
-                      { op: "recv" }
-                    ]),
-                    { op: "close", code: 1000, reason: "" }
-                  ]
+                  steps: [...MATRIX_STEPS, { op: "close", code: 1000, reason: "" }]
                 })
                 expect(result.error).toBeNull()
                 expect(result.extensions).toEqual(negotiated(ours, theirs))
-                expect(result.received).toEqual(matrixReceived)
+                expect(result.received).toEqual(MATRIX_RECEIVED)
                 expect([result.code, result.reason]).toEqual([1000, ""])
                 expect((yield* server.opened(path)).extensions).toEqual(negotiated(ours, theirs))
                 const end = yield* server.closed(path)
@@ -266,14 +238,11 @@ describe("interop with Python websockets", () => {
         Effect.gen(function* () {
           const server = yield* Effect.orDie(shell.serve("interop"))
           const path = nextPath()
-          const specs = [
-            { pattern: "text", size: MiB },
-            { pattern: "binary", size: MiB }
-          ] as const
+          const specs = MIB_MESSAGES
           const result = yield* clientJob({
             uri: `ws://${LOCALHOST}:${server.port}${path}`,
             compression: null,
-            steps: specs.flatMap((msg) => [{ op: "send", msg }, { op: "recv" }])
+            steps: echoSteps(specs)
           })
           expect(result).toMatchObject({ error: null, received: specs.map(expected) })
           expect((yield* server.closed(path)).received).toEqual(specs.map(expected))

@@ -19,14 +19,19 @@ import {
   CLOSES,
   command,
   describeData,
+  echoSteps,
   expected,
   extensionNames,
+  MATRIX_RECEIVED,
+  MATRIX_STEPS,
   MAX_SIZE,
   MESSAGES,
   type MessageSpec,
-  MiB,
+  MIB_MESSAGES,
   PEER_FRAGMENTED,
-  SERVER_SUBPROTOCOLS
+  SERVER_SUBPROTOCOLS,
+  STREAM_RECEIVED,
+  STREAM_STEPS
 } from "./fixtures/peers.js"
 
 type Compression = "deflate" | null
@@ -41,8 +46,6 @@ const negotiated = (ours: Compression, theirs: Compression) =>
   ours !== null && theirs !== null ? ["permessage-deflate"] : []
 // threshold 0: ws compresses every message, even empty ones (its default skips those under 1 KiB).
 const wsDeflate = (theirs: Compression) => (theirs === null ? false : { threshold: 0 })
-
-const matrixReceived = [...MESSAGES.map(([, spec]) => expected(spec)), ...PEER_FRAGMENTED.map(expected)]
 
 const toData = (data: RawData, isBinary: boolean): Data => {
   const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer)
@@ -222,19 +225,12 @@ describe("interop with ws", () => {
     for (const [ours, theirs] of COMPRESSION) {
       it.scopedLive(`client compression ${label(ours)}, server compression ${label(theirs)}: echoes the matrix`, () =>
         Effect.gen(function* () {
-          const { path, result } = yield* job(
-            theirs,
-            [
-              ...MESSAGES.flatMap(([, msg]): Array<Step> => [{ op: "send", msg }, { op: "recv" }]),
-              ...PEER_FRAGMENTED.flatMap(
-                (msg): Array<Step> => [{ op: "send", msg: { text: command({ op: "send", msg }) } }, { op: "recv" }]
-              ),
-              { op: "close" }
-            ],
-            { compression: ours, maxSize: MAX_SIZE }
-          )
+          const { path, result } = yield* job(theirs, [...MATRIX_STEPS, { op: "close" }], {
+            compression: ours,
+            maxSize: MAX_SIZE
+          })
           expect(result).toMatchObject({ error: null, extensions: negotiated(ours, theirs), code: 1000 })
-          expect(result.received).toEqual(matrixReceived)
+          expect(result.received).toEqual(MATRIX_RECEIVED)
           const connection = wsConnection(theirs, path)
           expect(connection.extensions).toEqual(negotiated(ours, theirs))
           expect(yield* Effect.promise(() => connection.closed)).toEqual({ code: 1000, reason: "" })
@@ -245,28 +241,17 @@ describe("interop with ws", () => {
 
     it.scopedLive("client with default options receives 1 MiB messages, the default maxSize", () =>
       Effect.gen(function* () {
-        const specs = [
-          { pattern: "text", size: MiB },
-          { pattern: "binary", size: MiB }
-        ] as const
-        const { result } = yield* job(
-          null,
-          specs.flatMap((msg): Array<Step> => [{ op: "send", msg }, { op: "recv" }])
-        )
+        const specs = MIB_MESSAGES
+        const { result } = yield* job(null, echoSteps(specs))
         expect(result).toMatchObject({ error: null, received: specs.map(expected) })
       }).pipe(bounded())
     )
 
     it.scopedLive("client sends a message fragmented from a Stream", () =>
       Effect.gen(function* () {
-        const { result } = yield* job("deflate", [
-          { op: "send", msg: { fragments: [{ text: "str" }, { text: "" }, { text: "eam \u{1f600}" }] }, stream: true },
-          { op: "recv" },
-          { op: "send", msg: { fragments: [{ hex: "01" }, { hex: "0203" }] }, stream: true },
-          { op: "recv" }
-        ])
+        const { result } = yield* job("deflate", STREAM_STEPS)
         expect(result).toMatchObject({ error: null })
-        expect(result.received).toEqual([expected({ text: "stream \u{1f600}" }), expected({ hex: "010203" })])
+        expect(result.received).toEqual(STREAM_RECEIVED)
       }).pipe(bounded())
     )
 
@@ -353,7 +338,7 @@ describe("interop with ws", () => {
             yield* peer.send({ text: command({ op: "send", msg: spec }) })
             received.push(describeData(yield* peer.next()))
           }
-          expect(received).toEqual(matrixReceived)
+          expect(received).toEqual(MATRIX_RECEIVED)
           peer.socket.close(1000)
           expect(yield* peer.awaitClosed()).toEqual({ code: 1000, reason: "" })
           expect((yield* server.opened(path)).extensions).toEqual(negotiated(ours, theirs))
@@ -370,10 +355,7 @@ describe("interop with ws", () => {
         const server = yield* Effect.orDie(shell.serve("interop"))
         const path = nextPath()
         const peer = yield* wsClient(`ws://${LOCALHOST}:${server.port}${path}`, null)
-        const specs = [
-          { pattern: "text", size: MiB },
-          { pattern: "binary", size: MiB }
-        ] as const
+        const specs = MIB_MESSAGES
         for (const spec of specs) {
           yield* peer.send(spec)
           expect(describeData(yield* peer.next())).toEqual(expected(spec))
