@@ -5,6 +5,7 @@
  * fibers for timers, the Deferreds for pongs and closure.
  */
 import { randomFillSync } from "node:crypto"
+import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
@@ -210,6 +211,7 @@ export class WebSocketImpl implements WebSocket {
   /** Completes when the fragmented message being sent is complete; `undefined` when none is. */
   private fragmenting: Deferred.Deferred<void> | undefined = undefined
   private readonly drainWaiters = new Set<() => void>()
+  private _backpressure: Effect.Effect<void, ConnectionClosed> | undefined = undefined
   private corked = false
   private closeTimer: Timer | undefined = undefined
   /** The keepalive's next step: its next ping, or the end of the wait for its pong. */
@@ -519,6 +521,7 @@ export class WebSocketImpl implements WebSocket {
   /** @internal The socket's 'drain' (its buffer is empty), or a write that left it at the low-water mark. */
   onDrain(): void {
     if (!this.socketClosed && this.socket.writableLength > this.writeLowWater()) return
+    if (!this.corked) this.reportWritesDone()
     if (this.pausedForWrites) {
       this.pausedForWrites = false
       if (!this.pausedForQueue && !this.socketClosed) this.socket.resume()
@@ -706,6 +709,16 @@ export class WebSocketImpl implements WebSocket {
     if (!this.corked) return
     this.corked = false
     this.socket.uncork()
+    this.reportWritesDone()
+  }
+
+  /**
+   * Once a TCP socket's write buffer is empty, the kernel copied every chunk written: the protocol
+   * may reuse the buffers of its pongs. Only for `net.Socket` (TLS included, which encrypts into its
+   * own buffers): another Duplex may hand the very chunks on, as a PassThrough does.
+   */
+  private reportWritesDone(): void {
+    if (this.socket.writableLength === 0 && this.socket instanceof net.Socket) this.protocol.writesDone()
   }
 
   private startCloseTimer(): void {
@@ -737,15 +750,19 @@ export class WebSocketImpl implements WebSocket {
    * waiting, the buffered data was never delivered, so fail with the close exception (like
    * Python's drain) instead of succeeding.
    */
-  private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
-    if (!this.overWriteLimit()) return Effect.void
-    return Effect.async<void, ConnectionClosed>((resume) => {
-      this.metrics?.paused("send")
-      const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
-      this.drainWaiters.add(wake)
-      return Effect.sync(() => this.drainWaiters.delete(wake))
+  private get backpressure(): Effect.Effect<void, ConnectionClosed> {
+    // Made at the first send: a connection that sends nothing keeps none.
+    this._backpressure ??= Effect.suspend(() => {
+      if (!this.overWriteLimit()) return Effect.void
+      return Effect.async<void, ConnectionClosed>((resume) => {
+        this.metrics?.paused("send")
+        const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
+        this.drainWaiters.add(wake)
+        return Effect.sync(() => this.drainWaiters.delete(wake))
+      })
     })
-  })
+    return this._backpressure
+  }
 
   private belowWriteLimit(): boolean {
     return this.socket.writableLength <= this.options.writeLimit || this.socketClosed
