@@ -193,6 +193,12 @@ export class Connection {
    * the Effect connection turns it on.
    */
   deferFailures = false
+  /**
+   * Whether received pings are events (`eventsReceived`), as in Python. They are answered either
+   * way; an I/O layer that has no use for them turns this off, so that a peer flooding pings makes
+   * no object that outlives its read (objects alive at a young-generation collection grow it).
+   */
+  emitsPings = true
   /** A parsing failure held back by `deferFailures`, applied by `failPending()`. */
   pendingFailure: Failure | undefined = undefined
 
@@ -649,6 +655,7 @@ export class Connection {
         // RFC 6455 §5.5.2: answer with a Pong carrying the same payload. While CLOSING, our close
         // frame is already sent and nothing may follow it... except control frames (§5.5), so answer.
         this.answerPing(frame.data)
+        if (!this.emitsPings) return
         break
       case Opcode.Pong:
         break

@@ -258,6 +258,8 @@ export class WebSocketImpl implements WebSocket {
     // Messages that arrived before a protocol violation are still delivered, and the application's
     // answers to them go out before the closing frame (see `applyPendingFailure`).
     protocol.deferFailures = true
+    // Pings are answered by the protocol: no event is needed for them.
+    protocol.emitsPings = false
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
     // Reading the socket's address is a system call (getsockname): skipped when the caller knows it.
     this.localAddress = localAddress ?? addressOf(s.localAddress, s.localPort)
