@@ -207,10 +207,12 @@ export class WebSocketImpl implements WebSocket {
   /** Applies a failure held back for the application when it does not come back to read. */
   private pendingFailureTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
-  private readonly pings = new Map<string, PendingPing>()
+  /** Pings waiting for their pong, by payload (hex); made at the first ping. */
+  private pings: Map<string, PendingPing> | undefined = undefined
   /** Completes when the fragmented message being sent is complete; `undefined` when none is. */
   private fragmenting: Deferred.Deferred<void> | undefined = undefined
-  private readonly drainWaiters = new Set<() => void>()
+  /** Woken when the write buffer drains; made at the first wait. */
+  private drainWaiters: Set<() => void> | undefined = undefined
   private _backpressure: Effect.Effect<void, ConnectionClosed> | undefined = undefined
   private corked = false
   private closeTimer: Timer | undefined = undefined
@@ -506,7 +508,8 @@ export class WebSocketImpl implements WebSocket {
    * (paused reading, `send` under backpressure) is woken here too.
    */
   private readonly onWritten = (): void => {
-    if ((this.pausedForWrites || this.drainWaiters.size > 0) && this.socket.writableLength <= this.writeLowWater()) {
+    const waiting = this.drainWaiters !== undefined && this.drainWaiters.size > 0
+    if ((this.pausedForWrites || waiting) && this.socket.writableLength <= this.writeLowWater()) {
       this.onDrain()
     }
   }
@@ -528,7 +531,7 @@ export class WebSocketImpl implements WebSocket {
       this.pausedForWrites = false
       if (!this.pausedForQueue && !this.socketClosed) this.socket.resume()
     }
-    this.wakeAll(this.drainWaiters)
+    if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
   }
 
   /**
@@ -560,14 +563,20 @@ export class WebSocketImpl implements WebSocket {
     this.afterReceive()
   }
 
+  private pendingPings(): Map<string, PendingPing> {
+    if (this.pings === undefined) this.pings = new Map()
+    return this.pings
+  }
+
   private onPong(data: Uint8Array): void {
     const key = hex(data)
-    if (!this.pings.has(key)) return
+    const pings = this.pings
+    if (pings === undefined || !pings.has(key)) return
     // A pong acknowledges its ping and every ping sent before it (RFC 6455 §5.5.3 lets a peer
     // answer only the latest ping).
     const now = performance.now()
-    for (const [pingKey, ping] of this.pings) {
-      this.pings.delete(pingKey)
+    for (const [pingKey, ping] of pings) {
+      pings.delete(pingKey)
       this.metrics?.pingRoundTrip(now - ping.sentAt)
       if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.succeed(now - ping.sentAt))
       if (pingKey === this.keepaliveKey) this.onKeepalivePong()
@@ -583,7 +592,7 @@ export class WebSocketImpl implements WebSocket {
     if (this.pendingFailureTimer !== undefined) clearTimeout(this.pendingFailureTimer)
     this.closeTimer?.cancel()
     this.keepaliveTimer?.cancel()
-    if (this.pings.size > 0) {
+    if (this.pings !== undefined && this.pings.size > 0) {
       const exc = this.protocol.closeExc
       for (const ping of this.pings.values()) {
         if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.fail(exc))
@@ -593,7 +602,7 @@ export class WebSocketImpl implements WebSocket {
     // Errors capture a stack trace: build one only for a handshake that did not complete.
     if (this.handshakeExit === undefined) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
     this.wakeAll(this.readers)
-    this.wakeAll(this.drainWaiters)
+    if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
     for (const extension of this.protocol.extensions) extension.close?.()
     const telemetry = this.telemetry
     if (telemetry !== undefined) {
@@ -759,8 +768,10 @@ export class WebSocketImpl implements WebSocket {
       return Effect.async<void, ConnectionClosed>((resume) => {
         this.metrics?.paused("send")
         const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
-        this.drainWaiters.add(wake)
-        return Effect.sync(() => this.drainWaiters.delete(wake))
+        if (this.drainWaiters === undefined) this.drainWaiters = new Set()
+        const waiters = this.drainWaiters
+        waiters.add(wake)
+        return Effect.sync(() => waiters.delete(wake))
       })
     })
     return this._backpressure
@@ -814,7 +825,7 @@ export class WebSocketImpl implements WebSocket {
     const payload = this.uniquePingPayload()
     if (Either.isLeft(this.protocol.sendPing(payload))) return
     const key = hex(payload)
-    this.pings.set(key, { deferred: undefined, sentAt: performance.now() })
+    this.pendingPings().set(key, { deferred: undefined, sentAt: performance.now() })
     this.keepaliveKey = key
     this.flush()
     const timeout = this.options.pingTimeout
@@ -836,7 +847,7 @@ export class WebSocketImpl implements WebSocket {
   private uniquePingPayload(): Uint8Array {
     let payload: Uint8Array
     do payload = randomFillSync(Buffer.allocUnsafe(4))
-    while (this.pings.has(hex(payload)))
+    while (this.pings?.has(hex(payload)))
     return payload
   }
 
@@ -1286,7 +1297,7 @@ export class WebSocketImpl implements WebSocket {
         } else {
           payload = toBytes(data)
           key = hex(payload)
-          if (this.pings.has(key)) {
+          if (this.pings?.has(key)) {
             return Effect.fail(new InvalidState({ detail: "already waiting for a pong with the same data" }))
           }
         }
@@ -1294,7 +1305,7 @@ export class WebSocketImpl implements WebSocket {
         const result = this.protocol.sendPing(payload)
         if (result._tag === "Left") return this.closedError
         const deferred = Deferred.unsafeMake<number, ConnectionClosed>(FiberId.none)
-        this.pings.set(key, { deferred, sentAt: performance.now() })
+        this.pendingPings().set(key, { deferred, sentAt: performance.now() })
         this.flush()
         return Effect.as(this.backpressure, Deferred.await(deferred))
       }
