@@ -407,6 +407,10 @@ export const makeAcceptor: {
       maxSize: resolved.maxSize
     }
     const connections = new Set<WebSocketImpl>()
+    /** Drops a closed connection (`onClose` of every connection served per message). */
+    const forget = (ws: WebSocketImpl): void => {
+      connections.delete(ws)
+    }
     const closed = yield* Deferred.make<void>()
     let shuttingDown = false
 
@@ -511,7 +515,7 @@ export const makeAcceptor: {
      */
     const serveMessages = (ws: WebSocketImpl, f: MessageHandler<E, R, A>, value: A): void => {
       connections.add(ws)
-      ws.onClose = () => connections.delete(ws)
+      ws.onClose = forget
       let context: Context.Context<R | RP> | undefined
       const onExit = (exit: Exit.Exit<unknown, unknown>): void => {
         if (exit._tag === "Success") return
@@ -519,11 +523,9 @@ export const makeAcceptor: {
         context ??= connectionContext(ws)
         Effect.runForkWith(context)(afterHandler(ws, exit.cause as Cause.Cause<E>))
       }
-      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken too).
-      const drain: Effect.Effect<void, E, R> = Effect.suspend(() => {
-        const message = ws.takeQueued()
-        return message === undefined ? Effect.void : Effect.andThen(f(message, ws, value), drain)
-      })
+      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken
+      // too). Made when a handler first suspends: most connections never need it.
+      let drain: Effect.Effect<void, E, R> | undefined
       ws.serveMessages(() => {
         // A fiber per message is most of what an answered message costs: none is started while
         // the handler's answers complete without one (`completeWithoutFiber`).
@@ -542,6 +544,10 @@ export const makeAcceptor: {
           return undefined
         }
         context ??= connectionContext(ws)
+        drain ??= Effect.suspend(() => {
+          const message = ws.takeQueued()
+          return message === undefined ? Effect.void : Effect.andThen(f(message, ws, value), drain!)
+        })
         const fiber = Effect.runForkWith(context)(Effect.andThen(rest, drain))
         const exit = fiber.pollUnsafe()
         if (exit !== undefined) {

@@ -239,8 +239,11 @@ export class WebSocketImpl implements WebSocket {
   private messageRunner: (() => Fiber.Fiber<unknown, unknown> | undefined) | undefined = undefined
   /** A message's handler is still running: the next ones wait in the queue. */
   private runnerBusy = false
-  /** Called once the connection is closed (after `waitClosed` completes). */
-  onClose: (() => void) | undefined = undefined
+  /**
+   * Called with the connection once it is closed (after `waitClosed` completes): one function can
+   * serve every connection, where a closure each would cost memory.
+   */
+  onClose: ((ws: WebSocketImpl) => void) | undefined = undefined
   /** The spans of this connection, when tracing is on. */
   spans: ConnectionSpans | undefined = undefined
   /** Metrics to update, unless turned off (read on every message: kept apart from `telemetry`). */
@@ -612,7 +615,7 @@ export class WebSocketImpl implements WebSocket {
     if (this.closedDeferred !== undefined) Deferred.doneUnsafe(this.closedDeferred, Exit.void)
     const onClose = this.onClose
     this.onClose = undefined
-    onClose?.()
+    onClose?.(this)
   }
 
   /**
