@@ -693,6 +693,17 @@ describe("Connection", () => {
       expect(written(server)).toEqual(["8a03616263"])
     })
 
+    it("answers pings without emitting them when emitsPings is off; other frames are still events", () => {
+      const server = make("server")
+      server.emitsPings = false
+      receive(
+        server,
+        concat([clientFrame(Opcode.Ping, "abc"), clientFrame(Opcode.Pong, "d"), clientFrame(Opcode.Ping, "e")])
+      )
+      expect(events(server)).toEqual([{ opcode: Opcode.Pong, fin: true, data: "64" }])
+      expect(written(server)).toEqual(["8a036162638a0165"])
+    })
+
     it("server receives empty ping", () => {
       const server = make("server")
       receive(server, clientFrame(Opcode.Ping, ""))
