@@ -425,6 +425,10 @@ export const makeAcceptor: {
       maxSize: resolved.maxSize
     }
     const connections = new Set<WebSocketImpl>()
+    /** Drops a closed connection (`onClose` of every connection served per message). */
+    const forget = (ws: WebSocketImpl): void => {
+      connections.delete(ws)
+    }
     const closed = yield* Deferred.make<void>()
     let shuttingDown = false
 
@@ -532,7 +536,7 @@ export const makeAcceptor: {
      */
     const serveMessages = (ws: WebSocketImpl, f: MessageHandler<E, R, A>, value: A): void => {
       connections.add(ws)
-      ws.onClose = () => connections.delete(ws)
+      ws.onClose = forget
       let connection: FiberStarter<R | RP> | undefined
       const onExit = (exit: Exit.Exit<unknown, unknown>): void => {
         if (exit._tag === "Success") return
@@ -540,11 +544,9 @@ export const makeAcceptor: {
         connection ??= connectionStarter(ws)
         forkWith(connection)(afterHandler(ws, exit.cause as Cause.Cause<E>))
       }
-      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken too).
-      const drain: Effect.Effect<void, E, R> = Effect.suspend(() => {
-        const message = ws.takeQueued()
-        return message === undefined ? Effect.void : Effect.andThen(f(message, ws, value), drain)
-      })
+      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken
+      // too). Made when a handler first suspends: most connections never need it.
+      let drain: Effect.Effect<void, E, R> | undefined
       ws.serveMessages(() => {
         // A fiber per message is most of what an answered message costs: none is started while
         // the handler's answers complete without one (`completeWithoutFiber`).
@@ -563,6 +565,10 @@ export const makeAcceptor: {
           return undefined
         }
         connection ??= connectionStarter(ws)
+        drain ??= Effect.suspend(() => {
+          const message = ws.takeQueued()
+          return message === undefined ? Effect.void : Effect.andThen(f(message, ws, value), drain!)
+        })
         const fiber = forkWith(connection)(Effect.andThen(rest, drain))
         const exit = pollFiber(fiber)
         if (exit !== undefined) {

@@ -5,6 +5,7 @@
  * fibers for timers, the Deferreds for pongs and closure.
  */
 import { randomFillSync } from "node:crypto"
+import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -220,10 +221,13 @@ export class WebSocketImpl implements WebSocket {
   /** Applies a failure held back for the application when it does not come back to read. */
   private pendingFailureTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
-  private readonly pings = new Map<string, PendingPing>()
+  /** Pings waiting for their pong, by payload (hex); made at the first ping. */
+  private pings: Map<string, PendingPing> | undefined = undefined
   /** Completes when the fragmented message being sent is complete; `undefined` when none is. */
   private fragmenting: Deferred.Deferred<void> | undefined = undefined
-  private readonly drainWaiters = new Set<() => void>()
+  /** Woken when the write buffer drains; made at the first wait. */
+  private drainWaiters: Set<() => void> | undefined = undefined
+  private _backpressure: Effect.Effect<void, ConnectionClosed> | undefined = undefined
   private corked = false
   private closeTimer: Timer | undefined = undefined
   /** The keepalive's next step: its next ping, or the end of the wait for its pong. */
@@ -250,8 +254,11 @@ export class WebSocketImpl implements WebSocket {
   private messageRunner: (() => RunningFiber<unknown, unknown> | undefined) | undefined = undefined
   /** A message's handler is still running: the next ones wait in the queue. */
   private runnerBusy = false
-  /** Called once the connection is closed (after `waitClosed` completes). */
-  onClose: (() => void) | undefined = undefined
+  /**
+   * Called with the connection once it is closed (after `waitClosed` completes): one function can
+   * serve every connection, where a closure each would cost memory.
+   */
+  onClose: ((ws: WebSocketImpl) => void) | undefined = undefined
   /** The spans of this connection, when tracing is on. */
   spans: ConnectionSpans | undefined = undefined
   /** Metrics to update, unless turned off (read on every message: kept apart from `telemetry`). */
@@ -270,6 +277,8 @@ export class WebSocketImpl implements WebSocket {
     // Messages that arrived before a protocol violation are still delivered, and the application's
     // answers to them go out before the closing frame (see `applyPendingFailure`).
     protocol.deferFailures = true
+    // Pings are answered by the protocol: no event is needed for them.
+    protocol.emitsPings = false
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
     // Reading the socket's address is a system call (getsockname): skipped when the caller knows it.
     this.localAddress = localAddress ?? addressOf(s.localAddress, s.localPort)
@@ -516,7 +525,8 @@ export class WebSocketImpl implements WebSocket {
    * (paused reading, `send` under backpressure) is woken here too.
    */
   private readonly onWritten = (): void => {
-    if ((this.pausedForWrites || this.drainWaiters.size > 0) && this.socket.writableLength <= this.writeLowWater()) {
+    const waiting = this.drainWaiters !== undefined && this.drainWaiters.size > 0
+    if ((this.pausedForWrites || waiting) && this.socket.writableLength <= this.writeLowWater()) {
       this.onDrain()
     }
   }
@@ -533,11 +543,12 @@ export class WebSocketImpl implements WebSocket {
   /** @internal The socket's 'drain' (its buffer is empty), or a write that left it at the low-water mark. */
   onDrain(): void {
     if (!this.socketClosed && this.socket.writableLength > this.writeLowWater()) return
+    if (!this.corked) this.reportWritesDone()
     if (this.pausedForWrites) {
       this.pausedForWrites = false
       if (!this.pausedForQueue && !this.socketClosed) this.socket.resume()
     }
-    this.wakeAll(this.drainWaiters)
+    if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
   }
 
   /**
@@ -569,14 +580,20 @@ export class WebSocketImpl implements WebSocket {
     this.afterReceive()
   }
 
+  private pendingPings(): Map<string, PendingPing> {
+    if (this.pings === undefined) this.pings = new Map()
+    return this.pings
+  }
+
   private onPong(data: Uint8Array): void {
     const key = hex(data)
-    if (!this.pings.has(key)) return
+    const pings = this.pings
+    if (pings === undefined || !pings.has(key)) return
     // A pong acknowledges its ping and every ping sent before it (RFC 6455 §5.5.3 lets a peer
     // answer only the latest ping).
     const now = performance.now()
-    for (const [pingKey, ping] of this.pings) {
-      this.pings.delete(pingKey)
+    for (const [pingKey, ping] of pings) {
+      pings.delete(pingKey)
       this.metrics?.pingRoundTrip(now - ping.sentAt)
       // Before the deferred: Effect 4 may resume the fiber awaiting it right there, which then reads it.
       if (pingKey === key) this.latency = (now - ping.sentAt) / 1000
@@ -591,7 +608,7 @@ export class WebSocketImpl implements WebSocket {
     if (this.pendingFailureTimer !== undefined) clearTimeout(this.pendingFailureTimer)
     this.closeTimer?.cancel()
     this.keepaliveTimer?.cancel()
-    if (this.pings.size > 0) {
+    if (this.pings !== undefined && this.pings.size > 0) {
       const exc = this.protocol.closeExc
       for (const ping of this.pings.values()) {
         if (ping.deferred !== undefined) completeDeferred(ping.deferred, Exit.fail(exc))
@@ -601,7 +618,7 @@ export class WebSocketImpl implements WebSocket {
     // Errors capture a stack trace: build one only for a handshake that did not complete.
     if (this.handshakeExit === undefined) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
     this.wakeAll(this.readers)
-    this.wakeAll(this.drainWaiters)
+    if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
     for (const extension of this.protocol.extensions) extension.close?.()
     const telemetry = this.telemetry
     if (telemetry !== undefined) {
@@ -613,7 +630,7 @@ export class WebSocketImpl implements WebSocket {
     if (this.closedDeferred !== undefined) completeDeferred(this.closedDeferred, Exit.void)
     const onClose = this.onClose
     this.onClose = undefined
-    onClose?.()
+    onClose?.(this)
   }
 
   /**
@@ -719,6 +736,16 @@ export class WebSocketImpl implements WebSocket {
     if (!this.corked) return
     this.corked = false
     this.socket.uncork()
+    this.reportWritesDone()
+  }
+
+  /**
+   * Once a TCP socket's write buffer is empty, the kernel copied every chunk written: the protocol
+   * may reuse the buffers of its pongs. Only for `net.Socket` (TLS included, which encrypts into its
+   * own buffers): another Duplex may hand the very chunks on, as a PassThrough does.
+   */
+  private reportWritesDone(): void {
+    if (this.socket.writableLength === 0 && this.socket instanceof net.Socket) this.protocol.writesDone()
   }
 
   private startCloseTimer(): void {
@@ -750,15 +777,21 @@ export class WebSocketImpl implements WebSocket {
    * waiting, the buffered data was never delivered, so fail with the close exception (like
    * Python's drain) instead of succeeding.
    */
-  private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
-    if (!this.overWriteLimit()) return Effect.void
-    return callback<void, ConnectionClosed>((resume) => {
-      this.metrics?.paused("send")
-      const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
-      this.drainWaiters.add(wake)
-      return Effect.sync(() => this.drainWaiters.delete(wake))
+  private get backpressure(): Effect.Effect<void, ConnectionClosed> {
+    // Made at the first send: a connection that sends nothing keeps none.
+    this._backpressure ??= Effect.suspend(() => {
+      if (!this.overWriteLimit()) return Effect.void
+      return callback<void, ConnectionClosed>((resume) => {
+        this.metrics?.paused("send")
+        const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
+        if (this.drainWaiters === undefined) this.drainWaiters = new Set()
+        const waiters = this.drainWaiters
+        waiters.add(wake)
+        return Effect.sync(() => waiters.delete(wake))
+      })
     })
-  })
+    return this._backpressure
+  }
 
   private belowWriteLimit(): boolean {
     return this.socket.writableLength <= this.options.writeLimit || this.socketClosed
@@ -808,7 +841,7 @@ export class WebSocketImpl implements WebSocket {
     const payload = this.uniquePingPayload()
     if (Result.isFailure(this.protocol.sendPing(payload))) return
     const key = hex(payload)
-    this.pings.set(key, { deferred: undefined, sentAt: performance.now() })
+    this.pendingPings().set(key, { deferred: undefined, sentAt: performance.now() })
     this.keepaliveKey = key
     this.flush()
     const timeout = this.options.pingTimeout
@@ -830,7 +863,7 @@ export class WebSocketImpl implements WebSocket {
   private uniquePingPayload(): Uint8Array {
     let payload: Uint8Array
     do payload = randomFillSync(Buffer.allocUnsafe(4))
-    while (this.pings.has(hex(payload)))
+    while (this.pings?.has(hex(payload)))
     return payload
   }
 
@@ -1272,7 +1305,7 @@ export class WebSocketImpl implements WebSocket {
         } else {
           payload = toBytes(data)
           key = hex(payload)
-          if (this.pings.has(key)) {
+          if (this.pings?.has(key)) {
             return Effect.fail(new InvalidState({ detail: "already waiting for a pong with the same data" }))
           }
         }
@@ -1280,7 +1313,7 @@ export class WebSocketImpl implements WebSocket {
         const result = this.protocol.sendPing(payload)
         if (Result.isFailure(result)) return this.closedError
         const deferred = makeDeferred<number, ConnectionClosed>()
-        this.pings.set(key, { deferred, sentAt: performance.now() })
+        this.pendingPings().set(key, { deferred, sentAt: performance.now() })
         this.flush()
         return Effect.as(this.backpressure, Deferred.await(deferred))
       }
