@@ -223,14 +223,15 @@ try {
     }
 
     const dist = join(dir, "node_modules", "effect-websockets", "dist")
-    // The Effect 3 entry's declarations. The core's may import the two per-major facades
-    // (internal/result, internal/schemaError): through them its types are the major's own `Either`
-    // and `ParseError` (Effect 4's `Result` and `SchemaError` under effect4/).
+    // The Effect 3 entry's declarations. They may import the per-major facades (internal/result,
+    // schemaError, effectCompat, schemaCodec, effectTelemetry): through them their types are the
+    // major's own (`Either`, `ParseError`, `Duration.DurationInput`, `Schema.Schema`; Effect 4's
+    // `Result`, `SchemaError`, `Duration.Input`, `Schema.Codec` under effect4/).
     const declarations = readdirSync(dist, { recursive: true }).filter(
       (file) => file.endsWith(".d.ts") && !/^(internal|effect4|bin)\//.test(file)
     )
     const leaking = declarations.filter((file) =>
-      /@internal|from "\.{1,2}\/(\.\.\/)?internal\/(?!(result|schemaError)\.js")/.test(
+      /@internal|from "\.{1,2}\/(\.\.\/)?internal\/(?!(result|schemaError|effectCompat|schemaCodec|effectTelemetry)\.js")/.test(
         readFileSync(join(dist, file), "utf8")
       )
     )
