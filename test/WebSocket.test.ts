@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -719,6 +720,36 @@ const waitSleeps = Effect.gen(function* () {
     yield* realSleep(2)
   }
   return yield* Effect.die(new Error("no sleep registered on the TestClock"))
+})
+
+describe("WebSocket forEachMessage", () => {
+  it.scopedLive(
+    "forEachMessage answers in order, waits on answers over writeLimit, and fails with the handler's failure",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* serveLocal(
+          (ws) =>
+            ws.forEachMessage(
+              (message): Effect.Effect<unknown, unknown> =>
+                message === "fail" ? Exit.fail("handler failed") : message === "skip" ? Effect.void : ws.send(message)
+            ),
+          { writeLimit: 1024 }
+        )
+        const ws = yield* Client.connect(uriOf(server), { compression: null })
+        // 16 KiB answers over a 1 KiB writeLimit: each one waits for the socket, in order.
+        const sent = Array.from({ length: 32 }, (_, i) => bytes(16 * 1024).fill(i))
+        for (const message of sent) yield* ws.send(message)
+        yield* ws.send("skip")
+        yield* ws.send("last")
+        for (const message of sent) {
+          expect(Buffer.from(message).equals((yield* recvOrDie(ws)) as Uint8Array)).toBe(true)
+        }
+        expect(yield* recvOrDie(ws)).toBe("last")
+        yield* ws.send("fail")
+        const error = yield* Effect.flip(recvOrDie(ws))
+        expect([error._tag, error.code]).toEqual(["ConnectionClosedError", 1011])
+      }).pipe(bounded())
+  )
 })
 
 describe("WebSocket backpressure", () => {

@@ -970,16 +970,24 @@ export class WebSocketImpl implements WebSocket {
   forEachMessage<E, R>(
     f: (message: Data) => Effect.Effect<unknown, E, R>
   ): Effect.Effect<void, ConnectionClosedError | E, R> {
-    // A plain loop of Effects: the fiber runs `f` on every queued message and only suspends when
-    // the queue is empty, without the per-element work of a Stream pipeline.
+    // A plain loop: the fiber runs `f` on every queued message and only suspends when the queue is
+    // empty, without the per-element work of a Stream pipeline. What `f` returns that needs no
+    // fiber (a `send` the socket takes at once, a successful `Exit`) is completed in place, as
+    // `Server.onMessage` does, without an Effect step per message.
     const loop: Effect.Effect<void, ConnectionClosedError | E, R> = Effect.suspend(() => {
-      const next = this.nextRead()
-      if (next === READ_MESSAGE) return Effect.andThen(f(this.takeSync()), loop)
-      if (next === READ_CLOSED) {
-        const error = this.endOfMessages
-        return error === undefined ? Effect.void : Effect.fail(error)
+      for (;;) {
+        const next = this.nextRead()
+        if (next === READ_MESSAGE) {
+          const rest = completeWithoutFiber(f(this.takeSync()))
+          if (rest === undefined) continue
+          return Effect.andThen(rest, loop)
+        }
+        if (next === READ_CLOSED) {
+          const error = this.endOfMessages
+          return error === undefined ? Effect.void : Effect.fail(error)
+        }
+        return Effect.andThen(this.waitReadable, loop)
       }
-      return Effect.andThen(this.waitReadable, loop)
     })
     return loop
   }
