@@ -2,6 +2,10 @@
 // shell compiles the very same protocol code as the Effect 3 shell. The core imports from `effect`
 // only effect/Data and effect/Predicate (same API in both majors) plus two per-major facades,
 // internal/result.ts and internal/schemaError.ts, which each shell keeps its own version of.
+// Then the shell modules both majors share: they use only Effect calls spelled alike in both, and
+// the per-major facades for the others (internal/effectCompat.ts, schemaCodec.ts,
+// effectTelemetry.ts, messagesStream.ts). What stays per major in effect4/src/ is those facades,
+// SocketAdapter, HttpRouterRoute and index.
 // The copies are gitignored (see .gitignore); edit the originals under src/.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
@@ -35,6 +39,25 @@ export const coreFiles = [
   "internal/zlibEngine.ts"
 ]
 
+/** Shell modules written once (see internal/effectCompat.ts): keep in step with .gitignore too. */
+export const sharedShellFiles = [
+  "Auth.ts",
+  "Backplane.ts",
+  "Client.ts",
+  "Metrics.ts",
+  "NodeMount.ts",
+  "RedisBackplane.ts",
+  "Server.ts",
+  "Topics.ts",
+  "TypedMessages.ts",
+  "WebSocket.ts",
+  "Workers.ts",
+  "internal/optionsConfig.ts",
+  "internal/telemetry.ts",
+  "internal/timers.ts",
+  "internal/webSocket.ts"
+]
+
 /*
  * Besides the core proper, four internal modules free of `effect` that the shells share because
  * each shell has the modules they import, under the same names: internal/forwarded.ts (reads
@@ -43,8 +66,13 @@ export const coreFiles = [
  * internal/topicHub.ts (the local subscribers of each topic).
  */
 let written = 0
-for (const file of coreFiles) {
-  const source = readFileSync(join(root, "src", file), "utf8")
+const files = [...coreFiles, ...sharedShellFiles]
+for (const file of files) {
+  // Doc examples name the package's Effect 4 entry point in the copy.
+  const source = readFileSync(join(root, "src", file), "utf8").replaceAll(
+    'from "effect-websockets"',
+    'from "effect-websockets/effect4"'
+  )
   const copy = `// Generated from src/${file} by scripts/sync-core.mjs: edit the original.\n${source}`
   const target = join(root, "effect4", "src", file)
   let previous
@@ -60,4 +88,4 @@ for (const file of coreFiles) {
     written++
   }
 }
-if (process.argv.includes("--verbose")) console.log(`sync-core: ${written} of ${coreFiles.length} files rewritten`)
+if (process.argv.includes("--verbose")) console.log(`sync-core: ${written} of ${files.length} files rewritten`)

@@ -16,11 +16,11 @@
  */
 import { timingSafeEqual } from "node:crypto"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import { InvalidArgument } from "./Errors.js"
 import { buildWwwAuthenticateBasic, parseAuthorizationBasic } from "./HeaderParsers.js"
 import type { Headers } from "./Headers.js"
 import { authenticatedBy } from "./internal/authenticated.js"
+import * as Result from "./internal/result.js"
 import { type HandshakeRequest, type HttpResponse, type ProcessRequest, proceed } from "./Server.js"
 import type { WebSocket } from "./WebSocket.js"
 
@@ -91,11 +91,11 @@ const credentialPairs = (credentials: unknown): ReadonlyArray<Credentials> => {
  * @since 0.1.0
  * @category utils
  */
-export const credentialsOf = (headers: Headers): Either.Either<Credentials, string> => {
+export const credentialsOf = (headers: Headers): Result.Result<Credentials, string> => {
   const values = headers.getAll("Authorization")
-  if (values.length === 0) return Either.left("Missing credentials")
-  if (values.length > 1) return Either.left("Unsupported credentials")
-  return Either.mapLeft(parseAuthorizationBasic(values[0]!), () => "Unsupported credentials")
+  if (values.length === 0) return Result.fail("Missing credentials")
+  if (values.length > 1) return Result.fail("Unsupported credentials")
+  return Result.mapError(parseAuthorizationBasic(values[0]!), () => "Unsupported credentials")
 }
 
 /**
@@ -106,7 +106,7 @@ export const credentialsOf = (headers: Headers): Either.Either<Credentials, stri
  * @category utils
  */
 export const username = (ws: WebSocket): string | undefined =>
-  Either.getOrUndefined(Either.map(credentialsOf(ws.requestHeaders), ([user]) => user))
+  Result.getOrUndefined(Result.map(credentialsOf(ws.requestHeaders), ([user]) => user))
 
 /**
  * A `processRequest` hook enforcing HTTP Basic Auth: a request without valid credentials is
@@ -144,9 +144,9 @@ export const basicAuth = <R = never>(options: BasicAuthOptions<R>): ProcessReque
     body: `${text}.\n`
   })
   return (request) =>
-    Either.match(credentialsOf(request.headers), {
-      onLeft: (reason) => Effect.succeed(unauthorized(reason)),
-      onRight: ([user, password]) =>
+    Result.match(credentialsOf(request.headers), {
+      onFailure: (reason) => Effect.succeed(unauthorized(reason)),
+      onSuccess: ([user, password]) =>
         Effect.flatMap(check(user, password), (valid) => {
           if (!valid) return Effect.succeed(unauthorized("Invalid credentials"))
           authenticatedBy.set(request.headers, { username: user, realm })

@@ -13,11 +13,11 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { BackplaneError } from "./Errors.js"
+import { Service } from "./internal/effectCompat.js"
 import { TopicHub } from "./internal/topicHub.js"
 import type { Data } from "./WebSocket.js"
 
@@ -68,7 +68,7 @@ export interface BackplaneService {
  * @since 0.1.0
  * @category tags
  */
-export class Backplane extends Context.Tag("effect-websockets/Backplane")<Backplane, BackplaneService>() {}
+export class Backplane extends Service<Backplane, BackplaneService>()("effect-websockets/Backplane") {}
 
 /**
  * A backplane within this process: the nodes joined to it exchange messages synchronously. This is

@@ -11,14 +11,10 @@ import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
 import type * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -37,7 +33,20 @@ import type { ClientExtensionFactory } from "./extensions/Extension.js"
 import { enableClientPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import type { HeadersLike } from "./Headers.js"
 import type { Request, Response } from "./Http11.js"
+import {
+  type ConfigError,
+  callback,
+  firstError,
+  forkScope,
+  fromResult,
+  interrupted,
+  provideScope,
+  Service,
+  shorterDelay,
+  timeoutFail
+} from "./internal/effectCompat.js"
 import { connectionConfig } from "./internal/optionsConfig.js"
+import * as Result from "./internal/result.js"
 import { type ConnectionSpans, Telemetry } from "./internal/telemetry.js"
 import { Timers } from "./internal/timers.js"
 import { resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
@@ -120,7 +129,7 @@ const openSocket = (
   unixPath: string | undefined
 ): Effect.Effect<Duplex, ConnectFailed, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.async<Duplex, ConnectFailed>((resume) => {
+    callback<Duplex, ConnectFailed>((resume) => {
       const host = options.host ?? wsuri.host
       const port = options.port ?? wsuri.port
       const address = unixPath ?? (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`)
@@ -260,19 +269,19 @@ const connectFollowingRedirects = (
 ): Effect.Effect<WebSocket, ConnectError, Scope.Scope> =>
   Effect.gen(function* () {
     const outer = yield* Effect.scope
-    let wsuri = yield* parseUri(uri)
+    let wsuri = yield* fromResult(parseUri(uri))
     const maxRedirects = options.maxRedirects ?? MAX_REDIRECTS
     for (let redirects = 0; ; redirects++) {
-      const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
-      const exit = yield* Scope.extend(connectOnce(wsuri, options, unixPath), scope).pipe(
+      const scope = yield* forkScope(outer)
+      const exit = yield* provideScope(connectOnce(wsuri, options, unixPath), scope).pipe(
         // An attempt interrupted (by openTimeout, or a caller's timeout) releases its socket now,
         // not when the caller's scope closes.
-        Effect.onInterrupt(() => Scope.close(scope, Exit.interrupt(FiberId.none))),
+        Effect.onInterrupt(() => Scope.close(scope, interrupted)),
         Effect.exit
       )
       if (Exit.isSuccess(exit)) return exit.value as WebSocket
       yield* Scope.close(scope, exit)
-      const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      const error = firstError(exit.cause)
       const location =
         error?._tag === "InvalidStatusCode" && [301, 302, 303, 307, 308].includes(error.statusCode)
           ? error.headers?.find(([name]) => name.toLowerCase() === "location")?.[1]
@@ -300,10 +309,10 @@ const resolveRedirect = (wsuri: WebSocketURI, location: string) =>
     }
     const next = parseUri(target)
     // RFC 6455 §10.7 spirit: never downgrade a secure connection through a redirect.
-    if (next._tag === "Right" && wsuri.secure && !next.right.secure) {
+    if (Result.isSuccess(next) && wsuri.secure && !Result.successOf(next).secure) {
       return Effect.fail(new InvalidURI({ uri: target, detail: "redirect from a secure to an insecure URI" }))
     }
-    return next
+    return fromResult(next)
   })
 
 const withOpenTimeout = <A, E, R>(
@@ -312,10 +321,7 @@ const withOpenTimeout = <A, E, R>(
 ): Effect.Effect<A, E | OpenTimeout, R> => {
   const duration = resolveOptionalDuration(options.openTimeout, defaults.openTimeout)
   if (duration === null) return effect
-  return Effect.timeoutFail(effect, {
-    duration,
-    onTimeout: () => new OpenTimeout({ timeoutMillis: Duration.toMillis(duration) })
-  })
+  return timeoutFail(effect, duration, () => new OpenTimeout({ timeoutMillis: Duration.toMillis(duration) }))
 }
 
 /**
@@ -379,9 +385,9 @@ export interface ReconnectOptions<E> extends ConnectOptions {
  * @since 0.1.0
  * @category constants
  */
-export const defaultBackoff: Schedule.Schedule<unknown, unknown> = Schedule.exponential("3 seconds", 1.618).pipe(
-  Schedule.jittered,
-  Schedule.union(Schedule.spaced("60 seconds"))
+export const defaultBackoff: Schedule.Schedule<unknown, unknown> = shorterDelay(
+  Schedule.jittered(Schedule.exponential("3 seconds", 1.618)),
+  Schedule.spaced("60 seconds")
 )
 
 /**
@@ -425,7 +431,7 @@ export const reconnect = <E, R>(
     const session = Effect.scoped(
       Effect.flatMap(open, (ws) =>
         handler(ws).pipe(
-          Effect.zipRight(ws.close()),
+          Effect.andThen(ws.close()),
           Effect.catchIf(isRetryable, () => Effect.void)
         )
       )
@@ -452,7 +458,7 @@ export interface WebSocketClient {
  * @since 0.1.0
  * @category tags
  */
-export class Client extends Context.Tag("effect-websockets/WebSocketClient")<Client, WebSocketClient>() {}
+export class Client extends Service<Client, WebSocketClient>()("effect-websockets/WebSocketClient") {}
 
 /**
  * Builds a client whose connections use `defaults` unless a call overrides them.
@@ -517,7 +523,7 @@ export const config: Config.Config<ClientConfig> = connectionConfig
 export const layerConfig = (
   defaultOptions: ConnectOptions = {},
   fromConfig: Config.Config<ClientConfig> = config
-): Layer.Layer<Client, ConfigError.ConfigError> =>
+): Layer.Layer<Client, ConfigError> =>
   Layer.effect(
     Client,
     Effect.map(fromConfig, (configured) => make({ ...defaultOptions, ...configured }))

@@ -104,6 +104,20 @@ const wholeTransformedFrameBound = (remaining: number): number => 2 * remaining 
 const PONG_PACK_MIN = 512
 /** Size at which a buffer of pongs is queued and a new one started: a quarter of a 64 KiB read. */
 const PONG_PACK_MAX = 16_384
+/**
+ * Full-size pong buffers the network took (see `writesDone`), for any connection to reuse. A peer
+ * flooding pings then costs no new buffer per read: a fresh one each time made external memory
+ * grow by the pongs of every read between two young-generation collections (issue 23: more than
+ * half of a ping flood's peak RSS). Shared and small: no connection keeps one.
+ */
+const freePongPacks: Array<Buffer> = []
+const FREE_PONG_PACKS_MAX = 8
+
+/**
+ * A random UUID (version 4) as one flat string. `randomUUID()` returns it as a chain of about 15
+ * concatenated strings, which a connection would keep for its life: some 450 bytes more each.
+ */
+const newConnectionId = (): string => Buffer.from(randomUUID(), "latin1").toString("latin1")
 
 const OK_CLOSE_CODES = new Set<number>([CloseCode.NormalClosure, CloseCode.GoingAway])
 
@@ -159,7 +173,7 @@ export interface ConnectionLogger {
  */
 export class Connection {
   /** Unique identifier of the connection, useful in logs. */
-  readonly id: string = randomUUID()
+  readonly id: string = newConnectionId()
   /** Maximum size of incoming messages in bytes, or `null`. */
   readonly maxSize: number | null
   /** Exception that made the opening handshake fail, if it did. */
@@ -179,6 +193,12 @@ export class Connection {
    * the Effect connection turns it on.
    */
   deferFailures = false
+  /**
+   * Whether received pings are events (`eventsReceived`), as in Python. They are answered either
+   * way; an I/O layer that has no use for them turns this off, so that a peer flooding pings makes
+   * no object that outlives its read (objects alive at a young-generation collection grow it).
+   */
+  emitsPings = true
   /** A parsing failure held back by `deferFailures`, applied by `failPending()`. */
   pendingFailure: Failure | undefined = undefined
 
@@ -192,6 +212,9 @@ export class Connection {
   /** Pongs answering the pings of the current read, packed (see `answerPing`), and their bytes. */
   private pongs: Buffer | undefined = undefined
   private pongsLength = 0
+  /** Full-size pong buffers queued in `writes`, then handed out by `dataToSend` (see `writesDone`). */
+  private pongPacksQueued: Array<Buffer> | undefined = undefined
+  private pongPacksHandedOut: Array<Buffer> | undefined = undefined
   protected eofSent = false
   protected eofReceived = false
   /** After a close frame or a failure, further input is discarded until EOF (RFC 6455 §1.4, §7.1.7). */
@@ -347,7 +370,25 @@ export class Connection {
   dataToSend(): Array<Uint8Array> {
     const writes = this.writes
     this.writes = []
+    const queued = this.pongPacksQueued
+    if (queued !== undefined) {
+      this.pongPacksQueued = undefined
+      if (this.pongPacksHandedOut === undefined) this.pongPacksHandedOut = queued
+      else for (let i = 0; i < queued.length; i++) this.pongPacksHandedOut.push(queued[i]!)
+    }
     return writes
+  }
+
+  /**
+   * Tells the protocol that the network took every chunk `dataToSend()` returned (copied them: a
+   * socket whose write buffer is empty again), so that the buffers of its pongs may be reused.
+   * Optional: chunks whose writes are not reported are left to the garbage collector.
+   */
+  writesDone(): void {
+    const packs = this.pongPacksHandedOut
+    if (packs === undefined) return
+    this.pongPacksHandedOut = undefined
+    for (let i = 0; i < packs.length && freePongPacks.length < FREE_PONG_PACKS_MAX; i++) freePongPacks.push(packs[i]!)
   }
 
   /**
@@ -483,7 +524,10 @@ export class Connection {
         this.flushPongs()
         pack = undefined
       }
-      const grown = Buffer.allocUnsafe(pack === undefined ? PONG_PACK_MIN : pack.length * 2)
+      const grown =
+        pack === undefined
+          ? (freePongPacks.pop() ?? Buffer.allocUnsafe(PONG_PACK_MIN))
+          : Buffer.allocUnsafe(pack.length * 2)
       if (pack !== undefined) grown.set(pack.subarray(0, this.pongsLength), 0)
       pack = grown
       this.pongs = pack
@@ -496,6 +540,10 @@ export class Connection {
     const pack = this.pongs
     if (pack === undefined) return
     this.writes.push(pack.subarray(0, this.pongsLength))
+    if (pack.length === PONG_PACK_MAX) {
+      if (this.pongPacksQueued === undefined) this.pongPacksQueued = [pack]
+      else this.pongPacksQueued.push(pack)
+    }
     this.pongs = undefined
     this.pongsLength = 0
   }
@@ -607,6 +655,7 @@ export class Connection {
         // RFC 6455 §5.5.2: answer with a Pong carrying the same payload. While CLOSING, our close
         // frame is already sent and nothing may follow it... except control frames (§5.5), so answer.
         this.answerPing(frame.data)
+        if (!this.emitsPings) return
         break
       case Opcode.Pong:
         break

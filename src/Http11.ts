@@ -276,8 +276,61 @@ const splitStartLine = (line: string): readonly [string, string, string] | undef
   if (first === -1) return undefined
   const second = line.indexOf(" ", first + 1)
   if (second === -1) return undefined
-  return [line.slice(0, first), line.slice(first + 1, second), line.slice(second + 1)]
+  return [common(line.slice(0, first)), common(line.slice(first + 1, second)), common(line.slice(second + 1))]
 }
+
+/**
+ * The texts that most opening handshakes repeat (methods, versions, header names and values), to
+ * be shared by every head that has them: a connection keeps its request and response for its life,
+ * and a copy of each of these per connection cost about 250 bytes more.
+ */
+const COMMON_TEXTS = new Map<string, string>(
+  [
+    "GET",
+    "/",
+    "HTTP/1.1",
+    "Switching Protocols",
+    "101",
+    "Host",
+    "host",
+    "Upgrade",
+    "upgrade",
+    "websocket",
+    "WebSocket",
+    "Connection",
+    "connection",
+    "Keep-Alive, Upgrade",
+    "keep-alive, Upgrade",
+    "Sec-WebSocket-Key",
+    "sec-websocket-key",
+    "Sec-WebSocket-Version",
+    "sec-websocket-version",
+    "13",
+    "Sec-WebSocket-Extensions",
+    "sec-websocket-extensions",
+    "permessage-deflate",
+    "permessage-deflate; client_max_window_bits",
+    "Sec-WebSocket-Protocol",
+    "sec-websocket-protocol",
+    "Sec-WebSocket-Accept",
+    "Origin",
+    "origin",
+    "User-Agent",
+    "user-agent",
+    "Accept-Encoding",
+    "gzip, deflate, br",
+    "gzip, deflate, br, zstd",
+    "Accept-Language",
+    "Cache-Control",
+    "Pragma",
+    "no-cache",
+    "Date",
+    "Server"
+  ].map((text) => [text, text])
+)
+
+/** `text`, or the equal string shared by every head (`COMMON_TEXTS`). */
+const common = (text: string): string => COMMON_TEXTS.get(text) ?? text
 
 /** Nothing to report yet: more bytes are needed. */
 const NEED_MORE = Result.succeed(undefined)
@@ -604,7 +657,7 @@ abstract class HeadParser<M> {
         return invalid(`invalid HTTP header value: ${quote(this.text(valueStart, valueEnd))}`)
       }
     }
-    this.headers.append(this.text(from, nameEnd), this.text(valueStart, valueEnd))
+    this.headers.append(common(this.text(from, nameEnd)), common(this.text(valueStart, valueEnd)))
     return Result.void_
   }
 

@@ -1,10 +1,11 @@
 /**
  * The metrics every connection updates (Effect's `Metric`, so any Effect metrics exporter, such as
- * `@effect/opentelemetry`'s, publishes them). Labels: `side` (`"server"` or `"client"`) on all of
- * them, plus `type` (`"text"` or `"binary"`) on messages and bytes, `code` on closed connections,
- * `error` (the error's tag) on handshake failures and `reason` (`"maxQueue"`, `"writeLimit"` or
- * `"send"`) on backpressure pauses. Labels set with `Effect.tagMetrics` around `serve` or `connect`
- * are added too.
+ * `@effect/opentelemetry`'s, publishes them). Labels (tags in Effect 3, attributes in Effect 4):
+ * `side` (`"server"` or `"client"`) on all of them, plus `type` (`"text"` or `"binary"`) on
+ * messages and bytes, `code` on closed connections, `error` (the error's tag) on handshake failures
+ * and `reason` (`"maxQueue"`, `"writeLimit"` or `"send"`) on backpressure pauses. Labels set around
+ * `serve` or `connect` (`Effect.tagMetrics` in Effect 3, `Metric.CurrentMetricAttributes` in
+ * Effect 4) are added too.
  *
  * Updating them costs a few tens of nanoseconds per message; the `metrics: false` option of a
  * server or a client turns them off.
@@ -16,11 +17,12 @@
  *
  * // Text messages received by servers:
  * const received = Metric.value(Metric.tagged(Metric.tagged(Metrics.messagesReceived, "side", "server"), "type", "text"))
+ * // In Effect 4: Metric.value(Metric.withAttributes(Metrics.messagesReceived, { side: "server", type: "text" }))
  * ```
  * @since 0.3.0
  */
 import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
+import { exponentialHistogram } from "./internal/effectCompat.js"
 
 /**
  * Connections open now (after their opening handshake), by `side`.
@@ -108,9 +110,9 @@ export const bytesSent = Metric.counter("effect_websockets_bytes_sent_total", {
  * @since 0.3.0
  * @category metrics
  */
-export const pingRoundTrip = Metric.histogram(
+export const pingRoundTrip = exponentialHistogram(
   "effect_websockets_ping_rtt_ms",
-  MetricBoundaries.exponential({ start: 0.25, factor: 2, count: 16 }),
+  { start: 0.25, factor: 2, count: 16 },
   "Round-trip time of WebSocket pings in milliseconds"
 )
 

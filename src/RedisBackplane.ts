@@ -28,11 +28,19 @@ import type { RedisClientType } from "@redis/client"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { Backplane, type BackplaneNode, type BackplaneService } from "./Backplane.js"
 import { type BackplaneError, BackplaneFailure, BackplaneUnavailable } from "./Errors.js"
+import {
+  callback,
+  catchAll,
+  type DurationInput,
+  decodeDuration,
+  scopedLayer,
+  shorterDelay
+} from "./internal/effectCompat.js"
 import { TopicHub } from "./internal/topicHub.js"
 import type { Data } from "./WebSocket.js"
 
@@ -55,9 +63,9 @@ export const DEFAULT_CHANNEL_PREFIX = "effect-websockets:"
  * @since 0.1.0
  * @category constants
  */
-export const defaultReconnectSchedule: Schedule.Schedule<unknown> = Schedule.exponential("100 millis", 1.618).pipe(
-  Schedule.jittered,
-  Schedule.union(Schedule.spaced("5 seconds"))
+export const defaultReconnectSchedule: Schedule.Schedule<unknown> = shorterDelay(
+  Schedule.jittered(Schedule.exponential("100 millis", 1.618)),
+  Schedule.spaced("5 seconds")
 )
 
 /**
@@ -80,7 +88,7 @@ export interface RedisBackplaneOptions {
   /** Delays between connection attempts. Default {@link defaultReconnectSchedule}. */
   readonly reconnect?: Schedule.Schedule<unknown, unknown> | undefined
   /** Time allowed for each connection attempt. Default 5 seconds. */
-  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: DurationInput | undefined
   /**
    * `PUBLISH` commands of this process sent without waiting for Redis's reply; beyond, `publish`
    * waits for its reply. Default {@link DEFAULT_MAX_IN_FLIGHT}.
@@ -139,7 +147,7 @@ export const make = (
     })
     const url = options.url ?? DEFAULT_URL
     const prefix = options.channelPrefix ?? DEFAULT_CHANNEL_PREFIX
-    const connectTimeout = Duration.toMillis(Duration.decode(options.connectTimeout ?? "5 seconds"))
+    const connectTimeout = Duration.toMillis(decodeDuration(options.connectTimeout ?? "5 seconds"))
     const schedule = options.reconnect ?? defaultReconnectSchedule
     const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
     let inFlight = 0
@@ -216,12 +224,12 @@ export const make = (
           if (remove.length > 0) await link.sub.unsubscribe(remove, onMessage, true)
         }).pipe(
           // The link is lost (the session reconnects and syncs again) or Redis refused.
-          Effect.catchAll((error) => Effect.logWarning("redis backplane: subscription failed", error.cause))
+          catchAll((error) => Effect.logWarning("redis backplane: subscription failed", error.cause))
         )
       })
 
     const waitLost = (link: Link): Effect.Effect<void> =>
-      Effect.async<void>((resume) => {
+      callback<void>((resume) => {
         if (link.lost) return resume(Effect.void)
         link.onLost = () => resume(Effect.void)
       })
@@ -230,7 +238,7 @@ export const make = (
     const session = Effect.gen(function* () {
       const link = yield* connectOnce.pipe(
         Effect.tapError((error) =>
-          Effect.zipRight(
+          Effect.andThen(
             Deferred.succeed(firstAttempt, undefined),
             Effect.logWarning("redis backplane: connection failed", error.cause)
           )
@@ -254,7 +262,7 @@ export const make = (
     )
     yield* session.pipe(
       Effect.forever,
-      Effect.catchAll((error) =>
+      catchAll((error) =>
         Effect.logError("redis backplane: reconnection schedule exhausted, staying disconnected", error.cause)
       ),
       Effect.forkScoped
@@ -320,4 +328,4 @@ export const make = (
  * @category layers
  */
 export const layer = (options: RedisBackplaneOptions = {}): Layer.Layer<Backplane, BackplaneFailure> =>
-  Layer.scoped(Backplane, make(options))
+  scopedLayer(Backplane, make(options))

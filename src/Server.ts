@@ -14,23 +14,15 @@ import { lstatSync, unlinkSync } from "node:fs"
 import * as net from "node:net"
 import type { Duplex } from "node:stream"
 import * as tls from "node:tls"
-import * as Cause from "effect/Cause"
+import type * as Cause from "effect/Cause"
 import type * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as FiberRef from "effect/FiberRef"
-import * as FiberRefs from "effect/FiberRefs"
 import * as FiberSet from "effect/FiberSet"
-import * as HashMap from "effect/HashMap"
-import * as Layer from "effect/Layer"
-import type * as LogLevel from "effect/LogLevel"
-import * as Runtime from "effect/Runtime"
+import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import { type ConnectionLogger, State } from "./Connection.js"
@@ -39,6 +31,26 @@ import type { ServerExtensionFactory } from "./extensions/Extension.js"
 import { enableServerPermessageDeflate } from "./extensions/PermessageDeflate.js"
 import { fromHeadersLike, type Headers, type HeadersLike } from "./Headers.js"
 import { type Request, Response, reasonPhrase } from "./Http11.js"
+import {
+  addToFiberSet,
+  type ConfigError,
+  callback,
+  catchAllCause,
+  currentFiberStarter,
+  deriveFiberStarter,
+  type FiberStarter,
+  firstError,
+  forkWith,
+  interruptFiber,
+  isInterruptedOnly,
+  pollFiber,
+  type RunningFiber,
+  Service,
+  scopedLayer,
+  starterContext,
+  starterLogAnnotations
+} from "./internal/effectCompat.js"
+import type { ConnectionLogLevel } from "./internal/effectTelemetry.js"
 import { fanOut } from "./internal/fanOut.js"
 import { forwardedFor } from "./internal/forwarded.js"
 import { serverConfig } from "./internal/optionsConfig.js"
@@ -178,7 +190,7 @@ export interface ServerOptions<R = never, A = undefined> extends WebSocketOption
    * logger, which prints nothing until the application configures logging). `"Info"` shows them
    * with Effect's default logger; `"None"` never logs them. Frames are logged at Debug either way.
    */
-  readonly connectionLogLevel?: LogLevel.LogLevel | LogLevel.Literal | undefined
+  readonly connectionLogLevel?: ConnectionLogLevel | undefined
 }
 
 /**
@@ -277,7 +289,7 @@ export interface Acceptor extends Endpoint {
  * @since 0.1.0
  * @category tags
  */
-export class Server extends Context.Tag("effect-websockets/WebSocketServer")<Server, WebSocketServer>() {}
+export class Server extends Service<Server, WebSocketServer>()("effect-websockets/WebSocketServer") {}
 
 /**
  * The server a handler runs in, provided to every handler (by `serve` and by mounted endpoints):
@@ -286,7 +298,7 @@ export class Server extends Context.Tag("effect-websockets/WebSocketServer")<Ser
  * @since 0.2.0
  * @category tags
  */
-export class CurrentServer extends Context.Tag("effect-websockets/CurrentServer")<CurrentServer, Endpoint>() {}
+export class CurrentServer extends Service<CurrentServer, Endpoint>()("effect-websockets/CurrentServer") {}
 
 /**
  * A connection handler: runs once per connection, in its own fiber, with the value its
@@ -413,6 +425,10 @@ export const makeAcceptor: {
       maxSize: resolved.maxSize
     }
     const connections = new Set<WebSocketImpl>()
+    /** Drops a closed connection (`onClose` of every connection served per message). */
+    const forget = (ws: WebSocketImpl): void => {
+      connections.delete(ws)
+    }
     const closed = yield* Deferred.make<void>()
     let shuttingDown = false
 
@@ -431,7 +447,7 @@ export const makeAcceptor: {
       pending.delete(ws)
       if (pending.size === 0) pendingDrained?.()
     }
-    const awaitPending: Effect.Effect<void> = Effect.async<void>((resume) => {
+    const awaitPending: Effect.Effect<void> = callback<void>((resume) => {
       if (pending.size === 0) return resume(Effect.void)
       pendingDrained = () => resume(Effect.void)
     })
@@ -449,7 +465,7 @@ export const makeAcceptor: {
           Effect.timeout(resolved.closeTimeout),
           Effect.ignore
         )
-        yield* Effect.zipRight(awaitPending, FiberSet.awaitEmpty(handlers)).pipe(
+        yield* Effect.andThen(awaitPending, FiberSet.awaitEmpty(handlers)).pipe(
           Effect.timeout(resolved.closeTimeout),
           Effect.ignore
         )
@@ -468,12 +484,16 @@ export const makeAcceptor: {
 
     // The server provides CurrentServer once, in the runtime of every handler fiber (no cost per
     // connection), and CurrentWebSocket to each handler, so callers need neither.
-    const runtime = yield* Effect.runtime<Exclude<R, Provided> | RP>()
+    const starter = yield* currentFiberStarter<Exclude<R, Provided> | RP>()
     // Without the span of the fiber that started the server (`effect-websockets.serve`): it lives as
     // long as the server, and Effect's tracer logger would add every log line of every handler to
     // it as an event. A handler runs in its connection's span, or in none.
-    const handlerContext = Context.add(Context.omit(Tracer.ParentSpan)(runtime.context), CurrentServer, endpoint)
-    const logAnnotations = FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentLogAnnotations)
+    const handlerContext = Context.add(
+      Context.omit(Tracer.ParentSpan)(starterContext(starter)),
+      CurrentServer,
+      endpoint
+    )
+    const logAnnotations = starterLogAnnotations(starter)
     const openTimeoutMillis = openTimeout === null ? null : Duration.toMillis(openTimeout)
 
     /**
@@ -482,8 +502,8 @@ export const makeAcceptor: {
      * stack is spent on either while the connection lives.
      */
     const runConnectionFiber = (ws: WebSocketImpl, effect: Effect.Effect<void, never, R | RP>) => {
-      const fiber = Runtime.runFork(connectionRuntime(ws))(effect)
-      FiberSet.unsafeAdd(handlers, fiber)
+      const fiber = forkWith(connectionStarter(ws))(effect)
+      addToFiberSet(handlers, fiber)
       // Ended or interrupted (the server's scope closed): drop the TCP connection, unless the
       // fiber was processRequest's and the connection is now served per message.
       fiber.addObserver(() => {
@@ -495,23 +515,15 @@ export const makeAcceptor: {
     }
 
     /**
-     * The runtime of a connection's fibers: CurrentWebSocket, its span as the parent span, and its
+     * What a connection's fibers start from: CurrentWebSocket, its span as the parent span, and its
      * id as the `connectionId` log annotation (Python's connection-scoped `logger`): the handler's
      * own log lines say which connection they are about, as the library's do.
      */
-    const connectionRuntime = (ws: WebSocketImpl): Runtime.Runtime<R | RP> => {
+    const connectionStarter = (ws: WebSocketImpl): FiberStarter<R | RP> => {
       let context = Context.add(handlerContext, CurrentWebSocket, ws)
       // The handler runs in the connection's span: the application's spans nest under it.
       if (ws.spans !== undefined) context = Context.add(context, Tracer.ParentSpan, ws.spans.connection)
-      return Runtime.make({
-        context: context as Context.Context<R | RP>,
-        runtimeFlags: runtime.runtimeFlags,
-        fiberRefs: FiberRefs.updateAs(runtime.fiberRefs, {
-          fiberId: FiberId.none,
-          fiberRef: FiberRef.currentLogAnnotations,
-          value: HashMap.set(logAnnotations, "connectionId", ws.id as unknown)
-        })
-      })
+      return deriveFiberStarter(starter, context as Context.Context<R | RP>, logAnnotations, "connectionId", ws.id)
     }
 
     const messageHandler = messageHandlerOf(handler) as MessageHandler<E, R, A> | undefined
@@ -524,19 +536,17 @@ export const makeAcceptor: {
      */
     const serveMessages = (ws: WebSocketImpl, f: MessageHandler<E, R, A>, value: A): void => {
       connections.add(ws)
-      ws.onClose = () => connections.delete(ws)
-      let runtime: Runtime.Runtime<R | RP> | undefined
+      ws.onClose = forget
+      let connection: FiberStarter<R | RP> | undefined
       const onExit = (exit: Exit.Exit<unknown, unknown>): void => {
         if (exit._tag === "Success") return
         ws.stopServing()
-        runtime ??= connectionRuntime(ws)
-        Runtime.runFork(runtime)(afterHandler(ws, exit.cause as Cause.Cause<E>))
+        connection ??= connectionStarter(ws)
+        forkWith(connection)(afterHandler(ws, exit.cause as Cause.Cause<E>))
       }
-      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken too).
-      const drain: Effect.Effect<void, E, R> = Effect.suspend(() => {
-        const message = ws.takeQueued()
-        return message === undefined ? Effect.void : Effect.zipRight(f(message, ws, value), drain)
-      })
+      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken
+      // too). Made when a handler first suspends: most connections never need it.
+      let drain: Effect.Effect<void, E, R> | undefined
       ws.serveMessages(() => {
         // A fiber per message is most of what an answered message costs: none is started while
         // the handler's answers complete without one (`completeWithoutFiber`).
@@ -554,15 +564,19 @@ export const makeAcceptor: {
           onExit(rest)
           return undefined
         }
-        runtime ??= connectionRuntime(ws)
-        const fiber = Runtime.runFork(runtime)(Effect.zipRight(rest, drain))
-        const exit = fiber.unsafePoll()
-        if (exit !== null) {
+        connection ??= connectionStarter(ws)
+        drain ??= Effect.suspend(() => {
+          const message = ws.takeQueued()
+          return message === undefined ? Effect.void : Effect.andThen(f(message, ws, value), drain!)
+        })
+        const fiber = forkWith(connection)(Effect.andThen(rest, drain))
+        const exit = pollFiber(fiber)
+        if (exit !== undefined) {
           onExit(exit)
           return undefined
         }
         // Its failures are handled by `onExit`: the set only waits for it, or interrupts it.
-        FiberSet.unsafeAdd(handlers, fiber as unknown as Fiber.RuntimeFiber<void, never>)
+        addToFiberSet(handlers, fiber as unknown as RunningFiber<void, never>)
         fiber.addObserver(onExit)
         return fiber
       })
@@ -604,7 +618,7 @@ export const makeAcceptor: {
               ? toResponse(intercepted as HttpResponse)
               : CONTINUE
         ),
-        Effect.catchAllCause((cause) =>
+        catchAllCause((cause) =>
           Effect.logError("processRequest failed", cause).pipe(
             Effect.annotateLogs({ connectionId: ws.id }),
             Effect.as(toResponse({ status: 500, body: "Failed to open a WebSocket connection.\n" }))
@@ -634,8 +648,8 @@ export const makeAcceptor: {
     /** After a handler failed: closes the connection, with 1011 and a log unless it was closed. */
     const afterHandler = (ws: WebSocketImpl, cause: Cause.Cause<E>): Effect.Effect<void> => {
       if (isClosedFailure(cause)) return closeAfterHandler(ws, false)
-      if (Cause.isInterruptedOnly(cause)) return closeAfterHandler(ws, true)
-      return Effect.zipRight(
+      if (isInterruptedOnly(cause)) return closeAfterHandler(ws, true)
+      return Effect.andThen(
         Effect.logError("connection handler failed", cause).pipe(Effect.annotateLogs({ connectionId: ws.id })),
         closeAfterHandler(ws, true)
       )
@@ -665,13 +679,13 @@ export const makeAcceptor: {
       const ws = new WebSocketImpl(protocol, socket, resolved, timers, telemetry, listener?.localAddress)
       ws.spans = spans
       pending.add(ws)
-      let hook: Fiber.RuntimeFiber<void, never> | undefined
+      let hook: RunningFiber<void, never> | undefined
       const openTimer =
         openTimeoutMillis === null
           ? undefined
           : timers.schedule(openTimeoutMillis, () => {
               // The client did not complete the handshake in time (Python's OpenTimeout): drop it.
-              hook?.unsafeInterruptAsFork(FiberId.none)
+              if (hook !== undefined) interruptFiber(hook)
               ws.abort()
             })
       const opened = (request: Request, response: Response): boolean => {
@@ -726,7 +740,7 @@ export const makeAcceptor: {
  * fails with EADDRINUSE.
  */
 const removeStaleSocket = (path: string): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
+  callback<void>((resume) => {
     let isSocket = false
     try {
       isSocket = lstatSync(path).isSocket()
@@ -755,7 +769,7 @@ const removeStaleSocket = (path: string): Effect.Effect<void> =>
 const WILDCARDS: ReadonlySet<string> = new Set(["::", "0.0.0.0"])
 
 const listen = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
-  Effect.zipRight(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
+  Effect.andThen(options.unix !== undefined ? removeStaleSocket(options.unix) : Effect.void, listenOn(server, options))
 
 /** `listen`'s `reusePort` option exists from Node 22.12 (and 23.1); older versions ignore it. */
 const supportsReusePort = (version: string): boolean => {
@@ -771,7 +785,7 @@ const addressOfServer = (server: net.Server, unix: string | undefined): Address 
 }
 
 const listenOn = (server: net.Server, options: ServeOptions<any, any>): Effect.Effect<Address, ListenFailed> =>
-  Effect.async<Address, ListenFailed>((resume) => {
+  callback<Address, ListenFailed>((resume) => {
     const sock = options.sock
     const fd = sock !== undefined && !(sock instanceof net.Server) ? sock.fd : undefined
     const address = fd !== undefined ? `fd ${fd}` : (options.unix ?? `${options.host ?? "::"}:${options.port ?? 0}`)
@@ -903,7 +917,7 @@ export const layer: {
 } = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {}
-): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => Layer.scoped(Server, serveAny(handler, options))
+): Layer.Layer<Server, ListenFailed, Exclude<R, Provided> | RP> => scopedLayer(Server, serveAny(handler, options))
 
 /**
  * `makeAcceptor` and `serve` for the module's own generic callers, whose `A` is a type parameter:
@@ -933,8 +947,7 @@ const toResponse = (response: HttpResponse): Response => {
 }
 
 /** A handler that ended because the connection closed has nothing worth logging. */
-const isClosedFailure = <E>(cause: Cause.Cause<E>): boolean =>
-  Cause.failureOption(cause).pipe((option) => option._tag === "Some" && isConnectionClosed(option.value))
+const isClosedFailure = <E>(cause: Cause.Cause<E>): boolean => isConnectionClosed(firstError(cause))
 
 // ---------------------------------------------------------------------------
 // Options from Effect Config
@@ -965,11 +978,11 @@ export interface ServerConfig extends ConnectionConfig {
  * `none` or `off` (any case) disables `OPEN_TIMEOUT`, `PING_INTERVAL`, `PING_TIMEOUT`, `MAX_SIZE`
  * and `MAX_QUEUE` (Python's `None`); those refuse `0`, which the command line reads as "disabled".
  * A value that does not parse fails with a `ConfigError` at its key (`PORT=abc`: "Invalid data at
- * PORT").
+ * PORT" in Effect 3).
  *
  * Put the keys under a prefix with `Config.nested`: `Config.nested(Server.config, "WS")` reads
  * `WS_PORT` from the environment (`WS.PORT` from `ConfigProvider.fromMap`); pass it to
- * {@link layerConfig}. Or nest the provider of a whole layer:
+ * {@link layerConfig}. Or nest the provider of a whole layer (Effect 3):
  * `Layer.provide(layer, Layer.setConfigProvider(ConfigProvider.fromEnv().pipe(ConfigProvider.nested("WS"))))`.
  *
  * @example
@@ -1011,18 +1024,18 @@ export const layerConfig: {
     handler: Handler<E, R, A>,
     options: ServeOptions<RP, A> & WithProcessRequest<RP, A>,
     fromConfig?: Config.Config<ServerConfig>
-  ): Layer.Layer<Server, ListenFailed | ConfigError.ConfigError, Exclude<R, Provided> | RP>
+  ): Layer.Layer<Server, ListenFailed | ConfigError, Exclude<R, Provided> | RP>
   <E, R, RP = never>(
     handler: Handler<E, R>,
     options?: ServeOptions<RP>,
     fromConfig?: Config.Config<ServerConfig>
-  ): Layer.Layer<Server, ListenFailed | ConfigError.ConfigError, Exclude<R, Provided> | RP>
+  ): Layer.Layer<Server, ListenFailed | ConfigError, Exclude<R, Provided> | RP>
 } = <E, R, RP = never, A = undefined>(
   handler: Handler<E, R, A>,
   options: ServeOptions<RP, A> = {},
   fromConfig: Config.Config<ServerConfig> = config
-): Layer.Layer<Server, ListenFailed | ConfigError.ConfigError, Exclude<R, Provided> | RP> =>
-  Layer.scoped(
+): Layer.Layer<Server, ListenFailed | ConfigError, Exclude<R, Provided> | RP> =>
+  scopedLayer(
     Server,
     Effect.flatMap(fromConfig, (configured) => serveAny(handler, { ...options, ...configured }))
   )

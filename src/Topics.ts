@@ -29,7 +29,6 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
@@ -37,6 +36,7 @@ import type * as Scope from "effect/Scope"
 import { Backplane, layerMemory as backplaneMemory } from "./Backplane.js"
 import { State } from "./Connection.js"
 import type { BackplaneError } from "./Errors.js"
+import { Service, scopedLayer } from "./internal/effectCompat.js"
 import { fanOut } from "./internal/fanOut.js"
 import { WebSocketImpl } from "./internal/webSocket.js"
 import type { Data, WebSocket } from "./WebSocket.js"
@@ -100,7 +100,7 @@ export interface TopicsService {
  * @since 0.1.0
  * @category tags
  */
-export class Topics extends Context.Tag("effect-websockets/Topics")<Topics, TopicsService>() {}
+export class Topics extends Service<Topics, TopicsService>()("effect-websockets/Topics") {}
 
 const EMPTY: ReadonlySet<never> = new Set()
 
@@ -168,7 +168,7 @@ export const make: Effect.Effect<TopicsService, never, Backplane | Scope.Scope> 
       // registered first, has already moved it to CLOSED when this one runs.
       ws.socket.once("close", () => Effect.runFork(dropConnection(ws)))
     } else {
-      runWatcher(Effect.zipRight(ws.waitClosed, dropConnection(ws)))
+      runWatcher(Effect.andThen(ws.waitClosed, dropConnection(ws)))
     }
   }
 
@@ -217,7 +217,7 @@ export const make: Effect.Effect<TopicsService, never, Backplane | Scope.Scope> 
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Topics, never, Backplane> = Layer.scoped(Topics, make)
+export const layer: Layer.Layer<Topics, never, Backplane> = scopedLayer(Topics, make)
 
 /**
  * Topics within this process only: {@link layer} with the in-memory backplane.

@@ -3,7 +3,7 @@
  * of parsing `string | Uint8Array` by hand.
  *
  * A {@link Codec} pairs a Schema with a frame type: {@link json} (JSON over Text frames), {@link text}
- * (any `Schema<A, string>`) or {@link binary} (any `Schema<A, Uint8Array>`, for example a
+ * (any Schema from `string`) or {@link binary} (any Schema from `Uint8Array`, for example a
  * hand-written binary layout). {@link recv}, {@link messages} and {@link forEach} decode what
  * `ws.recv`, `ws.messages` and `ws.forEachMessage` return; {@link send} encodes before sending.
  *
@@ -17,11 +17,11 @@
  * import { Schema } from "effect"
  * import { TypedMessages, type WebSocket } from "effect-websockets"
  *
- * const Move = Schema.Struct({ player: Schema.String, at: Schema.Date })
+ * const Move = Schema.Struct({ player: Schema.String, at: Schema.Number })
  * const move = TypedMessages.json(Move)
  *
  * const handler = (ws: WebSocket.WebSocket) =>
- *   TypedMessages.forEach(ws, move, (m) => TypedMessages.send(ws, move, { ...m, at: new Date() })).pipe(
+ *   TypedMessages.forEach(ws, move, (m) => TypedMessages.send(ws, move, { ...m, at: Date.now() })).pipe(
  *     TypedMessages.closeOnDecodeError(ws)
  *   )
  * ```
@@ -30,16 +30,16 @@
  */
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
-import * as ParseResult from "effect/ParseResult"
-import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { ConcurrencyError, ConnectionClosed, ConnectionClosedError } from "./Errors.js"
 import { MessageDecodeError, MessageEncodeError } from "./Errors.js"
+import { type SchemaCodec, schemaDecoder, schemaEncoder, schemaFailure } from "./internal/schemaCodec.js"
+import type { SchemaError } from "./internal/schemaError.js"
 import type { Data, WebSocket } from "./WebSocket.js"
 
-// Only `ParseResult` is loaded at run time (the Schema types are erased): `effect/Schema` takes
-// longer to load than this whole library, and the main entry re-exports this module. `json`
-// therefore runs `JSON.parse`/`JSON.stringify` itself, as `Schema.parseJson(schema)` does.
+// `json` runs `JSON.parse`/`JSON.stringify` itself around the Schema's decoding and encoding, as
+// `Schema.parseJson(schema)` does in Effect 3: Effect 3 does not load `effect/Schema` at run time
+// (it takes longer to load than this whole library), and both majors fail the same way.
 
 /**
  * A Schema paired with a frame type: how values of type `A` travel as WebSocket messages. `R` is
@@ -75,27 +75,27 @@ export interface JsonOptions {
 const unexpectedFrame = (data: Data): Effect.Effect<never, MessageDecodeError> =>
   Effect.fail(new MessageDecodeError({ reason: "UnexpectedFrame", data }))
 
-const invalidPayload = (data: Data, issue: ParseResult.ParseIssue): MessageDecodeError =>
-  new MessageDecodeError({ reason: "InvalidPayload", data, cause: ParseResult.parseError(issue) })
+const invalidPayload = (data: Data, cause: SchemaError): MessageDecodeError =>
+  new MessageDecodeError({ reason: "InvalidPayload", data, cause })
 
-const encodeFailure = (value: unknown, issue: ParseResult.ParseIssue): MessageEncodeError =>
-  new MessageEncodeError({ value, cause: ParseResult.parseError(issue) })
+const encodeFailure = (value: unknown, cause: SchemaError): MessageEncodeError =>
+  new MessageEncodeError({ value, cause })
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /**
- * Values as JSON in Text messages: the wire format of `Schema.parseJson(schema)`. Decoding is
- * `JSON.parse` then the Schema's decoding (so `Schema.Date` reads an ISO string, and
- * `Schema.NumberFromString` a string); encoding is the Schema's encoding then `JSON.stringify`.
+ * Values as JSON in Text messages: the wire format of `Schema.parseJson(schema)` in Effect 3.
+ * Decoding is `JSON.parse` then the Schema's decoding (so `Schema.NumberFromString` reads a
+ * string); encoding is the Schema's encoding then `JSON.stringify`.
  * Invalid JSON and values the Schema rejects both fail with `InvalidPayload`; a Binary message
  * fails with `UnexpectedFrame`.
  * @since 0.3.0
  * @category constructors
  */
-export const json = <A, I, R>(schema: Schema.Schema<A, I, R>, options?: JsonOptions): Codec<A, R> => {
+export const json = <A, I, R>(schema: SchemaCodec<A, I, R>, options?: JsonOptions): Codec<A, R> => {
   // Built once per codec: the parsers are compiled from the Schema's AST here, not per message.
-  const decodeValue = ParseResult.decodeUnknown(schema)
-  const encodeValue = ParseResult.encode(schema)
+  const decodeValue = schemaDecoder(schema)
+  const encodeValue = schemaEncoder(schema)
   const reviver = options?.reviver
   // One of JSON.stringify's two overloads, whichever form was given.
   const replacer = options?.replacer as ((this: any, key: string, value: any) => any) | undefined
@@ -108,42 +108,40 @@ export const json = <A, I, R>(schema: Schema.Schema<A, I, R>, options?: JsonOpti
       try {
         parsed = JSON.parse(data, reviver)
       } catch (e) {
-        return Effect.fail(
-          invalidPayload(data, new ParseResult.Type(schema.ast, data, `invalid JSON: ${errorText(e)}`))
-        )
+        return Effect.fail(invalidPayload(data, schemaFailure(schema, data, `invalid JSON: ${errorText(e)}`)))
       }
-      return Effect.mapError(decodeValue(parsed), (issue) => invalidPayload(data, issue))
+      return Effect.mapError(decodeValue(parsed), (cause) => invalidPayload(data, cause))
     },
     encode: (value) =>
       Effect.flatMap(
-        Effect.mapError(encodeValue(value), (issue) => encodeFailure(value, issue)),
+        Effect.mapError(encodeValue(value), (cause) => encodeFailure(value, cause)),
         (encoded): Effect.Effect<string, MessageEncodeError> => {
           let text: string | undefined
           try {
             text = JSON.stringify(encoded, replacer, space)
           } catch (e) {
             // A BigInt or a cycle the Schema let through.
-            return Effect.fail(encodeFailure(value, new ParseResult.Type(schema.ast, encoded, errorText(e))))
+            return Effect.fail(encodeFailure(value, schemaFailure(schema, encoded, errorText(e))))
           }
           // `JSON.stringify` returns undefined for `undefined`, functions and symbols.
           return text === undefined
-            ? Effect.fail(encodeFailure(value, new ParseResult.Type(schema.ast, encoded, "not representable as JSON")))
+            ? Effect.fail(encodeFailure(value, schemaFailure(schema, encoded, "not representable as JSON")))
             : Effect.succeed(text)
         }
       )
   }
 }
 
-const fromSchema = <A, I extends Data, R>(schema: Schema.Schema<A, I, R>, frame: "text" | "binary"): Codec<A, R> => {
-  const decodeValue = ParseResult.decodeUnknown(schema)
-  const encodeValue = ParseResult.encode(schema)
+const fromSchema = <A, I extends Data, R>(schema: SchemaCodec<A, I, R>, frame: "text" | "binary"): Codec<A, R> => {
+  const decodeValue = schemaDecoder(schema)
+  const encodeValue = schemaEncoder(schema)
   return {
     frame,
     decode: (data) =>
       (typeof data === "string") !== (frame === "text")
         ? unexpectedFrame(data)
-        : Effect.mapError(decodeValue(data), (issue) => invalidPayload(data, issue)),
-    encode: (value) => Effect.mapError(encodeValue(value), (issue) => encodeFailure(value, issue))
+        : Effect.mapError(decodeValue(data), (cause) => invalidPayload(data, cause)),
+    encode: (value) => Effect.mapError(encodeValue(value), (cause) => encodeFailure(value, cause))
   }
 }
 
@@ -154,7 +152,7 @@ const fromSchema = <A, I extends Data, R>(schema: Schema.Schema<A, I, R>, frame:
  * @since 0.3.0
  * @category constructors
  */
-export const text = <A, R>(schema: Schema.Schema<A, string, R>): Codec<A, R> => fromSchema(schema, "text")
+export const text = <A, R>(schema: SchemaCodec<A, string, R>): Codec<A, R> => fromSchema(schema, "text")
 
 /**
  * Values in Binary messages, with a Schema from `Uint8Array` of your own (a fixed binary layout, or
@@ -164,7 +162,7 @@ export const text = <A, R>(schema: Schema.Schema<A, string, R>): Codec<A, R> => 
  * @since 0.3.0
  * @category constructors
  */
-export const binary = <A, R>(schema: Schema.Schema<A, Uint8Array, R>): Codec<A, R> => fromSchema(schema, "binary")
+export const binary = <A, R>(schema: SchemaCodec<A, Uint8Array, R>): Codec<A, R> => fromSchema(schema, "binary")
 
 /**
  * The next message, decoded. Fails with `MessageDecodeError` when it does not decode (the message
@@ -242,7 +240,8 @@ export const send: {
  * (1007 for a payload that does not decode, 1003 for a message of the wrong frame type), and then
  * completes: the failure is handled, so a server handler ends without a 1011 or an error log.
  * The close reason is a fixed short text ("invalid message", "unsupported message type"): the
- * details of a ParseError are for the application's logs, and a reason is capped at 123 bytes.
+ * details of a Schema error (ParseError, SchemaError in Effect 4) are for the application's logs, and
+ * a reason is capped at 123 bytes.
  * Other failures pass through. To decide per message instead, catch `MessageDecodeError` and call
  * `ws.close(e.closeCode)` yourself.
  * @since 0.3.0

@@ -4,9 +4,8 @@
  *
  * @since 0.1.0
  */
-import * as Brand from "effect/Brand"
-import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Brand from "effect/Brand"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
@@ -20,6 +19,7 @@ import type {
   ProtocolError
 } from "./Errors.js"
 import type { Headers } from "./Headers.js"
+import { type DurationInput, decodeDuration, refinedString, Service } from "./internal/effectCompat.js"
 
 /**
  * A message: `string` for a Text message, `Uint8Array` for a Binary message.
@@ -31,7 +31,8 @@ export type Data = string | Uint8Array
 /**
  * A value of the Origin header (RFC 6454 §7): `scheme://host[:port]`, or `null` for an opaque
  * origin. A branded string (the seeds' `typing.Origin`): inputs take plain strings too, the
- * constructor `Origin(value)` checks one (throwing on a bad value; `Origin.either` does not).
+ * constructor `Origin(value)` checks one (throwing on a bad value; `Origin.either` in Effect 3 and
+ * `Origin.result` in Effect 4 do not).
  * @since 0.4.0
  * @category models
  */
@@ -43,9 +44,9 @@ const ORIGIN = /^(?:null|[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#]+)$/
  * @since 0.4.0
  * @category constructors
  */
-export const Origin = Brand.refined<Origin>(
+export const Origin = refinedString<Origin>(
   (value) => ORIGIN.test(value),
-  (value) => Brand.error(`invalid origin: ${JSON.stringify(value)}`)
+  (value) => `invalid origin: ${JSON.stringify(value)}`
 )
 
 /**
@@ -63,9 +64,9 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
  * @since 0.4.0
  * @category constructors
  */
-export const Subprotocol = Brand.refined<Subprotocol>(
+export const Subprotocol = refinedString<Subprotocol>(
   (value) => TOKEN.test(value),
-  (value) => Brand.error(`invalid subprotocol: ${JSON.stringify(value)}`)
+  (value) => `invalid subprotocol: ${JSON.stringify(value)}`
 )
 
 /**
@@ -209,21 +210,18 @@ export interface WebSocket {
  * @since 0.1.0
  * @category models
  */
-export type OptionalDuration = Duration.DurationInput | Option.Option<Duration.DurationInput> | null | undefined
+export type OptionalDuration = DurationInput | Option.Option<DurationInput> | null | undefined
 
 /**
  * Resolves an {@link OptionalDuration}: `null` when disabled, else the duration or the default.
  * @since 0.1.0
  * @category utils
  */
-export const resolveOptionalDuration = (
-  value: OptionalDuration,
-  fallback: Duration.DurationInput
-): Duration.Duration | null => {
+export const resolveOptionalDuration = (value: OptionalDuration, fallback: DurationInput): Duration.Duration | null => {
   if (value === null) return null
-  if (value === undefined) return Duration.decode(fallback)
-  if (Option.isOption(value)) return Option.match(value, { onNone: () => null, onSome: Duration.decode })
-  return Duration.decode(value)
+  if (value === undefined) return decodeDuration(fallback)
+  if (Option.isOption(value)) return Option.match(value, { onNone: () => null, onSome: decodeDuration })
+  return decodeDuration(value)
 }
 
 /**
@@ -237,12 +235,12 @@ export interface WebSocketOptions {
   /** Time to wait for a keepalive pong before failing with 1011; `null` waits forever. Default 20 seconds. */
   readonly pingTimeout?: OptionalDuration
   /** Time allowed for the closing handshake and the TCP close before aborting. Default 10 seconds. */
-  readonly closeTimeout?: Duration.DurationInput | undefined
+  readonly closeTimeout?: DurationInput | undefined
   /**
    * Alias of `closeTimeout`, which wins when both are set (the seeds' `timeout`).
    * @deprecated Use `closeTimeout`.
    */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: DurationInput | undefined
   /** Maximum size of incoming messages in bytes; `null` disables the limit. Default 1 MiB. */
   readonly maxSize?: number | null | undefined
   /** Maximum number of received messages waiting to be read before reading pauses; `null`: no limit. Default 32. */
@@ -310,7 +308,4 @@ export const defaults = {
  * @since 0.1.0
  * @category tags
  */
-export class CurrentWebSocket extends Context.Tag("effect-websockets/CurrentWebSocket")<
-  CurrentWebSocket,
-  WebSocket
->() {}
+export class CurrentWebSocket extends Service<CurrentWebSocket, WebSocket>()("effect-websockets/CurrentWebSocket") {}

@@ -35,16 +35,17 @@
  * @since 0.1.0
  */
 import cluster, { type Worker } from "node:cluster"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { InvalidArgument } from "./Errors.js"
+import { callback, type DurationInput, decodeDuration } from "./internal/effectCompat.js"
 
 /**
  * Time the primary gives its workers to close their connections and exit, by default.
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_SHUTDOWN_TIMEOUT: Duration.DurationInput = "30 seconds"
+export const DEFAULT_SHUTDOWN_TIMEOUT: DurationInput = "30 seconds"
 
 /**
  * Options of {@link run}.
@@ -55,7 +56,7 @@ export interface WorkersOptions {
   /** Number of worker processes; 0 runs the program in this process, without workers. */
   readonly workers: number
   /** Time the workers have to exit after SIGTERM before they are killed. Default {@link DEFAULT_SHUTDOWN_TIMEOUT}. */
-  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  readonly shutdownTimeout?: DurationInput | undefined
 }
 
 /**
@@ -66,7 +67,7 @@ export interface WorkersOptions {
 export const isWorker = (): boolean => cluster.isWorker
 
 const exitOf = (worker: Worker): Effect.Effect<number | null> =>
-  Effect.async<number | null>((resume) => {
+  callback<number | null>((resume) => {
     const code = worker.process.exitCode
     if (code !== null || worker.process.signalCode !== null) return resume(Effect.succeed(code))
     worker.once("exit", (exitCode: number | null) => resume(Effect.succeed(exitCode)))
@@ -90,7 +91,7 @@ const stopAll = (workers: ReadonlyArray<Worker>, timeout: Duration.Duration): Ef
 const primary = (options: WorkersOptions): Effect.Effect<void> =>
   Effect.acquireRelease(
     Effect.sync(() => Array.from({ length: options.workers }, () => cluster.fork())),
-    (workers) => stopAll(workers, Duration.decode(options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
+    (workers) => stopAll(workers, decodeDuration(options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT))
   ).pipe(
     Effect.flatMap((workers) =>
       Effect.forEach(

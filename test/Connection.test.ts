@@ -693,6 +693,17 @@ describe("Connection", () => {
       expect(written(server)).toEqual(["8a03616263"])
     })
 
+    it("answers pings without emitting them when emitsPings is off; other frames are still events", () => {
+      const server = make("server")
+      server.emitsPings = false
+      receive(
+        server,
+        concat([clientFrame(Opcode.Ping, "abc"), clientFrame(Opcode.Pong, "d"), clientFrame(Opcode.Ping, "e")])
+      )
+      expect(events(server)).toEqual([{ opcode: Opcode.Pong, fin: true, data: "64" }])
+      expect(written(server)).toEqual(["8a036162638a0165"])
+    })
+
     it("server receives empty ping", () => {
       const server = make("server")
       receive(server, clientFrame(Opcode.Ping, ""))
@@ -746,6 +757,32 @@ describe("Connection", () => {
         expect(parseOutput(concat(output(connection)), side === "client")).toEqual([
           { opcode: Opcode.Pong, fin: true, data: "62" }
         ])
+      })
+
+      it(`${side} reuses the buffers of pongs once told the network took them, and only then`, () => {
+        const connection = make(side)
+        const masked = side === "client"
+        const payloads = (seed: number) =>
+          Array.from({ length: 300 }, (_, i) => Uint8Array.from({ length: 125 }, (_, j) => (seed + i + j) & 0xff))
+        const pings = (ps: Array<Uint8Array>) => concat(ps.map((p) => peerFrame(side, Opcode.Ping, p)))
+        const pongs = (ps: Array<Uint8Array>) => ps.map((p) => ({ opcode: Opcode.Pong, fin: true, data: hex(p) }))
+        // The full-size (16 KiB) buffers that chunks were cut from (smaller ones come from Node's pool).
+        const packs = (chunks: Array<Uint8Array>) =>
+          new Set(chunks.filter((c) => c.buffer.byteLength === 16_384).map((c) => c.buffer))
+        receive(connection, pings(payloads(1)))
+        const first = output(connection)
+        receive(connection, pings(payloads(2)))
+        const second = output(connection)
+        // Not reported written: the second read wrote into buffers of its own.
+        expect(parseOutput(concat(first), masked)).toEqual(pongs(payloads(1)))
+        expect(parseOutput(concat(second), masked)).toEqual(pongs(payloads(2)))
+        expect(packs(second).size).toBe(2)
+        for (const pack of packs(second)) expect(packs(first).has(pack)).toBe(false)
+        connection.writesDone()
+        receive(connection, pings(payloads(3)))
+        const third = output(connection)
+        expect(parseOutput(concat(third), masked)).toEqual(pongs(payloads(3)))
+        expect([...packs(third)].filter((pack) => packs(second).has(pack)).length).toBeGreaterThan(0)
       })
     }
 

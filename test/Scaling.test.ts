@@ -1,8 +1,11 @@
 /**
  * Scaling out beyond one process: nginx (Debian's, started by the test with
  * test/fixtures/nginx.conf) in front of our server, plain and with TLS terminated at nginx, with
- * Python `websockets` and Chromium clients, the client address taken from X-Forwarded-For; and
- * `serve --workers N` (node:cluster workers sharing a port) with graceful shutdown on SIGTERM.
+ * Python `websockets` and Chromium clients, the client address taken from X-Forwarded-For; chat
+ * nodes sharing Topics through a real Redis; and `serve --workers N` (node:cluster workers sharing a
+ * port) with graceful shutdown on SIGTERM. The nginx and Redis cases run against both shells
+ * (test/conformance/shells.ts), and an Effect 3 node and an Effect 4 node share one Redis chat; the
+ * workers case is the CLI's, which is built on the Effect 3 shell.
  */
 import { execFile } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
@@ -10,26 +13,27 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
 import { Headers } from "../src/Headers.js"
 import { forwardedFor } from "../src/internal/forwarded.js"
-import type { WebSocket } from "../src/WebSocket.js"
-import { bounded, hasOpenssl, portOf, selfSignedCertificate, serveLocal } from "./fixtures/loopback.js"
-import { installed, NGINX, ROOT, recordingClient, spawnTs, startNginx, until } from "./fixtures/scaling.js"
+import { describeShells, effect3, type Shell } from "./conformance/shells.js"
+import { bounded, hasOpenssl, selfSignedCertificate } from "./fixtures/loopback.js"
+import {
+  installed,
+  NGINX,
+  REDIS_SERVER,
+  type RecordingClient,
+  ROOT,
+  recordingClient,
+  spawnTs,
+  startNginx,
+  startRedis,
+  until
+} from "./fixtures/scaling.js"
 
 const PYTHON = "/usr/bin/python3"
 const CHROMIUM = "/usr/bin/chromium"
 const nginxAvailable = installed(NGINX) && hasOpenssl
-
-/** Greets with the client address and how it came (X-Forwarded-Proto), then echoes. */
-const greeter = (ws: WebSocket) =>
-  Effect.zipRight(
-    ws.send(
-      `remote ${ws.remoteAddress?._tag === "TcpAddress" ? ws.remoteAddress.hostname : "?"} ` +
-        `${ws.requestHeaders.getFirst("X-Forwarded-Proto") ?? "-"}`
-    ),
-    Stream.runForEach(ws.messages, (message) => ws.send(message))
-  )
+const redisAvailable = installed(REDIS_SERVER)
 
 const runPython = (uri: string, cafile: string): Effect.Effect<Record<string, string>, Error> =>
   Effect.async<Record<string, string>, Error>((resume) => {
@@ -71,117 +75,162 @@ describe("behind nginx", () => {
 
   describe.runIf(nginxAvailable)("with nginx", () => {
     const certificate = nginxAvailable ? selfSignedCertificate() : { cert: "", key: "" }
-
-    const setUp = (trustProxy: boolean) =>
-      Effect.gen(function* () {
-        const server = yield* serveLocal(greeter, { trustProxy })
-        const proxy = yield* startNginx({ upstream: portOf(server), ...certificate })
-        const dir = yield* Effect.acquireRelease(
-          Effect.sync(() => mkdtempSync(join(tmpdir(), "effect-websockets-ca-"))),
-          (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-        )
-        const cafile = join(dir, "ca.pem")
-        writeFileSync(cafile, certificate.cert)
-        return { server, proxy, cafile }
-      })
-
-    it.scopedLive(
-      "Python websockets through nginx, plain and TLS: the server sees the client's address",
-      () =>
+    // The greeter: the client address and how it came (X-Forwarded-Proto), then echo.
+    describeShells("in front of the greeter", (shell) => {
+      const setUp = (trustProxy: boolean) =>
         Effect.gen(function* () {
-          const { proxy, cafile } = yield* setUp(true)
-          const plain = yield* runPython(`ws://127.0.0.1:${proxy.port}/chat`, "-")
-          // The forged X-Forwarded-For entry is ignored: one proxy is trusted, nginx's entry is last.
-          expect(plain).toEqual({ greeting: "remote 127.0.0.2 http", text: "héllo", binary: "00ff01" })
-          const secure = yield* runPython(`wss://localhost:${proxy.tlsPort}/chat`, cafile)
-          expect(secure).toEqual({ greeting: "remote 127.0.0.2 https", text: "héllo", binary: "00ff01" })
-        }).pipe(bounded(40_000)),
-      45_000
-    )
-
-    it.scopedLive(
-      "without trustProxy the server sees nginx's address",
-      () =>
-        Effect.gen(function* () {
-          const { proxy } = yield* setUp(false)
-          const plain = yield* runPython(`ws://127.0.0.1:${proxy.port}/`, "-")
-          expect(plain.greeting).toBe("remote 127.0.0.1 http")
-        }).pipe(bounded(25_000)),
-      30_000
-    )
-
-    it.scopedLive(
-      "a ws client's messages and close cross nginx (idle longer than nothing: proxy_read_timeout is 60 s)",
-      () =>
-        Effect.gen(function* () {
-          const { proxy } = yield* setUp(true)
-          const client = yield* recordingClient(`ws://127.0.0.1:${proxy.port}/`)
-          yield* client.waitFor("remote 127.0.0.1 http")
-          client.socket.send(Buffer.alloc(200_000, 7))
-          yield* client.waitFor(Buffer.alloc(200_000, 7))
-        }).pipe(bounded(20_000)),
-      25_000
-    )
-
-    // Chromium is a required peer of the interop tests (test/interop/browser.test.ts checks it is there).
-    it.scopedLive(
-      "Chromium through nginx, plain and TLS",
-      () =>
-        Effect.gen(function* () {
-          const { proxy } = yield* setUp(true)
-          const { chromium } = yield* Effect.promise(() => import("playwright-core"))
-          const browser = yield* Effect.acquireRelease(
-            Effect.promise(() =>
-              chromium.launch({
-                executablePath: CHROMIUM,
-                headless: true,
-                args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
-                timeout: 20_000
-              })
-            ),
-            (browser) => Effect.promise(() => browser.close())
+          const server = yield* Effect.orDie(shell.serve("greeter", { trustProxy, compression: null }))
+          const proxy = yield* startNginx({ upstream: server.port, ...certificate })
+          const dir = yield* Effect.acquireRelease(
+            Effect.sync(() => mkdtempSync(join(tmpdir(), "effect-websockets-ca-"))),
+            (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
           )
-          const context = yield* Effect.promise(() => browser.newContext({ ignoreHTTPSErrors: true }))
-          const page = yield* Effect.promise(() => context.newPage())
-          const exchange = (url: string) =>
-            Effect.promise(() =>
-              page.evaluate(
-                (url) =>
-                  new Promise<Array<string>>((resolve, reject) => {
-                    const ws = new WebSocket(url)
-                    ws.binaryType = "arraybuffer"
-                    const got: Array<string> = []
-                    ws.onmessage = (event) => {
-                      got.push(
-                        typeof event.data === "string" ? event.data : `bytes ${new Uint8Array(event.data).join(",")}`
-                      )
-                      if (got.length === 1) {
-                        ws.send("from chromium")
-                        ws.send(new Uint8Array([1, 2, 3]))
-                      }
-                      if (got.length === 3) ws.close(1000)
-                    }
-                    ws.onclose = (event) => resolve([...got, `close ${event.code}`])
-                    ws.onerror = () => reject(new Error(`WebSocket error on ${url}`))
-                  }),
-                url
-              )
+          const cafile = join(dir, "ca.pem")
+          writeFileSync(cafile, certificate.cert)
+          return { server, proxy, cafile }
+        })
+
+      it.scopedLive(
+        "Python websockets through nginx, plain and TLS: the server sees the client's address",
+        () =>
+          Effect.gen(function* () {
+            const { proxy, cafile } = yield* setUp(true)
+            const plain = yield* runPython(`ws://127.0.0.1:${proxy.port}/chat`, "-")
+            // The forged X-Forwarded-For entry is ignored: one proxy is trusted, nginx's entry is last.
+            expect(plain).toEqual({ greeting: "remote 127.0.0.2 http", text: "héllo", binary: "00ff01" })
+            const secure = yield* runPython(`wss://localhost:${proxy.tlsPort}/chat`, cafile)
+            expect(secure).toEqual({ greeting: "remote 127.0.0.2 https", text: "héllo", binary: "00ff01" })
+          }).pipe(bounded(40_000)),
+        45_000
+      )
+
+      it.scopedLive(
+        "without trustProxy the server sees nginx's address",
+        () =>
+          Effect.gen(function* () {
+            const { proxy } = yield* setUp(false)
+            const plain = yield* runPython(`ws://127.0.0.1:${proxy.port}/`, "-")
+            expect(plain.greeting).toBe("remote 127.0.0.1 http")
+          }).pipe(bounded(25_000)),
+        30_000
+      )
+
+      it.scopedLive(
+        "a ws client's messages and close cross nginx (idle longer than nothing: proxy_read_timeout is 60 s)",
+        () =>
+          Effect.gen(function* () {
+            const { proxy } = yield* setUp(true)
+            const client = yield* recordingClient(`ws://127.0.0.1:${proxy.port}/`)
+            yield* client.waitFor("remote 127.0.0.1 http")
+            client.socket.send(Buffer.alloc(200_000, 7))
+            yield* client.waitFor(Buffer.alloc(200_000, 7))
+          }).pipe(bounded(20_000)),
+        25_000
+      )
+
+      // Chromium is a required peer of the interop tests (test/interop/browser.test.ts checks it is there).
+      it.scopedLive(
+        "Chromium through nginx, plain and TLS",
+        () =>
+          Effect.gen(function* () {
+            const { proxy } = yield* setUp(true)
+            const { chromium } = yield* Effect.promise(() => import("playwright-core"))
+            const browser = yield* Effect.acquireRelease(
+              Effect.promise(() =>
+                chromium.launch({
+                  executablePath: CHROMIUM,
+                  headless: true,
+                  args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
+                  timeout: 20_000
+                })
+              ),
+              (browser) => Effect.promise(() => browser.close())
             )
-          expect(yield* exchange(`ws://127.0.0.1:${proxy.port}/`)).toEqual([
-            "remote 127.0.0.1 http",
-            "from chromium",
-            "bytes 1,2,3",
-            "close 1000"
-          ])
-          expect(yield* exchange(`wss://127.0.0.1:${proxy.tlsPort}/`)).toEqual([
-            "remote 127.0.0.1 https",
-            "from chromium",
-            "bytes 1,2,3",
-            "close 1000"
-          ])
-        }).pipe(bounded(40_000)),
-      45_000
+            const context = yield* Effect.promise(() => browser.newContext({ ignoreHTTPSErrors: true }))
+            const page = yield* Effect.promise(() => context.newPage())
+            const exchange = (url: string) =>
+              Effect.promise(() =>
+                page.evaluate(
+                  (url) =>
+                    new Promise<Array<string>>((resolve, reject) => {
+                      const ws = new WebSocket(url)
+                      ws.binaryType = "arraybuffer"
+                      const got: Array<string> = []
+                      ws.onmessage = (event) => {
+                        got.push(
+                          typeof event.data === "string" ? event.data : `bytes ${new Uint8Array(event.data).join(",")}`
+                        )
+                        if (got.length === 1) {
+                          ws.send("from chromium")
+                          ws.send(new Uint8Array([1, 2, 3]))
+                        }
+                        if (got.length === 3) ws.close(1000)
+                      }
+                      ws.onclose = (event) => resolve([...got, `close ${event.code}`])
+                      ws.onerror = () => reject(new Error(`WebSocket error on ${url}`))
+                    }),
+                  url
+                )
+              )
+            expect(yield* exchange(`ws://127.0.0.1:${proxy.port}/`)).toEqual([
+              "remote 127.0.0.1 http",
+              "from chromium",
+              "bytes 1,2,3",
+              "close 1000"
+            ])
+            expect(yield* exchange(`wss://127.0.0.1:${proxy.tlsPort}/`)).toEqual([
+              "remote 127.0.0.1 https",
+              "from chromium",
+              "bytes 1,2,3",
+              "close 1000"
+            ])
+          }).pipe(bounded(40_000)),
+        45_000
+      )
+    })
+  })
+})
+
+/** Sends `message` from one client every 50 ms until the other receives it (subscriptions reach Redis asynchronously). */
+const relayed = (from: RecordingClient, to: RecordingClient, message: string) =>
+  Effect.raceFirst(
+    to.waitFor(message),
+    Effect.forever(
+      Effect.zipRight(
+        Effect.sync(() => from.socket.send(message)),
+        Effect.sleep("50 millis")
+      )
     )
+  )
+
+describe("chat nodes over Redis", () => {
+  it("redis-server is installed (required in CI)", () => {
+    expect(redisAvailable || process.env.CI !== "true").toBe(true)
+  })
+
+  describe.runIf(redisAvailable)("with redis-server", () => {
+    describeShells("Topics through a RedisBackplane", (shell) => {
+      const others: ReadonlyArray<Shell> = shell === effect3 ? [shell] : [shell, effect3]
+      for (const other of others) {
+        it.scopedLive(
+          `a message sent to a node of ${shell.name} reaches the clients of a node of ${other.name}, and back`,
+          () =>
+            Effect.gen(function* () {
+              const redis = yield* startRedis
+              const a = yield* Effect.orDie(shell.serve("chat", { compression: null }, { redis: redis.url }))
+              const b = yield* Effect.orDie(other.serve("chat", { compression: null }, { redis: redis.url }))
+              const alice = yield* recordingClient(`ws://127.0.0.1:${a.port}/chat`)
+              const bob = yield* recordingClient(`ws://127.0.0.1:${b.port}/chat`)
+              yield* relayed(alice, bob, "from a")
+              yield* relayed(bob, alice, "from b")
+              // Each node's own subscriber gets the message too, through Redis.
+              yield* alice.waitFor("from a")
+              yield* bob.waitFor("from b")
+            }).pipe(bounded(20_000)),
+          25_000
+        )
+      }
+    })
   })
 })
 

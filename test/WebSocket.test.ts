@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
@@ -944,6 +945,41 @@ describe("large compressed messages", () => {
       expect([yield* ws.recv, yield* ws.recv, yield* ws.recv]).toEqual(["a", "b", "c"])
       expect(ticks).toBeGreaterThan(0)
     }).pipe(bounded(10_000))
+  )
+
+  it.scopedLive("an interrupted send closes with 1011 or leaves the compressor intact for the next message", () =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal(echo, { compression: "deflate" })
+      const big = new Uint8Array(900_000)
+      for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 26
+      // Interrupted before, while or after its fragments are compressed on the thread pool.
+      for (const delay of [0, 1, 2, 4, 8]) {
+        const ws = yield* Client.connect(uriOf(server), { compression: "deflate" })
+        const sending = yield* Effect.fork(ws.send(big))
+        yield* realSleep(delay)
+        yield* Fiber.interrupt(sending)
+        const after = yield* Effect.either(ws.send("after"))
+        const received: Array<Data> = []
+        const outcome = yield* Effect.either(
+          Effect.gen(function* () {
+            for (;;) {
+              const message = yield* recvOrDie(ws)
+              if (message === "after") return
+              received.push(message)
+            }
+          })
+        )
+        if (Either.isLeft(outcome)) {
+          expect([outcome.left.sentCode, outcome.left.sentReason]).toEqual([1011, "message interrupted"])
+        } else {
+          expect(Either.isRight(after)).toBe(true)
+          // Sent whole before the interruption, or not at all; either way intact.
+          expect(received.every((m) => m instanceof Uint8Array && Buffer.compare(m, big) === 0)).toBe(true)
+          expect(received.length).toBeLessThanOrEqual(1)
+        }
+        yield* ws.close()
+      }
+    }).pipe(bounded(20_000))
   )
 })
 

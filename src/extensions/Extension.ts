@@ -52,6 +52,13 @@ export interface Extension {
   ): ArrivingFrameDecoder | undefined
   /** Encodes an outgoing frame. */
   encode(frame: Frame): Frame
+  /**
+   * Optionally, does the costly part of encoding the next outgoing data frame off the event loop
+   * (on libuv's thread pool), then calls `done`; the `encode` of that same frame (same `data`),
+   * which must be the next data frame encoded, then uses the result. `data` must stay unchanged
+   * until then. When the work cannot be done ahead, `encode` does it as usual.
+   */
+  encodeAhead?(opcode: number, data: Uint8Array, fin: boolean, done: () => void): void
   /** Releases resources (zlib streams); called once when the connection closes. */
   close?(): void
 }

@@ -11,8 +11,9 @@
  *
  * Cost (Node 20, x64): compressing runs at roughly 8 ms per MiB at the default level, inflating at
  * roughly 1 ms per MiB. Decoding is bounded by the size limit, so one message blocks the event loop
- * for at most about `maxSize` bytes of output; encoding a large message blocks in proportion to its
- * size.
+ * for at most about `maxSize` bytes of output; encoding in place blocks in proportion to the size.
+ * So the connection sends a large message in fragments, each compressed ahead on libuv's thread pool
+ * (`encodeAhead`, through the stream's public `write` and `flush`, as `ws` does).
  *
  * @since 0.1.0
  */
@@ -195,6 +196,10 @@ export class PerMessageDeflate implements Extension {
   private decodeContData = false
   /** Whether the outgoing message in progress is compressed. */
   private encodeContData = false
+  /** A frame's payload compressed ahead by `encodeAhead`, with the data it came from. */
+  private aheadInput: Uint8Array | undefined = undefined
+  private aheadOutput: Uint8Array = EMPTY
+  private aheadError: string | undefined = undefined
 
   constructor(
     readonly remoteNoContextTakeover: boolean,
@@ -301,6 +306,8 @@ export class PerMessageDeflate implements Extension {
    */
   encode(frame: Frame): Frame {
     if (frame.opcode >= Opcode.Close) return frame
+    const ahead = this.aheadInput === frame.data
+    this.aheadInput = undefined
     let rsv1 = frame.rsv1
     if (frame.opcode === Opcode.Continuation) {
       if (!this.encodeContData) return frame
@@ -309,11 +316,48 @@ export class PerMessageDeflate implements Extension {
       if (frame.fin && frame.data.byteLength < this.minSize) return frame
       rsv1 = true
       this.encodeContData = !frame.fin
-      if (this.localNoContextTakeover) this.encoder?.reset()
+      // Compressing ahead began the message (see `encodeAhead`).
+      if (this.localNoContextTakeover && !ahead) this.encoder?.reset()
     }
-    const data = this.deflate(frame.data, frame.fin)
+    let data: Uint8Array
+    if (ahead) {
+      if (this.aheadError !== undefined) this.compressionFailed(this.aheadError)
+      data = this.aheadOutput
+      this.aheadOutput = EMPTY
+    } else {
+      data = this.deflate(frame.data, frame.fin)
+    }
     if (frame.fin && this.localNoContextTakeover) this.releaseEncoder()
     return new Frame(frame.opcode, data, frame.fin, rsv1, frame.rsv2, frame.rsv3)
+  }
+
+  /**
+   * Compresses the payload of the next data frame on libuv's thread pool, as `ws` does, so that a
+   * large message leaves the event loop to other connections; `encode` then takes the result. The
+   * caller sends nothing else through this extension until `done` was called and that frame encoded.
+   */
+  encodeAhead(opcode: number, data: Uint8Array, fin: boolean, done: () => void): void {
+    this.aheadInput = undefined
+    const compressed =
+      opcode === Opcode.Continuation
+        ? this.encodeContData
+        : opcode < Opcode.Close && !(fin && data.byteLength < this.minSize)
+    const encoder = compressed ? this.getEncoder() : undefined
+    if (encoder === undefined || !encoder.canRunAsync) {
+      done()
+      return
+    }
+    // RFC 7692 §7.2.3.2: without context takeover each message starts with an empty window.
+    if (opcode !== Opcode.Continuation && this.localNoContextTakeover) encoder.reset()
+    encoder.runAsync(data, (error, chunks, total) => {
+      // Closed meanwhile: `encode` finds the connection closed, or compresses in place.
+      if (this.encoder === encoder) {
+        this.aheadInput = data
+        this.aheadError = error
+        this.aheadOutput = error === undefined ? finishDeflate(collect(chunks, total), fin) : EMPTY
+      }
+      done()
+    })
   }
 
   /** Releases both zlib streams. The extension stays usable: streams are created again on demand. */
@@ -362,8 +406,18 @@ export class PerMessageDeflate implements Extension {
   }
 
   private releaseEncoder(): void {
-    this.encoder?.close()
+    const encoder = this.encoder
     this.encoder = undefined
+    this.aheadInput = undefined
+    this.aheadOutput = EMPTY
+    this.aheadError = undefined
+    encoder?.close()
+  }
+
+  /** Compressing valid input cannot fail; this is a defect (for example out of memory). */
+  private compressionFailed(message: string | undefined): never {
+    this.releaseEncoder()
+    throw new Error(`permessage-deflate: compression failed: ${message}`)
   }
 
   /**
@@ -380,12 +434,7 @@ export class PerMessageDeflate implements Extension {
     let size = inLen + (inLen >>> 7) + 64
     for (;;) {
       const buffer = Buffer.allocUnsafe(size)
-      if (!encoder.run(data, inOff, inLen, buffer, 0, size)) {
-        // Compressing valid input cannot fail; this is a defect (for example out of memory).
-        const message = encoder.error
-        this.releaseEncoder()
-        throw new Error(`permessage-deflate: compression failed: ${message}`)
-      }
+      if (!encoder.run(data, inOff, inLen, buffer, 0, size)) this.compressionFailed(encoder.error)
       const produced = size - encoder.remainingOut
       if (produced > 0) {
         chunks.push(buffer.subarray(0, produced))
@@ -396,12 +445,19 @@ export class PerMessageDeflate implements Extension {
       if (encoder.remainingOut > 0) break
       size = Math.max(size, 1024)
     }
-    const out = collect(chunks, total)
-    if (!fin) return out
-    if (endsWithEmptyBlock(out)) return out.subarray(0, out.byteLength - 4)
-    // zlib emits nothing for a sync flush right after another one (Z_BUF_ERROR, no progress).
-    return out.byteLength === 0 ? EMPTY_FINAL_FRAGMENT : out
+    return finishDeflate(collect(chunks, total), fin)
   }
+}
+
+/**
+ * A frame's compressed payload: on the final frame, without the 00 00 ff ff tail (RFC 7692
+ * §7.2.1), or the 0x00 byte of §7.2.3.6 when there is no new output.
+ */
+const finishDeflate = (out: Uint8Array, fin: boolean): Uint8Array => {
+  if (!fin) return out
+  if (endsWithEmptyBlock(out)) return out.subarray(0, out.byteLength - 4)
+  // zlib emits nothing for a sync flush right after another one (Z_BUF_ERROR, no progress).
+  return out.byteLength === 0 ? EMPTY_FINAL_FRAGMENT : out
 }
 
 /**

@@ -12,15 +12,15 @@
  * @internal
  */
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import { decodeDurationText, optionalKey } from "./effectCompat.js"
+import * as Result from "./result.js"
 
-type Parse<A> = (text: string) => Either.Either<A, ConfigError.ConfigError>
+/** A value's parser: the value, or why the text is invalid. */
+type Parse<A> = (text: string) => Result.Result<A, string>
 
-const invalid = (message: string): Either.Either<never, ConfigError.ConfigError> =>
-  Either.left(ConfigError.InvalidData([], message))
+const invalid = (message: string): Result.Result<never, string> => Result.fail(message)
 
 const show = (text: string): string => JSON.stringify(text)
 
@@ -31,7 +31,7 @@ const DISABLED = new Set(["none", "off"])
 const orNone =
   <A>(parse: Parse<A>): Parse<A | null> =>
   (text) =>
-    DISABLED.has(text.trim().toLowerCase()) ? Either.right(null) : parse(text)
+    DISABLED.has(text.trim().toLowerCase()) ? Result.succeed(null) : parse(text)
 
 const MILLIS = /^\d+(?:\.\d+)?$/
 
@@ -47,7 +47,7 @@ const duration =
       ? Option.some(Duration.millis(Number(trimmed)))
       : trimmed.startsWith("-")
         ? Option.none()
-        : Duration.decodeUnknown(trimmed)
+        : decodeDurationText(trimmed)
     if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) {
       return invalid(
         `Expected a duration such as "20 seconds", "500 millis" or a number of milliseconds, but received ${show(text)}`
@@ -56,7 +56,7 @@ const duration =
     if (!allowZero && Duration.isZero(decoded.value)) {
       return invalid(`Expected a duration above zero (or "none" to disable), but received ${show(text)}`)
     }
-    return Either.right(decoded.value)
+    return Result.succeed(decoded.value)
   }
 
 const INTEGER = /^\d+$/
@@ -71,7 +71,7 @@ const size =
       return invalid(`Expected a non-negative integer, but received ${show(text)}`)
     }
     if (value < min) return invalid(`Expected an integer of at least ${min}${hint}, but received ${show(text)}`)
-    return Either.right(value)
+    return Result.succeed(value)
   }
 
 const port: Parse<number> = (text) => {
@@ -80,7 +80,7 @@ const port: Parse<number> = (text) => {
   if (!INTEGER.test(trimmed) || value > 65535) {
     return invalid(`Expected a port number from 0 to 65535, but received ${show(text)}`)
   }
-  return Either.right(value)
+  return Result.succeed(value)
 }
 
 /** A value that is not blank: trimmed (a host name), or as given (a path may hold any character). */
@@ -89,28 +89,24 @@ const nonBlank =
   (text) =>
     text.trim() === ""
       ? invalid(`Expected a ${what}, but received ${show(text)}`)
-      : Either.right(trim ? text.trim() : text)
+      : Result.succeed(trim ? text.trim() : text)
 
 const compression: Parse<"deflate" | null> = (text) => {
   const value = text.trim().toLowerCase()
-  if (value === "deflate") return Either.right("deflate")
-  if (DISABLED.has(value)) return Either.right(null)
+  if (value === "deflate") return Result.succeed("deflate")
+  if (DISABLED.has(value)) return Result.succeed(null)
   return invalid(`Expected "deflate" or "none", but received ${show(text)}`)
 }
 
 const flag: Parse<boolean> = (text) => {
   const value = text.trim().toLowerCase()
-  if (value === "true" || value === "on" || value === "1") return Either.right(true)
-  if (value === "false" || value === "off" || value === "0") return Either.right(false)
+  if (value === "true" || value === "on" || value === "1") return Result.succeed(true)
+  if (value === "false" || value === "off" || value === "0") return Result.succeed(false)
   return invalid(`Expected true or false, but received ${show(text)}`)
 }
 
-/**
- * The optional key `name`: `None` when it is missing, a ConfigError at `name` when it does not parse.
- * `nested` outside `mapOrFail`, so that a parse error's path is the key.
- */
-const key = <A>(name: string, parse: Parse<A>): Config.Config<Option.Option<A>> =>
-  Config.option(Config.nested(Config.mapOrFail(Config.string(), parse), name))
+/** The optional key `name`: `None` when it is missing, a ConfigError at `name` when it does not parse. */
+const key: <A>(name: string, parse: Parse<A>) => Config.Config<Option.Option<A>> = optionalKey
 
 /** The value of each key present; keys that are missing are left out. */
 type Present<Fields> = {

@@ -11,6 +11,7 @@ import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { callback, clock, currentTimeMillis } from "./effectCompat.js"
 
 /** A scheduled task; `cancel` it to drop it. */
 export class Timer {
@@ -38,7 +39,7 @@ export class Timers {
 
   /** Runs `task` once, `delayMillis` from now on the clock. */
   schedule(delayMillis: number, task: () => void): Timer {
-    const timer = new Timer(this.clock.unsafeCurrentTimeMillis() + delayMillis, task, this)
+    const timer = new Timer(currentTimeMillis(this.clock) + delayMillis, task, this)
     const heap = this.heap
     timer.index = heap.length
     heap.push(timer)
@@ -68,7 +69,7 @@ export class Timers {
   /** Fires every due timer, then sleeps until the next deadline or a wake-up. */
   private readonly loop: Effect.Effect<never> = Effect.suspend(() => {
     const heap = this.heap
-    const now = this.clock.unsafeCurrentTimeMillis()
+    const now = currentTimeMillis(this.clock)
     while (heap.length > 0 && heap[0]!.deadline <= now) {
       const timer = heap[0]!
       this.remove(timer)
@@ -80,7 +81,7 @@ export class Timers {
     }
     const next = heap.length > 0 ? heap[0]!.deadline : Number.POSITIVE_INFINITY
     this.sleepingUntil = next
-    const woken = Effect.async<void>((resume) => {
+    const woken = callback<void>((resume) => {
       this.wake = () => {
         this.wake = undefined
         resume(Effect.void)
@@ -91,7 +92,7 @@ export class Timers {
     })
     const wait =
       next === Number.POSITIVE_INFINITY ? woken : Effect.raceFirst(this.clock.sleep(Duration.millis(next - now)), woken)
-    return Effect.zipRight(wait, this.loop)
+    return Effect.andThen(wait, this.loop)
   })
 
   private up(index: number): void {
@@ -129,7 +130,7 @@ export class Timers {
 
   /** A timer queue whose driver fiber lives as long as the current scope. */
   static readonly make: Effect.Effect<Timers, never, Scope.Scope> = Effect.gen(function* () {
-    const timers = new Timers(yield* Effect.clock)
+    const timers = new Timers(yield* clock)
     yield* Effect.forkScoped(timers.loop)
     return timers
   })

@@ -5,21 +5,14 @@
  * fibers for timers, the Deferreds for pongs and closure.
  */
 import { randomFillSync } from "node:crypto"
+import * as net from "node:net"
 import type { Duplex } from "node:stream"
-import * as Cause from "effect/Cause"
-import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Effectable from "effect/Effectable"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
-import * as FiberRef from "effect/FiberRef"
 import * as Predicate from "effect/Predicate"
-import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Stream from "effect/Stream"
 import { type Connection, type Event, State } from "../Connection.js"
 import {
@@ -34,6 +27,7 @@ import {
   type ProtocolError,
   type WebSocketExceptionFamily
 } from "../Errors.js"
+import type { Extension } from "../extensions/Extension.js"
 import { CloseCode, checkClose, Frame, Opcode } from "../Frames.js"
 import { Headers } from "../Headers.js"
 import type { Request, Response } from "../Http11.js"
@@ -41,6 +35,21 @@ import type { ServerConnection } from "../ServerConnection.js"
 import type { Address, Data, Message, Subprotocol, WebSocket, WebSocketOptions } from "../WebSocket.js"
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
 import { authenticatedBy } from "./authenticated.js"
+import {
+  awaitWakeUp,
+  callback,
+  completeDeferred,
+  decodeDuration,
+  firstError,
+  isInterruptedOnly,
+  isStream,
+  makeDeferred,
+  type RunningFiber,
+  tapCause,
+  type Waiter
+} from "./effectCompat.js"
+import { messagesStream } from "./messagesStream.js"
+import * as Result from "./result.js"
 import type { ConnectionSpans, MetricsRecorder, Telemetry } from "./telemetry.js"
 import { decodeText } from "./text.js"
 import type { Timer, Timers } from "./timers.js"
@@ -61,10 +70,16 @@ const isLargeText = (opcode: number, data: Uint8Array): boolean =>
  * Lets pending I/O callbacks run (a macrotask: `Effect.yieldNow` only yields among fibers, and a
  * sleep would follow the TestClock).
  */
-const yieldToEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+const yieldToEventLoop: Effect.Effect<void> = callback<void>((resume) => {
   const immediate = setImmediate(() => resume(Effect.void))
   return Effect.sync(() => clearImmediate(immediate))
 })
+
+/** Has an extension encode a data frame's payload ahead, off the event loop (see `Extension.encodeAhead`). */
+const encodeAhead = (extension: Extension, opcode: number, data: Uint8Array, fin: boolean): Effect.Effect<void> =>
+  callback<void>((resume) => {
+    extension.encodeAhead!(opcode, data, fin, () => resume(Effect.void))
+  })
 
 const EMPTY = new Uint8Array(0)
 
@@ -124,32 +139,12 @@ export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
   pingInterval: resolveOptionalDuration(options.pingInterval, defaults.pingInterval),
   pingTimeout: resolveOptionalDuration(options.pingTimeout, defaults.pingTimeout),
   // `timeout`: the seeds' deprecated alias.
-  closeTimeout: Duration.decode(options.closeTimeout ?? options.timeout ?? defaults.closeTimeout),
+  closeTimeout: decodeDuration(options.closeTimeout ?? options.timeout ?? defaults.closeTimeout),
   maxSize: options.maxSize === undefined ? defaults.maxSize : options.maxSize,
   maxQueue: options.maxQueue === undefined ? defaults.maxQueue : options.maxQueue,
   readLimit: options.readLimit ?? defaults.readLimit,
   writeLimit: options.writeLimit ?? defaults.writeLimit
 })
-
-/**
- * A fiber waiting for a message or for the end of the connection. Its wait has no canceler (an
- * interruptible `Effect.async` with one costs 1.6 KiB more while it waits and 1.2 µs more per
- * wake-up): a fiber interrupted out of it leaves a stale reader, which waking ignores and
- * `addReader` sweeps out.
- */
-interface Reader {
-  readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
-  /** Whether interruption ends the wait (an uninterruptible one waits until woken). */
-  readonly interruptible: boolean
-  readonly resume: (effect: Effect.Effect<any, any>) => void
-  /** What the fiber does once woken. */
-  readonly then: Effect.Effect<any, any>
-}
-
-/** Whether a reader's fiber left its wait without being woken: it ended, or interruption ended the wait. */
-const isStale = (reader: Reader): boolean =>
-  reader.fiber.unsafePoll() !== null ||
-  (reader.interruptible && !Cause.isEmpty(reader.fiber.getFiberRef(FiberRef.interruptedCause)))
 
 /** Readers kept before stale ones are swept out (few fibers read one connection at once). */
 const READERS_BEFORE_SWEEP = 4
@@ -207,7 +202,7 @@ export class WebSocketImpl implements WebSocket {
   /** The TCP connection closed and the closure was processed (`onClosed`). */
   private closureProcessed = false
   /** The reader of a waiting `recv`: another `recv` fails with ConcurrencyError while it waits. */
-  private recvReader: Reader | undefined = undefined
+  private recvReader: Waiter | undefined = undefined
   /** Round trip of the last ping answered, in seconds (`latency`). */
   latency = 0
 
@@ -221,7 +216,7 @@ export class WebSocketImpl implements WebSocket {
    */
   private undecoded: Array<number | Uint8Array> | undefined = undefined
   /** Fibers waiting for a message (made on first use). */
-  private readers: Array<Reader> | undefined = undefined
+  private readers: Array<Waiter> | undefined = undefined
   /** Reading is paused: the queue holds `maxQueue` messages, or the write buffer is over `writeLimit`. */
   private pausedForQueue = false
   private pausedForWrites = false
@@ -232,10 +227,13 @@ export class WebSocketImpl implements WebSocket {
   /** Applies a failure held back for the application when it does not come back to read. */
   private pendingFailureTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
-  private readonly pings = new Map<string, PendingPing>()
+  /** Pings waiting for their pong, by payload (hex); made at the first ping. */
+  private pings: Map<string, PendingPing> | undefined = undefined
   /** Completes when the fragmented message being sent is complete; `undefined` when none is. */
   private fragmenting: Deferred.Deferred<void> | undefined = undefined
-  private readonly drainWaiters = new Set<() => void>()
+  /** Woken when the write buffer drains; made at the first wait. */
+  private drainWaiters: Set<() => void> | undefined = undefined
+  private _backpressure: Effect.Effect<void, ConnectionClosed> | undefined = undefined
   private corked = false
   private closeTimer: Timer | undefined = undefined
   /** The keepalive's next step: its next ping, or the end of the wait for its pong. */
@@ -259,11 +257,14 @@ export class WebSocketImpl implements WebSocket {
    * `takeQueued`) and returns its fiber if it is still running, `undefined` when it completed at
    * once. No fiber waits between messages.
    */
-  private messageRunner: (() => Fiber.RuntimeFiber<unknown, unknown> | undefined) | undefined = undefined
+  private messageRunner: (() => RunningFiber<unknown, unknown> | undefined) | undefined = undefined
   /** A message's handler is still running: the next ones wait in the queue. */
   private runnerBusy = false
-  /** Called once the connection is closed (after `waitClosed` completes). */
-  onClose: (() => void) | undefined = undefined
+  /**
+   * Called with the connection once it is closed (after `waitClosed` completes): one function can
+   * serve every connection, where a closure each would cost memory.
+   */
+  onClose: ((ws: WebSocketImpl) => void) | undefined = undefined
   /** The spans of this connection, when tracing is on. */
   spans: ConnectionSpans | undefined = undefined
   /** Metrics to update, unless turned off (read on every message: kept apart from `telemetry`). */
@@ -282,6 +283,8 @@ export class WebSocketImpl implements WebSocket {
     // Messages that arrived before a protocol violation are still delivered, and the application's
     // answers to them go out before the closing frame (see `applyPendingFailure`).
     protocol.deferFailures = true
+    // Pings are answered by the protocol: no event is needed for them.
+    protocol.emitsPings = false
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
     // Reading the socket's address is a system call (getsockname): skipped when the caller knows it.
     this.localAddress = localAddress ?? addressOf(s.localAddress, s.localPort)
@@ -528,7 +531,8 @@ export class WebSocketImpl implements WebSocket {
    * (paused reading, `send` under backpressure) is woken here too.
    */
   private readonly onWritten = (): void => {
-    if ((this.pausedForWrites || this.drainWaiters.size > 0) && this.socket.writableLength <= this.writeLowWater()) {
+    const waiting = this.drainWaiters !== undefined && this.drainWaiters.size > 0
+    if ((this.pausedForWrites || waiting) && this.socket.writableLength <= this.writeLowWater()) {
       this.onDrain()
     }
   }
@@ -545,11 +549,12 @@ export class WebSocketImpl implements WebSocket {
   /** @internal The socket's 'drain' (its buffer is empty), or a write that left it at the low-water mark. */
   onDrain(): void {
     if (!this.socketClosed && this.socket.writableLength > this.writeLowWater()) return
+    if (!this.corked) this.reportWritesDone()
     if (this.pausedForWrites) {
       this.pausedForWrites = false
       if (!this.pausedForQueue && !this.socketClosed) this.socket.resume()
     }
-    this.wakeAll(this.drainWaiters)
+    if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
   }
 
   /**
@@ -581,21 +586,26 @@ export class WebSocketImpl implements WebSocket {
     this.afterReceive()
   }
 
+  private pendingPings(): Map<string, PendingPing> {
+    if (this.pings === undefined) this.pings = new Map()
+    return this.pings
+  }
+
   private onPong(data: Uint8Array): void {
     const key = hex(data)
-    if (!this.pings.has(key)) return
+    const pings = this.pings
+    if (pings === undefined || !pings.has(key)) return
     // A pong acknowledges its ping and every ping sent before it (RFC 6455 §5.5.3 lets a peer
     // answer only the latest ping).
     const now = performance.now()
-    for (const [pingKey, ping] of this.pings) {
-      this.pings.delete(pingKey)
+    for (const [pingKey, ping] of pings) {
+      pings.delete(pingKey)
       this.metrics?.pingRoundTrip(now - ping.sentAt)
-      if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.succeed(now - ping.sentAt))
+      // Before the deferred: Effect 4 may resume the fiber awaiting it right there, which then reads it.
+      if (pingKey === key) this.latency = (now - ping.sentAt) / 1000
+      if (ping.deferred !== undefined) completeDeferred(ping.deferred, Exit.succeed(now - ping.sentAt))
       if (pingKey === this.keepaliveKey) this.onKeepalivePong()
-      if (pingKey === key) {
-        this.latency = (now - ping.sentAt) / 1000
-        break
-      }
+      if (pingKey === key) break
     }
   }
 
@@ -604,17 +614,17 @@ export class WebSocketImpl implements WebSocket {
     if (this.pendingFailureTimer !== undefined) clearTimeout(this.pendingFailureTimer)
     this.closeTimer?.cancel()
     this.keepaliveTimer?.cancel()
-    if (this.pings.size > 0) {
+    if (this.pings !== undefined && this.pings.size > 0) {
       const exc = this.protocol.closeExc
       for (const ping of this.pings.values()) {
-        if (ping.deferred !== undefined) Deferred.unsafeDone(ping.deferred, Exit.fail(exc))
+        if (ping.deferred !== undefined) completeDeferred(ping.deferred, Exit.fail(exc))
       }
       this.pings.clear()
     }
     // Errors capture a stack trace: build one only for a handshake that did not complete.
     if (this.handshakeExit === undefined) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
     this.wakeReaders()
-    this.wakeAll(this.drainWaiters)
+    if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
     for (const extension of this.protocol.extensions) extension.close?.()
     const telemetry = this.telemetry
     if (telemetry !== undefined) {
@@ -626,7 +636,7 @@ export class WebSocketImpl implements WebSocket {
     if (this.closeWaiters !== undefined) this.wakeAll(this.closeWaiters)
     const onClose = this.onClose
     this.onClose = undefined
-    onClose?.()
+    onClose?.(this)
   }
 
   /**
@@ -635,7 +645,7 @@ export class WebSocketImpl implements WebSocket {
    * A handler that completes at once leaves no fiber between messages; one that suspends holds the
    * next messages in the queue until it goes on.
    */
-  serveMessages(runner: () => Fiber.RuntimeFiber<unknown, unknown> | undefined): void {
+  serveMessages(runner: () => RunningFiber<unknown, unknown> | undefined): void {
     this.messageRunner = runner
     this.runMessages()
   }
@@ -672,8 +682,8 @@ export class WebSocketImpl implements WebSocket {
 
   private settleHandshake(exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>): void {
     this.handshakeExit = exit
-    if (exit._tag === "Failure" && exit.cause._tag === "Fail") this.handshakeError = exit.cause.error
-    if (this.handshakeDeferred !== undefined) Deferred.unsafeDone(this.handshakeDeferred, exit)
+    if (exit._tag === "Failure") this.handshakeError = firstError(exit.cause)
+    if (this.handshakeDeferred !== undefined) completeDeferred(this.handshakeDeferred, exit)
     // Called once: released, with what its closure holds, for the life of the connection.
     const onHandshake = this.onHandshake
     this.onHandshake = undefined
@@ -683,8 +693,8 @@ export class WebSocketImpl implements WebSocket {
   /** Completes with the first handshake event (the request or the response), or fails. */
   get handshakeEvent(): Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> {
     if (this.handshakeDeferred === undefined) {
-      this.handshakeDeferred = Deferred.unsafeMake(FiberId.none)
-      if (this.handshakeExit !== undefined) Deferred.unsafeDone(this.handshakeDeferred, this.handshakeExit)
+      this.handshakeDeferred = makeDeferred()
+      if (this.handshakeExit !== undefined) completeDeferred(this.handshakeDeferred, this.handshakeExit)
     }
     return this.handshakeDeferred
   }
@@ -695,21 +705,27 @@ export class WebSocketImpl implements WebSocket {
     if (readers === undefined || readers.length === 0) return
     this.readers = undefined
     this.recvReader = undefined
-    for (let i = 0; i < readers.length; i++) {
-      const reader = readers[i]!
-      reader.resume(reader.then)
-    }
+    for (let i = 0; i < readers.length; i++) readers[i]!.wake()
   }
 
-  private addReader(reader: Reader): void {
+  private addReader(reader: Waiter): void {
     let readers = this.readers
     if (readers === undefined) readers = this.readers = []
-    else if (readers.length >= READERS_BEFORE_SWEEP) readers = this.readers = readers.filter((r) => !isStale(r))
+    else if (readers.length >= READERS_BEFORE_SWEEP) readers = this.readers = readers.filter((r) => !r.stale)
     readers.push(reader)
   }
 
+  /** A reader's wait was interrupted (Effect 4; in Effect 3 it goes stale instead). */
+  private removeReader(reader: Waiter): void {
+    if (this.recvReader === reader) this.recvReader = undefined
+    const readers = this.readers
+    if (readers === undefined) return
+    const i = readers.indexOf(reader)
+    if (i >= 0) readers.splice(i, 1)
+  }
+
   private hasLiveReader(): boolean {
-    return this.readers?.some((reader) => !isStale(reader)) === true
+    return this.readers?.some((reader) => !reader.stale) === true
   }
 
   private wakeAll(waiters: Set<() => void>): void {
@@ -755,6 +771,16 @@ export class WebSocketImpl implements WebSocket {
     if (!this.corked) return
     this.corked = false
     this.socket.uncork()
+    this.reportWritesDone()
+  }
+
+  /**
+   * Once a TCP socket's write buffer is empty, the kernel copied every chunk written: the protocol
+   * may reuse the buffers of its pongs. Only for `net.Socket` (TLS included, which encrypts into its
+   * own buffers): another Duplex may hand the very chunks on, as a PassThrough does.
+   */
+  private reportWritesDone(): void {
+    if (this.socket.writableLength === 0 && this.socket instanceof net.Socket) this.protocol.writesDone()
   }
 
   private startCloseTimer(): void {
@@ -786,15 +812,21 @@ export class WebSocketImpl implements WebSocket {
    * waiting, the buffered data was never delivered, so fail with the close exception (like
    * Python's drain) instead of succeeding.
    */
-  private readonly backpressure: Effect.Effect<void, ConnectionClosed> = Effect.suspend(() => {
-    if (!this.overWriteLimit()) return Effect.void
-    return Effect.async<void, ConnectionClosed>((resume) => {
-      this.metrics?.paused("send")
-      const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
-      this.drainWaiters.add(wake)
-      return Effect.sync(() => this.drainWaiters.delete(wake))
+  private get backpressure(): Effect.Effect<void, ConnectionClosed> {
+    // Made at the first send: a connection that sends nothing keeps none.
+    this._backpressure ??= Effect.suspend(() => {
+      if (!this.overWriteLimit()) return Effect.void
+      return callback<void, ConnectionClosed>((resume) => {
+        this.metrics?.paused("send")
+        const wake = () => resume(this.socketClosed ? Effect.fail(this.protocol.closeExc) : this.backpressure)
+        if (this.drainWaiters === undefined) this.drainWaiters = new Set()
+        const waiters = this.drainWaiters
+        waiters.add(wake)
+        return Effect.sync(() => waiters.delete(wake))
+      })
     })
-  })
+    return this._backpressure
+  }
 
   private belowWriteLimit(): boolean {
     return this.socket.writableLength <= this.options.writeLimit || this.socketClosed
@@ -842,9 +874,9 @@ export class WebSocketImpl implements WebSocket {
     this.keepaliveTimer = undefined
     if (this.protocol.state !== State.OPEN) return
     const payload = this.uniquePingPayload()
-    if (Either.isLeft(this.protocol.sendPing(payload))) return
+    if (Result.isFailure(this.protocol.sendPing(payload))) return
     const key = hex(payload)
-    this.pings.set(key, { deferred: undefined, sentAt: performance.now() })
+    this.pendingPings().set(key, { deferred: undefined, sentAt: performance.now() })
     this.keepaliveKey = key
     this.flush()
     const timeout = this.options.pingTimeout
@@ -866,7 +898,7 @@ export class WebSocketImpl implements WebSocket {
   private uniquePingPayload(): Uint8Array {
     let payload: Uint8Array
     do payload = randomFillSync(Buffer.allocUnsafe(4))
-    while (this.pings.has(hex(payload)))
+    while (this.pings?.has(hex(payload)))
     return payload
   }
 
@@ -899,7 +931,7 @@ export class WebSocketImpl implements WebSocket {
   }
   private _waitClosed: Effect.Effect<void> | undefined = undefined
   private waitClosure(): Effect.Effect<void> {
-    return Effect.async<void>((resume) => {
+    return callback<void>((resume) => {
       const wake = () => resume(Effect.void)
       if (this.closeWaiters === undefined) this.closeWaiters = new Set()
       const waiters = this.closeWaiters
@@ -931,7 +963,7 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /** Waits until a message arrives or the connection closes (made on first use). */
-  private get waitReadable(): Effect.Effect<void> {
+  get waitReadable(): Effect.Effect<void> {
     this._waitReadable ??= this.waitAsReader(Effect.void)
     return this._waitReadable
   }
@@ -939,14 +971,14 @@ export class WebSocketImpl implements WebSocket {
 
   /** Waits as a reader, then goes on with `then`; `isRecv`: as the one waiting `recv`. */
   private waitAsReader<A, E>(then: Effect.Effect<A, E>, isRecv = false): Effect.Effect<A, E> {
-    return Effect.withFiberRuntime<A, E>((fiber, status) => {
-      const interruptible = RuntimeFlags.interruptible(status.runtimeFlags)
-      return Effect.async<A, E>((resume) => {
-        const reader: Reader = { fiber, interruptible, resume, then }
+    return awaitWakeUp(
+      (reader) => {
         this.addReader(reader)
         if (isRecv) this.recvReader = reader
-      })
-    })
+      },
+      (reader) => this.removeReader(reader),
+      then
+    )
   }
 
   /**
@@ -964,7 +996,7 @@ export class WebSocketImpl implements WebSocket {
   private _recv: Effect.Effect<Data, ConnectionClosed | ConcurrencyError> | undefined = undefined
   /** A `recv` is waiting for a message. */
   get recvWaiting(): boolean {
-    return this.recvReader !== undefined && !isStale(this.recvReader)
+    return this.recvReader !== undefined && !this.recvReader.stale
   }
   /** Takes the next message, or waits (marked as the one waiting reader) and tries again. */
   private get recvLoop(): Effect.Effect<Data, ConnectionClosed> {
@@ -1004,30 +1036,21 @@ export class WebSocketImpl implements WebSocket {
   }
 
   /**
-   * Emits every queued message as one chunk, waits while there is none, ends after a normal
-   * closure. A channel written by hand: a third of the cost per chunk of `repeatEffectChunkOption`.
+   * What a messages Stream pulls next: every queued message (a non-empty array), `"wait"` while
+   * there is none, `undefined` after a normal closure, or the error the stream fails with.
    */
-  private makeMessagesChannel(): Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> {
-    const channel: Channel.Channel<Chunk.Chunk<Data>, unknown, ConnectionClosedError, unknown, void> = Channel.suspend(
-      () => {
-        const next = this.nextRead()
-        if (next === READ_MESSAGE) {
-          const messages: Array<Data> = []
-          while (this.queueHead < this.queue.length) messages.push(this.takeSync())
-          return Channel.flatMap(Channel.write(Chunk.unsafeFromArray(messages)), () => channel)
-        }
-        if (next === READ_CLOSED) {
-          const error = this.endOfMessages
-          return error === undefined ? Channel.void : Channel.fail(error)
-        }
-        return Channel.flatMap(Channel.fromEffect(this.waitReadable), () => channel)
-      }
-    )
-    return channel
+  pullMessages(): ReadonlyArray<Data> | "wait" | ConnectionClosedError | undefined {
+    const next = this.nextRead()
+    if (next === READ_MESSAGE) {
+      const messages: Array<Data> = []
+      while (this.queueHead < this.queue.length) messages.push(this.takeSync())
+      return messages
+    }
+    return next === READ_CLOSED ? this.endOfMessages : "wait"
   }
 
   get messages(): Stream.Stream<Data, ConnectionClosedError> {
-    this._messages ??= Stream.fromChannel(this.makeMessagesChannel())
+    this._messages ??= messagesStream(this)
     return this._messages
   }
   private _messages: Stream.Stream<Data, ConnectionClosedError> | undefined = undefined
@@ -1045,13 +1068,13 @@ export class WebSocketImpl implements WebSocket {
         if (next === READ_MESSAGE) {
           const rest = completeWithoutFiber(f(this.takeSync()))
           if (rest === undefined) continue
-          return Effect.zipRight(rest, loop)
+          return Effect.andThen(rest, loop)
         }
         if (next === READ_CLOSED) {
           const error = this.endOfMessages
           return error === undefined ? Effect.void : Effect.fail(error)
         }
-        return Effect.zipRight(this.waitReadable, loop)
+        return Effect.andThen(this.waitReadable, loop)
       }
     })
     return loop
@@ -1059,7 +1082,7 @@ export class WebSocketImpl implements WebSocket {
 
   /** After the connection left OPEN: wait until it is closed, then fail with the close exception. */
   private get closedError(): Effect.Effect<never, ConnectionClosed> {
-    return Effect.zipRight(
+    return Effect.andThen(
       this.waitClosed,
       Effect.suspend(() => Effect.fail(this.protocol.closeExc))
     )
@@ -1078,7 +1101,7 @@ export class WebSocketImpl implements WebSocket {
         : opcode === Opcode.Binary
           ? protocol.sendBinary(data, fin)
           : protocol.sendContinuation(data, fin)
-    if (result._tag === "Left") return this.closedError
+    if (Result.isFailure(result)) return this.closedError
     this.countSent(opcode, data.byteLength, fin)
     this.flush()
     return this.backpressure
@@ -1110,7 +1133,7 @@ export class WebSocketImpl implements WebSocket {
     if (ArrayBuffer.isView(message)) {
       return this.sendMessage(Opcode.Binary, new Uint8Array(message.buffer, message.byteOffset, message.byteLength))
     }
-    if (Stream.StreamTypeId in message) {
+    if (isStream(message)) {
       return this.exclusive(this.sendFragments(message as Stream.Stream<Data, E, R>))
     }
     // Python rejects dict-like objects too: their entries are never fragments, and sending a Map
@@ -1140,7 +1163,7 @@ export class WebSocketImpl implements WebSocket {
   private sendMessage(opcode: number, data: Uint8Array | string): Effect.Effect<void, ConnectionClosed> {
     const busy = this.fragmenting
     if (busy !== undefined)
-      return Effect.zipRight(
+      return Effect.andThen(
         Deferred.await(busy),
         Effect.suspend(() => this.sendMessage(opcode, data))
       )
@@ -1154,25 +1177,26 @@ export class WebSocketImpl implements WebSocket {
       return this.sendFrame(opcode, data, true)
     }
     // Compressing a large message in one go blocks the event loop (about 8 ms per MiB): send it as
-    // fragments of one message, compressed as one (RFC 7692 §6), yielding to other connections
-    // between them.
+    // fragments of one message, compressed as one (RFC 7692 §6), each compressed on libuv's thread
+    // pool when the extension can (as `ws` does), else yielding to other connections between them.
     const fragments: ReadonlyArray<Uint8Array | string> =
       typeof data === "string" ? textFragments(data) : bytesFragments(data)
     const last = fragments.length - 1
+    const extensions = this.protocol.extensions
+    const ahead = extensions.length === 1 ? extensions[0]! : undefined
     return this.exclusive(
       Effect.forEach(
         fragments,
         (fragment, i) =>
-          Effect.zipRight(
-            i === 0 ? Effect.void : yieldToEventLoop,
-            Effect.suspend(() =>
-              this.sendFrame(
-                i === 0 ? opcode : Opcode.Continuation,
-                typeof fragment === "string" ? Buffer.from(fragment, "utf8") : fragment,
-                i === last
-              )
-            )
-          ),
+          Effect.suspend(() => {
+            const fragmentOpcode = i === 0 ? opcode : Opcode.Continuation
+            const bytes = typeof fragment === "string" ? Buffer.from(fragment, "utf8") : fragment
+            const send = Effect.suspend(() => this.sendFrame(fragmentOpcode, bytes, i === last))
+            if (ahead?.encodeAhead !== undefined && this.protocol.state === State.OPEN) {
+              return Effect.andThen(encodeAhead(ahead, fragmentOpcode, bytes, i === last), send)
+            }
+            return i === 0 ? send : Effect.andThen(yieldToEventLoop, send)
+          }),
         { discard: true }
       ).pipe(
         Effect.onInterrupt(() =>
@@ -1191,14 +1215,14 @@ export class WebSocketImpl implements WebSocket {
   private exclusive<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.suspend(() => {
       const busy = this.fragmenting
-      if (busy !== undefined) return Effect.zipRight(Deferred.await(busy), this.exclusive(effect))
-      const done = Deferred.unsafeMake<void>(FiberId.none)
+      if (busy !== undefined) return Effect.andThen(Deferred.await(busy), this.exclusive(effect))
+      const done = makeDeferred<void>()
       this.fragmenting = done
       return Effect.ensuring(
         effect,
         Effect.sync(() => {
           this.fragmenting = undefined
-          Deferred.unsafeDone(done, Exit.void)
+          completeDeferred(done, Exit.void)
         })
       )
     })
@@ -1240,15 +1264,15 @@ export class WebSocketImpl implements WebSocket {
           pending = toBytes(fragment)
           return previous
         })
-      ).pipe(Effect.zipRight(Effect.suspend(() => (pending === undefined ? Effect.void : emit(true)))))
+      ).pipe(Effect.andThen(Effect.suspend(() => (pending === undefined ? Effect.void : emit(true)))))
       return body.pipe(
-        Effect.tapErrorCause((cause) =>
+        tapCause((cause) =>
           Effect.sync(() => {
             // Python closes the connection when a fragmented message cannot be completed. A
             // fragment held back (`pending`) counts as started: Python would already have sent it,
             // and a type mismatch on the second fragment must close the connection too (fix: the
             // check was `!first` only, so mixed types on fragment 2 left the connection open).
-            if (Cause.isInterruptedOnly(cause)) return
+            if (isInterruptedOnly(cause)) return
             if ((!first || pending !== undefined) && this.protocol.state === State.OPEN) {
               this.failConnection(CloseCode.InternalError, "error in fragmented message")
             }
@@ -1275,7 +1299,7 @@ export class WebSocketImpl implements WebSocket {
     const data = typeof message === "string" ? Buffer.from(message, "utf8") : message
     const opcode = typeof message === "string" ? Opcode.Text : Opcode.Binary
     const result = opcode === Opcode.Text ? this.protocol.sendText(data) : this.protocol.sendBinary(data)
-    if (result._tag === "Left") return false
+    if (Result.isFailure(result)) return false
     this.countSent(opcode, data.byteLength, true)
     this.flush()
     return true
@@ -1310,11 +1334,11 @@ export class WebSocketImpl implements WebSocket {
     return Effect.suspend((): Effect.Effect<void, ProtocolError> => {
       // A code not allowed on the wire (999, 1006) or an over-long reason: fail, send nothing.
       const checked = checkClose(code, reason)
-      if (checked._tag === "Left") return Effect.fail(checked.left)
+      if (Result.isFailure(checked)) return Effect.fail(Result.failureOf(checked))
       const protocol = this.protocol
       if (protocol.state === State.OPEN) {
         const result = protocol.sendClose(code, reason)
-        if (result._tag === "Left") {
+        if (Result.isFailure(result)) {
           // A fragmented message is being sent, or the code is invalid: fail the connection instead.
           protocol.fail(CloseCode.InternalError, "close during fragmented message")
         }
@@ -1337,15 +1361,15 @@ export class WebSocketImpl implements WebSocket {
         } else {
           payload = toBytes(data)
           key = hex(payload)
-          if (this.pings.has(key)) {
+          if (this.pings?.has(key)) {
             return Effect.fail(new InvalidState({ detail: "already waiting for a pong with the same data" }))
           }
         }
         if (this.protocol.state !== State.OPEN) return this.closedError
         const result = this.protocol.sendPing(payload)
-        if (result._tag === "Left") return this.closedError
-        const deferred = Deferred.unsafeMake<number, ConnectionClosed>(FiberId.none)
-        this.pings.set(key, { deferred, sentAt: performance.now() })
+        if (Result.isFailure(result)) return this.closedError
+        const deferred = makeDeferred<number, ConnectionClosed>()
+        this.pendingPings().set(key, { deferred, sentAt: performance.now() })
         this.flush()
         return Effect.as(this.backpressure, Deferred.await(deferred))
       }
@@ -1356,7 +1380,7 @@ export class WebSocketImpl implements WebSocket {
     return Effect.suspend(() => {
       if (this.protocol.state !== State.OPEN) return this.closedError
       const result = this.protocol.sendPong(toBytes(data))
-      if (result._tag === "Left") return this.closedError
+      if (Result.isFailure(result)) return this.closedError
       this.flush()
       return this.backpressure
     })
@@ -1443,7 +1467,13 @@ export class SendEffect<E, R> extends Effectable.Class<void, ConnectionClosed | 
     super()
   }
 
+  /** The Effect it stands for (Effect 3's name). */
   commit(): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
+    return this.ws.sendNow(this.message)
+  }
+
+  /** The Effect it stands for (Effect 4's name). */
+  asEffect(): Effect.Effect<void, ConnectionClosed | InvalidArgument | E, R> {
     return this.ws.sendNow(this.message)
   }
 }

@@ -662,18 +662,37 @@ export const clientUnderTest = (
 export const ClientUnderTest: Layer.Layer<TargetUnderTest | RawServer> = clientUnderTest()
 
 /**
+ * Starts `effect4/test/fixtures/<script>` with vite-node from effect4/ (so that it loads effect 4),
+ * on the node that runs the tests, with `nodeOptions` (such as `--expose-gc`) given to node.
+ */
+export const spawnEffect4 = (
+  script: string,
+  env: Record<string, string>,
+  stdio: ["pipe", "pipe", "inherit" | "pipe"],
+  nodeOptions: ReadonlyArray<string> = []
+) => {
+  const effect4 = fileURLToPath(new URL("../../effect4", import.meta.url))
+  return spawn(
+    process.execPath,
+    [
+      ...nodeOptions,
+      join(effect4, "..", "node_modules", "vite-node", "vite-node.mjs"),
+      "--root",
+      ".",
+      `test/fixtures/${script}`
+    ],
+    { cwd: effect4, env: { ...process.env, ...env }, stdio }
+  )
+}
+
+/**
  * A process of the Effect 4 shell run by vite-node from effect4/ (`test/fixtures/<script>`), with
  * the JSON lines it writes on stdout handed to `onLine`; killed with the scope.
  */
 const effect4Process = (script: string, env: Record<string, string>, onLine: (line: Record<string, any>) => void) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const effect4 = fileURLToPath(new URL("../../effect4", import.meta.url))
-      const child = spawn(
-        process.execPath,
-        [join(effect4, "..", "node_modules", "vite-node", "vite-node.mjs"), "--root", ".", `test/fixtures/${script}`],
-        { cwd: effect4, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "inherit"] }
-      )
+      const child = spawnEffect4(script, env, ["pipe", "pipe", "inherit"])
       let buffered = ""
       child.stdout!.on("data", (chunk: Buffer) => {
         buffered += chunk.toString("utf8")

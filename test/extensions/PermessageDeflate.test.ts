@@ -932,6 +932,102 @@ describe("PerMessageDeflate round trips", () => {
 })
 
 // ---------------------------------------------------------------------------
+// Compressing ahead, on libuv's thread pool
+// ---------------------------------------------------------------------------
+
+/** `encodeAhead` then `encode` of the same frame, as the connection's shell does for large messages. */
+const encodeAhead = (ext: PerMessageDeflate, frame: Frame): Promise<Frame> =>
+  new Promise((resolve) => ext.encodeAhead(frame.opcode, frame.data, frame.fin, () => resolve(ext.encode(frame))))
+
+/** Like `send`, each frame compressed ahead or not as `ahead` says. */
+const sendAhead = async (
+  ext: PerMessageDeflate,
+  data: Uint8Array,
+  cuts: ReadonlyArray<number>,
+  ahead: ReadonlyArray<boolean>
+): Promise<Array<Frame>> => {
+  const bounds = [0, ...[...new Set(cuts.map((c) => c % (data.byteLength + 1)))].sort((a, b) => a - b), data.byteLength]
+  const frames: Array<Frame> = []
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const frame = new Frame(
+      i === 0 ? Opcode.Binary : Opcode.Continuation,
+      data.subarray(bounds[i]!, bounds[i + 1]!),
+      i + 2 === bounds.length
+    )
+    frames.push((ahead[i] ?? true) ? await encodeAhead(ext, frame) : ext.encode(frame))
+  }
+  return frames
+}
+
+describe("PerMessageDeflate compressing ahead", () => {
+  it("gives what compressing in place gives, mixed with it, with random parameters", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          serverNoContextTakeover: fc.boolean(),
+          clientNoContextTakeover: fc.boolean(),
+          clientMaxWindowBits: fc.option(fc.integer({ min: 8, max: 15 }), { nil: null }),
+          minSize: fc.integer({ min: 0, max: 64 })
+        }),
+        fc.array(
+          fc.tuple(
+            fc.oneof(
+              fc.uint8Array({ maxLength: 2000 }),
+              fc.tuple(fc.nat(), fc.integer({ min: 0, max: 300_000 })).map(([seed, size]) => wordsData(seed, size))
+            ),
+            fc.array(fc.nat(), { maxLength: 3 }),
+            fc.array(fc.boolean(), { maxLength: 4 })
+          ),
+          { minLength: 1, maxLength: 4 }
+        ),
+        async (options, messages) => {
+          const { client, server } = negotiate(options, {})
+          for (const [data, cuts, ahead] of messages) {
+            const sent = await sendAhead(client, data, cuts, ahead)
+            expect(sent[0]!.rsv1).toBe(sent.length > 1 || data.byteLength >= options.minSize)
+            expectBytes(receive(server, sent), data)
+          }
+          client.close()
+          server.close()
+        }
+      ),
+      { numRuns: 40 }
+    )
+  })
+
+  it("is byte for byte what compressing in place gives", async () => {
+    const inPlace = new PerMessageDeflate(false, false, 15, 12)
+    const ahead = new PerMessageDeflate(false, false, 15, 12)
+    for (let i = 0; i < 4; i++) {
+      const frame = new Frame(i === 0 ? Opcode.Text : Opcode.Continuation, wordsData(i + 1, 300_000), i === 3)
+      const expected = inPlace.encode(frame)
+      const actual = await encodeAhead(ahead, frame)
+      expect([actual.opcode, actual.fin, actual.rsv1]).toStrictEqual([expected.opcode, expected.fin, expected.rsv1])
+      expectBytes(actual.data, expected.data)
+    }
+  })
+
+  it("leaves control frames and short messages as they are", async () => {
+    const ext = new PerMessageDeflate(false, false, 15, 15, undefined, { minSize: 10 })
+    const ping = new Frame(Opcode.Ping, utf8("ping"))
+    expect(await encodeAhead(ext, ping)).toBe(ping)
+    const short = text("short")
+    expect(await encodeAhead(ext, short)).toBe(short)
+  })
+
+  it("ends at once when the extension closes meanwhile", async () => {
+    const ext = new PerMessageDeflate(false, false, 15, 15)
+    const data = wordsData(3, 1_000_000)
+    const done = new Promise<void>((resolve) => ext.encodeAhead(Opcode.Binary, data, true, resolve))
+    ext.close()
+    await done
+    // The extension stays usable: the next message gets a new stream, compressed in place.
+    const peer = new PerMessageDeflate(false, false, 15, 15)
+    expectBytes(receive(peer, [ext.encode(new Frame(Opcode.Binary, data, true))]), data)
+  })
+})
+
+// ---------------------------------------------------------------------------
 // Interoperability with the ws package's permessage-deflate
 // ---------------------------------------------------------------------------
 

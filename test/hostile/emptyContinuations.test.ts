@@ -6,8 +6,9 @@
  * being served, the message is still echoed when it ends, and a fragment that takes the message
  * over maxSize is still refused with 1009, on both sides.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { describeShells } from "../conformance/shells.js"
 import { Op } from "../conformance/wire.js"
 import { bounded } from "../fixtures/loopback.js"
 import { encode, fragment, type HostilePeer, memoryProbe, sides } from "./hostile.js"
@@ -26,21 +27,21 @@ const flood = (peer: HostilePeer) =>
     return (yield* peer.writeRepeated(batch, FRAMES / BATCH)) * BATCH
   })
 
-describe("hostile peer: a message of empty continuation frames", () => {
+describeShells("hostile peer: a message of empty continuation frames", (shell) => {
   for (const side of ["server", "client"] as const) {
     it.scopedLive(
       `our ${side} reads ${FRAMES} of them with bounded memory while others keep echoing, and echoes the message`,
       () =>
         Effect.gen(function* () {
-          const { control, open } = yield* sides[side]()
-          const memory = memoryProbe()
+          const { control, open } = yield* sides(shell)[side]()
+          const memory = yield* memoryProbe(shell)
           const peer = yield* open
           expect(yield* flood(peer)).toBe(FRAMES)
           yield* peer.writeFrames(1, () => ({ opcode: Op.Continuation, payload: new Uint8Array([0x2a]) }))
           yield* peer.until(() => peer.messages.length > 0 || peer.closeCode !== undefined).pipe(bounded(30_000))
           expect(peer.closeCode).toBeUndefined()
           expect(peer.messages.map((m) => m.toString())).toEqual(["*"])
-          memory.check(`empty continuations against our ${side}`)
+          yield* memory.check(`empty continuations against our ${side}`)
           yield* control.check
         }),
       60_000
@@ -50,7 +51,7 @@ describe("hostile peer: a message of empty continuation frames", () => {
       `our ${side} refuses with 1009 a fragment over maxSize after ${FRAMES} empty ones`,
       () =>
         Effect.gen(function* () {
-          const { open } = yield* sides[side]()
+          const { open } = yield* sides(shell)[side]()
           const peer = yield* open
           yield* flood(peer)
           // Its header declares one byte over the budget: refused before any payload byte.

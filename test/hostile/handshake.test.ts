@@ -2,7 +2,8 @@
  * Hostile peers against the opening handshake, over loopback: raw TCP peers that send request
  * heads far over the size cap and never finish them, requests without a Host or with two, a raw
  * server that sends our client an endless response head, and what a dead server left at a unix
- * socket path.
+ * socket path; against both shells (test/conformance/shells.ts). The bystander connection and the
+ * unix-socket client are Effect 3 clients of this process: the shell under test is the server.
  */
 import { execFileSync } from "node:child_process"
 import { existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs"
@@ -13,19 +14,8 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Client from "../../src/Client.js"
 import { MAX_HEADER_SIZE } from "../../src/Http11.js"
-import * as Server from "../../src/Server.js"
-import {
-  bounded,
-  echo,
-  LOCALHOST,
-  portOf,
-  rawConnect,
-  rawServer,
-  serveLocal,
-  tempDir,
-  uriOf
-} from "../fixtures/loopback.js"
-import { retainedBytes } from "../fixtures/memory.js"
+import { describeShells } from "../conformance/shells.js"
+import { bounded, LOCALHOST, rawConnect, rawServer, tempDir } from "../fixtures/loopback.js"
 
 const NO_COMPRESSION: Client.ConnectOptions = { compression: null }
 
@@ -62,17 +52,21 @@ const unfinishedHandshake = (port: number, head: Uint8Array): Effect.Effect<stri
     return Effect.sync(() => socket.destroy())
   })
 
-describe("hostile peers: opening handshake", () => {
+describeShells("hostile peers: opening handshake", (shell) => {
+  /** An echo server of the shell under test, without compression, on 127.0.0.1 or a unix socket. */
+  const serveEcho = (options: Record<string, unknown> = {}, unix?: string) =>
+    shell.serve("echo", { compression: null, ...options }, unix === undefined ? {} : { unix })
+
   it.scopedLive(
     "server receives 500 unfinished 1 MB heads: 431 each at the cap, bounded memory, other connections echo",
     () =>
       Effect.gen(function* () {
         // An open timeout far beyond the test's: every answer comes from the size cap.
-        const server = yield* serveLocal(echo, { openTimeout: "5 minutes" })
-        const ws = yield* Client.connect(uriOf(server), NO_COMPRESSION)
+        const server = yield* serveEcho({ openTimeout: "5 minutes" })
+        const ws = yield* Client.connect(`ws://${LOCALHOST}:${server.port}/`, NO_COMPRESSION)
         yield* ws.send("warm up")
         expect(yield* ws.recv).toBe("warm up")
-        const before = retainedBytes()
+        const before = (yield* shell.usage).retained
         const pingPong = Effect.forEach(
           Array.from({ length: 20 }, (_, i) => `meanwhile ${i}`),
           (message) => Effect.zipRight(ws.send(message), ws.recv),
@@ -81,7 +75,7 @@ describe("hostile peers: opening handshake", () => {
         const [answers, echoes] = yield* Effect.all(
           [
             Effect.forEach(
-              Array.from({ length: 500 }, () => unfinishedHandshake(portOf(server), HUGE_HEAD)),
+              Array.from({ length: 500 }, () => unfinishedHandshake(server.port, HUGE_HEAD)),
               (peer) => peer,
               { concurrency: "unbounded" }
             ),
@@ -89,7 +83,7 @@ describe("hostile peers: opening handshake", () => {
           ],
           { concurrency: "unbounded" }
         )
-        const growth = retainedBytes() - before
+        const growth = (yield* shell.usage).retained - before
         const statuses = new Map<string, number>()
         for (const answer of answers) statuses.set(answer, (statuses.get(answer) ?? 0) + 1)
         expect(Object.fromEntries(statuses)).toEqual({ "HTTP/1.1 431 Request Header Fields Too Large": 500 })
@@ -105,8 +99,8 @@ describe("hostile peers: opening handshake", () => {
 
   it.scopedLive("server with maxHeaderSize receives that many bytes of an unfinished head: 431 at once", () =>
     Effect.gen(function* () {
-      const server = yield* serveLocal(echo, { openTimeout: "5 minutes", maxHeaderSize: 4096 })
-      const peer = yield* rawConnect(portOf(server))
+      const server = yield* serveEcho({ openTimeout: "5 minutes", maxHeaderSize: 4096 })
+      const peer = yield* rawConnect(server.port)
       const start = `GET / HTTP/1.1\r\nHost: ${LOCALHOST}\r\nX-Pad: `
       // Exactly 4096 bytes, the last header line complete but not the head: it cannot fit any more.
       yield* peer.write(`${start}${"p".repeat(4096 - start.length - 2)}\r\n`)
@@ -122,8 +116,8 @@ describe("hostile peers: opening handshake", () => {
   ] as const) {
     it.scopedLive(`server receives a request ${name}: 400 (RFC 7230 §5.4)`, () =>
       Effect.gen(function* () {
-        const server = yield* serveLocal(echo)
-        const peer = yield* rawConnect(portOf(server))
+        const server = yield* serveEcho()
+        const peer = yield* rawConnect(server.port)
         yield* peer.write(
           `GET / HTTP/1.1\r\n${hostLines}Upgrade: websocket\r\nConnection: Upgrade\r\n` +
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -140,7 +134,7 @@ describe("hostile peers: opening handshake", () => {
     Effect.gen(function* () {
       const { accept, port } = yield* rawServer()
       const connecting = yield* Effect.fork(
-        Effect.flip(Client.connect(`ws://${LOCALHOST}:${port}/`, { ...NO_COMPRESSION, openTimeout: "5 minutes" }))
+        Effect.flip(shell.connectEcho(`ws://${LOCALHOST}:${port}/`, { ...NO_COMPRESSION, openTimeout: "5 minutes" }))
       )
       const peer = yield* accept
       yield* peer.readHead()
@@ -148,7 +142,7 @@ describe("hostile peers: opening handshake", () => {
       yield* peer.write(`HTTP/1.1 101 Switching Protocols\r\n${`X-Endless: ${"e".repeat(1000)}\r\n`.repeat(8000)}`)
       const error = yield* connecting.await.pipe(Effect.flatten)
       expect(error).toMatchObject({
-        _tag: "SecurityError",
+        tag: "SecurityError",
         message: `HTTP head too large: over ${MAX_HEADER_SIZE} bytes`
       })
       yield* Deferred.await(peer.closed)
@@ -165,7 +159,7 @@ describe("hostile peers: opening handshake", () => {
           `require("node:net").createServer().listen(${JSON.stringify(path)}, () => process.exit(0))`
         ])
         expect(lstatSync(path).isSocket()).toBe(true)
-        const server = yield* Server.unixServe(echo, path, { compression: null })
+        const server = yield* serveEcho({}, path)
         expect(server.address).toEqual({ _tag: "UnixAddress", path })
         const ws = yield* Client.unixConnect(path, "ws://localhost/", NO_COMPRESSION)
         yield* ws.send("after a dead server")
@@ -176,10 +170,9 @@ describe("hostile peers: opening handshake", () => {
     it.scopedLive("a live server's socket is not taken over: listening fails, the live server keeps serving", () =>
       Effect.gen(function* () {
         const path = join(yield* tempDir, "live.sock")
-        yield* Server.unixServe(echo, path, { compression: null })
-        const error = yield* Effect.flip(Server.unixServe(echo, path, { compression: null }))
-        expect(error).toMatchObject({ _tag: "ListenFailed", address: path })
-        expect((error.cause as NodeJS.ErrnoException).code).toBe("EADDRINUSE")
+        yield* serveEcho({}, path)
+        const error = yield* Effect.flip(serveEcho({}, path))
+        expect(error).toMatchObject({ tag: "ListenFailed", address: path, causeCode: "EADDRINUSE" })
         const ws = yield* Client.unixConnect(path, "ws://localhost/", NO_COMPRESSION)
         yield* ws.send("first server")
         expect(yield* ws.recv).toBe("first server")
@@ -190,9 +183,8 @@ describe("hostile peers: opening handshake", () => {
       Effect.gen(function* () {
         const path = join(yield* tempDir, "not-a-socket")
         writeFileSync(path, "precious data\n")
-        const error = yield* Effect.flip(Server.unixServe(echo, path, { compression: null }))
-        expect(error).toMatchObject({ _tag: "ListenFailed", address: path })
-        expect((error.cause as NodeJS.ErrnoException).code).toBe("EADDRINUSE")
+        const error = yield* Effect.flip(serveEcho({}, path))
+        expect(error).toMatchObject({ tag: "ListenFailed", address: path, causeCode: "EADDRINUSE" })
         expect(existsSync(path)).toBe(true)
         expect(readFileSync(path, "utf8")).toBe("precious data\n")
       }).pipe(bounded(10_000))

@@ -3,18 +3,23 @@
  * (`test/conformance/wire.ts`, not `src/Frames.ts`) against our server, or plays the server against
  * our client; a control connection that must keep echoing while the attack runs; and a memory probe
  * (heap and external memory after a forced GC when `--expose-gc` is on, see vitest.config.ts).
+ *
+ * The attacks run against both shells (test/conformance/shells.ts): the Effect 3 shell in this
+ * process, the Effect 4 shell in a process of its own that measures its own memory, so that the same
+ * bounds apply to it (there the attacking side does not count in the peak RSS). The control
+ * connection is an Effect 3 client in this process, to an echo server of the shell under test (the
+ * process under attack must keep serving others).
  */
 import type * as net from "node:net"
 import { expect } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import * as Client from "../../src/Client.js"
-import type { ServeOptions } from "../../src/Server.js"
 import type { WebSocket } from "../../src/WebSocket.js"
+import { effect3, type Shell } from "../conformance/shells.js"
 import { acceptFor, ByteQueue, encodeFrame, type FrameSpec, newKey, Op, takeFrame } from "../conformance/wire.js"
-import { bounded, echo, LOCALHOST, listenRaw, portOf, rawConnect, serveLocal } from "../fixtures/loopback.js"
+import { bounded, LOCALHOST, listenRaw, rawConnect } from "../fixtures/loopback.js"
 
 /**
  * Memory an attack may leave in use (heap and external memory after a full GC): what it makes us
@@ -40,48 +45,39 @@ export const MEMORY_BOUND = (LARGER_YOUNG_GENERATION ? 96 : 64) * 1024 * 1024
 
 /**
  * Growth of the process's peak RSS the ping floods of 10 connections may cause (pingFlood.test.ts),
- * the attacker running in its own process, so that only our side counts. Measured 2026-12-07 on a
- * 2-core machine, server side / client side (the client test runs second: the server test already
- * took most of V8's young-generation growth, except on Node 24, whose young generation grows
- * further): Node 20 44.7-48.1 / 0.0-3.4 MiB, Node 22 39.6-44.1 / 0.0-5.6 MiB, Node 24 43.9-46.8 /
- * 60.2-64.1 MiB, the client test alone 45.8 and 74.4 MiB, and 100.7 MiB once with another flood
- * benchmark running on the same cores. What stays in use after a full GC is 2-5 MiB on every line
- * (RETAINED_BOUND). The target (issue 23) is 16 MiB; `ws` measures 5-12 MiB in bench/hostile.
+ * the attacker running in its own process, so that only our side counts. Measured on a 2-core
+ * machine, server side / client side; the client test runs second, when the server test already
+ * paid most of the process's warm-up (JIT, V8's young generation growing to its working size),
+ * except on Node 24, whose young generation grows further. Since 08e5453 (2026-12-07: pongs packed
+ * in reused buffers, pings answered without staying events), 3-4 runs each: Node 20 24.0-28.8 /
+ * 0.7-1.5 MiB, Node 22 26.1-30.0 / 0.0-2.3 MiB, Node 24 26.6-55.1 / 16.7-44.8 MiB; on ebb103f: Node 20
+ * 44.7-48.1 / 0.0-3.4, Node 24 43.9-46.8 / 60.2-64.1 MiB. The flood's own cost, measured apart
+ * from the test process (bench/hostile/run.mjs, a fresh server process): 17.0-18.8 MiB on Node
+ * 20, 19.5-26.6 MiB on Node 24. What stays in use after a full GC is 2-5 MiB on every line
+ * (RETAINED_BOUND). The target (issue 23) is 16 MiB; `ws` measures 2-12 MiB in bench/hostile.
  */
-export const PING_FLOOD_MEMORY_BOUND = (LARGER_YOUNG_GENERATION ? 128 : 64) * 1024 * 1024
-
-const gc = (globalThis as { gc?: () => void }).gc
-
-/** Heap plus external memory (Buffers) in use, after a full GC when the process exposes one; else RSS. */
-export const memoryInUse = (): number => {
-  if (gc === undefined) return process.memoryUsage().rss
-  gc()
-  gc()
-  const usage = process.memoryUsage()
-  return usage.heapUsed + usage.external
-}
+export const PING_FLOOD_MEMORY_BOUND = (LARGER_YOUNG_GENERATION ? 96 : 48) * 1024 * 1024
 
 /**
- * Memory in use now, and a check that what was added since stays under {@link RETAINED_BOUND}, and
- * the peak RSS under {@link MEMORY_BOUND}.
+ * Memory in use now in the process of `shell`, and a check that what was added since stays under
+ * {@link RETAINED_BOUND}, and the peak RSS under `peakBound`.
  */
-export const memoryProbe = (peakBound = MEMORY_BOUND) => {
-  const before = memoryInUse()
-  const peakBefore = process.resourceUsage().maxRSS * 1024
-  return {
+export const memoryProbe = (shell: Shell, peakBound = MEMORY_BOUND) =>
+  Effect.map(shell.usage, (before) => ({
     /** Fails the test when memory in use, or the process's peak RSS, grew by more than its bound. */
-    check: (label: string): void => {
-      const grown = memoryInUse() - before
-      const peakGrown = process.resourceUsage().maxRSS * 1024 - peakBefore
-      if (process.env.HOSTILE_MEMORY_REPORT !== undefined) {
-        const mib = (n: number) => (n / 1024 / 1024).toFixed(1)
-        console.log(`${label}: memory in use +${mib(grown)} MiB, peak RSS +${mib(peakGrown)} MiB`)
-      }
-      expect(grown, `${label}: memory growth`).toBeLessThan(RETAINED_BOUND)
-      expect(peakGrown, `${label}: peak RSS growth`).toBeLessThan(peakBound)
-    }
-  }
-}
+    check: (label: string): Effect.Effect<void> =>
+      Effect.map(shell.usage, (after) => {
+        const grown = after.memoryInUse - before.memoryInUse
+        const peakGrown = after.maxRSS - before.maxRSS
+        const where = `${label} (${shell.name})`
+        if (process.env.HOSTILE_MEMORY_REPORT !== undefined) {
+          const mib = (n: number) => (n / 1024 / 1024).toFixed(1)
+          console.log(`${where}: memory in use +${mib(grown)} MiB, peak RSS +${mib(peakGrown)} MiB`)
+        }
+        expect(grown, `${where}: memory growth`).toBeLessThan(RETAINED_BOUND)
+        expect(peakGrown, `${where}: peak RSS growth`).toBeLessThan(peakBound)
+      })
+  }))
 
 /** A frame as a raw client (masked) or a raw server (unmasked) writes it. */
 export const encode = (frame: FrameSpec, side: "client" | "server"): Buffer => encodeFrame(frame, side === "client")
@@ -249,36 +245,41 @@ export const hostileClient = (port: number, extensions?: string): Effect.Effect<
   })
 
 /**
- * A raw server on port 0 for our client: `connect` runs `Client.connect` with `options` and the
- * echo handler, completes the handshake on the raw side, and returns the raw peer and the client.
+ * A raw server on port 0 for a client of `shell`: `connect` runs its client with `options` and the
+ * echo handler, completes the handshake on the raw side, and returns the raw peer.
  */
-export const hostileServer = Effect.gen(function* () {
-  const listener = yield* listenRaw((socket) => new HostilePeer(socket, "server"))
-  const connect = (options: Client.ConnectOptions = {}, extensions?: string) =>
-    Effect.gen(function* () {
-      const connecting = yield* Effect.forkScoped(
-        Client.connect(`ws://${LOCALHOST}:${listener.port}/`, { pingInterval: null, ...options })
-      )
-      const peer = yield* listener.accept
-      // Gone before the client closes: the client does not wait for a close handshake with it.
-      yield* Effect.addFinalizer(() => Effect.sync(() => peer.socket.destroy()))
-      yield* peer.until(() => peer.queue.indexOf("\r\n\r\n") >= 0 || peer.ended)
-      const head = peer.queue.take(peer.queue.indexOf("\r\n\r\n") + 4).toString("latin1")
-      const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? ""
-      peer.socket.write(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-          `Sec-WebSocket-Accept: ${acceptFor(key)}\r\n` +
-          (extensions === undefined ? "" : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
-          "\r\n"
-      )
-      peer.open = true
-      const ws = yield* Effect.orDie(Fiber.join(connecting))
-      // The client runs the echo handler, as an application would.
-      yield* Effect.forkScoped(Effect.ignore(Stream.runForEach(ws.messages, (message) => ws.send(message))))
-      return { peer, ws }
-    })
-  return { connect, port: listener.port }
-})
+export const hostileServerOf = (shell: Shell) =>
+  Effect.gen(function* () {
+    const listener = yield* listenRaw((socket) => new HostilePeer(socket, "server"))
+    const connect = (options: Client.ConnectOptions = {}, extensions?: string) =>
+      Effect.gen(function* () {
+        const connecting = yield* Effect.forkScoped(
+          shell.connectEcho(`ws://${LOCALHOST}:${listener.port}/`, { pingInterval: null, ...options })
+        )
+        const peer = yield* listener.accept
+        // Gone before the client closes: the client does not wait for a close handshake with it.
+        yield* Effect.addFinalizer(() => Effect.sync(() => peer.socket.destroy()))
+        yield* peer.until(() => peer.queue.indexOf("\r\n\r\n") >= 0 || peer.ended)
+        const head = peer.queue.take(peer.queue.indexOf("\r\n\r\n") + 4).toString("latin1")
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? ""
+        peer.socket.write(
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            `Sec-WebSocket-Accept: ${acceptFor(key)}\r\n` +
+            (extensions === undefined ? "" : `Sec-WebSocket-Extensions: ${extensions}\r\n`) +
+            "\r\n"
+        )
+        peer.open = true
+        yield* Effect.orDie(Fiber.join(connecting))
+        // Again, now that the client's own finalizer is registered (the Effect 4 shell's, which
+        // releases the connection in its process, is registered once connected): this one runs first.
+        yield* Effect.addFinalizer(() => Effect.sync(() => peer.socket.destroy()))
+        return { peer }
+      })
+    return { connect, port: listener.port }
+  })
+
+/** {@link hostileServerOf} for the Effect 3 shell, in this process. */
+export const hostileServer = hostileServerOf(effect3)
 
 /** One echo round trip over `ws`, bounded in time. */
 export const echoOnce = (ws: WebSocket, message: string): Effect.Effect<void, unknown> =>
@@ -345,24 +346,24 @@ export const fragment = (i: number, payload: Uint8Array): FrameSpec => ({
 })
 
 /**
- * The two sides of an attack: our server (echo handler, `serveOptions`) against a raw client, or
- * our client (echo handler, `clientOptions`) against a raw server; `extensions` is what the raw
- * side offers or accepts. Each yields the raw peer; a control connection to an echo server of ours
- * runs alongside, and `finish` checks it and the memory bound.
+ * The two sides of an attack on `shell`: its server (echo handler, `serveOptions`, no compression
+ * unless asked) against a raw client, or its client (echo handler, `clientOptions`) against a raw
+ * server; `extensions` is what the raw side offers or accepts. Each yields the raw peer; a control
+ * connection to an echo server of the shell runs alongside, and `finish` checks it and the memory
+ * bound.
  */
-export const sides = {
-  server: (serveOptions: ServeOptions = {}, extensions?: string) =>
+export const sides = (shell: Shell) => ({
+  server: (serveOptions: Record<string, unknown> = {}, extensions?: string) =>
     Effect.gen(function* () {
-      const server = yield* serveLocal(echo, serveOptions)
-      const port = portOf(server)
-      const control = yield* controlConnection(port)
-      return { open: hostileClient(port, extensions), control, port }
+      const server = yield* Effect.orDie(shell.serve("echo", { compression: null, ...serveOptions }))
+      const control = yield* controlConnection(server.port)
+      return { open: hostileClient(server.port, extensions), control, port: server.port }
     }),
   client: (clientOptions: Client.ConnectOptions = {}, extensions?: string) =>
     Effect.gen(function* () {
-      const server = yield* serveLocal(echo)
-      const control = yield* controlConnection(portOf(server))
-      const raw = yield* hostileServer
+      const server = yield* Effect.orDie(shell.serve("echo", { compression: null }))
+      const control = yield* controlConnection(server.port)
+      const raw = yield* hostileServerOf(shell)
       return { open: Effect.map(raw.connect(clientOptions, extensions), ({ peer }) => peer), control, port: raw.port }
     })
-}
+})

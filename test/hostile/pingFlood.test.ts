@@ -9,11 +9,10 @@
  */
 import { type ChildProcess, fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { describe, expect, it } from "@effect/vitest"
+import { expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Stream from "effect/Stream"
-import * as Client from "../../src/Client.js"
+import { describeShells } from "../conformance/shells.js"
 import { bounded, LOCALHOST } from "../fixtures/loopback.js"
 import { memoryProbe, PING_FLOOD_MEMORY_BOUND, sides } from "./hostile.js"
 
@@ -66,14 +65,14 @@ const nextMessage = (child: ChildProcess, field: string): Effect.Effect<Record<s
     return Effect.sync(() => child.off("message", onMessage))
   })
 
-describe("hostile peer: 10 connections flooding pings without reading", () => {
+describeShells("hostile peer: 10 connections flooding pings without reading", (shell) => {
   for (const side of ["server", "client"] as const) {
     it.scopedLive(
       `our ${side} stops reading them: the floods stall, memory stays bounded and others keep echoing`,
       () =>
         Effect.gen(function* () {
-          const { control, port } = yield* sides[side]()
-          const memory = memoryProbe(PING_FLOOD_MEMORY_BOUND)
+          const { control, port } = yield* sides(shell)[side]()
+          const memory = yield* memoryProbe(shell, PING_FLOOD_MEMORY_BOUND)
           let flooder: Flooder
           if (side === "server") {
             flooder = yield* startFlooder("client", port)
@@ -85,8 +84,7 @@ describe("hostile peer: 10 connections flooding pings without reading", () => {
             const opening = yield* Effect.fork(opened)
             // Our clients, with the echo handler an application would run.
             for (let i = 0; i < CONNECTIONS; i++) {
-              const ws = yield* Client.connect(`ws://${LOCALHOST}:${listening}/`, { pingInterval: null })
-              yield* Effect.forkScoped(Effect.ignore(Stream.runForEach(ws.messages, (message) => ws.send(message))))
+              yield* Effect.orDie(shell.connectEcho(`ws://${LOCALHOST}:${listening}/`, { pingInterval: null }))
             }
             yield* Fiber.join(opening).pipe(bounded(15_000))
           }
@@ -103,7 +101,7 @@ describe("hostile peer: 10 connections flooding pings without reading", () => {
             }
           }).pipe(bounded(45_000))
           expect(flooder.done, "floods that wrote their limit: the implementation kept reading").toBe(0)
-          memory.check(`ping floods against our ${side}`)
+          yield* memory.check(`ping floods against our ${side}`)
           yield* control.check
           // Gone before our connections close: they do not wait for a close handshake with it.
           flooder.child.kill("SIGKILL")

@@ -4,8 +4,9 @@
  * announcing a large payload that never comes. The connection fails with 1002 at the header, before
  * any payload, instead of buffering up to maxSize first; on both sides.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { describeShells } from "../conformance/shells.js"
 import { deflateMessage, type FrameSpec, Op } from "../conformance/wire.js"
 import { bounded } from "../fixtures/loopback.js"
 import { encode, memoryProbe, sides } from "./hostile.js"
@@ -63,7 +64,7 @@ const CASES: ReadonlyArray<{
   }
 ]
 
-describe("hostile peer: reserved bits with a large declared length", () => {
+describeShells("hostile peer: reserved bits with a large declared length", (shell) => {
   for (const side of ["server", "client"] as const) {
     for (const c of CASES) {
       it.scopedLive(`our ${side}: ${c.title} → 1002 at the header, before any payload`, () =>
@@ -71,15 +72,15 @@ describe("hostile peer: reserved bits with a large declared length", () => {
           const extensions = c.deflate ? "permessage-deflate" : undefined
           const { control, open } =
             side === "server"
-              ? yield* sides.server({ maxSize: MAX_SIZE, compression: c.deflate ? "deflate" : null }, extensions)
-              : yield* sides.client({ maxSize: MAX_SIZE }, extensions)
-          const memory = memoryProbe()
+              ? yield* sides(shell).server({ maxSize: MAX_SIZE, compression: c.deflate ? "deflate" : null }, extensions)
+              : yield* sides(shell).client({ maxSize: MAX_SIZE }, extensions)
+          const memory = yield* memoryProbe(shell)
           const peer = yield* open
           // Only headers (and a small first fragment): the announced payload is never sent.
           yield* peer.write(Buffer.concat(c.frames.map((frame) => encode(frame, peer.side))))
           const code = yield* peer.closed.pipe(bounded(5000))
           expect(code).toBe(1002)
-          memory.check(`${c.title} against our ${side}`)
+          yield* memory.check(`${c.title} against our ${side}`)
           yield* control.check
         })
       )

@@ -5,8 +5,9 @@
  * message of exactly maxSize 1-byte fragments is echoed, one byte more is refused with 1009, and
  * memory stays bounded while the bystanders keep echoing, on both sides.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import { describeShells } from "../conformance/shells.js"
 import { Op } from "../conformance/wire.js"
 import { bounded } from "../fixtures/loopback.js"
 import { encode, type HostilePeer, memoryProbe, sides } from "./hostile.js"
@@ -37,14 +38,14 @@ const oneByteFragments = (peer: HostilePeer, count: number) =>
 
 const options = { maxSize: MAX_SIZE }
 
-describe("hostile peer: 4 connections of 1-byte continuation frames", () => {
+describeShells("hostile peer: 4 connections of 1-byte continuation frames", (shell) => {
   for (const side of ["server", "client"] as const) {
     it.scopedLive(
       `our ${side} echoes each message of ${MAX_SIZE} 1-byte fragments (maxSize); memory stays bounded and others keep echoing`,
       () =>
         Effect.gen(function* () {
-          const { control, open } = yield* sides[side](options)
-          const memory = memoryProbe()
+          const { control, open } = yield* sides(shell)[side](options)
+          const memory = yield* memoryProbe(shell)
           const messages = yield* Effect.forEach(
             Array.from({ length: CONNECTIONS }),
             () =>
@@ -58,7 +59,7 @@ describe("hostile peer: 4 connections of 1-byte continuation frames", () => {
             { concurrency: "unbounded" }
           )
           expect(messages).toEqual(Array.from({ length: CONNECTIONS }, () => ["*".repeat(MAX_SIZE)]))
-          memory.check(`1-byte continuations against our ${side}`)
+          yield* memory.check(`1-byte continuations against our ${side}`)
           yield* control.check
         }),
       60_000
@@ -68,7 +69,7 @@ describe("hostile peer: 4 connections of 1-byte continuation frames", () => {
       `our ${side} refuses with 1009 a message of ${MAX_SIZE + 1} 1-byte fragments`,
       () =>
         Effect.gen(function* () {
-          const { open } = yield* sides[side](options)
+          const { open } = yield* sides(shell)[side](options)
           const peer = yield* open
           yield* oneByteFragments(peer, MAX_SIZE + 1)
           const code = yield* peer.closed.pipe(bounded(30_000))

@@ -5,7 +5,9 @@
  * permessage-deflate), receives messages of several sizes and types from the server (fragmented
  * ones included), sends its own (up to 1 MiB) and checks the echoes, then closes and is closed with
  * codes and reasons. The test asserts what the page reports and what the server saw. One browser
- * per file: launching it is the slow part.
+ * per file: launching it is the slow part. The page served by `processRequest` runs against both
+ * shells (test/conformance/shells.ts); the node:http and HttpRouter front doors are the Effect 3
+ * shell's (the Effect 4 shell's mount and route are tested in effect4/test).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -13,16 +15,14 @@ import { join } from "node:path"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type { BrowserContext } from "playwright-core"
-import * as Server from "../../src/Server.js"
+import { effect3, effect4, recordsOf, type Shell, type ShellServer } from "../conformance/shells.js"
 import { mountLocal, routeLocal } from "../fixtures/frontDoors.js"
 import { LOCALHOST, portOf } from "../fixtures/loopback.js"
 import {
   CI,
   checkPeer,
-  connectionTo,
   type Description,
   expected,
   extensionNames,
@@ -128,7 +128,7 @@ describe("interop with chromium", () => {
      * Opens the page at `url` and checks what it and the server exchanged: compression and
      * subprotocol negotiated, messages both ways byte for byte, closes both ways.
      */
-    const exchange = (url: string, log: ServerLog, serverRequests: () => string) =>
+    const exchange = (url: string, server: Pick<ShellServer, "opened" | "closed">, serverRequests: () => string) =>
       Effect.gen(function* () {
         const page = yield* Effect.acquireRelease(
           Effect.promise(() => context.newPage()),
@@ -162,15 +162,11 @@ describe("interop with chromium", () => {
         expect(pageErrors).toEqual([])
 
         // Opening handshake: the browser offered permessage-deflate and the server accepted it.
-        const first = yield* Deferred.await(connectionTo(log, "/ws/1"))
-        expect(extensionNames(first.ws.requestHeaders.getAll("Sec-WebSocket-Extensions"))).toContain(
-          "permessage-deflate"
-        )
-        expect(extensionNames(first.ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual([
-          "permessage-deflate"
-        ])
+        const first = yield* server.opened("/ws/1")
+        expect(extensionNames(first.requestExtensions)).toContain("permessage-deflate")
+        expect(first.extensions).toEqual(["permessage-deflate"])
         expect(extensionNames([result.extensions])).toEqual(["permessage-deflate"])
-        expect(first.ws.subprotocol).toBe("chat.v1")
+        expect(first.subprotocol).toBe("chat.v1")
         expect(result.protocol).toBe("chat.v1")
 
         // What the page received from the server, byte for byte (by SHA-256).
@@ -183,20 +179,19 @@ describe("interop with chromium", () => {
           PAGE_SENDS.filter(({ type }) => type === "text").map(({ size }) => expected({ pattern: "text", size }))
         )
         expect(result.echoes).toEqual(result.sent)
-        expect(first.received).toEqual(result.sent)
+        const firstClosed = yield* server.closed("/ws/1")
+        expect(firstClosed.received).toEqual(result.sent)
 
         // The server closed with 4000 "bye"; the browser echoed the code.
         expect(result.serverClose).toEqual({ code: 4000, reason: "bye", wasClean: true })
-        expect(yield* Deferred.await(first.closed)).toMatchObject({
-          error: "ConnectionClosedError",
-          closeCode: 4000
-        })
+        expect(firstClosed).toMatchObject({ error: "ConnectionClosedError", closeCode: 4000 })
 
         // The page closed with 4001 "page bye"; the server observed both, and echoed the code.
         expect(result.beforeClosing).toBe("before closing")
         expect(result.pageClose).toMatchObject({ code: 4001, wasClean: true })
-        const second = yield* Deferred.await(connectionTo(log, "/ws/2"))
-        expect(yield* Deferred.await(second.closed)).toEqual({
+        expect(yield* server.closed("/ws/2")).toEqual({
+          path: "/ws/2",
+          received: [expected({ text: "before closing" })],
           error: "ConnectionClosedError",
           errorCode: 4001,
           errorReason: "page bye",
@@ -205,35 +200,38 @@ describe("interop with chromium", () => {
         })
       })
 
-    it.scopedLive(
-      "page served by processRequest exchanges messages over permessage-deflate and closes both ways",
-      () =>
-        Effect.gen(function* () {
-          const log: ServerLog = new Map()
-          const requests: Array<string> = []
-          const html = PAGE.replace(CONFIG_PLACEHOLDER, JSON.stringify(CONFIG))
-          const server = yield* Server.serve(interopHandler(log), {
-            host: LOCALHOST,
-            port: 0,
-            maxSize: MAX_SIZE,
-            subprotocols: SERVER_SUBPROTOCOLS,
-            // Chromium preconnects sockets that never send a request; shutting the server down waits
-            // for those until openTimeout (default 10 s) — see the report on Server.close. Keep it short.
-            openTimeout: "1 second",
-            processRequest: ({ path }) =>
-              Effect.sync(() => {
-                requests.push(path)
-                if (path === "/") {
-                  return { status: 200, headers: { "Content-Type": "text/html; charset=utf-8" }, body: html }
-                }
-                return path.startsWith("/ws/") ? undefined : { status: 404, body: "Not Found\n" }
-              })
-          })
-          yield* exchange(`http://${LOCALHOST}:${portOf(server)}/`, log, () => requests.join(", "))
-          expect(requests).toEqual(["/", "/ws/1", "/ws/2"])
-        }).pipe(Effect.timeout("14 seconds")),
-      15_000
-    )
+    describe("on both shells", () => {
+      const shells: ReadonlyArray<Shell> = [effect3, effect4()]
+      beforeAll(() => Promise.all(shells.map((shell) => shell.start())), 60_000)
+      afterAll(() => Promise.all(shells.map((shell) => shell.stop())))
+
+      for (const shell of shells) {
+        it.scopedLive(
+          `page served by processRequest exchanges messages over permessage-deflate and closes both ways [${shell.name}]`,
+          () =>
+            Effect.gen(function* () {
+              const html = PAGE.replace(CONFIG_PLACEHOLDER, JSON.stringify(CONFIG))
+              const server = yield* Effect.orDie(
+                shell.serve(
+                  "interop",
+                  {
+                    maxSize: MAX_SIZE,
+                    subprotocols: SERVER_SUBPROTOCOLS,
+                    // Chromium preconnects sockets that never send a request; shutting the server down
+                    // waits for those until openTimeout (default 10 s) — see the report on Server.close.
+                    // Keep it short.
+                    openTimeout: "1 second"
+                  },
+                  { page: html }
+                )
+              )
+              yield* exchange(`http://${LOCALHOST}:${server.port}/`, server, () => server.requests().join(", "))
+              expect(server.requests()).toEqual(["/", "/ws/1", "/ws/2"])
+            }).pipe(Effect.timeout("14 seconds")),
+          15_000
+        )
+      }
+    })
 
     for (const door of ["node:http", "HttpRouter"] as const) {
       it.scopedLive(
@@ -257,7 +255,7 @@ describe("interop with chromium", () => {
                       HttpServerResponse.text(html, { contentType: "text/html; charset=utf-8" })
                     )
                   )
-            yield* exchange(`http://${LOCALHOST}:${portOf(server)}/`, log, () => door)
+            yield* exchange(`http://${LOCALHOST}:${portOf(server)}/`, recordsOf(log), () => door)
           }).pipe(Effect.timeout("14 seconds")),
         15_000
       )

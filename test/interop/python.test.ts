@@ -2,37 +2,35 @@
  * Interoperability with Python `websockets` (Debian's python3-websockets, run by /usr/bin/python3):
  * its client against our server and our client against its server, with the message matrix of
  * fixtures/peers.ts, with and without permessage-deflate on either side, subprotocol negotiation, and
- * close codes and reasons initiated by either side. One peer process (fixtures/peer.py) per file.
+ * close codes and reasons initiated by either side; on both shells (test/conformance/shells.ts: our
+ * client runs the cases as jobs, the steps of peer.py's client jobs). One peer process
+ * (fixtures/peer.py) per file. The front doors other than `serve` (node:http, HttpRouter) are the
+ * Effect 3 shell's here: the Effect 4 shell's mount and route run in effect4/test.
  */
 import { spawnSync } from "node:child_process"
 import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
-import * as Client from "../../src/Client.js"
-import * as Server from "../../src/Server.js"
-import { FRONT_DOORS, type FrontDoor, serveBehind } from "../fixtures/frontDoors.js"
-import { bounded, LOCALHOST, portOf } from "../fixtures/loopback.js"
+import { describeShells, type Step } from "../conformance/shells.js"
+import { FRONT_DOORS, type FrontDoor } from "../fixtures/frontDoors.js"
+import { bounded, LOCALHOST } from "../fixtures/loopback.js"
 import {
-  build,
   CI,
   CLOSES,
   checkPeer,
   command,
-  connectionTo,
-  describeData,
+  echoSteps,
   expected,
-  extensionNames,
-  interopHandler,
   JsonLinesChild,
+  MATRIX_RECEIVED,
+  MATRIX_STEPS,
   MAX_SIZE,
   MESSAGES,
-  MiB,
-  PEER_FRAGMENTED,
+  MIB_MESSAGES,
   SERVER_SUBPROTOCOLS,
-  type ServerLog
+  STREAM_RECEIVED,
+  STREAM_STEPS
 } from "./fixtures/peers.js"
 
 const PYTHON = "/usr/bin/python3"
@@ -55,9 +53,6 @@ const COMPRESSION: ReadonlyArray<readonly [ours: Compression, theirs: Compressio
 const label = (compression: Compression) => (compression === null ? "off" : "on")
 const negotiated = (ours: Compression, theirs: Compression) =>
   ours !== null && theirs !== null ? ["permessage-deflate"] : []
-
-/** Every message of the matrix, echoed, then the fragmented messages the peer sends on command. */
-const matrixReceived = [...MESSAGES.map(([, spec]) => expected(spec)), ...PEER_FRAGMENTED.map(expected)]
 
 describe("interop with Python websockets", () => {
   if (!available && CI) {
@@ -82,17 +77,6 @@ describe("interop with Python websockets", () => {
         return peer.await((line) => line.id === id, 8000)
       })
     }
-    /** Our server for one test, recording its connections. */
-    const ourServer = (compression: Compression, door: FrontDoor = "serve") =>
-      Effect.gen(function* () {
-        const log: ServerLog = new Map()
-        const server = yield* serveBehind(door)(interopHandler(log), {
-          compression,
-          maxSize: MAX_SIZE,
-          subprotocols: SERVER_SUBPROTOCOLS
-        })
-        return { server, log, uri: (path: string) => `ws://${LOCALHOST}:${portOf(server)}${path}` }
-      })
 
     beforeAll(async () => {
       peer = JsonLinesChild.spawn(PYTHON, [PEER_SCRIPT])
@@ -104,31 +88,30 @@ describe("interop with Python websockets", () => {
       await peer?.stop()
     })
 
-    describe("our client, Python server", () => {
+    describeShells("our client, Python server", (shell) => {
+      /** Our client's job against the Python server with compression `theirs`, on a path of its own. */
+      const job = (theirs: Compression, steps: ReadonlyArray<Step>, options?: Record<string, unknown>) => {
+        const path = nextPath()
+        return Effect.map(
+          shell.job({
+            uri: `ws://${LOCALHOST}:${portFor(theirs)}${path}`,
+            steps,
+            ...(options === undefined ? {} : { options })
+          }),
+          (result) => ({ path, result })
+        )
+      }
+
       for (const [ours, theirs] of COMPRESSION) {
         it.scopedLive(`client compression ${label(ours)}, server compression ${label(theirs)}: echoes the matrix`, () =>
           Effect.gen(function* () {
-            const path = nextPath()
-            const ws = yield* Client.connect(`ws://${LOCALHOST}:${portFor(theirs)}${path}`, {
+            const { path, result } = yield* job(theirs, [...MATRIX_STEPS, { op: "close" }], {
               compression: ours,
               maxSize: MAX_SIZE
             })
-            expect(extensionNames(ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual(
-              negotiated(ours, theirs)
-            )
+            expect(result).toMatchObject({ error: null, extensions: negotiated(ours, theirs), code: 1000 })
+            expect(result.received).toEqual(MATRIX_RECEIVED)
             expect((yield* opened(path)).extensions).toEqual(negotiated(ours, theirs))
-            const received = []
-            for (const [, spec] of MESSAGES) {
-              yield* ws.send(build(spec))
-              received.push(describeData(yield* ws.recv))
-            }
-            for (const spec of PEER_FRAGMENTED) {
-              yield* ws.send(command({ op: "send", msg: spec }))
-              received.push(describeData(yield* ws.recv))
-            }
-            expect(received).toEqual(matrixReceived)
-            yield* ws.close()
-            expect(ws.closeCode).toBe(1000)
             const end = yield* closed(path)
             expect(end).toMatchObject({ code: 1000, reason: "", error: null })
             expect(end.received).toEqual(MESSAGES.map(([, spec]) => expected(spec)))
@@ -138,58 +121,47 @@ describe("interop with Python websockets", () => {
 
       it.scopedLive("client with default options receives 1 MiB messages, the default maxSize", () =>
         Effect.gen(function* () {
-          const path = nextPath()
-          const ws = yield* Client.connect(`ws://${LOCALHOST}:${ports.plain}${path}`)
-          for (const spec of [
-            { pattern: "text", size: MiB },
-            { pattern: "binary", size: MiB }
-          ] as const) {
-            yield* ws.send(build(spec))
-            expect(describeData(yield* ws.recv)).toEqual(expected(spec))
-          }
+          const specs = MIB_MESSAGES
+          const { result } = yield* job(null, echoSteps(specs))
+          expect(result).toMatchObject({ error: null, received: specs.map(expected) })
         }).pipe(bounded())
       )
 
       it.scopedLive("client sends a message fragmented from a Stream", () =>
         Effect.gen(function* () {
-          const path = nextPath()
-          const ws = yield* Client.connect(`ws://${LOCALHOST}:${ports.deflate}${path}`)
-          yield* ws.send(Stream.make("str", "", "eam \u{1f600}"))
-          expect(yield* ws.recv).toBe("stream \u{1f600}")
-          yield* ws.send(Stream.fromIterable([new Uint8Array([1]), new Uint8Array([2, 3])]))
-          expect(yield* ws.recv).toEqual(new Uint8Array([1, 2, 3]))
+          const { result } = yield* job("deflate", STREAM_STEPS)
+          expect(result).toMatchObject({ error: null })
+          expect(result.received).toEqual(STREAM_RECEIVED)
         }).pipe(bounded())
       )
 
       it.scopedLive("client pings, the server pongs", () =>
         Effect.gen(function* () {
-          const ws = yield* Client.connect(`ws://${LOCALHOST}:${ports.deflate}${nextPath()}`)
-          const pong = yield* ws.ping("are you there?")
-          expect(yield* pong).toBeGreaterThanOrEqual(0)
-          const defaultPong = yield* ws.ping()
-          expect(yield* defaultPong).toBeGreaterThanOrEqual(0)
+          const { result } = yield* job("deflate", [{ op: "ping", data: "are you there?" }, { op: "ping" }])
+          expect(result).toMatchObject({ error: null, pongs: 2 })
         }).pipe(bounded())
       )
 
       it.scopedLive("client offers chat.v2 and superchat: the server picks chat.v2", () =>
         Effect.gen(function* () {
-          const path = nextPath()
-          const ws = yield* Client.connect(`ws://${LOCALHOST}:${ports.deflate}${path}`, {
-            subprotocols: ["chat.v2", "superchat"]
+          const { path, result } = yield* job(
+            "deflate",
+            [{ op: "send", msg: { text: "after negotiation" } }, { op: "recv" }],
+            { subprotocols: ["chat.v2", "superchat"] }
+          )
+          expect(result).toMatchObject({
+            error: null,
+            subprotocol: "chat.v2",
+            received: [expected({ text: "after negotiation" })]
           })
-          expect(ws.subprotocol).toBe("chat.v2")
           expect((yield* opened(path)).subprotocol).toBe("chat.v2")
-          yield* ws.send("after negotiation")
-          expect(yield* ws.recv).toBe("after negotiation")
         }).pipe(bounded())
       )
 
       it.scopedLive("client offers only superchat: no subprotocol on either side", () =>
         Effect.gen(function* () {
-          const path = nextPath()
-          const ws = yield* Client.connect(`ws://${LOCALHOST}:${ports.deflate}${path}`, { subprotocols: ["superchat"] })
-          expect(ws.subprotocol).toBeUndefined()
-          expect(ws.responseHeaders.has("Sec-WebSocket-Protocol")).toBe(false)
+          const { path, result } = yield* job("deflate", [], { subprotocols: ["superchat"] })
+          expect(result).toMatchObject({ error: null, subprotocol: null, protocolHeaders: [] })
           expect((yield* opened(path)).subprotocol).toBeNull()
         }).pipe(bounded())
       )
@@ -198,71 +170,65 @@ describe("interop with Python websockets", () => {
         const errorTag = code === 1000 ? null : "ConnectionClosedError"
         it.scopedLive(`client closes with ${name}: the server observes both`, () =>
           Effect.gen(function* () {
-            const path = nextPath()
-            const ws = yield* Client.connect(`ws://${LOCALHOST}:${ports.deflate}${path}`)
-            yield* ws.close(code, reason)
+            const { path, result } = yield* job("deflate", [{ op: "close", code, reason }])
             // RFC 6455 §5.5.1: the peer echoes the status code in its Close frame.
-            expect(ws.closeCode).toBe(code)
+            expect(result).toMatchObject({ error: null, code })
             expect(yield* closed(path)).toMatchObject({ code, reason, error: errorTag })
           }).pipe(bounded())
         )
 
         it.scopedLive(`server closes with ${name}: the client observes both`, () =>
           Effect.gen(function* () {
-            const path = nextPath()
-            const ws = yield* Client.connect(`ws://${LOCALHOST}:${ports.deflate}${path}`)
-            yield* ws.send(command({ op: "close", code, reason }))
-            const error = yield* Effect.flip(ws.recv)
-            expect(error).toMatchObject({
-              _tag: code === 1000 ? "ConnectionClosedOK" : "ConnectionClosedError",
+            const { path, result } = yield* job("deflate", [
+              { op: "send", msg: { text: command({ op: "close", code, reason }) } },
+              { op: "recv" }
+            ])
+            expect(result).toMatchObject({
+              error: code === 1000 ? "ConnectionClosedOK" : "ConnectionClosedError",
+              errorCode: code,
+              errorReason: reason,
               code,
               reason
             })
-            yield* ws.waitClosed
-            expect([ws.closeCode, ws.closeReason]).toEqual([code, reason])
             expect(yield* closed(path)).toMatchObject({ code })
           }).pipe(bounded())
         )
       }
     })
 
-    describe("Python client, our server", () => {
+    describeShells("Python client, our server", (shell) => {
+      /** Our server for one test, behind `door`. */
+      const ourServer = (compression: Compression, door: FrontDoor = "serve") =>
+        Effect.map(
+          Effect.orDie(
+            shell.serve("interop", { compression, maxSize: MAX_SIZE, subprotocols: SERVER_SUBPROTOCOLS }, { door })
+          ),
+          (server) => ({ server, uri: (path: string) => `ws://${LOCALHOST}:${server.port}${path}` })
+        )
+
       // Behind each front door: its own listener, mounted in node:http, routed by an HttpRouter.
-      for (const door of FRONT_DOORS) {
+      for (const door of shell.name === "Effect 3" ? FRONT_DOORS : (["serve"] as const)) {
         for (const [ours, theirs] of COMPRESSION) {
           const where = door === "serve" ? "" : ` (${door})`
           it.scopedLive(
             `server compression ${label(ours)}, client compression ${label(theirs)}: echoes the matrix${where}`,
             () =>
               Effect.gen(function* () {
-                const { log, uri } = yield* ourServer(ours, door)
+                const { server, uri } = yield* ourServer(ours, door)
                 const path = `/ws${nextPath()}`
                 const result = yield* clientJob({
                   uri: uri(path),
                   compression: theirs,
-                  steps: [
-                    ...MESSAGES.flatMap(([, msg]) => [{ op: "send", msg }, { op: "recv" }]),
-                    ...PEER_FRAGMENTED.flatMap((msg) => [
-                      { op: "send", msg: { text: command({ op: "send", msg }) } },
-                      { op: "recv" }
-                    ]),
-                    { op: "close", code: 1000, reason: "" }
-                  ]
+                  steps: [...MATRIX_STEPS, { op: "close", code: 1000, reason: "" }]
                 })
                 expect(result.error).toBeNull()
                 expect(result.extensions).toEqual(negotiated(ours, theirs))
-                expect(result.received).toEqual(matrixReceived)
+                expect(result.received).toEqual(MATRIX_RECEIVED)
                 expect([result.code, result.reason]).toEqual([1000, ""])
-                const record = yield* Deferred.await(connectionTo(log, path))
-                expect(extensionNames(record.ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual(
-                  negotiated(ours, theirs)
-                )
-                expect(record.received).toEqual(MESSAGES.map(([, spec]) => expected(spec)))
-                expect(yield* Deferred.await(record.closed)).toMatchObject({
-                  error: undefined,
-                  closeCode: 1000,
-                  closeReason: ""
-                })
+                expect((yield* server.opened(path)).extensions).toEqual(negotiated(ours, theirs))
+                const end = yield* server.closed(path)
+                expect(end.received).toEqual(MESSAGES.map(([, spec]) => expected(spec)))
+                expect(end).toMatchObject({ error: null, closeCode: 1000, closeReason: "" })
               }).pipe(bounded(8000))
           )
         }
@@ -270,21 +236,16 @@ describe("interop with Python websockets", () => {
 
       it.scopedLive("server with default options receives 1 MiB messages, the default maxSize", () =>
         Effect.gen(function* () {
-          const log: ServerLog = new Map()
-          const server = yield* Server.serve(interopHandler(log), { host: LOCALHOST, port: 0 })
+          const server = yield* Effect.orDie(shell.serve("interop"))
           const path = nextPath()
-          const specs = [
-            { pattern: "text", size: MiB },
-            { pattern: "binary", size: MiB }
-          ] as const
+          const specs = MIB_MESSAGES
           const result = yield* clientJob({
-            uri: `ws://${LOCALHOST}:${portOf(server)}${path}`,
+            uri: `ws://${LOCALHOST}:${server.port}${path}`,
             compression: null,
-            steps: specs.flatMap((msg) => [{ op: "send", msg }, { op: "recv" }])
+            steps: echoSteps(specs)
           })
           expect(result).toMatchObject({ error: null, received: specs.map(expected) })
-          const record = yield* Deferred.await(connectionTo(log, path))
-          expect(record.received).toEqual(specs.map(expected))
+          expect((yield* server.closed(path)).received).toEqual(specs.map(expected))
         }).pipe(bounded())
       )
 
@@ -304,7 +265,7 @@ describe("interop with Python websockets", () => {
 
       it.scopedLive("client offers superchat and chat.v2: the server picks chat.v2", () =>
         Effect.gen(function* () {
-          const { log, uri } = yield* ourServer("deflate")
+          const { server, uri } = yield* ourServer("deflate")
           const path = nextPath()
           const result = yield* clientJob({
             uri: uri(path),
@@ -313,14 +274,13 @@ describe("interop with Python websockets", () => {
             steps: [{ op: "send", msg: { text: "hi" } }, { op: "recv" }]
           })
           expect(result).toMatchObject({ error: null, subprotocol: "chat.v2", received: [expected({ text: "hi" })] })
-          const record = yield* Deferred.await(connectionTo(log, path))
-          expect(record.ws.subprotocol).toBe("chat.v2")
+          expect((yield* server.opened(path)).subprotocol).toBe("chat.v2")
         }).pipe(bounded())
       )
 
       it.scopedLive("client offers only superchat: no subprotocol on either side", () =>
         Effect.gen(function* () {
-          const { log, uri } = yield* ourServer("deflate")
+          const { server, uri } = yield* ourServer("deflate")
           const path = nextPath()
           const result = yield* clientJob({
             uri: uri(path),
@@ -329,24 +289,24 @@ describe("interop with Python websockets", () => {
             steps: []
           })
           expect(result).toMatchObject({ error: null, subprotocol: null })
-          const record = yield* Deferred.await(connectionTo(log, path))
-          expect(record.ws.subprotocol).toBeUndefined()
+          expect((yield* server.opened(path)).subprotocol).toBeNull()
         }).pipe(bounded())
       )
 
       for (const { code, reason, name } of CLOSES) {
-        const errorTag = code === 1000 ? undefined : "ConnectionClosedError"
+        const errorTag = code === 1000 ? null : "ConnectionClosedError"
         it.scopedLive(`client closes with ${name}: the server observes both`, () =>
           Effect.gen(function* () {
-            const { log, uri } = yield* ourServer("deflate")
+            const { server, uri } = yield* ourServer("deflate")
             const path = nextPath()
             const result = yield* clientJob({ uri: uri(path), steps: [{ op: "close", code, reason }] })
             expect(result).toMatchObject({ error: null, code })
-            const record = yield* Deferred.await(connectionTo(log, path))
-            expect(yield* Deferred.await(record.closed)).toEqual({
+            expect(yield* server.closed(path)).toEqual({
+              path,
+              received: [],
               error: errorTag,
-              errorCode: errorTag === undefined ? undefined : code,
-              errorReason: errorTag === undefined ? undefined : reason,
+              errorCode: errorTag === null ? null : code,
+              errorReason: errorTag === null ? null : reason,
               closeCode: code,
               closeReason: reason
             })
@@ -355,7 +315,7 @@ describe("interop with Python websockets", () => {
 
         it.scopedLive(`server closes with ${name}: the client observes both`, () =>
           Effect.gen(function* () {
-            const { log, uri } = yield* ourServer("deflate")
+            const { server, uri } = yield* ourServer("deflate")
             const path = nextPath()
             const result = yield* clientJob({
               uri: uri(path),
@@ -366,18 +326,17 @@ describe("interop with Python websockets", () => {
               code,
               reason
             })
-            const record = yield* Deferred.await(connectionTo(log, path))
-            expect(yield* Deferred.await(record.closed)).toMatchObject({ closeCode: code })
+            expect(yield* server.closed(path)).toMatchObject({ closeCode: code })
           }).pipe(bounded())
         )
       }
 
       it.scopedLive("server shuts down: the client observes 1001", () =>
         Effect.gen(function* () {
-          const { server, log, uri } = yield* ourServer("deflate")
+          const { server, uri } = yield* ourServer("deflate")
           const path = nextPath()
           const job = yield* clientJob({ uri: uri(path), steps: [{ op: "wait_closed" }] }).pipe(Effect.fork)
-          yield* Deferred.await(connectionTo(log, path))
+          yield* server.opened(path)
           yield* server.close
           const result = yield* job.await.pipe(Effect.flatten)
           expect(result).toMatchObject({ error: null, code: 1001 })

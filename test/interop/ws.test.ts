@@ -3,35 +3,35 @@
  * our server and our client against its server, with the message matrix of fixtures/peers.ts, with
  * and without permessage-deflate on either side (theirs with `threshold: 0`, so that even empty
  * messages are compressed), subprotocol negotiation, and close codes and reasons initiated by either
- * side.
+ * side; on both shells (test/conformance/shells.ts: our client runs the cases as jobs, the steps of
+ * peer.py's client jobs, in the process of the shell under test).
  */
 import type { IncomingMessage } from "node:http"
 import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
 import { type RawData, WebSocketServer as WsServer, WebSocket as WsWebSocket } from "ws"
-import * as Client from "../../src/Client.js"
-import * as Server from "../../src/Server.js"
 import type { Data } from "../../src/WebSocket.js"
-import { bounded, LOCALHOST, portOf } from "../fixtures/loopback.js"
+import { describeShells, type Step } from "../conformance/shells.js"
+import { bounded, LOCALHOST } from "../fixtures/loopback.js"
 import {
   build,
   CLOSES,
   command,
-  connectionTo,
   describeData,
+  echoSteps,
   expected,
   extensionNames,
-  interopHandler,
+  MATRIX_RECEIVED,
+  MATRIX_STEPS,
   MAX_SIZE,
   MESSAGES,
   type MessageSpec,
-  MiB,
+  MIB_MESSAGES,
   PEER_FRAGMENTED,
   SERVER_SUBPROTOCOLS,
-  type ServerLog
+  STREAM_RECEIVED,
+  STREAM_STEPS
 } from "./fixtures/peers.js"
 
 type Compression = "deflate" | null
@@ -46,8 +46,6 @@ const negotiated = (ours: Compression, theirs: Compression) =>
   ours !== null && theirs !== null ? ["permessage-deflate"] : []
 // threshold 0: ws compresses every message, even empty ones (its default skips those under 1 KiB).
 const wsDeflate = (theirs: Compression) => (theirs === null ? false : { threshold: 0 })
-
-const matrixReceived = [...MESSAGES.map(([, spec]) => expected(spec)), ...PEER_FRAGMENTED.map(expected)]
 
 const toData = (data: RawData, isBinary: boolean): Data => {
   const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer)
@@ -205,19 +203,6 @@ describe("interop with ws", () => {
     }
   })
 
-  const ourServer = (compression: Compression) =>
-    Effect.gen(function* () {
-      const log: ServerLog = new Map()
-      const server = yield* Server.serve(interopHandler(log), {
-        host: LOCALHOST,
-        port: 0,
-        compression,
-        maxSize: MAX_SIZE,
-        subprotocols: SERVER_SUBPROTOCOLS
-      })
-      return { server, log, uri: (path: string) => `ws://${LOCALHOST}:${portOf(server)}${path}` }
-    })
-
   /** A `ws` client, terminated with the scope. */
   const wsClient = (uri: string, theirs: Compression = "deflate", protocols: ReadonlyArray<string> = []) =>
     Effect.acquireRelease(
@@ -227,29 +212,27 @@ describe("interop with ws", () => {
 
   const theirUri = (theirs: Compression, path: string) => `ws://${LOCALHOST}:${wsServer(theirs).port}${path}`
 
-  describe("our client, ws server", () => {
+  describeShells("our client, ws server", (shell) => {
+    /** Our client's job against the ws server with compression `theirs`, on a path of its own. */
+    const job = (theirs: Compression, steps: ReadonlyArray<Step>, options?: Record<string, unknown>) => {
+      const path = nextPath()
+      return Effect.map(
+        shell.job({ uri: theirUri(theirs, path), steps, ...(options === undefined ? {} : { options }) }),
+        (result) => ({ path, result })
+      )
+    }
+
     for (const [ours, theirs] of COMPRESSION) {
       it.scopedLive(`client compression ${label(ours)}, server compression ${label(theirs)}: echoes the matrix`, () =>
         Effect.gen(function* () {
-          const path = nextPath()
-          const ws = yield* Client.connect(theirUri(theirs, path), { compression: ours, maxSize: MAX_SIZE })
-          expect(extensionNames(ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual(
-            negotiated(ours, theirs)
-          )
-          expect(wsConnection(theirs, path).extensions).toEqual(negotiated(ours, theirs))
-          const received = []
-          for (const [, spec] of MESSAGES) {
-            yield* ws.send(build(spec))
-            received.push(describeData(yield* ws.recv))
-          }
-          for (const spec of PEER_FRAGMENTED) {
-            yield* ws.send(command({ op: "send", msg: spec }))
-            received.push(describeData(yield* ws.recv))
-          }
-          expect(received).toEqual(matrixReceived)
-          yield* ws.close()
-          expect(ws.closeCode).toBe(1000)
+          const { path, result } = yield* job(theirs, [...MATRIX_STEPS, { op: "close" }], {
+            compression: ours,
+            maxSize: MAX_SIZE
+          })
+          expect(result).toMatchObject({ error: null, extensions: negotiated(ours, theirs), code: 1000 })
+          expect(result.received).toEqual(MATRIX_RECEIVED)
           const connection = wsConnection(theirs, path)
+          expect(connection.extensions).toEqual(negotiated(ours, theirs))
           expect(yield* Effect.promise(() => connection.closed)).toEqual({ code: 1000, reason: "" })
           expect(connection.received).toEqual(MESSAGES.map(([, spec]) => expected(spec)))
         }).pipe(bounded(8000))
@@ -258,54 +241,47 @@ describe("interop with ws", () => {
 
     it.scopedLive("client with default options receives 1 MiB messages, the default maxSize", () =>
       Effect.gen(function* () {
-        const ws = yield* Client.connect(theirUri(null, nextPath()))
-        for (const spec of [
-          { pattern: "text", size: MiB },
-          { pattern: "binary", size: MiB }
-        ] as const) {
-          yield* ws.send(build(spec))
-          expect(describeData(yield* ws.recv)).toEqual(expected(spec))
-        }
+        const specs = MIB_MESSAGES
+        const { result } = yield* job(null, echoSteps(specs))
+        expect(result).toMatchObject({ error: null, received: specs.map(expected) })
       }).pipe(bounded())
     )
 
     it.scopedLive("client sends a message fragmented from a Stream", () =>
       Effect.gen(function* () {
-        const ws = yield* Client.connect(theirUri("deflate", nextPath()))
-        yield* ws.send(Stream.make("str", "", "eam \u{1f600}"))
-        expect(yield* ws.recv).toBe("stream \u{1f600}")
-        yield* ws.send(Stream.fromIterable([new Uint8Array([1]), new Uint8Array([2, 3])]))
-        expect(yield* ws.recv).toEqual(new Uint8Array([1, 2, 3]))
+        const { result } = yield* job("deflate", STREAM_STEPS)
+        expect(result).toMatchObject({ error: null })
+        expect(result.received).toEqual(STREAM_RECEIVED)
       }).pipe(bounded())
     )
 
     it.scopedLive("client pings, the server pongs", () =>
       Effect.gen(function* () {
-        const ws = yield* Client.connect(theirUri("deflate", nextPath()))
-        const pong = yield* ws.ping("are you there?")
-        expect(yield* pong).toBeGreaterThanOrEqual(0)
-        const defaultPong = yield* ws.ping()
-        expect(yield* defaultPong).toBeGreaterThanOrEqual(0)
+        const { result } = yield* job("deflate", [{ op: "ping", data: "are you there?" }, { op: "ping" }])
+        expect(result).toMatchObject({ error: null, pongs: 2 })
       }).pipe(bounded())
     )
 
     it.scopedLive("client offers chat.v2 and superchat: the server picks chat.v2", () =>
       Effect.gen(function* () {
-        const path = nextPath()
-        const ws = yield* Client.connect(theirUri("deflate", path), { subprotocols: ["chat.v2", "superchat"] })
-        expect(ws.subprotocol).toBe("chat.v2")
+        const { path, result } = yield* job(
+          "deflate",
+          [{ op: "send", msg: { text: "after negotiation" } }, { op: "recv" }],
+          { subprotocols: ["chat.v2", "superchat"] }
+        )
+        expect(result).toMatchObject({
+          error: null,
+          subprotocol: "chat.v2",
+          received: [expected({ text: "after negotiation" })]
+        })
         expect(wsConnection("deflate", path).subprotocol).toBe("chat.v2")
-        yield* ws.send("after negotiation")
-        expect(yield* ws.recv).toBe("after negotiation")
       }).pipe(bounded())
     )
 
     it.scopedLive("client offers only superchat: no subprotocol on either side", () =>
       Effect.gen(function* () {
-        const path = nextPath()
-        const ws = yield* Client.connect(theirUri("deflate", path), { subprotocols: ["superchat"] })
-        expect(ws.subprotocol).toBeUndefined()
-        expect(ws.responseHeaders.has("Sec-WebSocket-Protocol")).toBe(false)
+        const { path, result } = yield* job("deflate", [], { subprotocols: ["superchat"] })
+        expect(result).toMatchObject({ error: null, subprotocol: null, protocolHeaders: [] })
         expect(wsConnection("deflate", path).subprotocol).toBe("")
       }).pipe(bounded())
     )
@@ -313,39 +289,43 @@ describe("interop with ws", () => {
     for (const { code, reason, name } of CLOSES) {
       it.scopedLive(`client closes with ${name}: the server observes both`, () =>
         Effect.gen(function* () {
-          const path = nextPath()
-          const ws = yield* Client.connect(theirUri("deflate", path))
-          yield* ws.close(code, reason)
+          const { path, result } = yield* job("deflate", [{ op: "close", code, reason }])
           // RFC 6455 §5.5.1: the peer echoes the status code in its Close frame.
-          expect(ws.closeCode).toBe(code)
+          expect(result).toMatchObject({ error: null, code })
           expect(yield* Effect.promise(() => wsConnection("deflate", path).closed)).toEqual({ code, reason })
         }).pipe(bounded())
       )
 
       it.scopedLive(`server closes with ${name}: the client observes both`, () =>
         Effect.gen(function* () {
-          const path = nextPath()
-          const ws = yield* Client.connect(theirUri("deflate", path))
-          yield* ws.send(command({ op: "close", code, reason }))
-          const error = yield* Effect.flip(ws.recv)
-          expect(error).toMatchObject({
-            _tag: code === 1000 ? "ConnectionClosedOK" : "ConnectionClosedError",
+          const { path, result } = yield* job("deflate", [
+            { op: "send", msg: { text: command({ op: "close", code, reason }) } },
+            { op: "recv" }
+          ])
+          expect(result).toMatchObject({
+            error: code === 1000 ? "ConnectionClosedOK" : "ConnectionClosedError",
+            errorCode: code,
+            errorReason: reason,
             code,
             reason
           })
-          yield* ws.waitClosed
-          expect([ws.closeCode, ws.closeReason]).toEqual([code, reason])
           expect((yield* Effect.promise(() => wsConnection("deflate", path).closed)).code).toBe(code)
         }).pipe(bounded())
       )
     }
   })
 
-  describe("ws client, our server", () => {
+  describeShells("ws client, our server", (shell) => {
+    const ourServer = (compression: Compression) =>
+      Effect.map(
+        Effect.orDie(shell.serve("interop", { compression, maxSize: MAX_SIZE, subprotocols: SERVER_SUBPROTOCOLS })),
+        (server) => ({ server, uri: (path: string) => `ws://${LOCALHOST}:${server.port}${path}` })
+      )
+
     for (const [ours, theirs] of COMPRESSION) {
       it.scopedLive(`server compression ${label(ours)}, client compression ${label(theirs)}: echoes the matrix`, () =>
         Effect.gen(function* () {
-          const { log, uri } = yield* ourServer(ours)
+          const { server, uri } = yield* ourServer(ours)
           const path = nextPath()
           const peer = yield* wsClient(uri(path), theirs)
           expect(extensionNames([peer.socket.extensions])).toEqual(negotiated(ours, theirs))
@@ -358,19 +338,13 @@ describe("interop with ws", () => {
             yield* peer.send({ text: command({ op: "send", msg: spec }) })
             received.push(describeData(yield* peer.next()))
           }
-          expect(received).toEqual(matrixReceived)
+          expect(received).toEqual(MATRIX_RECEIVED)
           peer.socket.close(1000)
           expect(yield* peer.awaitClosed()).toEqual({ code: 1000, reason: "" })
-          const record = yield* Deferred.await(connectionTo(log, path))
-          expect(extensionNames(record.ws.responseHeaders.getAll("Sec-WebSocket-Extensions"))).toEqual(
-            negotiated(ours, theirs)
-          )
-          expect(record.received).toEqual(MESSAGES.map(([, spec]) => expected(spec)))
-          expect(yield* Deferred.await(record.closed)).toMatchObject({
-            error: undefined,
-            closeCode: 1000,
-            closeReason: ""
-          })
+          expect((yield* server.opened(path)).extensions).toEqual(negotiated(ours, theirs))
+          const end = yield* server.closed(path)
+          expect(end.received).toEqual(MESSAGES.map(([, spec]) => expected(spec)))
+          expect(end).toMatchObject({ error: null, closeCode: 1000, closeReason: "" })
           expect(peer.errors).toEqual([])
         }).pipe(bounded(8000))
       )
@@ -378,20 +352,16 @@ describe("interop with ws", () => {
 
     it.scopedLive("server with default options receives 1 MiB messages, the default maxSize", () =>
       Effect.gen(function* () {
-        const log: ServerLog = new Map()
-        const server = yield* Server.serve(interopHandler(log), { host: LOCALHOST, port: 0 })
+        const server = yield* Effect.orDie(shell.serve("interop"))
         const path = nextPath()
-        const peer = yield* wsClient(`ws://${LOCALHOST}:${portOf(server)}${path}`, null)
-        const specs = [
-          { pattern: "text", size: MiB },
-          { pattern: "binary", size: MiB }
-        ] as const
+        const peer = yield* wsClient(`ws://${LOCALHOST}:${server.port}${path}`, null)
+        const specs = MIB_MESSAGES
         for (const spec of specs) {
           yield* peer.send(spec)
           expect(describeData(yield* peer.next())).toEqual(expected(spec))
         }
-        const record = yield* Deferred.await(connectionTo(log, path))
-        expect(record.received).toEqual(specs.map(expected))
+        peer.socket.close(1000)
+        expect((yield* server.closed(path)).received).toEqual(specs.map(expected))
       }).pipe(bounded())
     )
 
@@ -409,32 +379,32 @@ describe("interop with ws", () => {
 
     it.scopedLive("client offers superchat and chat.v2: the server picks chat.v2", () =>
       Effect.gen(function* () {
-        const { log, uri } = yield* ourServer("deflate")
+        const { server, uri } = yield* ourServer("deflate")
         const path = nextPath()
         const peer = yield* wsClient(uri(path), "deflate", ["superchat", "chat.v2"])
         expect(peer.socket.protocol).toBe("chat.v2")
-        const record = yield* Deferred.await(connectionTo(log, path))
-        expect(record.ws.subprotocol).toBe("chat.v2")
+        expect((yield* server.opened(path)).subprotocol).toBe("chat.v2")
         yield* peer.send({ text: "hi" })
         expect(yield* peer.next()).toBe("hi")
       }).pipe(bounded())
     )
 
     for (const { code, reason, name } of CLOSES) {
-      const errorTag = code === 1000 ? undefined : "ConnectionClosedError"
+      const errorTag = code === 1000 ? null : "ConnectionClosedError"
       it.scopedLive(`client closes with ${name}: the server observes both`, () =>
         Effect.gen(function* () {
-          const { log, uri } = yield* ourServer("deflate")
+          const { server, uri } = yield* ourServer("deflate")
           const path = nextPath()
           const peer = yield* wsClient(uri(path))
           peer.socket.close(code, reason)
           // RFC 6455 §5.5.1: we echo the status code in our Close frame.
           expect((yield* peer.awaitClosed()).code).toBe(code)
-          const record = yield* Deferred.await(connectionTo(log, path))
-          expect(yield* Deferred.await(record.closed)).toEqual({
+          expect(yield* server.closed(path)).toEqual({
+            path,
+            received: [],
             error: errorTag,
-            errorCode: errorTag === undefined ? undefined : code,
-            errorReason: errorTag === undefined ? undefined : reason,
+            errorCode: errorTag === null ? null : code,
+            errorReason: errorTag === null ? null : reason,
             closeCode: code,
             closeReason: reason
           })
@@ -443,23 +413,22 @@ describe("interop with ws", () => {
 
       it.scopedLive(`server closes with ${name}: the client observes both`, () =>
         Effect.gen(function* () {
-          const { log, uri } = yield* ourServer("deflate")
+          const { server, uri } = yield* ourServer("deflate")
           const path = nextPath()
           const peer = yield* wsClient(uri(path))
           yield* peer.send({ text: command({ op: "close", code, reason }) })
           expect(yield* peer.awaitClosed()).toEqual({ code, reason })
-          const record = yield* Deferred.await(connectionTo(log, path))
-          expect(yield* Deferred.await(record.closed)).toMatchObject({ closeCode: code })
+          expect(yield* server.closed(path)).toMatchObject({ closeCode: code })
         }).pipe(bounded())
       )
     }
 
     it.scopedLive("server shuts down: the client observes 1001", () =>
       Effect.gen(function* () {
-        const { server, log, uri } = yield* ourServer("deflate")
+        const { server, uri } = yield* ourServer("deflate")
         const path = nextPath()
         const peer = yield* wsClient(uri(path))
-        yield* Deferred.await(connectionTo(log, path))
+        yield* server.opened(path)
         yield* server.close
         expect((yield* peer.awaitClosed()).code).toBe(1001)
       }).pipe(bounded())
