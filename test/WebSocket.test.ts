@@ -7,7 +7,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Client from "../src/Client.js"
@@ -33,6 +35,9 @@ import {
 } from "./fixtures/loopback.js"
 
 const MiB = 1_048_576
+
+/** Polls until `condition` holds. */
+const eventually = (condition: () => boolean) => Effect.repeat(realSleep(1), { until: condition })
 
 /** Options of clients facing raw servers: a short close timeout, since raw peers never close TCP. */
 const RAW: Client.ConnectOptions = { compression: null, closeTimeout: 100 }
@@ -262,6 +267,45 @@ describe("WebSocket recv", () => {
       for (let i = 0; i < 5; i++) yield* Fiber.interrupt(yield* Effect.fork(ws.recv))
       expect(yield* ws.recv).toBe("first")
       expect(yield* ws.recv).toBe("second")
+    }).pipe(bounded())
+  )
+
+  it.scopedLive("recv timed out again and again leaves a bounded set of waiting readers, and no ConcurrencyError", () =>
+    Effect.gen(function* () {
+      const { opened, server } = yield* serverWith((ws) => ws.waitClosed)
+      const ws = yield* Client.connect(uriOf(server), { compression: null })
+      const serverWs = yield* Deferred.await(opened)
+      // Each timed-out recv is interrupted in its wait: what it left behind is swept out.
+      for (let i = 0; i < 50; i++) {
+        expect(yield* Effect.timeout(ws.recv, "1 millis").pipe(Effect.option)).toEqual(Option.none())
+      }
+      const readers = (ws as unknown as { readers: ReadonlyArray<unknown> | undefined }).readers
+      expect(readers?.length ?? 0).toBeLessThanOrEqual(4)
+      expect((ws as unknown as WebSocketImpl).recvWaiting).toBe(false)
+      // Another fiber reads, and gets the next message.
+      const next = yield* Effect.fork(ws.recv)
+      yield* eventually(() => (ws as unknown as WebSocketImpl).recvWaiting)
+      yield* serverWs.send("after")
+      expect(yield* Fiber.join(next)).toBe("after")
+    }).pipe(bounded())
+  )
+
+  it.scopedLive("an uninterruptible recv interrupted while it waits still waits, and gets the next message", () =>
+    Effect.gen(function* () {
+      const { opened, server } = yield* serverWith((ws) => ws.waitClosed)
+      const ws = yield* Client.connect(uriOf(server), { compression: null })
+      const serverWs = yield* Deferred.await(opened)
+      const got = yield* Deferred.make<Data>()
+      const reader = yield* Effect.fork(
+        Effect.uninterruptible(Effect.flatMap(ws.recv, (m) => Deferred.succeed(got, m)))
+      )
+      yield* eventually(() => (ws as unknown as WebSocketImpl).recvWaiting)
+      yield* Fiber.interruptFork(reader)
+      // Still the waiting recv: another one fails at once.
+      expect((yield* Effect.flip(ws.recv))._tag).toBe("ConcurrencyError")
+      yield* serverWs.send("kept")
+      expect(yield* Deferred.await(got)).toBe("kept")
+      yield* Fiber.await(reader)
     }).pipe(bounded())
   )
 
@@ -677,6 +721,36 @@ const waitSleeps = Effect.gen(function* () {
     yield* realSleep(2)
   }
   return yield* Effect.die(new Error("no sleep registered on the TestClock"))
+})
+
+describe("WebSocket forEachMessage", () => {
+  it.scopedLive(
+    "forEachMessage answers in order, waits on answers over writeLimit, and fails with the handler's failure",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* serveLocal(
+          (ws) =>
+            ws.forEachMessage(
+              (message): Effect.Effect<unknown, unknown> =>
+                message === "fail" ? Exit.fail("handler failed") : message === "skip" ? Effect.void : ws.send(message)
+            ),
+          { writeLimit: 1024 }
+        )
+        const ws = yield* Client.connect(uriOf(server), { compression: null })
+        // 16 KiB answers over a 1 KiB writeLimit: each one waits for the socket, in order.
+        const sent = Array.from({ length: 32 }, (_, i) => bytes(16 * 1024).fill(i))
+        for (const message of sent) yield* ws.send(message)
+        yield* ws.send("skip")
+        yield* ws.send("last")
+        for (const message of sent) {
+          expect(Buffer.from(message).equals((yield* recvOrDie(ws)) as Uint8Array)).toBe(true)
+        }
+        expect(yield* recvOrDie(ws)).toBe("last")
+        yield* ws.send("fail")
+        const error = yield* Effect.flip(recvOrDie(ws))
+        expect([error._tag, error.code]).toEqual(["ConnectionClosedError", 1011])
+      }).pipe(bounded())
+  )
 })
 
 describe("WebSocket backpressure", () => {

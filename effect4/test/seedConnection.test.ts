@@ -8,6 +8,7 @@ import type * as net from "node:net"
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Result from "effect/Result"
 import * as Auth from "../src/Auth.js"
@@ -73,6 +74,56 @@ describe("Effect 4 shell, seed: recv concurrency", () => {
       const second = yield* Effect.forkChild(ws.recv)
       yield* ws.send("after")
       expect(yield* Fiber.join(second)).toBe("after")
+    })
+  )
+})
+
+describe("Effect 4 shell: forEachMessage", () => {
+  it.live(
+    "forEachMessage answers in order, waits on answers over writeLimit, and fails with the handler's failure",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* serveLocal(
+          (ws) =>
+            ws.forEachMessage(
+              (message): Effect.Effect<unknown, unknown> =>
+                message === "fail" ? Exit.fail("handler failed") : message === "skip" ? Effect.void : ws.send(message)
+            ),
+          { writeLimit: 1024 }
+        )
+        const ws = yield* Client.connect(uriOf(server), { compression: null })
+        // 16 KiB answers over a 1 KiB writeLimit: each one waits for the socket, in order.
+        const sent = Array.from({ length: 32 }, (_, i) => new Uint8Array(16 * 1024).fill(i))
+        for (const message of sent) yield* ws.send(message)
+        yield* ws.send("skip")
+        yield* ws.send("last")
+        for (const message of sent) {
+          expect(Buffer.from(message).equals((yield* recvOrDie(ws)) as Uint8Array)).toBe(true)
+        }
+        expect(yield* recvOrDie(ws)).toBe("last")
+        yield* ws.send("fail")
+        const error = yield* Effect.flip(recvOrDie(ws))
+        expect([error._tag, error.code]).toEqual(["ConnectionClosedError", 1011])
+      })
+  )
+
+  it.live("an uninterruptible recv interrupted while it waits still waits, and gets the next message", () =>
+    Effect.gen(function* () {
+      const opened = yield* Deferred.make<WebSocket>()
+      const server = yield* serveLocal((ws) => Effect.andThen(Deferred.succeed(opened, ws), ws.waitClosed))
+      const ws = yield* Client.connect(uriOf(server), { compression: null })
+      const serverWs = yield* Deferred.await(opened)
+      const got = yield* Deferred.make<unknown>()
+      const reader = yield* Effect.forkChild(
+        Effect.uninterruptible(Effect.flatMap(ws.recv, (m) => Deferred.succeed(got, m)))
+      )
+      yield* eventually(() => (internals(ws).recvWaiting ? true : undefined))
+      yield* Effect.forkChild(Fiber.interrupt(reader))
+      // Still the waiting recv: another one fails at once.
+      expect((yield* Effect.flip(ws.recv))._tag).toBe("ConcurrencyError")
+      yield* serverWs.send("kept")
+      expect(yield* Deferred.await(got)).toBe("kept")
+      yield* Fiber.await(reader)
     })
   )
 })

@@ -32,6 +32,7 @@ import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -44,6 +45,53 @@ export const decodeDuration: (input: DurationInput) => Duration.Duration = Durat
 
 /** An effect resumed by a callback: `Effect.async` in Effect 3, `Effect.callback` in Effect 4. */
 export const callback: typeof Effect.async = Effect.async
+
+/** A fiber waiting in {@link awaitWakeUp}. */
+export interface Waiter {
+  /** Resumes the fiber; nothing happens if it left its wait. */
+  wake(): void
+  /** The fiber left its wait without being woken (interrupted out of it, or ended): drop it. */
+  readonly stale: boolean
+}
+
+class FiberWaiter<A, E> implements Waiter {
+  constructor(
+    readonly fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    /** Whether interruption ends the wait (an uninterruptible one waits until woken). */
+    readonly interruptible: boolean,
+    readonly resume: (effect: Effect.Effect<A, E>) => void,
+    readonly then: Effect.Effect<A, E>
+  ) {}
+  wake(): void {
+    this.resume(this.then)
+  }
+  get stale(): boolean {
+    return (
+      this.fiber.unsafePoll() !== null ||
+      (this.interruptible && !Cause.isEmpty(this.fiber.getFiberRef(FiberRef.interruptedCause)))
+    )
+  }
+}
+
+/**
+ * Waits until the waiter given to `register` is woken, then runs `then`. In Effect 3 the wait has
+ * no canceler (an interruptible `Effect.async` with one costs 1.6 KiB more while it waits and 1.2
+ * µs more per wake-up): a fiber interrupted out of it leaves a stale waiter, whose `wake` the
+ * runtime ignores (the resume callback of an interrupted `async` does nothing), for the caller to
+ * sweep out; `unregister` is not called. In Effect 4, where a canceler costs 0.1 µs, interruption
+ * calls `unregister`.
+ */
+export const awaitWakeUp = <A, E>(
+  register: (waiter: Waiter) => void,
+  _unregister: (waiter: Waiter) => void,
+  then: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  Effect.withFiberRuntime<A, E>((fiber, status) => {
+    const interruptible = RuntimeFlags.interruptible(status.runtimeFlags)
+    return Effect.async<A, E>((resume) => {
+      register(new FiberWaiter(fiber, interruptible, resume, then))
+    })
+  })
 
 /** Recovers from every failure: `Effect.catchAll` in Effect 3, `Effect.catch` in Effect 4. */
 export const catchAll: typeof Effect.catchAll = Effect.catchAll

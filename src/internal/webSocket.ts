@@ -36,6 +36,7 @@ import type { Address, Data, Message, Subprotocol, WebSocket, WebSocketOptions }
 import { defaults, resolveOptionalDuration } from "../WebSocket.js"
 import { authenticatedBy } from "./authenticated.js"
 import {
+  awaitWakeUp,
   callback,
   completeDeferred,
   decodeDuration,
@@ -44,7 +45,8 @@ import {
   isStream,
   makeDeferred,
   type RunningFiber,
-  tapCause
+  tapCause,
+  type Waiter
 } from "./effectCompat.js"
 import { messagesStream } from "./messagesStream.js"
 import * as Result from "./result.js"
@@ -144,6 +146,9 @@ export const resolveOptions = (options: WebSocketOptions): ResolvedOptions => ({
   writeLimit: options.writeLimit ?? defaults.writeLimit
 })
 
+/** Readers kept before stale ones are swept out (few fibers read one connection at once). */
+const READERS_BEFORE_SWEEP = 4
+
 interface PendingPing {
   /** Completed with the latency by the pong (application pings). */
   readonly deferred: Deferred.Deferred<number, ConnectionClosed> | undefined
@@ -192,12 +197,12 @@ export class WebSocketImpl implements WebSocket {
   private handshakeExit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
   private handshakeDeferred: Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
   private handshakeError: InvalidHandshakeFamily | undefined = undefined
-  /** Completes once the TCP connection is closed. */
-  private closedDeferred: Deferred.Deferred<void> | undefined = undefined
+  /** Fibers waiting in `waitClosed` (made on first use). */
+  private closeWaiters: Set<() => void> | undefined = undefined
   /** The TCP connection closed and the closure was processed (`onClosed`). */
   private closureProcessed = false
-  /** A `recv` is waiting for a message: another one fails with ConcurrencyError. */
-  private recvWaiting = false
+  /** The reader of a waiting `recv`: another `recv` fails with ConcurrencyError while it waits. */
+  private recvReader: Waiter | undefined = undefined
   /** Round trip of the last ping answered, in seconds (`latency`). */
   latency = 0
 
@@ -210,7 +215,8 @@ export class WebSocketImpl implements WebSocket {
    * message after it (see `decodeLater`).
    */
   private undecoded: Array<number | Uint8Array> | undefined = undefined
-  private readonly readers = new Set<() => void>()
+  /** Fibers waiting for a message (made on first use). */
+  private readers: Array<Waiter> | undefined = undefined
   /** Reading is paused: the queue holds `maxQueue` messages, or the write buffer is over `writeLimit`. */
   private pausedForQueue = false
   private pausedForWrites = false
@@ -481,7 +487,7 @@ export class WebSocketImpl implements WebSocket {
       this.socket.pause()
       this.metrics?.paused("maxQueue")
     }
-    this.wakeAll(this.readers)
+    this.wakeReaders()
   }
 
   private queueDecoded(opcode: number, data: Uint8Array): void {
@@ -514,7 +520,7 @@ export class WebSocketImpl implements WebSocket {
     } else {
       this.undecoded = undefined
     }
-    this.wakeAll(this.readers)
+    this.wakeReaders()
     if (this.messageRunner !== undefined) this.runMessages()
     if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
   }
@@ -557,7 +563,7 @@ export class WebSocketImpl implements WebSocket {
    * (its answers are then written), or after a grace period if it does not read.
    */
   private onPendingFailure(): void {
-    const waiting = this.readers.size > 0 || (this.messageRunner !== undefined && !this.runnerBusy)
+    const waiting = this.hasLiveReader() || (this.messageRunner !== undefined && !this.runnerBusy)
     if (this.queueHead === this.queue.length && this.undecoded === undefined && waiting) {
       this.applyPendingFailure()
       return
@@ -617,7 +623,7 @@ export class WebSocketImpl implements WebSocket {
     }
     // Errors capture a stack trace: build one only for a handshake that did not complete.
     if (this.handshakeExit === undefined) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
-    this.wakeAll(this.readers)
+    this.wakeReaders()
     if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
     for (const extension of this.protocol.extensions) extension.close?.()
     const telemetry = this.telemetry
@@ -627,7 +633,7 @@ export class WebSocketImpl implements WebSocket {
     }
     this.closureProcessed = true
     // Made only if someone waited (most connections end without anyone waiting on `waitClosed`).
-    if (this.closedDeferred !== undefined) completeDeferred(this.closedDeferred, Exit.void)
+    if (this.closeWaiters !== undefined) this.wakeAll(this.closeWaiters)
     const onClose = this.onClose
     this.onClose = undefined
     onClose?.(this)
@@ -691,6 +697,35 @@ export class WebSocketImpl implements WebSocket {
       if (this.handshakeExit !== undefined) completeDeferred(this.handshakeDeferred, this.handshakeExit)
     }
     return this.handshakeDeferred
+  }
+
+  /** Wakes every fiber waiting for a message (a stale reader's fiber ignores it). */
+  private wakeReaders(): void {
+    const readers = this.readers
+    if (readers === undefined || readers.length === 0) return
+    this.readers = undefined
+    this.recvReader = undefined
+    for (let i = 0; i < readers.length; i++) readers[i]!.wake()
+  }
+
+  private addReader(reader: Waiter): void {
+    let readers = this.readers
+    if (readers === undefined) readers = this.readers = []
+    else if (readers.length >= READERS_BEFORE_SWEEP) readers = this.readers = readers.filter((r) => !r.stale)
+    readers.push(reader)
+  }
+
+  /** A reader's wait was interrupted (Effect 4; in Effect 3 it goes stale instead). */
+  private removeReader(reader: Waiter): void {
+    if (this.recvReader === reader) this.recvReader = undefined
+    const readers = this.readers
+    if (readers === undefined) return
+    const i = readers.indexOf(reader)
+    if (i >= 0) readers.splice(i, 1)
+  }
+
+  private hasLiveReader(): boolean {
+    return this.readers?.some((reader) => !reader.stale) === true
   }
 
   private wakeAll(waiters: Set<() => void>): void {
@@ -885,12 +920,24 @@ export class WebSocketImpl implements WebSocket {
   // Public API
   // ---------------------------------------------------------------------------
 
+  /**
+   * Waits until the closure is processed. A wake-up callback rather than a `Deferred`: Effect 3
+   * builds each Deferred by spreading Effect's prototype into a new object, 4% of a handshake's CPU
+   * when every connection's handler ends with `close`.
+   */
   get waitClosed(): Effect.Effect<void> {
-    if (this.closedDeferred === undefined) {
-      this.closedDeferred = makeDeferred()
-      if (this.closureProcessed) completeDeferred(this.closedDeferred, Exit.void)
-    }
-    return Deferred.await(this.closedDeferred)
+    this._waitClosed ??= Effect.suspend(() => (this.closureProcessed ? Effect.void : this.waitClosure()))
+    return this._waitClosed
+  }
+  private _waitClosed: Effect.Effect<void> | undefined = undefined
+  private waitClosure(): Effect.Effect<void> {
+    return callback<void>((resume) => {
+      const wake = () => resume(Effect.void)
+      if (this.closeWaiters === undefined) this.closeWaiters = new Set()
+      const waiters = this.closeWaiters
+      waiters.add(wake)
+      return Effect.sync(() => waiters.delete(wake))
+    })
   }
 
   private takeSync(): Data {
@@ -917,14 +964,22 @@ export class WebSocketImpl implements WebSocket {
 
   /** Waits until a message arrives or the connection closes (made on first use). */
   get waitReadable(): Effect.Effect<void> {
-    this._waitReadable ??= callback<void>((resume) => {
-      const wake = () => resume(Effect.void)
-      this.readers.add(wake)
-      return Effect.sync(() => this.readers.delete(wake))
-    })
+    this._waitReadable ??= this.waitAsReader(Effect.void)
     return this._waitReadable
   }
   private _waitReadable: Effect.Effect<void> | undefined = undefined
+
+  /** Waits as a reader, then goes on with `then`; `isRecv`: as the one waiting `recv`. */
+  private waitAsReader<A, E>(then: Effect.Effect<A, E>, isRecv = false): Effect.Effect<A, E> {
+    return awaitWakeUp(
+      (reader) => {
+        this.addReader(reader)
+        if (isRecv) this.recvReader = reader
+      },
+      (reader) => this.removeReader(reader),
+      then
+    )
+  }
 
   /**
    * The next message; interruption-safe because a message leaves the queue only in `takeSync`.
@@ -939,6 +994,10 @@ export class WebSocketImpl implements WebSocket {
     return this._recv
   }
   private _recv: Effect.Effect<Data, ConnectionClosed | ConcurrencyError> | undefined = undefined
+  /** A `recv` is waiting for a message. */
+  get recvWaiting(): boolean {
+    return this.recvReader !== undefined && !this.recvReader.stale
+  }
   /** Takes the next message, or waits (marked as the one waiting reader) and tries again. */
   private get recvLoop(): Effect.Effect<Data, ConnectionClosed> {
     this._recvLoop ??= Effect.suspend(() => {
@@ -952,18 +1011,7 @@ export class WebSocketImpl implements WebSocket {
   private _recvLoop: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
   private _recvWait: Effect.Effect<Data, ConnectionClosed> | undefined = undefined
   private get recvWait(): Effect.Effect<Data, ConnectionClosed> {
-    this._recvWait ??= callback<Data, ConnectionClosed>((resume) => {
-      this.recvWaiting = true
-      const wake = () => {
-        this.recvWaiting = false
-        resume(this.recvLoop)
-      }
-      this.readers.add(wake)
-      return Effect.sync(() => {
-        this.recvWaiting = false
-        this.readers.delete(wake)
-      })
-    })
+    this._recvWait ??= this.waitAsReader(this.recvLoop, true)
     return this._recvWait
   }
 
@@ -1010,16 +1058,24 @@ export class WebSocketImpl implements WebSocket {
   forEachMessage<E, R>(
     f: (message: Data) => Effect.Effect<unknown, E, R>
   ): Effect.Effect<void, ConnectionClosedError | E, R> {
-    // A plain loop of Effects: the fiber runs `f` on every queued message and only suspends when
-    // the queue is empty, without the per-element work of a Stream pipeline.
+    // A plain loop: the fiber runs `f` on every queued message and only suspends when the queue is
+    // empty, without the per-element work of a Stream pipeline. What `f` returns that needs no
+    // fiber (a `send` the socket takes at once, a successful `Exit`) is completed in place, as
+    // `Server.onMessage` does, without an Effect step per message.
     const loop: Effect.Effect<void, ConnectionClosedError | E, R> = Effect.suspend(() => {
-      const next = this.nextRead()
-      if (next === READ_MESSAGE) return Effect.andThen(f(this.takeSync()), loop)
-      if (next === READ_CLOSED) {
-        const error = this.endOfMessages
-        return error === undefined ? Effect.void : Effect.fail(error)
+      for (;;) {
+        const next = this.nextRead()
+        if (next === READ_MESSAGE) {
+          const rest = completeWithoutFiber(f(this.takeSync()))
+          if (rest === undefined) continue
+          return Effect.andThen(rest, loop)
+        }
+        if (next === READ_CLOSED) {
+          const error = this.endOfMessages
+          return error === undefined ? Effect.void : Effect.fail(error)
+        }
+        return Effect.andThen(this.waitReadable, loop)
       }
-      return Effect.andThen(this.waitReadable, loop)
     })
     return loop
   }

@@ -40,6 +40,40 @@ export const decodeDuration: (input: DurationInput) => Duration.Duration = Durat
 /** An effect resumed by a callback: `Effect.async` in Effect 3, `Effect.callback` in Effect 4. */
 export const callback: typeof Effect.callback = Effect.callback
 
+/** A fiber waiting in {@link awaitWakeUp}. */
+export interface Waiter {
+  /** Resumes the fiber; nothing happens if it left its wait. */
+  wake(): void
+  /** The fiber left its wait without being woken (never in Effect 4: `unregister` is called). */
+  readonly stale: boolean
+}
+
+class CallbackWaiter<A, E> implements Waiter {
+  readonly stale = false
+  constructor(
+    readonly resume: (effect: Effect.Effect<A, E>) => void,
+    readonly then: Effect.Effect<A, E>
+  ) {}
+  wake(): void {
+    this.resume(this.then)
+  }
+}
+
+/**
+ * Waits until the waiter given to `register` is woken, then runs `then`; interruption calls
+ * `unregister` (a canceler costs 0.1 µs in Effect 4; Effect 3's version has none).
+ */
+export const awaitWakeUp = <A, E>(
+  register: (waiter: Waiter) => void,
+  unregister: (waiter: Waiter) => void,
+  then: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  Effect.callback<A, E>((resume) => {
+    const waiter = new CallbackWaiter(resume, then)
+    register(waiter)
+    return Effect.sync(() => unregister(waiter))
+  })
+
 /** Recovers from every failure: `Effect.catchAll` in Effect 3, `Effect.catch` in Effect 4. */
 export const catchAll: typeof Effect.catch = Effect.catch
 
