@@ -1,11 +1,12 @@
 /**
  * The handshake flood of issue 23, bounded, over loopback: HOLDERS connections send an upgrade
  * request and then nothing, SENDERS send one 1 MiB binary message each and never read, opened 200
- * at a time against a bench target (bench/servers: `ours`, the README echo; `ws`). Prints one JSON
+ * at a time against a bench target (bench/servers: `ours`, the README echo; `ws`; `wsEffect`, `ws`
+ * with the `effect` barrel loaded and no Effect code run). Prints one JSON
  * line per run: how long the flood took, failed handshakes, and the server's heap when the flood
  * started and at its peak (the targets' `watch`/`report`), its peak RSS and longest event-loop stall.
  * Stops by itself (two minutes at most). Run after `npm run build`:
- *   node bench/handshakeFlood.mjs [ours|ws] [HOLDERS=5000] [SENDERS=300]
+ *   node bench/handshakeFlood.mjs [ours|ws|wsEffect] [HOLDERS=5000] [SENDERS=300]
  */
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"

@@ -220,7 +220,8 @@ export class Connection {
   /** After a close frame or a failure, further input is discarded until EOF (RFC 6455 §1.4, §7.1.7). */
   protected discarding = false
   /** @internal */
-  protected readonly frameParser: FrameParser
+  /** The parser of the peer's frames, made with the first bytes after the handshake (see `frameParser`). */
+  private _frameParser: FrameParser | undefined = undefined
   /** Size of the incoming message being assembled, or -1 when no fragmented message is in progress. */
   private curSize = -1
   /** Opcode of the incoming fragmented message in progress. */
@@ -243,10 +244,21 @@ export class Connection {
     this.maxSize = options.maxSize === undefined ? DEFAULT_MAX_SIZE : options.maxSize
     this.logger = options.logger
     this.debug = options.logger?.debugEnabled === true
-    // A server requires masked frames, a client requires unmasked ones (RFC 6455 §5.1).
-    this.frameParser = new FrameParser({ mask: side === "server" })
-    this.frameParser.messageChecks = true
-    this.frameParser.rsvAllowed = 0
+  }
+
+  /**
+   * The parser of the peer's frames, made at first use: a connection the peer leaves idle after
+   * the handshake (thousands of them in a flood) keeps none.
+   */
+  protected get frameParser(): FrameParser {
+    if (this._frameParser === undefined) {
+      // A server requires masked frames, a client requires unmasked ones (RFC 6455 §5.1).
+      const parser = new FrameParser({ mask: this.side === "server" })
+      parser.messageChecks = true
+      this._frameParser = parser
+      this.configureFrameParser(parser)
+    }
+    return this._frameParser
   }
 
   /** Extensions negotiated during the handshake, in the order they apply when sending. */
@@ -255,6 +267,12 @@ export class Connection {
   }
   set extensions(extensions: ReadonlyArray<Extension>) {
     this._extensions = extensions
+    if (this._frameParser !== undefined) this.configureFrameParser(this._frameParser)
+  }
+
+  /** Sets what the negotiated extensions change in the frame parser. */
+  private configureFrameParser(parser: FrameParser): void {
+    const extensions = this._extensions
     // The reserved bits the extensions claim are checked at the frame header; an extension that
     // does not declare its bits leaves the check to after decoding.
     let rsvAllowed: number | null = 0
@@ -262,11 +280,11 @@ export class Connection {
       if (extension.rsvBits === undefined) rsvAllowed = null
       else if (rsvAllowed !== null) rsvAllowed |= extension.rsvBits
     }
-    this.frameParser.rsvAllowed = rsvAllowed
+    parser.rsvAllowed = rsvAllowed
     // A large compressed frame is inflated read by read as it arrives (one extension only: with
     // several, each decodes the output of the next, a whole frame at a time).
     const only = extensions.length === 1 ? extensions[0]! : undefined
-    this.frameParser.decodeArriving =
+    parser.decodeArriving =
       only?.decodeArriving === undefined
         ? undefined
         : (opcode, fin, rsv1, length) => only.decodeArriving!(opcode, fin, rsv1, length, this.frameBudget)

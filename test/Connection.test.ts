@@ -704,6 +704,41 @@ describe("Connection", () => {
       expect(written(server)).toEqual(["8a036162638a0165"])
     })
 
+    for (const side of SIDES) {
+      it(`${side} with emitsPings off answers every ping, however the reads cut them, in order, between fragments (property)`, () => {
+        fc.assert(
+          fc.property(
+            fc.array(fc.uint8Array({ maxLength: 125 }), { minLength: 1, maxLength: 40 }),
+            fc.array(fc.nat(), { maxLength: 12 }),
+            (payloads, cuts) => {
+              const connection = make(side)
+              connection.emitsPings = false
+              // The pings arrive inside a fragmented text message: control frames may interleave (§5.4).
+              const wire = concat([
+                peerFrame(side, Opcode.Text, "ab", { fin: false }),
+                ...payloads.map((p) => peerFrame(side, Opcode.Ping, p)),
+                peerFrame(side, Opcode.Continuation, "c")
+              ])
+              const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
+              let last = 0
+              for (const point of [...points, wire.length]) {
+                receive(connection, wire.slice(last, point))
+                last = point
+              }
+              expect(parseOutput(concat(output(connection)), side === "client")).toEqual(
+                payloads.map((p) => ({ opcode: Opcode.Pong, fin: true, data: hex(p) }))
+              )
+              expect(events(connection)).toEqual([
+                { opcode: Opcode.Text, fin: false, data: "6162" },
+                { opcode: Opcode.Continuation, fin: true, data: "63" }
+              ])
+            }
+          ),
+          { numRuns: 200 }
+        )
+      })
+    }
+
     it("server receives empty ping", () => {
       const server = make("server")
       receive(server, clientFrame(Opcode.Ping, ""))

@@ -60,22 +60,30 @@ export type FrameParserError = ProtocolError | PayloadTooBig | InvalidUtf8
 /** Reserved bits of the first header byte (RFC 6455 §5.2). */
 const RSV_BITS = 0x70
 
-/** Scratch key for unmasking from a position that is not a multiple of 4. */
-const rotatedKey = new Uint8Array(4)
+/** The 4 bytes of a mask key for the masking functions, filled just before each (synchronous) call. */
+const keyBytes = new Uint8Array(4)
 
-/** The mask key for payload bytes starting at `position` (rotated when it is not a multiple of 4). */
-const keyAt = (key: Uint8Array, position: number): Uint8Array => {
-  const phase = position & 3
-  if (phase === 0) return key
-  for (let i = 0; i < 4; i++) rotatedKey[i] = key[(i + phase) & 3]!
-  return rotatedKey
+/**
+ * The mask key (kept as a 32-bit number, first byte highest: no array per parser) as bytes for
+ * payload bytes starting at `position` (rotated when it is not a multiple of 4).
+ */
+const keyAt = (key: number, position: number): Uint8Array => {
+  const shift = (position & 3) << 3
+  const rotated = shift === 0 ? key : (key << shift) | (key >>> (32 - shift))
+  keyBytes[0] = rotated >>> 24
+  keyBytes[1] = rotated >>> 16
+  keyBytes[2] = rotated >>> 8
+  keyBytes[3] = rotated
+  return keyBytes
 }
 
 /** Unmasks `data` in place, its first byte being at `position` in the payload. */
-const unmaskAt = (data: Uint8Array, key: Uint8Array, position: number): void => unmask(data, keyAt(key, position))
+const unmaskAt = (data: Uint8Array, key: number, position: number): void => {
+  if (key !== 0) unmask(data, keyAt(key, position))
+}
 
 /** Writes `data` unmasked into `out` at `position`, which is also its position in the payload. */
-const maskAt = (data: Uint8Array, key: Uint8Array, out: Uint8Array, position: number): void =>
+const maskAt = (data: Uint8Array, key: number, out: Uint8Array, position: number): void =>
   mask(data, keyAt(key, position), out, position, data.length)
 
 /**
@@ -140,7 +148,8 @@ export class FrameParser {
   private opcode = 0
   private masked = false
   private length = 0
-  private readonly key = new Uint8Array(4)
+  /** The mask key, first byte highest (0 when not masked). */
+  private key = 0
   private transformed = false
   // The message in progress (with `messageChecks`): its opcode (0: none) and whether an extension
   // transformed it.
@@ -289,11 +298,7 @@ export class FrameParser {
         }
         case MASK_KEY: {
           if (this.buffered < 4) return undefined
-          const key = this.key
-          key[0] = this.readByte()
-          key[1] = this.readByte()
-          key[2] = this.readByte()
-          key[3] = this.readByte()
+          this.key = this.readUint32()
           this.startPayload()
           break
         }
