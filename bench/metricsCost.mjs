@@ -9,7 +9,7 @@
  */
 import { randomFillSync } from "node:crypto"
 import { State } from "../dist/Connection.js"
-import { MetricsRecorder } from "../dist/internal/telemetry.js"
+import { MetricsRecorder } from "../dist/internal/effectTelemetry.js"
 import { ServerConnection } from "../dist/ServerConnection.js"
 
 const median = (run) => {
