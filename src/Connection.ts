@@ -542,10 +542,14 @@ export class Connection {
         this.flushPongs()
         pack = undefined
       }
+      // A full-size buffer may be kept for reuse (freePongPacks): it gets memory of its own rather
+      // than a slice of Node's shared pool, which it would pin (Node 24's pool serves 16 KiB too).
       const grown =
         pack === undefined
           ? (freePongPacks.pop() ?? Buffer.allocUnsafe(PONG_PACK_MIN))
-          : Buffer.allocUnsafe(pack.length * 2)
+          : pack.length * 2 >= PONG_PACK_MAX
+            ? Buffer.allocUnsafeSlow(pack.length * 2)
+            : Buffer.allocUnsafe(pack.length * 2)
       if (pack !== undefined) grown.set(pack.subarray(0, this.pongsLength), 0)
       pack = grown
       this.pongs = pack
