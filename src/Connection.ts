@@ -219,7 +219,6 @@ export class Connection {
   protected eofReceived = false
   /** After a close frame or a failure, further input is discarded until EOF (RFC 6455 §1.4, §7.1.7). */
   protected discarding = false
-  /** @internal */
   /** The parser of the peer's frames, made with the first bytes after the handshake (see `frameParser`). */
   private _frameParser: FrameParser | undefined = undefined
   /** Size of the incoming message being assembled, or -1 when no fragmented message is in progress. */
@@ -249,6 +248,7 @@ export class Connection {
   /**
    * The parser of the peer's frames, made at first use: a connection the peer leaves idle after
    * the handshake (thousands of them in a flood) keeps none.
+   * @internal
    */
   protected get frameParser(): FrameParser {
     if (this._frameParser === undefined) {
