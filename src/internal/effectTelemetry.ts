@@ -21,6 +21,7 @@ import * as Tracer from "effect/Tracer"
 import type { Connection, ConnectionLogger } from "../Connection.js"
 import { Opcode } from "../Frames.js"
 import * as Metrics from "../Metrics.js"
+import type { TelemetrySources } from "./telemetry.js"
 
 /** Which end of connections a server or client is. */
 export type Side = "client" | "server"
@@ -219,19 +220,6 @@ const exportingTracer = (tracer: Tracer.Tracer): Tracer.Tracer | undefined => {
 
 /** `connectionLogLevel`: a `LogLevel` or its literal (`"Info"`). */
 export type ConnectionLogLevel = LogLevel.LogLevel | LogLevel.Literal
-
-/** What a server or a client reads once from the fiber that starts it. */
-export interface TelemetrySources {
-  /** `undefined` with `metrics: false`. */
-  readonly metrics: MetricsRecorder | undefined
-  /** `undefined` when nothing connections log would be shown. */
-  readonly logger: EffectConnectionLogger | undefined
-  /** `undefined` when tracing is disabled or the tracer exports nothing. */
-  readonly tracer: Tracer.Tracer | undefined
-  readonly clock: Clock.Clock
-  /** Whether spans carry their start and end times. */
-  readonly timing: boolean
-}
 
 /** Reads loggers, tracer, clock and metric labels from the current fiber. */
 export const readTelemetrySources = (

@@ -29,6 +29,19 @@ import type { WebSocketImpl } from "./webSocket.js"
 
 export type { MetricsRecorder } from "./effectTelemetry.js"
 
+/** What a server or a client reads once from the fiber that starts it. */
+export interface TelemetrySources {
+  /** `undefined` with `metrics: false`. */
+  readonly metrics: MetricsRecorder | undefined
+  /** `undefined` when nothing connections log would be shown. */
+  readonly logger: EffectConnectionLogger | undefined
+  /** `undefined` when tracing is disabled or the tracer exports nothing. */
+  readonly tracer: Tracer.Tracer | undefined
+  readonly clock: Clock.Clock
+  /** Whether spans carry their start and end times. */
+  readonly timing: boolean
+}
+
 /**
  * How a connection ended, in Python's words (`ConnectionClosed.__str__`): what was received and
  * sent, and in which order, so that a connection we closed with 1009 reads `sent 1009 (message too

@@ -15,6 +15,7 @@ import * as Tracer from "effect/Tracer"
 import type { Connection, ConnectionLogger } from "../Connection.js"
 import { Opcode } from "../Frames.js"
 import * as Metrics from "../Metrics.js"
+import type { TelemetrySources } from "./telemetry.js"
 
 /** Which end of connections a server or client is. */
 export type Side = "client" | "server"
@@ -207,19 +208,6 @@ const exportingTracer = (tracer: Tracer.Tracer): Tracer.Tracer | undefined => {
 
 /** `connectionLogLevel`: a `LogLevel` (Effect 4's levels are their literals, such as `"Info"`). */
 export type ConnectionLogLevel = LogLevel.LogLevel
-
-/** What a server or a client reads once from the fiber that starts it. */
-export interface TelemetrySources {
-  /** `undefined` with `metrics: false`. */
-  readonly metrics: MetricsRecorder | undefined
-  /** `undefined` when nothing connections log would be shown. */
-  readonly logger: EffectConnectionLogger | undefined
-  /** `undefined` when tracing is disabled or the tracer exports nothing. */
-  readonly tracer: Tracer.Tracer | undefined
-  readonly clock: Clock.Clock
-  /** Whether spans carry their start and end times. */
-  readonly timing: boolean
-}
 
 /** Reads loggers, tracer, clock and metric attributes from the current fiber. */
 export const readTelemetrySources = (
