@@ -309,6 +309,26 @@ describe("WebSocket recv", () => {
     }).pipe(bounded())
   )
 
+  it.scopedLive("a quiet connection keeps no message: the messages Stream lets the last one go", () =>
+    Effect.gen(function* () {
+      const server = yield* serveLocal((ws) => Effect.andThen(ws.send(new Uint8Array(MiB)), ws.waitClosed))
+      const ws = yield* Client.connect(uriOf(server), { compression: null })
+      const handled = yield* Deferred.make<WeakRef<object>>()
+      // The stream keeps running (waiting for the next message) while the heap is looked at.
+      yield* Effect.fork(
+        Stream.runForEach(ws.messages, (message) => Deferred.succeed(handled, new WeakRef(message as Uint8Array)))
+      )
+      const ref = yield* Deferred.await(handled)
+      const gc = (globalThis as { gc?: () => void }).gc!
+      yield* Effect.repeat(
+        Effect.andThen(realSleep(1), () => gc()),
+        { until: () => ref.deref() === undefined, times: 50 }
+      )
+      expect(ref.deref()).toBeUndefined()
+      expect(ws.state).toBe(State.OPEN)
+    }).pipe(bounded())
+  )
+
   it.scopedLive("messages ends normally when the peer closes with 1000", () =>
     Effect.gen(function* () {
       const server = yield* serveLocal((ws) =>
