@@ -9,6 +9,7 @@
  * 4.7 µs, `Stream.runForEach` 286 µs, 205 over `Stream.empty`; in Effect 4.1 on Node 24, 1.1 and 3.0).
  *
  *   node --expose-gc bench/handlerFloor.mjs [--effect 3|4] [--fibers 64] [--rounds 20000] [--runs 20000]
+ *        [--size S]
  *
  * `--effect 4` loads the Effect 4 of the effect4 workspace (Node ≥ 22.12).
  */
@@ -21,6 +22,8 @@ const major = opt("--effect", "3")
 const fibers = Number(opt("--fibers", 64))
 const rounds = Number(opt("--rounds", 20000))
 const runs = Number(opt("--runs", 20000))
+// `--size S`: each wake-up brings a new S-byte Buffer (a message) instead of a constant.
+const size = Number(opt("--size", 0))
 if (typeof global.gc !== "function") throw new Error("run with node --expose-gc")
 
 const { Chunk, Channel, Effect, Stream } =
@@ -36,19 +39,21 @@ const wait =
     : Effect.async((resume) => {
         readers.push(() => resume(Effect.void))
       })
-const handle = () => {
+const handle = (element) => {
   handled++
+  if (size > 0) checksum += element[size - 1]
   return Effect.void
 }
-const loop = Effect.suspend(() => Effect.flatMap(wait, () => Effect.flatMap(handle(), () => loop)))
-const one = [1]
+let checksum = 0
+const element = () => (size > 0 ? Buffer.alloc(size) : 1)
+const loop = Effect.suspend(() => Effect.flatMap(wait, () => Effect.flatMap(handle(element()), () => loop)))
 const stream =
   major === "4"
-    ? Stream.fromPull(Effect.succeed(Effect.flatMap(wait, () => Effect.succeed(one))))
+    ? Stream.fromPull(Effect.succeed(Effect.flatMap(wait, () => Effect.sync(() => [element()]))))
     : Stream.fromChannel(
         Channel.suspend(function pull() {
           return Channel.flatMap(Channel.fromEffect(wait), () =>
-            Channel.flatMap(Channel.write(Chunk.unsafeFromArray(one)), () => Channel.suspend(pull))
+            Channel.flatMap(Channel.write(Chunk.of(element())), () => Channel.suspend(pull))
           )
         })
       )
