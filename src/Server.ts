@@ -529,25 +529,41 @@ export const makeAcceptor: {
     const messageHandler = messageHandlerOf(handler) as MessageHandler<E, R, A> | undefined
 
     /**
-     * Serves an open connection per message ({@link onMessage}): the messages of each read run the
-     * handler in one fiber, started from the socket's callback, which ends once they are answered;
-     * the connection holds no fiber between reads. Fibers that suspend join `handlers`, so that
-     * shutdown waits for them.
+     * What serving per message keeps for a connection, in `ws.messageState`, only once needed: the
+     * value for the handler (when `processRequest` gave one), and, once a handler suspended, what
+     * its fibers start from. One runner serves every connection: no closure each.
      */
-    const serveMessages = (ws: WebSocketImpl, f: MessageHandler<E, R, A>, value: A): void => {
-      connections.add(ws)
-      ws.onClose = forget
-      let connection: FiberStarter<R | RP> | undefined
-      const onExit = (exit: Exit.Exit<unknown, unknown>): void => {
-        if (exit._tag === "Success") return
-        ws.stopServing()
-        connection ??= connectionStarter(ws)
-        forkWith(connection)(afterHandler(ws, exit.cause as Cause.Cause<E>))
+    interface Served {
+      readonly value: A
+      connection: FiberStarter<R | RP> | undefined
+      drain: Effect.Effect<void, E, R> | undefined
+      onExit: ((exit: Exit.Exit<unknown, unknown>) => void) | undefined
+    }
+    const served = (ws: WebSocketImpl, value = undefined as A): Served => {
+      let state = ws.messageState as Served | undefined
+      if (state === undefined) {
+        state = { value, connection: undefined, drain: undefined, onExit: undefined }
+        ws.messageState = state
       }
-      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken
-      // too). Made when a handler first suspends: most connections never need it.
-      let drain: Effect.Effect<void, E, R> | undefined
-      ws.serveMessages(() => {
+      return state
+    }
+    const servedValue = (ws: WebSocketImpl): A => (ws.messageState as Served | undefined)?.value as A
+
+    const onMessagesExit = (ws: WebSocketImpl, exit: Exit.Exit<unknown, unknown>): void => {
+      if (exit._tag === "Success") return
+      ws.stopServing()
+      const state = served(ws)
+      state.connection ??= connectionStarter(ws)
+      forkWith(state.connection)(afterHandler(ws, exit.cause as Cause.Cause<E>))
+    }
+
+    /**
+     * Runs the handler on the queued messages of a connection served per message, then the fiber
+     * ends (messages arriving meanwhile are queued: taken too). Returns the fiber while it runs.
+     */
+    const runQueued =
+      (f: MessageHandler<E, R, A>) =>
+      (ws: WebSocketImpl): RunningFiber<unknown, unknown> | undefined => {
         // A fiber per message is most of what an answered message costs: none is started while
         // the handler's answers complete without one (`completeWithoutFiber`).
         let rest: Effect.Effect<unknown, E, R> | undefined
@@ -555,38 +571,54 @@ export const makeAcceptor: {
           const message = ws.takeQueued()
           if (message === undefined) return undefined
           try {
-            rest = completeWithoutFiber(f(message, ws, value))
+            rest = completeWithoutFiber(f(message, ws, servedValue(ws)))
           } catch (defect) {
             rest = Exit.die(defect)
           }
         } while (rest === undefined)
         if (Exit.isExit(rest)) {
-          onExit(rest)
+          onMessagesExit(ws, rest)
           return undefined
         }
-        connection ??= connectionStarter(ws)
-        drain ??= Effect.suspend(() => {
+        // Made when a handler first suspends: most connections never need them.
+        const state = served(ws)
+        state.connection ??= connectionStarter(ws)
+        state.drain ??= Effect.suspend(() => {
           const message = ws.takeQueued()
-          return message === undefined ? Effect.void : Effect.andThen(f(message, ws, value), drain!)
+          return message === undefined ? Effect.void : Effect.andThen(f(message, ws, state.value), state.drain!)
         })
-        const fiber = forkWith(connection)(Effect.andThen(rest, drain))
+        const fiber = forkWith(state.connection)(Effect.andThen(rest, state.drain))
         const exit = pollFiber(fiber)
         if (exit !== undefined) {
-          onExit(exit)
+          onMessagesExit(ws, exit)
           return undefined
         }
-        // Its failures are handled by `onExit`: the set only waits for it, or interrupts it.
+        // Its failures are handled by `onMessagesExit`: the set only waits for it, or interrupts it.
         addToFiberSet(handlers, fiber as unknown as RunningFiber<void, never>)
-        fiber.addObserver(onExit)
+        state.onExit ??= (exit) => onMessagesExit(ws, exit)
+        fiber.addObserver(state.onExit)
         return fiber
-      })
+      }
+    const messageRunner = messageHandler === undefined ? undefined : runQueued(messageHandler)
+
+    /**
+     * Serves an open connection per message ({@link onMessage}): the messages of each read run the
+     * handler in one fiber, started from the socket's callback, which ends once they are answered;
+     * the connection holds no fiber between reads. Fibers that suspend join `handlers`, so that
+     * shutdown waits for them.
+     */
+    const serveMessages = (ws: WebSocketImpl, runner: typeof messageRunner & {}, value: A): void => {
+      connections.add(ws)
+      ws.onClose = forget
+      if (value !== undefined) served(ws, value)
+      ws.serveMessages(runner)
     }
 
     /** Starts serving an open connection: the handler's fiber, or per message. */
     const serveConnection = (ws: WebSocketImpl, value: A): Effect.Effect<void, never, R> =>
-      messageHandler === undefined
+      messageRunner === undefined
         ? runConnection(ws, value)
-        : Effect.sync(() => serveMessages(ws, messageHandler, value))
+        : Effect.sync(() => serveMessages(ws, messageRunner, value))
 
     /** Sends the handshake response; opens the connection after a 101 unless the client left. */
     const respond = (ws: WebSocketImpl, protocol: ServerConnection, request: Request, response: Response): boolean => {
@@ -710,7 +742,7 @@ export const makeAcceptor: {
         }
         if (options.processRequest === undefined) {
           if (!opened(request, protocol.accept(request))) return
-          if (messageHandler !== undefined) serveMessages(ws, messageHandler, undefined as A)
+          if (messageRunner !== undefined) serveMessages(ws, messageRunner, undefined as A)
           else runConnectionFiber(ws, runConnection(ws, undefined as A))
           return
         }

@@ -194,7 +194,11 @@ export class WebSocketImpl implements WebSocket {
    * (client), or the failure. For drivers that need no fiber to wait for it.
    */
   onHandshake: ((exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>) => void) | undefined = undefined
-  private handshakeExit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
+  /**
+   * The request (server) or response (client) of a handshake that succeeded; a failed one has
+   * `handshakeError`. Not its Exit: a connection keeps this for its life.
+   */
+  private handshakeValue: HandshakeEvent | undefined = undefined
   private handshakeDeferred: Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
   private handshakeError: InvalidHandshakeFamily | undefined = undefined
   /** Fibers waiting in `waitClosed` (made on first use). */
@@ -257,7 +261,12 @@ export class WebSocketImpl implements WebSocket {
    * `takeQueued`) and returns its fiber if it is still running, `undefined` when it completed at
    * once. No fiber waits between messages.
    */
-  private messageRunner: (() => RunningFiber<unknown, unknown> | undefined) | undefined = undefined
+  private messageRunner: ((ws: WebSocketImpl) => RunningFiber<unknown, unknown> | undefined) | undefined = undefined
+  /**
+   * What the runner of `serveMessages` keeps for this connection, if anything: one runner serves
+   * every connection, where a closure each would cost memory.
+   */
+  messageState: unknown = undefined
   /** A message's handler is still running: the next ones wait in the queue. */
   private runnerBusy = false
   /**
@@ -407,7 +416,7 @@ export class WebSocketImpl implements WebSocket {
     }
     // A failed handshake still emits its request or response: the failure is what counts.
     const handshakeExc = this.protocol.handshakeExc
-    if (this.handshakeExit !== undefined) return
+    if (this.handshakeSettled) return
     if (handshakeExc !== undefined) {
       this.settleHandshake(Exit.fail(asHandshakeError(handshakeExc)))
     } else if (handshake !== undefined) {
@@ -528,13 +537,25 @@ export class WebSocketImpl implements WebSocket {
   /**
    * After each write: Node emits 'drain' only once its buffer exceeded the socket's highWaterMark,
    * which may be above `writeLimit`; so whoever waits for the buffer to fall to the low-water mark
-   * (paused reading, `send` under backpressure) is woken here too.
+   * (paused reading, `send` under backpressure) is woken here too. Made at the first write that
+   * may need it (see `writtenCallback`).
    */
-  private readonly onWritten = (): void => {
-    const waiting = this.drainWaiters !== undefined && this.drainWaiters.size > 0
-    if ((this.pausedForWrites || waiting) && this.socket.writableLength <= this.writeLowWater()) {
-      this.onDrain()
+  private onWritten: (() => void) | undefined = undefined
+
+  /**
+   * The callback of a write: needed once the connection is open (`send` waits for the buffer to
+   * drain) and, before, only by a write that may pause reading (over `writeLimit`, see
+   * `afterReceive`); the handshake response of most connections then costs no closure.
+   */
+  private writtenCallback(byteLength: number): (() => void) | undefined {
+    if (!this.opened && this.socket.writableLength + byteLength <= this.options.writeLimit) return undefined
+    this.onWritten ??= () => {
+      const waiting = this.drainWaiters !== undefined && this.drainWaiters.size > 0
+      if ((this.pausedForWrites || waiting) && this.socket.writableLength <= this.writeLowWater()) {
+        this.onDrain()
+      }
     }
+    return this.onWritten
   }
 
   /**
@@ -622,7 +643,7 @@ export class WebSocketImpl implements WebSocket {
       this.pings.clear()
     }
     // Errors capture a stack trace: build one only for a handshake that did not complete.
-    if (this.handshakeExit === undefined) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
+    if (!this.handshakeSettled) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
     this.wakeReaders()
     if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
     for (const extension of this.protocol.extensions) extension.close?.()
@@ -645,7 +666,7 @@ export class WebSocketImpl implements WebSocket {
    * A handler that completes at once leaves no fiber between messages; one that suspends holds the
    * next messages in the queue until it goes on.
    */
-  serveMessages(runner: () => RunningFiber<unknown, unknown> | undefined): void {
+  serveMessages(runner: (ws: WebSocketImpl) => RunningFiber<unknown, unknown> | undefined): void {
     this.messageRunner = runner
     this.runMessages()
   }
@@ -660,17 +681,19 @@ export class WebSocketImpl implements WebSocket {
     this.messageRunner = undefined
   }
 
-  private readonly onMessageDone = (): void => {
-    this.runnerBusy = false
-    this.runMessages()
-    if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
-  }
+  /** Observes the fiber of a handler that suspended: made then, most connections never need it. */
+  private onMessageDone: (() => void) | undefined = undefined
 
   private runMessages(): void {
     if (this.runnerBusy || this.messageRunner === undefined || this.queueHead === this.queue.length) return
-    const fiber = this.messageRunner()
+    const fiber = this.messageRunner(this)
     if (fiber !== undefined) {
       this.runnerBusy = true
+      this.onMessageDone ??= () => {
+        this.runnerBusy = false
+        this.runMessages()
+        if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
+      }
       fiber.addObserver(this.onMessageDone)
     }
   }
@@ -681,8 +704,8 @@ export class WebSocketImpl implements WebSocket {
   }
 
   private settleHandshake(exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>): void {
-    this.handshakeExit = exit
     if (exit._tag === "Failure") this.handshakeError = firstError(exit.cause)
+    else this.handshakeValue = exit.value
     if (this.handshakeDeferred !== undefined) completeDeferred(this.handshakeDeferred, exit)
     // Called once: released, with what its closure holds, for the life of the connection.
     const onHandshake = this.onHandshake
@@ -694,9 +717,16 @@ export class WebSocketImpl implements WebSocket {
   get handshakeEvent(): Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> {
     if (this.handshakeDeferred === undefined) {
       this.handshakeDeferred = makeDeferred()
-      if (this.handshakeExit !== undefined) completeDeferred(this.handshakeDeferred, this.handshakeExit)
+      if (this.handshakeValue !== undefined) completeDeferred(this.handshakeDeferred, Exit.succeed(this.handshakeValue))
+      else if (this.handshakeError !== undefined)
+        completeDeferred(this.handshakeDeferred, Exit.fail(this.handshakeError))
     }
     return this.handshakeDeferred
+  }
+
+  /** The opening handshake's outcome is known (`settleHandshake` ran). */
+  private get handshakeSettled(): boolean {
+    return this.handshakeValue !== undefined || this.handshakeError !== undefined
   }
 
   /** Wakes every fiber waiting for a message (a stale reader's fiber ignores it). */
@@ -754,7 +784,7 @@ export class WebSocketImpl implements WebSocket {
       }
       if (!socket.writable) continue
       this.corkUntilNextTick()
-      socket.write(chunk, this.onWritten)
+      socket.write(chunk, this.writtenCallback(chunk.byteLength))
     }
   }
 
@@ -1324,7 +1354,7 @@ export class WebSocketImpl implements WebSocket {
     const last = chunks.length - 1
     // As in `flush`: whoever waits for the buffer to fall below writeLimit is woken after the write.
     for (let i = 0; i < last; i++) socket.write(chunks[i]!)
-    socket.write(chunks[last]!, this.onWritten)
+    socket.write(chunks[last]!, this.writtenCallback(0))
     return true
   }
 
