@@ -110,8 +110,9 @@ export class ServerConnection extends Connection {
   private requestMethod = "GET"
 
   constructor(readonly options: ServerConnectionOptions = {}) {
-    super("server", { ...options, state: options.state ?? State.CONNECTING })
-    this.requestParser = new RequestParser({ maxHeaderSize: options.maxHeaderSize })
+    // Options that name the state (a server's, made once for all its connections) are used as they are.
+    super("server", options.state !== undefined ? options : { ...options, state: State.CONNECTING })
+    this.requestParser = new RequestParser(options)
   }
 
   /**

@@ -193,7 +193,8 @@ export class WebSocketImpl implements WebSocket {
    * Called once with the outcome of the opening handshake: the request (server) or the response
    * (client), or the failure. For drivers that need no fiber to wait for it.
    */
-  onHandshake: ((exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>) => void) | undefined = undefined
+  onHandshake: ((exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>, ws: WebSocketImpl) => void) | undefined =
+    undefined
   /**
    * The request (server) or response (client) of a handshake that succeeded; a failed one has
    * `handshakeError`. Not its Exit: a connection keeps this for its life.
@@ -263,10 +264,10 @@ export class WebSocketImpl implements WebSocket {
    */
   private messageRunner: ((ws: WebSocketImpl) => RunningFiber<unknown, unknown> | undefined) | undefined = undefined
   /**
-   * What the runner of `serveMessages` keeps for this connection, if anything: one runner serves
-   * every connection, where a closure each would cost memory.
+   * What the driver (the server) keeps for this connection, if anything: its `onHandshake` and the
+   * runner of `serveMessages` then serve every connection, where a closure each would cost memory.
    */
-  messageState: unknown = undefined
+  driverState: unknown = undefined
   /** A message's handler is still running: the next ones wait in the queue. */
   private runnerBusy = false
   /**
@@ -710,7 +711,7 @@ export class WebSocketImpl implements WebSocket {
     // Called once: released, with what its closure holds, for the life of the connection.
     const onHandshake = this.onHandshake
     this.onHandshake = undefined
-    onHandshake?.(exit)
+    onHandshake?.(exit, this)
   }
 
   /** Completes with the first handshake event (the request or the response), or fails. */
