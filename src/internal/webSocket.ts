@@ -181,7 +181,6 @@ export type HandshakeEvent = Request | Response
  * accept loop, which drive the opening handshake through `handshakeEvent`, then call `open`.
  */
 export class WebSocketImpl implements WebSocket {
-  readonly id: string
   path = ""
   requestHeaders: Headers = new Headers()
   responseHeaders: Headers = new Headers()
@@ -288,7 +287,6 @@ export class WebSocketImpl implements WebSocket {
     private readonly telemetry?: Telemetry,
     localAddress?: Address
   ) {
-    this.id = protocol.id
     this.metrics = telemetry?.metrics
     // Messages that arrived before a protocol violation are still delivered, and the application's
     // answers to them go out before the closing frame (see `applyPendingFailure`).
@@ -307,6 +305,11 @@ export class WebSocketImpl implements WebSocket {
     socket.on("error", ignoreSocketError)
     socket.on("close", onSocketClose)
     socket.on("drain", onSocketDrain)
+  }
+
+  /** The protocol's: made when first read. */
+  get id(): string {
+    return this.protocol.id
   }
 
   /** Made when asked: a connection keeps no object for it. */
