@@ -172,8 +172,13 @@ export interface ConnectionLogger {
  * @category models
  */
 export class Connection {
+  /** Made when first read: most connections of a server are never asked (nor logged at Debug). */
+  private _id: string | undefined = undefined
   /** Unique identifier of the connection, useful in logs. */
-  readonly id: string = newConnectionId()
+  get id(): string {
+    if (this._id === undefined) this._id = newConnectionId()
+    return this._id
+  }
   /** Maximum size of incoming messages in bytes, or `null`. */
   readonly maxSize: number | null
   /** Exception that made the opening handshake fail, if it did. */

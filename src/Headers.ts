@@ -38,7 +38,7 @@ export class Headers implements Iterable<readonly [string, string]> {
   private dict: Map<string, Array<string>> | undefined = undefined
   /** Every `[name, value]` in insertion order, with the original case of names. */
   /** Names (original case) and values, flat: `[name, value, name, value, …]`, in insertion order. */
-  private readonly items: Array<string> = []
+  private items: Array<string> = []
 
   constructor(init?: HeadersLike) {
     if (init !== undefined) this.update(init)
@@ -61,11 +61,13 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /**
    * Drops the lookup map, which the next lookup rebuilds: headers kept for the life of a
-   * connection (the handshake's) then cost their names and values only.
+   * connection (the handshake's) then cost their names and values only, in an array of their size
+   * (appending leaves room for more).
    * @internal
    */
   compact(): void {
     this.dict = undefined
+    this.items = this.items.slice()
   }
 
   /** Whether at least one value exists for `name`. */

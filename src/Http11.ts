@@ -332,6 +332,9 @@ const COMMON_TEXTS = new Map<string, string>(
 /** `text`, or the equal string shared by every head (`COMMON_TEXTS`). */
 const common = (text: string): string => COMMON_TEXTS.get(text) ?? text
 
+/** The buffer of a parser that completed (nothing is ever written to it). */
+const NO_BYTES = Buffer.alloc(0)
+
 /** Nothing to report yet: more bytes are needed. */
 const NEED_MORE = Result.succeed(undefined)
 
@@ -353,6 +356,8 @@ abstract class HeadParser<M> {
   protected end = 0
   /** Resume the LF search here: bytes in [start, scan) hold no LF. */
   private scan = 0
+  /** Start of the line `nextLine` returned last. */
+  protected lineStart = 0
   protected phase: Phase = Phase.StartLine
   protected headers = new Headers()
   private headerCount = 0
@@ -468,7 +473,7 @@ abstract class HeadParser<M> {
     this.message = message
     this.restBytes = this.start < this.end ? new Uint8Array(this.buf.subarray(this.start, this.end)) : EMPTY
     // The buffer may be up to 1 MiB: drop it, only `rest` is kept.
-    this.buf = Buffer.alloc(0)
+    this.buf = NO_BYTES
     this.start = this.end = this.scan = 0
     return Result.succeed(message)
   }
@@ -499,10 +504,10 @@ abstract class HeadParser<M> {
 
   private run(): Result.Result<M | undefined, HeadError> {
     while (this.phase === Phase.StartLine || this.phase === Phase.HeaderLines) {
-      const step = this.nextLine()
-      if (step === undefined) return NEED_MORE
-      if (Result.isFailure(step)) return this.fail(Result.failureOf(step))
-      const [from, to] = Result.successOf(step)
+      const to = this.nextLine()
+      if (to === undefined) return NEED_MORE
+      if (typeof to !== "number") return this.fail(to)
+      const from = this.lineStart
       const result = this.phase === Phase.StartLine ? this.onStartLine(from, to) : this.onHeaderLine(from, to)
       if (Result.isFailure(result)) return this.fail(Result.failureOf(result))
     }
@@ -538,10 +543,10 @@ abstract class HeadParser<M> {
     for (;;) {
       switch (this.phase) {
         case Phase.ChunkSize: {
-          const step = this.nextLine()
-          if (step === undefined) return NEED_MORE
-          if (Result.isFailure(step)) return this.fail(Result.failureOf(step))
-          const line = this.text(Result.successOf(step)[0], Result.successOf(step)[1])
+          const to = this.nextLine()
+          if (to === undefined) return NEED_MORE
+          if (typeof to !== "number") return this.fail(to)
+          const line = this.text(this.lineStart, to)
           // chunk-size [ BWS ";" chunk-ext ]: extensions are ignored.
           const semicolon = line.indexOf(";")
           const digits = (semicolon === -1 ? line : line.slice(0, semicolon)).replace(/[ \t]+$/, "")
@@ -584,10 +589,10 @@ abstract class HeadParser<M> {
           break
         }
         default: {
-          const step = this.nextLine()
-          if (step === undefined) return NEED_MORE
-          if (Result.isFailure(step)) return this.fail(Result.failureOf(step))
-          if (Result.successOf(step)[0] === Result.successOf(step)[1]) {
+          const to = this.nextLine()
+          if (to === undefined) return NEED_MORE
+          if (typeof to !== "number") return this.fail(to)
+          if (this.lineStart === to) {
             const body = this.chunks.length === 1 ? this.chunks[0]! : view(Buffer.concat(this.chunks))
             this.chunks = []
             return this.complete(this.finish(body))
@@ -600,23 +605,28 @@ abstract class HeadParser<M> {
   }
 
   /**
-   * The next complete line as [from, to) without its CRLF, `undefined` when more bytes are needed.
+   * The end of the next complete line, which is [lineStart, end) without its CRLF (two numbers, not
+   * a pair: a head has a dozen lines), `undefined` when more bytes are needed, or the failure.
    * Python's `read_line` reads up to LF and then requires CRLF (RFC 7230 §3.5 allows bare LF, but
    * Python rejects it); the length limit counts the CRLF, as Python does.
    */
-  private nextLine(): Result.Result<readonly [number, number], HeadError> | undefined {
-    const lf = this.buf.subarray(0, this.end).indexOf(LF, this.scan)
+  private nextLine(): number | HeadError | undefined {
+    // Searched in the whole buffer (a view per line would be garbage for each): an LF at or after
+    // `end` is a stale byte, not one received.
+    let lf = this.scan < this.end ? this.buf.indexOf(LF, this.scan) : -1
+    if (lf >= this.end) lf = -1
     if (lf === -1) {
       this.scan = this.end
       // Any LF still to come would end a line longer than the limit: fail now, buffer nothing more.
-      if (this.end - this.start >= MAX_LINE_LENGTH) return insecure("line too long")
+      if (this.end - this.start >= MAX_LINE_LENGTH) return new SecurityError({ detail: "line too long" })
       return undefined
     }
     const from = this.start
-    if (lf + 1 - from > MAX_LINE_LENGTH) return insecure("line too long")
-    if (lf === from || this.buf[lf - 1] !== CR) return invalid("line without CRLF")
+    if (lf + 1 - from > MAX_LINE_LENGTH) return new SecurityError({ detail: "line too long" })
+    if (lf === from || this.buf[lf - 1] !== CR) return new InvalidMessage({ detail: "line without CRLF" })
+    this.lineStart = from
     this.start = this.scan = lf + 1
-    return Result.succeed([from, lf - 1] as const)
+    return lf - 1
   }
 
   private text(from: number, to: number): string {
@@ -641,9 +651,8 @@ abstract class HeadParser<M> {
     const buf = this.buf
     // RFC 7230 §3.2.4: obs-fold is deprecated; Python rejects it, so do we.
     if (isOws(buf[from])) return invalid(`obsolete line folding isn't supported: ${quote(this.text(from, to))}`)
-    const colon = buf.subarray(from, to).indexOf(COLON)
-    if (colon === -1) return invalid(`invalid HTTP header line: ${quote(this.text(from, to))}`)
-    const nameEnd = from + colon
+    const nameEnd = buf.indexOf(COLON, from)
+    if (nameEnd === -1 || nameEnd >= to) return invalid(`invalid HTTP header line: ${quote(this.text(from, to))}`)
     if (nameEnd === from) return invalid(`invalid HTTP header name: ${quote("")}`)
     for (let i = from; i < nameEnd; i++) {
       if (TCHAR[buf[i]!] !== 1) return invalid(`invalid HTTP header name: ${quote(this.text(from, nameEnd))}`)

@@ -55,7 +55,7 @@ import { fanOut } from "./internal/fanOut.js"
 import { forwardedFor } from "./internal/forwarded.js"
 import { serverConfig } from "./internal/optionsConfig.js"
 import { Telemetry } from "./internal/telemetry.js"
-import { Timers } from "./internal/timers.js"
+import { type Timer, Timers } from "./internal/timers.js"
 import { completeWithoutFiber, resolveOptions, WebSocketImpl } from "./internal/webSocket.js"
 import { type SelectSubprotocol, ServerConnection } from "./ServerConnection.js"
 import {
@@ -422,7 +422,8 @@ export const makeAcceptor: {
       serverHeader: options.serverHeader,
       maxHeaderSize: options.maxHeaderSize,
       extensions,
-      maxSize: resolved.maxSize
+      maxSize: resolved.maxSize,
+      state: State.CONNECTING
     }
     const connections = new Set<WebSocketImpl>()
     /** Drops a closed connection (`onClose` of every connection served per message). */
@@ -529,25 +530,41 @@ export const makeAcceptor: {
     const messageHandler = messageHandlerOf(handler) as MessageHandler<E, R, A> | undefined
 
     /**
-     * Serves an open connection per message ({@link onMessage}): the messages of each read run the
-     * handler in one fiber, started from the socket's callback, which ends once they are answered;
-     * the connection holds no fiber between reads. Fibers that suspend join `handlers`, so that
-     * shutdown waits for them.
+     * What serving per message keeps for a connection, in `ws.driverState`, only once needed: the
+     * value for the handler (when `processRequest` gave one), and, once a handler suspended, what
+     * its fibers start from. One runner serves every connection: no closure each.
      */
-    const serveMessages = (ws: WebSocketImpl, f: MessageHandler<E, R, A>, value: A): void => {
-      connections.add(ws)
-      ws.onClose = forget
-      let connection: FiberStarter<R | RP> | undefined
-      const onExit = (exit: Exit.Exit<unknown, unknown>): void => {
-        if (exit._tag === "Success") return
-        ws.stopServing()
-        connection ??= connectionStarter(ws)
-        forkWith(connection)(afterHandler(ws, exit.cause as Cause.Cause<E>))
+    interface Served {
+      readonly value: A
+      connection: FiberStarter<R | RP> | undefined
+      drain: Effect.Effect<void, E, R> | undefined
+      onExit: ((exit: Exit.Exit<unknown, unknown>) => void) | undefined
+    }
+    const served = (ws: WebSocketImpl, value = undefined as A): Served => {
+      let state = ws.driverState as Served | undefined
+      if (state === undefined) {
+        state = { value, connection: undefined, drain: undefined, onExit: undefined }
+        ws.driverState = state
       }
-      // Every queued message, then the fiber ends (messages arriving meanwhile are queued: taken
-      // too). Made when a handler first suspends: most connections never need it.
-      let drain: Effect.Effect<void, E, R> | undefined
-      ws.serveMessages(() => {
+      return state
+    }
+    const servedValue = (ws: WebSocketImpl): A => (ws.driverState as Served | undefined)?.value as A
+
+    const onMessagesExit = (ws: WebSocketImpl, exit: Exit.Exit<unknown, unknown>): void => {
+      if (exit._tag === "Success") return
+      ws.stopServing()
+      const state = served(ws)
+      state.connection ??= connectionStarter(ws)
+      forkWith(state.connection)(afterHandler(ws, exit.cause as Cause.Cause<E>))
+    }
+
+    /**
+     * Runs the handler on the queued messages of a connection served per message, then the fiber
+     * ends (messages arriving meanwhile are queued: taken too). Returns the fiber while it runs.
+     */
+    const runQueued =
+      (f: MessageHandler<E, R, A>) =>
+      (ws: WebSocketImpl): RunningFiber<unknown, unknown> | undefined => {
         // A fiber per message is most of what an answered message costs: none is started while
         // the handler's answers complete without one (`completeWithoutFiber`).
         let rest: Effect.Effect<unknown, E, R> | undefined
@@ -555,38 +572,54 @@ export const makeAcceptor: {
           const message = ws.takeQueued()
           if (message === undefined) return undefined
           try {
-            rest = completeWithoutFiber(f(message, ws, value))
+            rest = completeWithoutFiber(f(message, ws, servedValue(ws)))
           } catch (defect) {
             rest = Exit.die(defect)
           }
         } while (rest === undefined)
         if (Exit.isExit(rest)) {
-          onExit(rest)
+          onMessagesExit(ws, rest)
           return undefined
         }
-        connection ??= connectionStarter(ws)
-        drain ??= Effect.suspend(() => {
+        // Made when a handler first suspends: most connections never need them.
+        const state = served(ws)
+        state.connection ??= connectionStarter(ws)
+        state.drain ??= Effect.suspend(() => {
           const message = ws.takeQueued()
-          return message === undefined ? Effect.void : Effect.andThen(f(message, ws, value), drain!)
+          return message === undefined ? Effect.void : Effect.andThen(f(message, ws, state.value), state.drain!)
         })
-        const fiber = forkWith(connection)(Effect.andThen(rest, drain))
+        const fiber = forkWith(state.connection)(Effect.andThen(rest, state.drain))
         const exit = pollFiber(fiber)
         if (exit !== undefined) {
-          onExit(exit)
+          onMessagesExit(ws, exit)
           return undefined
         }
-        // Its failures are handled by `onExit`: the set only waits for it, or interrupts it.
+        // Its failures are handled by `onMessagesExit`: the set only waits for it, or interrupts it.
         addToFiberSet(handlers, fiber as unknown as RunningFiber<void, never>)
-        fiber.addObserver(onExit)
+        state.onExit ??= (exit) => onMessagesExit(ws, exit)
+        fiber.addObserver(state.onExit)
         return fiber
-      })
+      }
+    const messageRunner = messageHandler === undefined ? undefined : runQueued(messageHandler)
+
+    /**
+     * Serves an open connection per message ({@link onMessage}): the messages of each read run the
+     * handler in one fiber, started from the socket's callback, which ends once they are answered;
+     * the connection holds no fiber between reads. Fibers that suspend join `handlers`, so that
+     * shutdown waits for them.
+     */
+    const serveMessages = (ws: WebSocketImpl, runner: typeof messageRunner & {}, value: A): void => {
+      connections.add(ws)
+      ws.onClose = forget
+      if (value !== undefined) served(ws, value)
+      ws.serveMessages(runner)
     }
 
     /** Starts serving an open connection: the handler's fiber, or per message. */
     const serveConnection = (ws: WebSocketImpl, value: A): Effect.Effect<void, never, R> =>
-      messageHandler === undefined
+      messageRunner === undefined
         ? runConnection(ws, value)
-        : Effect.sync(() => serveMessages(ws, messageHandler, value))
+        : Effect.sync(() => serveMessages(ws, messageRunner, value))
 
     /** Sends the handshake response; opens the connection after a 101 unless the client left. */
     const respond = (ws: WebSocketImpl, protocol: ServerConnection, request: Request, response: Response): boolean => {
@@ -662,6 +695,71 @@ export const makeAcceptor: {
     }
 
     /**
+     * A connection in its opening handshake, in `ws.driverState` until the handshake ends: its open
+     * timer, and the fiber of `processRequest` once that runs. The functions below serve every
+     * connection with it (closures per connection would cost memory during a handshake flood).
+     */
+    interface Opening {
+      hook: RunningFiber<void, never> | undefined
+      readonly openTimer: Timer | undefined
+    }
+
+    /** The client did not complete the handshake in time (Python's OpenTimeout): drop it. */
+    const openTimedOut = (ws: WebSocketImpl): void => {
+      const hook = (ws.driverState as Opening | undefined)?.hook
+      if (hook !== undefined) interruptFiber(hook)
+      ws.abort()
+    }
+
+    /** The handshake ended: the connection is no longer pending, its open timer stops. */
+    const handshakeEnded = (ws: WebSocketImpl, opening: Opening): void => {
+      if (ws.driverState === opening) ws.driverState = undefined
+      settled(ws)
+      opening.openTimer?.cancel()
+    }
+
+    const opened = (ws: WebSocketImpl, opening: Opening, request: Request, response: Response): boolean => {
+      handshakeEnded(ws, opening)
+      return respond(ws, ws.protocol as ServerConnection, request, response)
+    }
+
+    // A failed handshake got its HTTP error response from the protocol, which then closes the TCP
+    // connection (bounded by the close timer).
+    const onHandshake = (exit: Exit.Exit<unknown, unknown>, ws: WebSocketImpl): void => {
+      const opening = ws.driverState as Opening
+      if (Exit.isFailure(exit)) {
+        handshakeEnded(ws, opening)
+        return
+      }
+      const protocol = ws.protocol as ServerConnection
+      const request = exit.value as Request
+      // Behind trusted proxies the client's address is in X-Forwarded-For, for the hook too.
+      if (proxyHops > 0) ws.remoteAddress = forwardedFor(request.headers, proxyHops) ?? ws.remoteAddress
+      if (shuttingDown) {
+        opened(ws, opening, request, protocol.reject(503, "Server is shutting down.\n"))
+        return
+      }
+      if (options.processRequest === undefined) {
+        if (!opened(ws, opening, request, protocol.accept(request))) return
+        if (messageRunner !== undefined) serveMessages(ws, messageRunner, undefined as A)
+        else runConnectionFiber(ws, runConnection(ws, undefined as A))
+        return
+      }
+      opening.hook = runConnectionFiber(
+        ws,
+        Effect.flatMap(intercept(ws, request), (answer) => {
+          if (answer instanceof Response) {
+            opened(ws, opening, request, answer)
+            return Effect.void
+          }
+          return opened(ws, opening, request, protocol.accept(request))
+            ? serveConnection(ws, answer.value as A)
+            : Effect.void
+        })
+      )
+    }
+
+    /**
      * Takes one connection through the opening handshake, in plain code driven by its bytes and one
      * timer (the open timeout): no fiber until the connection is open, or `processRequest` runs.
      */
@@ -679,52 +777,12 @@ export const makeAcceptor: {
       const ws = new WebSocketImpl(protocol, socket, resolved, timers, telemetry, listener?.localAddress)
       ws.spans = spans
       pending.add(ws)
-      let hook: RunningFiber<void, never> | undefined
-      const openTimer =
-        openTimeoutMillis === null
-          ? undefined
-          : timers.schedule(openTimeoutMillis, () => {
-              // The client did not complete the handshake in time (Python's OpenTimeout): drop it.
-              if (hook !== undefined) interruptFiber(hook)
-              ws.abort()
-            })
-      const opened = (request: Request, response: Response): boolean => {
-        settled(ws)
-        openTimer?.cancel()
-        return respond(ws, protocol, request, response)
+      const opening: Opening = {
+        hook: undefined,
+        openTimer: openTimeoutMillis === null ? undefined : timers.schedule(openTimeoutMillis, openTimedOut, ws)
       }
-      // A failed handshake got its HTTP error response from the protocol, which then closes the TCP
-      // connection (bounded by the close timer).
-      ws.onHandshake = (exit) => {
-        if (Exit.isFailure(exit)) {
-          settled(ws)
-          openTimer?.cancel()
-          return
-        }
-        const request = exit.value as Request
-        // Behind trusted proxies the client's address is in X-Forwarded-For, for the hook too.
-        if (proxyHops > 0) ws.remoteAddress = forwardedFor(request.headers, proxyHops) ?? ws.remoteAddress
-        if (shuttingDown) {
-          opened(request, protocol.reject(503, "Server is shutting down.\n"))
-          return
-        }
-        if (options.processRequest === undefined) {
-          if (!opened(request, protocol.accept(request))) return
-          if (messageHandler !== undefined) serveMessages(ws, messageHandler, undefined as A)
-          else runConnectionFiber(ws, runConnection(ws, undefined as A))
-          return
-        }
-        hook = runConnectionFiber(
-          ws,
-          Effect.flatMap(intercept(ws, request), (answer) => {
-            if (answer instanceof Response) {
-              opened(request, answer)
-              return Effect.void
-            }
-            return opened(request, protocol.accept(request)) ? serveConnection(ws, answer.value as A) : Effect.void
-          })
-        )
-      }
+      ws.driverState = opening
+      ws.onHandshake = onHandshake
       // Given synchronously after the constructor attached its listeners, before any 'data' event.
       if (parsed !== undefined) ws.receiveRequest(parsed.request, parsed.head)
     }

@@ -77,6 +77,17 @@ export const defaultSelectSubprotocol: SelectSubprotocol = (client, server) => {
 
 const HANDSHAKE_FAILED = "Failed to open a WebSocket connection"
 
+let dateSecond = Number.NaN
+let dateText = ""
+/** The `Date` header's value (RFC 9110 §6.6.1), made once a second and shared by the responses in it. */
+const httpDate = (): string => {
+  const second = Math.floor(Date.now() / 1000)
+  if (second !== dateSecond) {
+    dateSecond = second
+    dateText = new Date(second * 1000).toUTCString()
+  }
+  return dateText
+}
 /**
  * Sans-I/O server connection. Feed the client's bytes; once the `Request` event arrives, build the
  * response with `accept()` (or `reject()`) and send it with `sendResponse()`.
@@ -99,8 +110,9 @@ export class ServerConnection extends Connection {
   private requestMethod = "GET"
 
   constructor(readonly options: ServerConnectionOptions = {}) {
-    super("server", { ...options, state: options.state ?? State.CONNECTING })
-    this.requestParser = new RequestParser({ maxHeaderSize: options.maxHeaderSize })
+    // Options that name the state (a server's, made once for all its connections) are used as they are.
+    super("server", options.state !== undefined ? options : { ...options, state: State.CONNECTING })
+    this.requestParser = new RequestParser(options)
   }
 
   /**
@@ -129,7 +141,7 @@ export class ServerConnection extends Connection {
     if (Result.isFailure(result)) return this.rejectFor(Result.failureOf(result))
     const [accept, extensionsHeader, protocolHeader] = Result.successOf(result)
     const headers = new Headers()
-    headers.append("Date", new Date().toUTCString())
+    headers.append("Date", httpDate())
     headers.append("Upgrade", "websocket")
     headers.append("Connection", "Upgrade")
     headers.append("Sec-WebSocket-Accept", accept)
@@ -144,7 +156,10 @@ export class ServerConnection extends Connection {
         return this.reject(500, `${HANDSHAKE_FAILED}.\nSee server log for more information.\n`)
       }
     }
-    if (serverHeader !== null && !headers.has("Server")) headers.append("Server", serverHeader ?? USER_AGENT)
+    // Only extraHeaders can have set Server (a lookup builds the headers' index: skipped without them).
+    if (serverHeader !== null && (extraHeaders === undefined || !headers.has("Server"))) {
+      headers.append("Server", serverHeader ?? USER_AGENT)
+    }
     return new Response(101, "Switching Protocols", headers)
   }
 
@@ -154,7 +169,7 @@ export class ServerConnection extends Connection {
   reject(status: number, text: string): Response {
     const body = new TextEncoder().encode(text)
     const headers = new Headers([
-      ["Date", new Date().toUTCString()],
+      ["Date", httpDate()],
       ["Connection", "close"],
       ["Content-Length", String(body.byteLength)],
       ["Content-Type", "text/plain; charset=utf-8"]

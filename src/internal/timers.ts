@@ -19,8 +19,10 @@ export class Timer {
   index = -1
   constructor(
     readonly deadline: number,
-    readonly task: () => void,
-    private readonly timers: Timers
+    readonly task: (arg: any) => void,
+    private readonly timers: Timers,
+    /** Given to `task`: one function can then serve every connection, where a closure each would cost memory. */
+    readonly arg: unknown = undefined
   ) {}
 
   cancel(): void {
@@ -37,9 +39,11 @@ export class Timers {
 
   constructor(private readonly clock: Clock.Clock) {}
 
-  /** Runs `task` once, `delayMillis` from now on the clock. */
-  schedule(delayMillis: number, task: () => void): Timer {
-    const timer = new Timer(currentTimeMillis(this.clock) + delayMillis, task, this)
+  /** Runs `task` once, `delayMillis` from now on the clock (with `arg`, if given). */
+  schedule(delayMillis: number, task: () => void): Timer
+  schedule<A>(delayMillis: number, task: (arg: A) => void, arg: A): Timer
+  schedule(delayMillis: number, task: (arg: unknown) => void, arg?: unknown): Timer {
+    const timer = new Timer(currentTimeMillis(this.clock) + delayMillis, task, this, arg)
     const heap = this.heap
     timer.index = heap.length
     heap.push(timer)
@@ -74,7 +78,7 @@ export class Timers {
       const timer = heap[0]!
       this.remove(timer)
       try {
-        timer.task()
+        timer.task(timer.arg)
       } catch {
         // A failing task (a bug) must not stop the timers of every other connection.
       }

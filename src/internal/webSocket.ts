@@ -181,7 +181,6 @@ export type HandshakeEvent = Request | Response
  * accept loop, which drive the opening handshake through `handshakeEvent`, then call `open`.
  */
 export class WebSocketImpl implements WebSocket {
-  readonly id: string
   path = ""
   requestHeaders: Headers = new Headers()
   responseHeaders: Headers = new Headers()
@@ -193,8 +192,13 @@ export class WebSocketImpl implements WebSocket {
    * Called once with the outcome of the opening handshake: the request (server) or the response
    * (client), or the failure. For drivers that need no fiber to wait for it.
    */
-  onHandshake: ((exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>) => void) | undefined = undefined
-  private handshakeExit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
+  onHandshake: ((exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>, ws: WebSocketImpl) => void) | undefined =
+    undefined
+  /**
+   * The request (server) or response (client) of a handshake that succeeded; a failed one has
+   * `handshakeError`. Not its Exit: a connection keeps this for its life.
+   */
+  private handshakeValue: HandshakeEvent | undefined = undefined
   private handshakeDeferred: Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> | undefined = undefined
   private handshakeError: InvalidHandshakeFamily | undefined = undefined
   /** Fibers waiting in `waitClosed` (made on first use). */
@@ -257,7 +261,12 @@ export class WebSocketImpl implements WebSocket {
    * `takeQueued`) and returns its fiber if it is still running, `undefined` when it completed at
    * once. No fiber waits between messages.
    */
-  private messageRunner: (() => RunningFiber<unknown, unknown> | undefined) | undefined = undefined
+  private messageRunner: ((ws: WebSocketImpl) => RunningFiber<unknown, unknown> | undefined) | undefined = undefined
+  /**
+   * What the driver (the server) keeps for this connection, if anything: its `onHandshake` and the
+   * runner of `serveMessages` then serve every connection, where a closure each would cost memory.
+   */
+  driverState: unknown = undefined
   /** A message's handler is still running: the next ones wait in the queue. */
   private runnerBusy = false
   /**
@@ -278,7 +287,6 @@ export class WebSocketImpl implements WebSocket {
     private readonly telemetry?: Telemetry,
     localAddress?: Address
   ) {
-    this.id = protocol.id
     this.metrics = telemetry?.metrics
     // Messages that arrived before a protocol violation are still delivered, and the application's
     // answers to them go out before the closing frame (see `applyPendingFailure`).
@@ -297,6 +305,11 @@ export class WebSocketImpl implements WebSocket {
     socket.on("error", ignoreSocketError)
     socket.on("close", onSocketClose)
     socket.on("drain", onSocketDrain)
+  }
+
+  /** The protocol's: made when first read. */
+  get id(): string {
+    return this.protocol.id
   }
 
   /** Made when asked: a connection keeps no object for it. */
@@ -407,7 +420,7 @@ export class WebSocketImpl implements WebSocket {
     }
     // A failed handshake still emits its request or response: the failure is what counts.
     const handshakeExc = this.protocol.handshakeExc
-    if (this.handshakeExit !== undefined) return
+    if (this.handshakeSettled) return
     if (handshakeExc !== undefined) {
       this.settleHandshake(Exit.fail(asHandshakeError(handshakeExc)))
     } else if (handshake !== undefined) {
@@ -528,13 +541,25 @@ export class WebSocketImpl implements WebSocket {
   /**
    * After each write: Node emits 'drain' only once its buffer exceeded the socket's highWaterMark,
    * which may be above `writeLimit`; so whoever waits for the buffer to fall to the low-water mark
-   * (paused reading, `send` under backpressure) is woken here too.
+   * (paused reading, `send` under backpressure) is woken here too. Made at the first write that
+   * may need it (see `writtenCallback`).
    */
-  private readonly onWritten = (): void => {
-    const waiting = this.drainWaiters !== undefined && this.drainWaiters.size > 0
-    if ((this.pausedForWrites || waiting) && this.socket.writableLength <= this.writeLowWater()) {
-      this.onDrain()
+  private onWritten: (() => void) | undefined = undefined
+
+  /**
+   * The callback of a write: needed once the connection is open (`send` waits for the buffer to
+   * drain) and, before, only by a write that may pause reading (over `writeLimit`, see
+   * `afterReceive`); the handshake response of most connections then costs no closure.
+   */
+  private writtenCallback(byteLength: number): (() => void) | undefined {
+    if (!this.opened && this.socket.writableLength + byteLength <= this.options.writeLimit) return undefined
+    this.onWritten ??= () => {
+      const waiting = this.drainWaiters !== undefined && this.drainWaiters.size > 0
+      if ((this.pausedForWrites || waiting) && this.socket.writableLength <= this.writeLowWater()) {
+        this.onDrain()
+      }
     }
+    return this.onWritten
   }
 
   /**
@@ -622,7 +647,7 @@ export class WebSocketImpl implements WebSocket {
       this.pings.clear()
     }
     // Errors capture a stack trace: build one only for a handshake that did not complete.
-    if (this.handshakeExit === undefined) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
+    if (!this.handshakeSettled) this.settleHandshake(Exit.fail(asHandshakeError(this.protocol.handshakeExc)))
     this.wakeReaders()
     if (this.drainWaiters !== undefined) this.wakeAll(this.drainWaiters)
     for (const extension of this.protocol.extensions) extension.close?.()
@@ -645,7 +670,7 @@ export class WebSocketImpl implements WebSocket {
    * A handler that completes at once leaves no fiber between messages; one that suspends holds the
    * next messages in the queue until it goes on.
    */
-  serveMessages(runner: () => RunningFiber<unknown, unknown> | undefined): void {
+  serveMessages(runner: (ws: WebSocketImpl) => RunningFiber<unknown, unknown> | undefined): void {
     this.messageRunner = runner
     this.runMessages()
   }
@@ -660,17 +685,19 @@ export class WebSocketImpl implements WebSocket {
     this.messageRunner = undefined
   }
 
-  private readonly onMessageDone = (): void => {
-    this.runnerBusy = false
-    this.runMessages()
-    if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
-  }
+  /** Observes the fiber of a handler that suspended: made then, most connections never need it. */
+  private onMessageDone: (() => void) | undefined = undefined
 
   private runMessages(): void {
     if (this.runnerBusy || this.messageRunner === undefined || this.queueHead === this.queue.length) return
-    const fiber = this.messageRunner()
+    const fiber = this.messageRunner(this)
     if (fiber !== undefined) {
       this.runnerBusy = true
+      this.onMessageDone ??= () => {
+        this.runnerBusy = false
+        this.runMessages()
+        if (this.protocol.pendingFailure !== undefined) this.onPendingFailure()
+      }
       fiber.addObserver(this.onMessageDone)
     }
   }
@@ -681,22 +708,29 @@ export class WebSocketImpl implements WebSocket {
   }
 
   private settleHandshake(exit: Exit.Exit<HandshakeEvent, InvalidHandshakeFamily>): void {
-    this.handshakeExit = exit
     if (exit._tag === "Failure") this.handshakeError = firstError(exit.cause)
+    else this.handshakeValue = exit.value
     if (this.handshakeDeferred !== undefined) completeDeferred(this.handshakeDeferred, exit)
     // Called once: released, with what its closure holds, for the life of the connection.
     const onHandshake = this.onHandshake
     this.onHandshake = undefined
-    onHandshake?.(exit)
+    onHandshake?.(exit, this)
   }
 
   /** Completes with the first handshake event (the request or the response), or fails. */
   get handshakeEvent(): Deferred.Deferred<HandshakeEvent, InvalidHandshakeFamily> {
     if (this.handshakeDeferred === undefined) {
       this.handshakeDeferred = makeDeferred()
-      if (this.handshakeExit !== undefined) completeDeferred(this.handshakeDeferred, this.handshakeExit)
+      if (this.handshakeValue !== undefined) completeDeferred(this.handshakeDeferred, Exit.succeed(this.handshakeValue))
+      else if (this.handshakeError !== undefined)
+        completeDeferred(this.handshakeDeferred, Exit.fail(this.handshakeError))
     }
     return this.handshakeDeferred
+  }
+
+  /** The opening handshake's outcome is known (`settleHandshake` ran). */
+  private get handshakeSettled(): boolean {
+    return this.handshakeValue !== undefined || this.handshakeError !== undefined
   }
 
   /** Wakes every fiber waiting for a message (a stale reader's fiber ignores it). */
@@ -754,7 +788,7 @@ export class WebSocketImpl implements WebSocket {
       }
       if (!socket.writable) continue
       this.corkUntilNextTick()
-      socket.write(chunk, this.onWritten)
+      socket.write(chunk, this.writtenCallback(chunk.byteLength))
     }
   }
 
@@ -1324,7 +1358,7 @@ export class WebSocketImpl implements WebSocket {
     const last = chunks.length - 1
     // As in `flush`: whoever waits for the buffer to fall below writeLimit is woken after the write.
     for (let i = 0; i < last; i++) socket.write(chunks[i]!)
-    socket.write(chunks[last]!, this.onWritten)
+    socket.write(chunks[last]!, this.writtenCallback(0))
     return true
   }
 
