@@ -258,6 +258,7 @@ export const TARGETS = {
   "ours-stream@24": { script: "servers/ours.mjs", args: ["--stream"], env: {}, node: 24 },
   "ours-e4@24": { script: "servers/oursEffect4.mjs", env: {}, node: 24 },
   "ours-e4-stream@24": { script: "servers/oursEffect4.mjs", args: ["--stream"], env: {}, node: 24 },
+  "ours-e4-loop@24": { script: "servers/oursEffect4.mjs", args: ["--loop"], env: {}, node: 24 },
   // Both shells with metrics, tracing and Info logs off: the Effect 4 shell logs its connection
   // lines at Info, the Effect 3 shell at Debug (issue 26), which weighs on handshakes.
   "ours-quiet@24": { script: "servers/ours.mjs", args: ["--quiet"], env: {}, node: 24 },

@@ -13,7 +13,7 @@
  *   --only S1,S2             sections among echo, client, memory, handshake, lag, fanout
  *   --fanout-subs N          subscribers of the fan-out benchmark (default 1000, quick 200)
  *   --case TEXT              only the echo/client cases whose name contains TEXT
- *   --targets T1,T2          servers among ours, ws, plain, platform, ws-js (ws without bufferutil), ours-loop (a fiber per connection), ours-stream (the `messages` Stream), ours-nometrics, ours-quiet, and on Node 24: ws@24, ours@24, ours-stream@24, ours-e4@24, ours-e4-stream@24 (the Effect 4 shell), ours-quiet@24, ours-e4-quiet@24; ws (ws@24 for the Node 24 ones) is the reference
+ *   --targets T1,T2          servers among ours, ws, plain, platform, ws-js (ws without bufferutil), ours-loop (a fiber per connection), ours-stream (the `messages` Stream), ours-nometrics, ours-quiet, and on Node 24: ws@24, ours@24, ours-stream@24, ours-e4@24, ours-e4-loop@24, ours-e4-stream@24 (the Effect 4 shell), ours-quiet@24, ours-e4-quiet@24; ws (ws@24 for the Node 24 ones) is the reference
  *   --node24 PATH            the Node 24 binary of the @24 targets (default: BENCH_NODE24, else .ci/run's cache, else /tmp/e4; without one they are skipped)
  *   --idle-conns N           connections of the memory benchmark (default 10000, quick 500)
  *   --memory-reps N          repetitions of the memory benchmark (default 1)
@@ -77,7 +77,7 @@ const QUICK = flag("--quick")
  * (issue 25).
  */
 const FULL_TARGETS =
-  "ours,ours-loop,ours-stream,ws,plain,platform,ours@24,ours-stream@24,ours-e4@24,ours-e4-stream@24,ws@24"
+  "ours,ours-loop,ours-stream,ws,plain,platform,ours@24,ours-stream@24,ours-e4@24,ours-e4-loop@24,ours-e4-stream@24,ws@24"
 /** Quick (CI): the Effect 4 shell's echo is exercised, on Node 24 beside ws there. */
 const QUICK_TARGETS = "ours,ws,plain,platform,ours-e4@24,ws@24"
 const KiB = 1024

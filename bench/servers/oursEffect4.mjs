@@ -2,7 +2,7 @@
  * Target: our echo server on Effect 4 (`effect-websockets/effect4`, built into dist/effect4/ by
  * `npm run build`), with the README's echo handler, `Server.onMessage((message, ws) =>
  * ws.send(message))`; `--stream` with the `messages` Stream, `Stream.runForEach(ws.messages,
- * ws.send)`. Keepalive is off unless `--keepalive`, as in servers/ours.mjs. `--quiet`: no metrics, no
+ * ws.send)`; `--loop` with a fiber per connection, `ws.forEachMessage(ws.send)`. Keepalive is off unless `--keepalive`, as in servers/ours.mjs. `--quiet`: no metrics, no
  * tracing, logs above Info (the Effect 4 shell logs its connection lines at Info).
  *
  * In this repository `effect` at the root is effect 3 (the Effect 3 shell's), and effect 4 lives in
@@ -35,7 +35,9 @@ const quiet = args.includes("--quiet")
 
 const echo = stream
   ? (ws) => Stream.runForEach(ws.messages, (message) => ws.send(message))
-  : Server.onMessage((message, ws) => ws.send(message))
+  : args.includes("--loop")
+    ? (ws) => ws.forEachMessage((message) => ws.send(message))
+    : Server.onMessage((message, ws) => ws.send(message))
 
 Effect.runFork(
   Effect.scoped(
