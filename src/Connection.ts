@@ -337,6 +337,23 @@ export class Connection {
   }
   private _closeExc: ConnectionClosed | undefined = undefined
 
+  /**
+   * Whether `closeExc` is (or would be) ConnectionClosedOK: what the end of a stream of messages
+   * and the close metrics need, without making the exception.
+   * @internal
+   */
+  get closedOK(): boolean {
+    const rcvd = this.closeRcvd
+    const sent = this.closeSent
+    return (
+      this._state === State.CLOSED &&
+      rcvd !== undefined &&
+      sent !== undefined &&
+      OK_CLOSE_CODES.has(rcvd.code) &&
+      OK_CLOSE_CODES.has(sent.code)
+    )
+  }
+
   private makeCloseExc(): ConnectionClosed {
     const rcvd = this.closeRcvd
     const sent = this.closeSent
@@ -348,9 +365,7 @@ export class Connection {
       rcvdThenSent: this.closeRcvdThenSent,
       cause: this.parserExc
     }
-    return rcvd !== undefined && sent !== undefined && OK_CLOSE_CODES.has(rcvd.code) && OK_CLOSE_CODES.has(sent.code)
-      ? new ConnectionClosedOK(fields)
-      : new ConnectionClosedError(fields)
+    return this.closedOK ? new ConnectionClosedOK(fields) : new ConnectionClosedError(fields)
   }
 
   // -------------------------------------------------------------------------

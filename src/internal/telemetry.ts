@@ -171,8 +171,8 @@ export class Telemetry {
   /** The TCP connection of an open connection closed. */
   closed(ws: WebSocketImpl): void {
     const protocol = ws.protocol
-    const exc = protocol.closeExc
-    this.metrics?.closed(exc.code)
+    // The code alone: the exception is made only for a span that fails with it.
+    this.metrics?.closed(protocol.closeCode!)
     if (this.side === "server" && this.logger?.connectionLinesEnabled === true)
       protocol.logger?.info(`connection closed: ${describeClosure(protocol)}`, protocol)
     const spans = ws.spans
@@ -201,7 +201,7 @@ export class Telemetry {
     // A protocol violation, a keepalive timeout or a lost connection fail the span; a clean close
     // with 1000/1001 or an application's code (`close(4000, "bye")`) does not.
     const intended = clean && protocol.parserExc === undefined && isIntendedCode(rcvd.code) && isIntendedCode(sent.code)
-    span.end(this.now(), intended ? Exit.void : Exit.fail(protocol.parserExc ?? exc))
+    span.end(this.now(), intended ? Exit.void : Exit.fail(protocol.parserExc ?? protocol.closeExc))
   }
 
   /** What identifies a connection: its id, path and peer. */

@@ -1065,8 +1065,8 @@ export class WebSocketImpl implements WebSocket {
 
   /** How a stream of messages ends on a closed connection: normally after 1000/1001, else this error. */
   private get endOfMessages(): ConnectionClosedError | undefined {
-    const exc = this.protocol.closeExc
-    return exc._tag === "ConnectionClosedOK" ? undefined : exc
+    const protocol = this.protocol
+    return protocol.closedOK ? undefined : (protocol.closeExc as ConnectionClosedError)
   }
 
   /**
