@@ -137,7 +137,8 @@ export interface Usage {
   readonly cpuMicros: number
 }
 
-export type HandlerName = "echo" | "interop" | "greeter" | "chat"
+/** `echo` reads with the `messages` Stream; `readmeEcho` is the README's `Server.onMessage` echo. */
+export type HandlerName = "echo" | "readmeEcho" | "interop" | "greeter" | "chat"
 
 /** Where a server listens and what it serves besides WebSockets. */
 export interface Where {
@@ -219,6 +220,9 @@ const shellErrorOf = (cause: Cause.Cause<unknown>): ShellError => {
 
 const mapShellError = <A, R>(effect: Effect.Effect<A, unknown, R>): Effect.Effect<A, ShellError, R> =>
   Effect.catchAllCause(effect, (cause) => Effect.fail(shellErrorOf(cause)))
+
+/** The README's echo: `Server.onMessage`, no fiber per connection. */
+const readmeEcho = Server.onMessage((message: Data, ws: WebSocket) => ws.send(message))
 
 const gc = (globalThis as { gc?: () => void }).gc
 
@@ -358,7 +362,9 @@ export const effect3: Shell = {
             ? greeter
             : handler === "chat"
               ? chat(yield* mapShellError(redisTopics(where.redis ?? "")))
-              : echo
+              : handler === "readmeEcho"
+                ? readmeEcho
+                : echo
       const server = yield* mapShellError(
         where.unix !== undefined
           ? Server.unixServe(handle, where.unix, serveOptions)
