@@ -199,6 +199,16 @@ export class Connection {
    * no object that outlives its read (objects alive at a young-generation collection grow it).
    */
   emitsPings = true
+  /**
+   * Whether the protocol may still refer to the bytes of the last `receiveData` call: a view of
+   * them in an event, in a frame still arriving or in a write. False only when every frame in them
+   * was a ping answered with a copy of its payload: the caller may then free or reuse their memory
+   * at once (a peer flooding pings then costs no read buffer waiting for the garbage collector).
+   */
+  receivedDataKept = true
+  /** The bytes `receiveData` is handling, and whether all their frames so far were pings answered. */
+  private receiving: Uint8Array | undefined = undefined
+  private onlyPingsAnswered = false
   /** A parsing failure held back by `deferFailures`, applied by `failPending()`. */
   pendingFailure: Failure | undefined = undefined
 
@@ -357,9 +367,12 @@ export class Connection {
    * Fails with InvalidState after `receiveEof()` (Python's `EOFError`).
    */
   receiveData(data: Uint8Array): Result.Result<void, InvalidState> {
+    this.receivedDataKept = true
     if (this.eofReceived) return Result.fail(new InvalidState({ detail: "stream ended" }))
     if (this.discarding || data.byteLength === 0) return RIGHT_VOID
+    this.receiving = data
     this.onData(data)
+    this.receiving = undefined
     return RIGHT_VOID
   }
 
@@ -510,8 +523,12 @@ export class Connection {
   /** Handles received bytes; subclasses intercept them during the opening handshake. */
   protected onData(data: Uint8Array): void {
     this.frameParser.push(data)
+    this.onlyPingsAnswered = true
     this.parseFrames()
     this.flushPongs()
+    if (data === this.receiving && this.onlyPingsAnswered && !this.frameParser.refersTo(data)) {
+      this.receivedDataKept = false
+    }
   }
 
   /**
@@ -520,7 +537,7 @@ export class Connection {
    * one write per read instead of a buffer, a write and their bookkeeping per ping, objects that
    * outlive a young-generation collection while the peer does not read and so grew the heap.
    */
-  private answerPing(data: Uint8Array): void {
+  private answerPing(data: Uint8Array): boolean {
     const mask = this.side === "client"
     const extensions = this.extensions
     if (extensions.length > 0 || this.debug) {
@@ -532,7 +549,7 @@ export class Connection {
         // An extension that transforms control frames: the frame is written on its own.
         this.flushPongs()
         for (const chunk of serializeFrame(encoded, mask)) if (chunk.byteLength > 0) this.writes.push(chunk)
-        return
+        return false
       }
     }
     const size = (mask ? 6 : 2) + data.length
@@ -555,6 +572,7 @@ export class Connection {
       this.pongs = pack
     }
     this.pongsLength = serializeControlFrameInto(Opcode.Pong, data, mask, pack, this.pongsLength)
+    return true
   }
 
   /** Queues the pongs packed so far for writing. */
@@ -647,6 +665,7 @@ export class Connection {
 
   /** A failure of the incoming data: now, or held back for the application (`deferFailures`). */
   private failParsing(error: Failure): void {
+    this.onlyPingsAnswered = false
     if (!this.deferFailures) {
       this.failWithError(error)
       return
@@ -659,6 +678,7 @@ export class Connection {
   /** Applies the sequencing rules of RFC 6455 §5.4–§5.5 to one frame, then emits it. */
   private recvFrame(frame: Frame): void {
     if (this.debug) this.logger!.debug(`< ${formatFrame(frame)}`, this)
+    if (frame.opcode !== Opcode.Ping || this.emitsPings) this.onlyPingsAnswered = false
     // The frame parser checked the order of data frames and their UTF-8 (RFC 6455 §5.4, §8.1).
     switch (frame.opcode) {
       case Opcode.Text:
@@ -676,7 +696,7 @@ export class Connection {
       case Opcode.Ping:
         // RFC 6455 §5.5.2: answer with a Pong carrying the same payload. While CLOSING, our close
         // frame is already sent and nothing may follow it... except control frames (§5.5), so answer.
-        this.answerPing(frame.data)
+        if (!this.answerPing(frame.data)) this.onlyPingsAnswered = false
         if (!this.emitsPings) return
         break
       case Opcode.Pong:

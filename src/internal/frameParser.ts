@@ -195,6 +195,13 @@ export class FrameParser {
     return this.buffered
   }
 
+  /** Whether bytes the parser keeps (a frame still arriving) are a view of `data`'s memory. */
+  refersTo(data: Uint8Array): boolean {
+    const chunks = this.chunks
+    for (let i = this.head; i < chunks.length; i++) if (chunks[i]!.buffer === data.buffer) return true
+    return false
+  }
+
   /** Appends bytes received from the peer. The parser may modify them in place (unmasking). */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0 || this.state === DEAD) return
