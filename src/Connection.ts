@@ -37,6 +37,7 @@ import {
   parseClose,
   serializeClose,
   serializeControlFrameInto,
+  serializeControlFrameRangeInto,
   serializeFrame
 } from "./Frames.js"
 import type { Request, Response } from "./Http11.js"
@@ -522,7 +523,11 @@ export class Connection {
 
   /** Handles received bytes; subclasses intercept them during the opening handshake. */
   protected onData(data: Uint8Array): void {
-    this.frameParser.push(data)
+    const parser = this.frameParser
+    parser.push(data)
+    // Pings answered where they lie when nothing else needs them as frames: no event, no log line,
+    // no extension that might transform a pong.
+    parser.pingAnswerer = this.emitsPings || this.debug || this.extensions.length > 0 ? undefined : this
     this.onlyPingsAnswered = true
     this.parseFrames()
     this.flushPongs()
@@ -552,7 +557,24 @@ export class Connection {
         return false
       }
     }
-    const size = (mask ? 6 : 2) + data.length
+    const pack = this.pongPack((mask ? 6 : 2) + data.length)
+    this.pongsLength = serializeControlFrameInto(Opcode.Pong, data, mask, pack, this.pongsLength)
+    return true
+  }
+
+  /**
+   * Answers a ping whose payload is `source[start, end)` (the frame parser's `pingAnswerer`), into
+   * the pongs of the current read, as `answerPing` does.
+   * @internal
+   */
+  answerPingAt(source: Uint8Array, start: number, end: number): void {
+    const mask = this.side === "client"
+    const pack = this.pongPack((mask ? 6 : 2) + end - start)
+    this.pongsLength = serializeControlFrameRangeInto(Opcode.Pong, source, start, end, mask, pack, this.pongsLength)
+  }
+
+  /** The buffer of the current read's pongs, with room for `size` more bytes (see `answerPing`). */
+  private pongPack(size: number): Buffer {
     let pack = this.pongs
     if (pack === undefined || this.pongsLength + size > pack.length) {
       if (pack !== undefined && pack.length >= PONG_PACK_MAX) {
@@ -571,8 +593,7 @@ export class Connection {
       pack = grown
       this.pongs = pack
     }
-    this.pongsLength = serializeControlFrameInto(Opcode.Pong, data, mask, pack, this.pongsLength)
-    return true
+    return pack
   }
 
   /** Queues the pongs packed so far for writing. */

@@ -555,6 +555,37 @@ export const serializeControlFrameInto = (
 }
 
 /**
+ * Writes a control frame whose payload is `source[start, end)` (at most 125 bytes) into `out` at
+ * `offset`, as {@link serializeControlFrameInto} does, without a view of the payload: a pong
+ * answered straight from the read that brought its ping costs no object.
+ * @internal
+ */
+export const serializeControlFrameRangeInto = (
+  opcode: Opcode,
+  source: Uint8Array,
+  start: number,
+  end: number,
+  mask: boolean,
+  out: Uint8Array,
+  offset: number
+): number => {
+  const length = end - start
+  out[offset] = 0x80 | opcode
+  out[offset + 1] = (mask ? 0x80 : 0) | length
+  if (!mask) {
+    for (let i = 0, at = offset + 2; i < length; i++) out[at + i] = source[start + i]!
+    return offset + 2 + length
+  }
+  nextRandomKey()
+  out[offset + 2] = frameKey[0]!
+  out[offset + 3] = frameKey[1]!
+  out[offset + 4] = frameKey[2]!
+  out[offset + 5] = frameKey[3]!
+  for (let i = 0, at = offset + 6; i < length; i++) out[at + i] = source[start + i]! ^ frameKey[i & 3]!
+  return offset + 6 + length
+}
+
+/**
  * Serializes a frame into a single buffer (tests, small frames). See `serializeFrame`.
  * @since 0.1.0
  * @category serialization

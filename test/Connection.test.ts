@@ -739,6 +739,14 @@ describe("Connection", () => {
       })
     }
 
+    it("answers pings in place whatever their mask key, an all-zero one included, and empty ones", () => {
+      const server = make("server")
+      server.emitsPings = false
+      // Masked by hand: key 00000000 (payload as is), then key 01020304 over "abcd".
+      receive(server, fromHex("8982000000006869" + "8984010203046060606089" + "80" + "00000000"))
+      expect(written(server)).toEqual(["8a0268698a04616263648a00"])
+    })
+
     for (const side of SIDES) {
       it(`${side} keeps no reference to a read of pings it answered (receivedDataKept), and only then`, () => {
         const connection = make(side)

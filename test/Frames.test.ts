@@ -16,6 +16,7 @@ import {
   parseClose,
   prepareData,
   serializeClose,
+  serializeControlFrameRangeInto,
   serializeFrame,
   serializeFrameToBytes
 } from "../src/Frames.js"
@@ -251,6 +252,32 @@ describe("serializeFrame", () => {
         }
       ),
       { numRuns: 300 }
+    )
+  })
+})
+
+describe("serializeControlFrameRangeInto", () => {
+  it("writes a pong of a range of a buffer, unmasked byte for byte, at an offset", () => {
+    const out = new Uint8Array(12).fill(0xff)
+    const end = serializeControlFrameRangeInto(Opcode.Pong, Buffer.from("xxhelloyy"), 2, 7, false, out, 3)
+    expect(end).toBe(10)
+    expect(Buffer.from(out).toString("hex")).toBe("ffffff8a0568656c6c6fffff")
+  })
+
+  it("masks with a fresh key, and parses back to the range's bytes (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 140 }), fc.nat(), fc.nat(), (source, a, b) => {
+        const start = source.length === 0 ? 0 : a % (source.length + 1)
+        const end = Math.min(source.length, start + (b % 126))
+        const out = new Uint8Array(140)
+        const written = serializeControlFrameRangeInto(Opcode.Ping, source, start, end, true, out, 1)
+        expect(written).toBe(1 + 6 + end - start)
+        const parser = new FrameParser({ mask: true })
+        parser.push(out.subarray(1, written))
+        const frame = parser.next() as Frame
+        expect(frame.opcode).toBe(Opcode.Ping)
+        expect(Buffer.from(frame.data).equals(Buffer.from(source.subarray(start, end)))).toBe(true)
+      })
     )
   })
 })

@@ -86,6 +86,20 @@ const unmaskAt = (data: Uint8Array, key: number, position: number): void => {
 const maskAt = (data: Uint8Array, key: number, out: Uint8Array, position: number): void =>
   mask(data, keyAt(key, position), out, position, data.length)
 
+/** Unmasks `data[start, end)` in place, `start` being the payload's first byte (a control frame's). */
+const unmaskRange = (data: Uint8Array, start: number, end: number, key: number): void => {
+  for (let i = start; i < end; i++) data[i]! ^= (key >>> (24 - ((i - start) & 3) * 8)) & 0xff
+}
+
+/**
+ * Answers a ping in place (see `FrameParser.pingAnswerer`): its payload is `source[start, end)`,
+ * unmasked, readable during the call only.
+ * @internal
+ */
+export interface PingAnswerer {
+  answerPingAt(source: Uint8Array, start: number, end: number): void
+}
+
 /**
  * Incremental parser of the frames of one direction of a connection.
  * @since 0.1.0
@@ -129,6 +143,13 @@ export class FrameParser {
     | undefined = undefined
   /** Whether the last frame returned was decoded here: extensions must not decode it again. */
   decoded = false
+  /**
+   * Answers pings where they lie: a ping whose payload is within one read is unmasked in place and
+   * handed to it, and no frame is returned for it (a peer flooding pings then makes no object per
+   * ping). `undefined`: pings are frames like any other.
+   * @internal
+   */
+  pingAnswerer: PingAnswerer | undefined = undefined
 
   private readonly mask: boolean
   private chunks: Array<Uint8Array> = []
@@ -311,6 +332,7 @@ export class FrameParser {
         }
         case PAYLOAD: {
           const length = this.length
+          if (this.opcode === 0x9 && this.pingAnswerer !== undefined && this.answerPingInPlace(length)) break
           let decode = this.decoding !== undefined
           if (!decode && this.buffered < length && this.buffered >= ASSEMBLE_FROM && this.assembly === undefined) {
             const started = this.startDecoding()
@@ -361,6 +383,30 @@ export class FrameParser {
           return this.error
       }
     }
+  }
+
+  /**
+   * Answers the ping whose payload (`length` bytes) comes next, if it is all in the first buffered
+   * chunk, and consumes it; whether it did.
+   */
+  private answerPingInPlace(length: number): boolean {
+    if (length === 0) {
+      this.state = HEADER
+      this.pingAnswerer!.answerPingAt(EMPTY, 0, 0)
+      return true
+    }
+    if (this.buffered < length) return false
+    const chunk = this.chunks[this.head]!
+    const start = this.offset
+    const end = start + length
+    if (end > chunk.length) return false
+    if (this.masked && this.key !== 0) unmaskRange(chunk, start, end, this.key)
+    this.state = HEADER
+    this.pingAnswerer!.answerPingAt(chunk, start, end)
+    this.buffered -= length
+    if (end === chunk.length) this.dropHead()
+    else this.offset = end
+    return true
   }
 
   /** The frame whose payload is `data` (unmasked and validated). */
