@@ -563,14 +563,23 @@ export class Connection {
   }
 
   /**
-   * Answers a ping whose payload is `source[start, end)` (the frame parser's `pingAnswerer`), into
-   * the pongs of the current read, as `answerPing` does.
+   * Answers a ping whose payload is `source[start, end)`, masked with `key` (the frame parser's
+   * `pingAnswerer`), into the pongs of the current read, as `answerPing` does.
    * @internal
    */
-  answerPingAt(source: Uint8Array, start: number, end: number): void {
+  answerPingAt(source: Uint8Array, start: number, end: number, key: number): void {
     const mask = this.side === "client"
     const pack = this.pongPack((mask ? 6 : 2) + end - start)
-    this.pongsLength = serializeControlFrameRangeInto(Opcode.Pong, source, start, end, mask, pack, this.pongsLength)
+    this.pongsLength = serializeControlFrameRangeInto(
+      Opcode.Pong,
+      source,
+      start,
+      end,
+      key,
+      mask,
+      pack,
+      this.pongsLength
+    )
   }
 
   /** The buffer of the current read's pongs, with room for `size` more bytes (see `answerPing`). */

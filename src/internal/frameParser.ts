@@ -86,18 +86,13 @@ const unmaskAt = (data: Uint8Array, key: number, position: number): void => {
 const maskAt = (data: Uint8Array, key: number, out: Uint8Array, position: number): void =>
   mask(data, keyAt(key, position), out, position, data.length)
 
-/** Unmasks `data[start, end)` in place, `start` being the payload's first byte (a control frame's). */
-const unmaskRange = (data: Uint8Array, start: number, end: number, key: number): void => {
-  for (let i = start; i < end; i++) data[i]! ^= (key >>> (24 - ((i - start) & 3) * 8)) & 0xff
-}
-
 /**
  * Answers a ping in place (see `FrameParser.pingAnswerer`): its payload is `source[start, end)`,
- * unmasked, readable during the call only.
+ * still masked with `key` (first byte highest, 0 for none), readable during the call only.
  * @internal
  */
 export interface PingAnswerer {
-  answerPingAt(source: Uint8Array, start: number, end: number): void
+  answerPingAt(source: Uint8Array, start: number, end: number, key: number): void
 }
 
 /**
@@ -144,8 +139,8 @@ export class FrameParser {
   /** Whether the last frame returned was decoded here: extensions must not decode it again. */
   decoded = false
   /**
-   * Answers pings where they lie: a ping whose payload is within one read is unmasked in place and
-   * handed to it, and no frame is returned for it (a peer flooding pings then makes no object per
+   * Answers pings where they lie: a ping whose payload is within one read is handed to it as it
+   * lies, and no frame is returned for it (a peer flooding pings then makes no object per
    * ping). `undefined`: pings are frames like any other.
    * @internal
    */
@@ -387,12 +382,12 @@ export class FrameParser {
 
   /**
    * Answers the ping whose payload (`length` bytes) comes next, if it is all in the first buffered
-   * chunk, and consumes it; whether it did.
+   * chunk, and consumes it (left masked: nothing else reads it); whether it did.
    */
   private answerPingInPlace(length: number): boolean {
     if (length === 0) {
       this.state = HEADER
-      this.pingAnswerer!.answerPingAt(EMPTY, 0, 0)
+      this.pingAnswerer!.answerPingAt(EMPTY, 0, 0, 0)
       return true
     }
     if (this.buffered < length) return false
@@ -400,9 +395,8 @@ export class FrameParser {
     const start = this.offset
     const end = start + length
     if (end > chunk.length) return false
-    if (this.masked && this.key !== 0) unmaskRange(chunk, start, end, this.key)
     this.state = HEADER
-    this.pingAnswerer!.answerPingAt(chunk, start, end)
+    this.pingAnswerer!.answerPingAt(chunk, start, end, this.masked ? this.key : 0)
     this.buffered -= length
     if (end === chunk.length) this.dropHead()
     else this.offset = end

@@ -1434,14 +1434,24 @@ function drainClosed(): void {
  * copies), instead of leaving it to the garbage collector: a peer flooding pings otherwise makes
  * every 64 KiB read wait for the next young-generation collection, which comes rarely when reading
  * allocates little, and those buffers were most of the flood's peak RSS (issue 23). Only a chunk a
- * TCP socket read into memory of its own, with no other listener that got it.
+ * TCP socket read into memory of its own, with no other listener that got it, of at least
+ * {@link RELEASE_FROM} bytes.
  */
 const releaseRead = (socket: Duplex, chunk: Uint8Array): void => {
   const buffer = chunk.buffer
-  if (chunk.byteOffset !== 0 || chunk.byteLength !== buffer.byteLength || !(socket instanceof net.Socket)) return
+  if (
+    chunk.byteLength < RELEASE_FROM ||
+    chunk.byteOffset !== 0 ||
+    chunk.byteLength !== buffer.byteLength ||
+    !(socket instanceof net.Socket)
+  )
+    return
   if (socket.listenerCount("data") !== 1) return
   detach(buffer as ArrayBuffer)
 }
+
+/** Smallest read worth freeing at once: a few pings read at a time leave little for the collector. */
+const RELEASE_FROM = 16_384
 
 /**
  * Detaches an ArrayBuffer, which frees its memory now: `transfer(0)` (ES2024, Node 21+), or on
