@@ -37,6 +37,7 @@ import {
   parseClose,
   serializeClose,
   serializeControlFrameInto,
+  serializeControlFrameRangeInto,
   serializeFrame
 } from "./Frames.js"
 import type { Request, Response } from "./Http11.js"
@@ -204,6 +205,16 @@ export class Connection {
    * no object that outlives its read (objects alive at a young-generation collection grow it).
    */
   emitsPings = true
+  /**
+   * Whether the protocol may still refer to the bytes of the last `receiveData` call: a view of
+   * them in an event, in a frame still arriving or in a write. False only when every frame in them
+   * was a ping answered with a copy of its payload: the caller may then free or reuse their memory
+   * at once (a peer flooding pings then costs no read buffer waiting for the garbage collector).
+   */
+  receivedDataKept = true
+  /** The bytes `receiveData` is handling, and whether all their frames so far were pings answered. */
+  private receiving: Uint8Array | undefined = undefined
+  private onlyPingsAnswered = false
   /** A parsing failure held back by `deferFailures`, applied by `failPending()`. */
   pendingFailure: Failure | undefined = undefined
 
@@ -377,9 +388,12 @@ export class Connection {
    * Fails with InvalidState after `receiveEof()` (Python's `EOFError`).
    */
   receiveData(data: Uint8Array): Result.Result<void, InvalidState> {
+    this.receivedDataKept = true
     if (this.eofReceived) return Result.fail(new InvalidState({ detail: "stream ended" }))
     if (this.discarding || data.byteLength === 0) return RIGHT_VOID
+    this.receiving = data
     this.onData(data)
+    this.receiving = undefined
     return RIGHT_VOID
   }
 
@@ -529,9 +543,17 @@ export class Connection {
 
   /** Handles received bytes; subclasses intercept them during the opening handshake. */
   protected onData(data: Uint8Array): void {
-    this.frameParser.push(data)
+    const parser = this.frameParser
+    parser.push(data)
+    // Pings answered where they lie when nothing else needs them as frames: no event, no log line,
+    // no extension that might transform a pong.
+    parser.pingAnswerer = this.emitsPings || this.debug || this.extensions.length > 0 ? undefined : this
+    this.onlyPingsAnswered = true
     this.parseFrames()
     this.flushPongs()
+    if (data === this.receiving && this.onlyPingsAnswered && !this.frameParser.refersTo(data)) {
+      this.receivedDataKept = false
+    }
   }
 
   /**
@@ -540,7 +562,7 @@ export class Connection {
    * one write per read instead of a buffer, a write and their bookkeeping per ping, objects that
    * outlive a young-generation collection while the peer does not read and so grew the heap.
    */
-  private answerPing(data: Uint8Array): void {
+  private answerPing(data: Uint8Array): boolean {
     const mask = this.side === "client"
     const extensions = this.extensions
     if (extensions.length > 0 || this.debug) {
@@ -552,10 +574,36 @@ export class Connection {
         // An extension that transforms control frames: the frame is written on its own.
         this.flushPongs()
         for (const chunk of serializeFrame(encoded, mask)) if (chunk.byteLength > 0) this.writes.push(chunk)
-        return
+        return false
       }
     }
-    const size = (mask ? 6 : 2) + data.length
+    const pack = this.pongPack((mask ? 6 : 2) + data.length)
+    this.pongsLength = serializeControlFrameInto(Opcode.Pong, data, mask, pack, this.pongsLength)
+    return true
+  }
+
+  /**
+   * Answers a ping whose payload is `source[start, end)`, masked with `key` (the frame parser's
+   * `pingAnswerer`), into the pongs of the current read, as `answerPing` does.
+   * @internal
+   */
+  answerPingAt(source: Uint8Array, start: number, end: number, key: number): void {
+    const mask = this.side === "client"
+    const pack = this.pongPack((mask ? 6 : 2) + end - start)
+    this.pongsLength = serializeControlFrameRangeInto(
+      Opcode.Pong,
+      source,
+      start,
+      end,
+      key,
+      mask,
+      pack,
+      this.pongsLength
+    )
+  }
+
+  /** The buffer of the current read's pongs, with room for `size` more bytes (see `answerPing`). */
+  private pongPack(size: number): Buffer {
     let pack = this.pongs
     if (pack === undefined || this.pongsLength + size > pack.length) {
       if (pack !== undefined && pack.length >= PONG_PACK_MAX) {
@@ -574,7 +622,7 @@ export class Connection {
       pack = grown
       this.pongs = pack
     }
-    this.pongsLength = serializeControlFrameInto(Opcode.Pong, data, mask, pack, this.pongsLength)
+    return pack
   }
 
   /** Queues the pongs packed so far for writing. */
@@ -667,6 +715,7 @@ export class Connection {
 
   /** A failure of the incoming data: now, or held back for the application (`deferFailures`). */
   private failParsing(error: Failure): void {
+    this.onlyPingsAnswered = false
     if (!this.deferFailures) {
       this.failWithError(error)
       return
@@ -679,6 +728,7 @@ export class Connection {
   /** Applies the sequencing rules of RFC 6455 §5.4–§5.5 to one frame, then emits it. */
   private recvFrame(frame: Frame): void {
     if (this.debug) this.logger!.debug(`< ${formatFrame(frame)}`, this)
+    if (frame.opcode !== Opcode.Ping || this.emitsPings) this.onlyPingsAnswered = false
     // The frame parser checked the order of data frames and their UTF-8 (RFC 6455 §5.4, §8.1).
     switch (frame.opcode) {
       case Opcode.Text:
@@ -696,7 +746,7 @@ export class Connection {
       case Opcode.Ping:
         // RFC 6455 §5.5.2: answer with a Pong carrying the same payload. While CLOSING, our close
         // frame is already sent and nothing may follow it... except control frames (§5.5), so answer.
-        this.answerPing(frame.data)
+        if (!this.answerPing(frame.data)) this.onlyPingsAnswered = false
         if (!this.emitsPings) return
         break
       case Opcode.Pong:

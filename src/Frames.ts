@@ -555,6 +555,59 @@ export const serializeControlFrameInto = (
 }
 
 /**
+ * Writes a control frame whose payload is `source[start, end)` (at most 125 bytes), still masked
+ * with `sourceKey` (the peer's key, first byte highest; 0 for none), into `out` at `offset`, as
+ * {@link serializeControlFrameInto} does: unmasking, and masking with a fresh key when `mask`, in
+ * one pass, without a view of the payload. A pong answered straight from the read that brought its
+ * ping costs no object.
+ * @internal
+ */
+export const serializeControlFrameRangeInto = (
+  opcode: Opcode,
+  source: Uint8Array,
+  start: number,
+  end: number,
+  sourceKey: number,
+  mask: boolean,
+  out: Uint8Array,
+  offset: number
+): number => {
+  const length = end - start
+  out[offset] = 0x80 | opcode
+  out[offset + 1] = (mask ? 0x80 : 0) | length
+  let at = offset + 2
+  let key = sourceKey
+  if (mask) {
+    nextRandomKey()
+    out[at] = frameKey[0]!
+    out[at + 1] = frameKey[1]!
+    out[at + 2] = frameKey[2]!
+    out[at + 3] = frameKey[3]!
+    at += 4
+    key = (key ^ ((frameKey[0]! << 24) | (frameKey[1]! << 16) | (frameKey[2]! << 8) | frameKey[3]!)) >>> 0
+  }
+  if (key === 0) {
+    for (let i = 0; i < length; i++) out[at + i] = source[start + i]!
+    return at + length
+  }
+  const k0 = key >>> 24
+  const k1 = (key >>> 16) & 0xff
+  const k2 = (key >>> 8) & 0xff
+  const k3 = key & 0xff
+  let i = 0
+  for (; i + 4 <= length; i += 4) {
+    out[at + i] = source[start + i]! ^ k0
+    out[at + i + 1] = source[start + i + 1]! ^ k1
+    out[at + i + 2] = source[start + i + 2]! ^ k2
+    out[at + i + 3] = source[start + i + 3]! ^ k3
+  }
+  if (i < length) out[at + i] = source[start + i]! ^ k0
+  if (i + 1 < length) out[at + i + 1] = source[start + i + 1]! ^ k1
+  if (i + 2 < length) out[at + i + 2] = source[start + i + 2]! ^ k2
+  return at + length
+}
+
+/**
  * Serializes a frame into a single buffer (tests, small frames). See `serializeFrame`.
  * @since 0.1.0
  * @category serialization

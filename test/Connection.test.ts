@@ -739,6 +739,101 @@ describe("Connection", () => {
       })
     }
 
+    it("answers pings in place whatever their mask key, an all-zero one included, and empty ones", () => {
+      const server = make("server")
+      server.emitsPings = false
+      // Masked by hand: key 00000000 (payload as is), then key 01020304 over "abcd".
+      receive(server, fromHex("8982000000006869" + "8984010203046060606089" + "80" + "00000000"))
+      expect(written(server)).toEqual(["8a0268698a04616263648a00"])
+    })
+
+    for (const side of SIDES) {
+      it(`${side} keeps no reference to a read of pings it answered (receivedDataKept), and only then`, () => {
+        const connection = make(side)
+        connection.emitsPings = false
+        const pings = concat([peerFrame(side, Opcode.Ping, "ab"), peerFrame(side, Opcode.Ping, "c")])
+        receive(connection, pings)
+        expect(connection.receivedDataKept).toBe(false)
+        // The pongs are copies: clobbering the read changes nothing.
+        pings.fill(0xee)
+        expect(parseOutput(concat(output(connection)), side === "client")).toEqual([
+          { opcode: Opcode.Pong, fin: true, data: "6162" },
+          { opcode: Opcode.Pong, fin: true, data: "63" }
+        ])
+        // A data frame or a pong is an event holding a view of the read.
+        for (const kept of [
+          concat([peerFrame(side, Opcode.Ping, "a"), peerFrame(side, Opcode.Binary, "b")]),
+          peerFrame(side, Opcode.Pong, "a")
+        ]) {
+          receive(connection, kept)
+          expect(connection.receivedDataKept).toBe(true)
+        }
+        // A frame cut by the end of the read: a small tail is copied, the read is not kept; a large
+        // one stays a view of its read until the frame is complete.
+        const many = concat(Array.from({ length: 20 }, () => peerFrame(side, Opcode.Ping, "x".repeat(100))))
+        const ping = peerFrame(side, Opcode.Ping, "tail")
+        receive(connection, concat([many, ping.subarray(0, 3)]))
+        expect(connection.receivedDataKept).toBe(false)
+        receive(connection, ping.slice(3))
+        expect(connection.receivedDataKept).toBe(false)
+        const large = peerFrame(side, Opcode.Binary, new Uint8Array(6000))
+        receive(connection, large.slice(0, 5000))
+        expect(connection.receivedDataKept).toBe(true)
+        receive(connection, large.slice(5000))
+        expect(connection.receivedDataKept).toBe(true)
+        events(connection)
+        output(connection)
+        // With pings as events, every read is kept.
+        connection.emitsPings = true
+        receive(connection, peerFrame(side, Opcode.Ping, "a"))
+        expect(connection.receivedDataKept).toBe(true)
+      })
+
+      it(`${side}: a read it does not keep can be clobbered without changing any event or write (property)`, () => {
+        const frameArb = fc.oneof(
+          fc.record({ opcode: fc.constant(Opcode.Ping), payload: fc.uint8Array({ maxLength: 125 }) }),
+          fc.record({ opcode: fc.constant(Opcode.Pong), payload: fc.uint8Array({ maxLength: 125 }) }),
+          fc.record({ opcode: fc.constant(Opcode.Binary), payload: fc.uint8Array({ maxLength: 300 }) })
+        )
+        fc.assert(
+          fc.property(
+            fc.array(frameArb, { minLength: 1, maxLength: 40 }),
+            fc.array(fc.nat(), { maxLength: 12 }),
+            fc.boolean(),
+            (frames, cuts, emitsPings) => {
+              const wire = concat(frames.map((f) => peerFrame(side, f.opcode, f.payload)))
+              const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
+              const run = (clobber: boolean) => {
+                const connection = make(side)
+                connection.emitsPings = emitsPings
+                let last = 0
+                let released = 0
+                for (const point of [...points, wire.length]) {
+                  // Each read in memory of its own, as a socket gives it.
+                  const read = wire.slice(last, point)
+                  last = point
+                  receive(connection, read)
+                  if (!connection.receivedDataKept) {
+                    released++
+                    if (clobber) read.fill(0xee)
+                  }
+                }
+                const written = parseOutput(concat(output(connection)), side === "client")
+                return { events: events(connection), written, released }
+              }
+              const clobbered = run(true)
+              expect(clobbered).toEqual(run(false))
+              // The last read completes the last frame: with pings only, nothing is kept.
+              if (!emitsPings && frames.every((f) => f.opcode === Opcode.Ping)) {
+                expect(clobbered.released).toBeGreaterThan(0)
+              }
+            }
+          ),
+          { numRuns: 300 }
+        )
+      })
+    }
+
     it("server receives empty ping", () => {
       const server = make("server")
       receive(server, clientFrame(Opcode.Ping, ""))

@@ -16,6 +16,7 @@ import {
   parseClose,
   prepareData,
   serializeClose,
+  serializeControlFrameRangeInto,
   serializeFrame,
   serializeFrameToBytes
 } from "../src/Frames.js"
@@ -251,6 +252,48 @@ describe("serializeFrame", () => {
         }
       ),
       { numRuns: 300 }
+    )
+  })
+})
+
+describe("serializeControlFrameRangeInto", () => {
+  it("writes a pong of a range of a buffer at an offset, byte for byte, unmasking it on the way", () => {
+    const out = new Uint8Array(12).fill(0xff)
+    const end = serializeControlFrameRangeInto(Opcode.Pong, Buffer.from("xxhelloyy"), 2, 7, 0, false, out, 3)
+    expect(end).toBe(10)
+    expect(Buffer.from(out).toString("hex")).toBe("ffffff8a0568656c6c6fffff")
+    // "hello" masked with 01020304 (RFC 6455 §5.3), written unmasked.
+    const masked = Buffer.from("68656c6c6f", "hex").map((b, i) => b ^ ((i % 4) + 1))
+    const unmasked = new Uint8Array(7)
+    serializeControlFrameRangeInto(Opcode.Pong, masked, 0, 5, 0x01020304, false, unmasked, 0)
+    expect(Buffer.from(unmasked).toString("hex")).toBe("8a0568656c6c6f")
+  })
+
+  it("unmasks and masks with a fresh key, and parses back to the range's bytes (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 140 }),
+        fc.nat(),
+        fc.nat(),
+        fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffffffff })),
+        fc.boolean(),
+        (payload, a, b, sourceKey, mask) => {
+          const start = payload.length === 0 ? 0 : a % (payload.length + 1)
+          const end = Math.min(payload.length, start + (b % 126))
+          // The range as the peer sent it: masked with `sourceKey` from `start` on.
+          const source = Uint8Array.from(payload, (byte, i) =>
+            i < start ? byte : byte ^ ((sourceKey >>> (24 - ((i - start) % 4) * 8)) & 0xff)
+          )
+          const out = new Uint8Array(140)
+          const written = serializeControlFrameRangeInto(Opcode.Ping, source, start, end, sourceKey, mask, out, 1)
+          expect(written).toBe(1 + (mask ? 6 : 2) + end - start)
+          const parser = new FrameParser({ mask })
+          parser.push(out.subarray(1, written))
+          const frame = parser.next() as Frame
+          expect(frame.opcode).toBe(Opcode.Ping)
+          expect(Buffer.from(frame.data).equals(Buffer.from(payload.subarray(start, end)))).toBe(true)
+        }
+      )
     )
   })
 })

@@ -87,6 +87,15 @@ const maskAt = (data: Uint8Array, key: number, out: Uint8Array, position: number
   mask(data, keyAt(key, position), out, position, data.length)
 
 /**
+ * Answers a ping in place (see `FrameParser.pingAnswerer`): its payload is `source[start, end)`,
+ * still masked with `key` (first byte highest, 0 for none), readable during the call only.
+ * @internal
+ */
+export interface PingAnswerer {
+  answerPingAt(source: Uint8Array, start: number, end: number, key: number): void
+}
+
+/**
  * Incremental parser of the frames of one direction of a connection.
  * @since 0.1.0
  * @category parsing
@@ -129,6 +138,13 @@ export class FrameParser {
     | undefined = undefined
   /** Whether the last frame returned was decoded here: extensions must not decode it again. */
   decoded = false
+  /**
+   * Answers pings where they lie: a ping whose payload is within one read is handed to it as it
+   * lies, and no frame is returned for it (a peer flooding pings then makes no object per
+   * ping). `undefined`: pings are frames like any other.
+   * @internal
+   */
+  pingAnswerer: PingAnswerer | undefined = undefined
 
   private readonly mask: boolean
   private chunks: Array<Uint8Array> = []
@@ -193,6 +209,13 @@ export class FrameParser {
   /** Bytes pushed and not consumed yet. */
   get bufferedBytes(): number {
     return this.buffered
+  }
+
+  /** Whether bytes the parser keeps (a frame still arriving) are a view of `data`'s memory. */
+  refersTo(data: Uint8Array): boolean {
+    const chunks = this.chunks
+    for (let i = this.head; i < chunks.length; i++) if (chunks[i]!.buffer === data.buffer) return true
+    return false
   }
 
   /** Appends bytes received from the peer. The parser may modify them in place (unmasking). */
@@ -304,6 +327,7 @@ export class FrameParser {
         }
         case PAYLOAD: {
           const length = this.length
+          if (this.opcode === 0x9 && this.pingAnswerer !== undefined && this.answerPingInPlace(length)) break
           let decode = this.decoding !== undefined
           if (!decode && this.buffered < length && this.buffered >= ASSEMBLE_FROM && this.assembly === undefined) {
             const started = this.startDecoding()
@@ -354,6 +378,29 @@ export class FrameParser {
           return this.error
       }
     }
+  }
+
+  /**
+   * Answers the ping whose payload (`length` bytes) comes next, if it is all in the first buffered
+   * chunk, and consumes it (left masked: nothing else reads it); whether it did.
+   */
+  private answerPingInPlace(length: number): boolean {
+    if (length === 0) {
+      this.state = HEADER
+      this.pingAnswerer!.answerPingAt(EMPTY, 0, 0, 0)
+      return true
+    }
+    if (this.buffered < length) return false
+    const chunk = this.chunks[this.head]!
+    const start = this.offset
+    const end = start + length
+    if (end > chunk.length) return false
+    this.state = HEADER
+    this.pingAnswerer!.answerPingAt(chunk, start, end, this.masked ? this.key : 0)
+    this.buffered -= length
+    if (end === chunk.length) this.dropHead()
+    else this.offset = end
+    return true
   }
 
   /** The frame whose payload is `data` (unmasked and validated). */

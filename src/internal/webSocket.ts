@@ -7,6 +7,7 @@
 import { randomFillSync } from "node:crypto"
 import * as net from "node:net"
 import type { Duplex } from "node:stream"
+import { MessageChannel, type MessagePort } from "node:worker_threads"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -350,6 +351,7 @@ export class WebSocketImpl implements WebSocket {
   onData(chunk: Uint8Array): void {
     this.protocol.receiveData(chunk)
     this.afterReceive()
+    if (!this.protocol.receivedDataKept) releaseRead(this.socket, chunk)
   }
 
   /** @internal */
@@ -1461,6 +1463,51 @@ function drainClosed(): void {
 }
 
 /** One function for every connection (a closure each would cost memory). */
+/**
+ * Frees the memory of a read chunk nothing refers to any more (it held only pings, answered with
+ * copies), instead of leaving it to the garbage collector: a peer flooding pings otherwise makes
+ * every 64 KiB read wait for the next young-generation collection, which comes rarely when reading
+ * allocates little, and those buffers were most of the flood's peak RSS (issue 23). Only a chunk a
+ * TCP socket read into memory of its own, with no other listener that got it, of at least
+ * {@link RELEASE_FROM} bytes.
+ */
+const releaseRead = (socket: Duplex, chunk: Uint8Array): void => {
+  const buffer = chunk.buffer
+  if (
+    chunk.byteLength < RELEASE_FROM ||
+    chunk.byteOffset !== 0 ||
+    chunk.byteLength !== buffer.byteLength ||
+    !(socket instanceof net.Socket)
+  )
+    return
+  if (socket.listenerCount("data") !== 1) return
+  detach(buffer as ArrayBuffer)
+}
+
+/** Smallest read worth freeing at once: a few pings read at a time leave little for the collector. */
+const RELEASE_FROM = 16_384
+
+/**
+ * Detaches an ArrayBuffer, which frees its memory now: `transfer(0)` (ES2024, Node 21+), or on
+ * Node 20 a transfer to a closed MessagePort (the HTML spec detaches transferred buffers even
+ * when the port can no longer deliver; the message is dropped at once).
+ */
+const detach: (buffer: ArrayBuffer) => void =
+  typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === "function"
+    ? (buffer) => {
+        ;(buffer as ArrayBuffer & { transfer(length: number): ArrayBuffer }).transfer(0)
+      }
+    : (buffer) => {
+        closedPort ??= closePort()
+        closedPort.postMessage(undefined, [buffer])
+      }
+let closedPort: MessagePort | undefined
+const closePort = (): MessagePort => {
+  const { port1 } = new MessageChannel()
+  port1.close()
+  return port1
+}
+
 const uncorkLater = (ws: WebSocketImpl): void => ws.uncork()
 const decodeLaterOf = (ws: WebSocketImpl): void => ws.decodeLater()
 /**
