@@ -1462,7 +1462,6 @@ function drainClosed(): void {
   closedHead = 0
 }
 
-/** One function for every connection (a closure each would cost memory). */
 /**
  * Frees the memory of a read chunk nothing refers to any more (it held only pings, answered with
  * copies), instead of leaving it to the garbage collector: a peer flooding pings otherwise makes
@@ -1508,6 +1507,7 @@ const closePort = (): MessagePort => {
   return port1
 }
 
+/** One function for every connection (a closure each would cost memory). */
 const uncorkLater = (ws: WebSocketImpl): void => ws.uncork()
 const decodeLaterOf = (ws: WebSocketImpl): void => ws.decodeLater()
 /**
