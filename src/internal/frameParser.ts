@@ -211,11 +211,15 @@ export class FrameParser {
     return this.buffered
   }
 
-  /** Whether bytes the parser keeps (a frame still arriving) are a view of `data`'s memory. */
+  /**
+   * Whether bytes the parser keeps (a frame still arriving) are a view of the memory of `data`, the
+   * chunk pushed last. Chunks are kept in the order they came, so what is left of the last one is
+   * the last chunk: one comparison, where scanning every kept chunk made a frame arriving in many
+   * small reads cost quadratic time.
+   */
   refersTo(data: Uint8Array): boolean {
     const chunks = this.chunks
-    for (let i = this.head; i < chunks.length; i++) if (chunks[i]!.buffer === data.buffer) return true
-    return false
+    return chunks.length > this.head && chunks[chunks.length - 1]!.buffer === data.buffer
   }
 
   /** Appends bytes received from the peer. The parser may modify them in place (unmasking). */
