@@ -10,8 +10,6 @@
  * §5.5.1 says "typically"), so the side that closes sees 1000 back; the side that is closed sees
  * the code and reason sent.
  */
-import { spawnSync } from "node:child_process"
-import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -30,17 +28,14 @@ import {
   MAX_SIZE,
   MESSAGES,
   MIB_MESSAGES,
+  PYTHON,
+  pythonModuleProblem,
   SERVER_SUBPROTOCOLS
 } from "./fixtures/peers.js"
 
-const PYTHON = "/usr/bin/python3"
 const PEER_SCRIPT = fileURLToPath(new URL("./fixtures/aiohttp_peer.py", import.meta.url))
 
-const problem = ((): string | undefined => {
-  if (!existsSync(PYTHON)) return `${PYTHON} not found`
-  const check = spawnSync(PYTHON, ["-c", "import aiohttp"], { encoding: "utf8", timeout: 5000 })
-  return check.status === 0 ? undefined : `${PYTHON} cannot import aiohttp: ${check.stderr.trim()}`
-})()
+const problem = pythonModuleProblem("aiohttp")
 const available = checkPeer("aiohttp", problem)
 
 /** aiohttp's `compress`: 0 offers nothing; 9..15 offers permessage-deflate with that server window. */
@@ -58,15 +53,10 @@ describe("interop with aiohttp", () => {
     let port: number
     let counter = 0
     const nextPath = (prefix: "plain" | "deflate") => `/${prefix}/t${++counter}`
-    const opened = (path: string) => peer.await((line) => line.event === "open" && line.path === path)
-    const closed = (path: string) => peer.await((line) => line.event === "closed" && line.path === path)
+    const opened = (path: string) => peer.opened(path)
+    const closed = (path: string) => peer.closed(path)
     /** Runs a client job in aiohttp and returns what it reported. */
-    const aiohttpJob = (job: Record<string, unknown>) =>
-      Effect.suspend(() => {
-        const id = ++counter
-        peer.send({ ...job, id })
-        return peer.await((line) => line.id === id, 20_000)
-      })
+    const aiohttpJob = (job: Record<string, unknown>) => peer.request(job, 20_000)
 
     beforeAll(async () => {
       peer = JsonLinesChild.spawn(PYTHON, [PEER_SCRIPT])

@@ -7,8 +7,6 @@
  * (fixtures/peer.py) per file. The front doors other than `serve` (node:http, HttpRouter) are the
  * Effect 3 shell's here: the Effect 4 shell's mount and route run in effect4/test.
  */
-import { spawnSync } from "node:child_process"
-import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -28,19 +26,16 @@ import {
   MAX_SIZE,
   MESSAGES,
   MIB_MESSAGES,
+  PYTHON,
+  pythonModuleProblem,
   SERVER_SUBPROTOCOLS,
   STREAM_RECEIVED,
   STREAM_STEPS
 } from "./fixtures/peers.js"
 
-const PYTHON = "/usr/bin/python3"
 const PEER_SCRIPT = fileURLToPath(new URL("./fixtures/peer.py", import.meta.url))
 
-const problem = ((): string | undefined => {
-  if (!existsSync(PYTHON)) return `${PYTHON} not found`
-  const check = spawnSync(PYTHON, ["-c", "import websockets"], { encoding: "utf8", timeout: 5000 })
-  return check.status === 0 ? undefined : `${PYTHON} cannot import websockets: ${check.stderr.trim()}`
-})()
+const problem = pythonModuleProblem("websockets")
 const available = checkPeer("Python websockets", problem)
 
 type Compression = "deflate" | null
@@ -67,16 +62,10 @@ describe("interop with Python websockets", () => {
     let counter = 0
     const nextPath = () => `/t${++counter}`
     const portFor = (theirs: Compression) => (theirs === null ? ports.plain : ports.deflate)
-    const opened = (path: string) => peer.await((line) => line.event === "open" && line.path === path)
-    const closed = (path: string) => peer.await((line) => line.event === "closed" && line.path === path)
+    const opened = (path: string) => peer.opened(path)
+    const closed = (path: string) => peer.closed(path)
     /** Runs a client job in the peer and returns what it reported. */
-    const clientJob = (job: Record<string, unknown>) => {
-      const id = ++counter
-      return Effect.suspend(() => {
-        peer.send({ ...job, id })
-        return peer.await((line) => line.id === id, 8000)
-      })
-    }
+    const clientJob = (job: Record<string, unknown>) => peer.request(job, 8000)
 
     beforeAll(async () => {
       peer = JsonLinesChild.spawn(PYTHON, [PEER_SCRIPT])
