@@ -85,30 +85,22 @@ const flood = (port: number, sockets: Array<net.Socket>, count: number, message?
     }
   }).pipe(bounded(60_000))
 
-/** Closes every attacker at once, then polls until the memory in use is back within LEFT_AFTER_CLOSE of `level`. */
-const closeAll = (shell: Shell, sockets: Array<net.Socket>, level: number) =>
+/**
+ * Closes every attacker at once, then reads the memory in use every 100 ms (30 s at most) until
+ * `done(now, previous)`; the last reading. Polled: the server learns of the closes as its event
+ * loop reads them.
+ */
+const closeAll = (shell: Shell, sockets: Array<net.Socket>, done: (now: number, previous: number) => boolean) =>
   Effect.gen(function* () {
     for (const socket of sockets.splice(0)) socket.destroy()
-    // Polled: the server learns of the closes as its event loop reads them.
+    let previous = Number.POSITIVE_INFINITY
     let now = (yield* shell.usage).memoryInUse
-    for (let polls = 0; now - level >= LEFT_AFTER_CLOSE && polls < 300; polls++) {
+    for (let polls = 0; !done(now, previous) && polls < 300; polls++) {
       yield* realSleep(100)
+      previous = now
       now = (yield* shell.usage).memoryInUse
     }
-    return now - level
-  })
-
-/** Closes every attacker, then waits until the memory in use stops falling. */
-const settleAfterClose = (shell: Shell, sockets: Array<net.Socket>) =>
-  Effect.gen(function* () {
-    for (const socket of sockets.splice(0)) socket.destroy()
-    let last = (yield* shell.usage).memoryInUse
-    for (let polls = 0; polls < 100; polls++) {
-      yield* realSleep(100)
-      const now = (yield* shell.usage).memoryInUse
-      if (last - now < 64 * 1024) return
-      last = now
-    }
+    return now
   })
 
 describeShells("hostile peers: a handshake flood", (shell) => {
@@ -129,7 +121,8 @@ describeShells("hostile peers: a handshake flood", (shell) => {
         // pools) is not counted.
         yield* flood(server.port, sockets, BATCH)
         yield* flood(server.port, sockets, 2, MESSAGE)
-        yield* settleAfterClose(shell, sockets)
+        // Until the memory in use stops falling.
+        yield* closeAll(shell, sockets, (now, previous) => previous - now < 64 * 1024)
         const memory = yield* memoryProbe(shell)
         const before = (yield* shell.usage).memoryInUse
 
@@ -142,7 +135,7 @@ describeShells("hostile peers: a handshake flood", (shell) => {
         expect((sending - held) / SENDERS, "memory in use per sender").toBeLessThan(BYTES_PER_SENDER)
 
         // A mass close: every attacker goes at once; the server keeps nothing of them.
-        const left = yield* closeAll(shell, sockets, before)
+        const left = (yield* closeAll(shell, sockets, (now) => now - before < LEFT_AFTER_CLOSE)) - before
         if (process.env.HOSTILE_MEMORY_REPORT !== undefined) {
           const kib = (n: number) => (n / 1024).toFixed(2)
           console.log(
