@@ -551,7 +551,7 @@ export class Connection {
     this.onlyPingsAnswered = true
     this.parseFrames()
     this.flushPongs()
-    if (data === this.receiving && this.onlyPingsAnswered && !this.frameParser.refersTo(data)) {
+    if (data === this.receiving && this.onlyPingsAnswered && !parser.refersTo(data)) {
       this.receivedDataKept = false
     }
   }
