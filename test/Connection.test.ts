@@ -834,6 +834,66 @@ describe("Connection", () => {
       })
     }
 
+    for (const side of SIDES) {
+      it(`${side} answers pings in place as it answers pings taken as frames, malformed ones included (property)`, () => {
+        // A ping as the peer sends it, or spoiled: a reserved bit, not final, or masked wrongly.
+        const pingArb = fc.record({
+          opcode: fc.constant(Opcode.Ping),
+          payload: fc.uint8Array({ maxLength: 125 }),
+          spoil: fc.oneof(
+            { weight: 20, arbitrary: fc.constant("none" as const) },
+            { weight: 1, arbitrary: fc.constantFrom("rsv" as const, "notFinal" as const, "mask" as const) }
+          )
+        })
+        const dataArb = fc.record({
+          opcode: fc.constantFrom(Opcode.Text, Opcode.Binary, Opcode.Continuation, Opcode.Pong),
+          payload: fc.string({ maxLength: 200 }),
+          fin: fc.boolean(),
+          spoil: fc.constant("none" as const)
+        })
+        const wireOf = (f: { opcode: number; payload: Uint8Array | string; fin?: boolean; spoil: string }) => {
+          const bytes = peerFrame(side, f.opcode, f.payload, {
+            fin: f.opcode >= 0x8 ? f.spoil !== "notFinal" : f.fin === true
+          })
+          if (f.spoil === "rsv") bytes[0] = bytes[0]! | 0x40
+          if (f.spoil === "mask") bytes[1] = bytes[1]! ^ 0x80
+          return bytes
+        }
+        fc.assert(
+          fc.property(
+            fc.array(fc.oneof({ weight: 3, arbitrary: pingArb }, { weight: 1, arbitrary: dataArb }), {
+              minLength: 1,
+              maxLength: 60
+            }),
+            fc.array(fc.nat(), { maxLength: 12 }),
+            (frames, cuts) => {
+              const wire = concat(frames.map(wireOf))
+              const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
+              const run = (emitsPings: boolean) => {
+                const connection = make(side)
+                connection.emitsPings = emitsPings
+                const results: Array<unknown> = []
+                let last = 0
+                for (const point of [...points, wire.length]) {
+                  results.push(tagOf(connection.receiveData(wire.slice(last, point))))
+                  last = point
+                }
+                return {
+                  results,
+                  events: events(connection).filter((e) => (e as { opcode?: number }).opcode !== Opcode.Ping),
+                  sent: sent(connection),
+                  state: connection.state,
+                  failure: connection.parserExc?.message
+                }
+              }
+              expect(run(false)).toEqual(run(true))
+            }
+          ),
+          { numRuns: 400 }
+        )
+      })
+    }
+
     it("server receives empty ping", () => {
       const server = make("server")
       receive(server, clientFrame(Opcode.Ping, ""))

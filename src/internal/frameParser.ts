@@ -265,6 +265,7 @@ export class FrameParser {
     for (;;) {
       switch (this.state) {
         case HEADER: {
+          if (this.pingAnswerer !== undefined && this.answerPingsAhead()) break
           if (this.buffered < 2) return undefined
           const b0 = this.readByte()
           const b1 = this.readByte()
@@ -382,6 +383,52 @@ export class FrameParser {
           return this.error
       }
     }
+  }
+
+  /**
+   * Answers the well-formed pings (final, no reserved bit, masked as this side expects) that lie
+   * whole one after another at the start of the first buffered chunk, and consumes them; whether
+   * there was one. A peer flooding pings is then answered by this small loop, not by `parse`:
+   * optimizing the large function a flood makes hot cost several MiB of compiler memory.
+   */
+  private answerPingsAhead(): boolean {
+    if (this.buffered === 0) return false
+    const chunk = this.chunks[this.head]!
+    const masked = this.mask
+    const headerLength = masked ? 6 : 2
+    const second = masked ? 0x80 : 0
+    const answerer = this.pingAnswerer!
+    const from = this.offset
+    let at = from
+    let key = 0
+    let length = 0
+    while (chunk.length - at >= headerLength && chunk[at] === 0x89) {
+      const b1 = chunk[at + 1]!
+      length = b1 & 0x7f
+      if ((b1 & 0x80) !== second || length > MAX_CONTROL_PAYLOAD) break
+      const start = at + headerLength
+      if (start + length > chunk.length) break
+      if (masked) key = ((chunk[at + 2]! << 24) | (chunk[at + 3]! << 16) | (chunk[at + 4]! << 8) | chunk[at + 5]!) >>> 0
+      if (length === 0) answerer.answerPingAt(EMPTY, 0, 0, 0)
+      else answerer.answerPingAt(chunk, start, start + length, key)
+      at = start + length
+    }
+    if (at === from) return false
+    // What the header path leaves behind for a ping (see `checkMessage`).
+    this.fin = true
+    this.rsv1 = this.rsv2 = this.rsv3 = false
+    this.opcode = 0x9
+    this.masked = masked
+    this.length = length
+    this.key = key
+    if (this.messageChecks) {
+      this.validator = undefined
+      this.transformed = false
+    }
+    this.buffered -= at - from
+    if (at === chunk.length) this.dropHead()
+    else this.offset = at
+    return true
   }
 
   /**
