@@ -103,6 +103,8 @@ const wholeTransformedFrameBound = (remaining: number): number => 2 * remaining 
 
 /** First size of the buffer the pongs of a read are packed in (a pong takes at most 131 bytes). */
 const PONG_PACK_MIN = 512
+/** First size of the buffer of a read's small fragments (see `Connection.appendFragmentAt`). */
+const FRAGMENT_PACK_MIN = 1024
 /** Size at which a buffer of pongs is queued and a new one started: a quarter of a 64 KiB read. */
 const PONG_PACK_MAX = 16_384
 /**
@@ -206,15 +208,24 @@ export class Connection {
    */
   emitsPings = true
   /**
+   * Whether the small fragments of a message that one read brings (non-final continuation frames
+   * of at most 125 bytes, not compressed) may be given as one continuation frame holding their
+   * bytes, instead of one frame each as in Python. The message is the same; an I/O layer that
+   * assembles messages turns this on, so that a peer sending a message in many tiny fragments makes
+   * no object per fragment (objects alive at a young-generation collection grow it).
+   */
+  coalescesFragments = false
+  /**
    * Whether the protocol may still refer to the bytes of the last `receiveData` call: a view of
-   * them in an event, in a frame still arriving or in a write. False only when every frame in them
-   * was a ping answered with a copy of its payload: the caller may then free or reuse their memory
-   * at once (a peer flooding pings then costs no read buffer waiting for the garbage collector).
+   * them in an event, in a frame still arriving or in a write. False when everything taken from
+   * them was copied (pings answered, tiny fragments coalesced, payloads that spanned reads or were
+   * decoded): the caller may then free or reuse their memory at once (a peer flooding pings or tiny
+   * fragments then costs no read buffer waiting for the garbage collector).
    */
   receivedDataKept = true
-  /** The bytes `receiveData` is handling, and whether all their frames so far were pings answered. */
+  /** The bytes `receiveData` is handling, and whether everything taken from them so far was copied. */
   private receiving: Uint8Array | undefined = undefined
-  private onlyPingsAnswered = false
+  private receivingCopied = false
   /** A parsing failure held back by `deferFailures`, applied by `failPending()`. */
   pendingFailure: Failure | undefined = undefined
 
@@ -228,6 +239,9 @@ export class Connection {
   /** Pongs answering the pings of the current read, packed (see `answerPing`), and their bytes. */
   private pongs: Buffer | undefined = undefined
   private pongsLength = 0
+  /** The bytes of the small fragments the current read brought (see `appendFragmentAt`). */
+  private fragments: Buffer | undefined = undefined
+  private fragmentsLength = 0
   /** Full-size pong buffers queued in `writes`, then handed out by `dataToSend` (see `writesDone`). */
   private pongPacksQueued: Array<Buffer> | undefined = undefined
   private pongPacksHandedOut: Array<Buffer> | undefined = undefined
@@ -548,12 +562,48 @@ export class Connection {
     // Pings answered where they lie when nothing else needs them as frames: no event, no log line,
     // no extension that might transform a pong.
     parser.pingAnswerer = this.emitsPings || this.debug || this.extensions.length > 0 ? undefined : this
-    this.onlyPingsAnswered = true
+    parser.fragmentSink = this.coalescesFragments && !this.debug && this.plainMessagesPass() ? this : undefined
+    this.receivingCopied = true
     this.parseFrames()
     this.flushPongs()
-    if (data === this.receiving && this.onlyPingsAnswered && !parser.refersTo(data)) {
+    if (data === this.receiving && this.receivingCopied && !parser.refersTo(data)) {
       this.receivedDataKept = false
     }
+  }
+
+  /** Whether every negotiated extension leaves the frames of a message it did not transform alone. */
+  private plainMessagesPass(): boolean {
+    const extensions = this.extensions
+    for (let i = 0; i < extensions.length; i++) if (extensions[i]!.passesPlainMessages !== true) return false
+    return true
+  }
+
+  /**
+   * Appends the payload of a fragment the frame parser took where it lies (its `fragmentSink`) to
+   * the fragments of the current read, given as one continuation frame by `flushFragments`.
+   * @internal
+   */
+  appendFragmentAt(source: Uint8Array, start: number, end: number): void {
+    const length = end - start
+    this.curSize += length
+    let pack = this.fragments
+    const used = this.fragmentsLength
+    if (pack === undefined || used + length > pack.length) {
+      const grown = Buffer.allocUnsafe(Math.max(FRAGMENT_PACK_MIN, (used + length) * 2))
+      if (pack !== undefined) pack.copy(grown, 0, 0, used)
+      pack = grown
+      this.fragments = grown
+    }
+    for (let i = start; i < end; i++) pack[used + i - start] = source[i]!
+    this.fragmentsLength = used + length
+  }
+
+  /** Emits the fragments taken since the last call (see `appendFragmentAt`) as one frame. */
+  private flushFragments(): void {
+    const pack = this.fragments!
+    this.events.push(new Frame(Opcode.Continuation, pack.subarray(0, this.fragmentsLength), false))
+    this.fragments = undefined
+    this.fragmentsLength = 0
   }
 
   /**
@@ -658,6 +708,7 @@ export class Connection {
       this.frameBudget = remaining
       parser.maxTransformedSize = remaining === null ? null : wholeTransformedFrameBound(remaining)
       const result = parser.next()
+      if (this.fragmentsLength > 0) this.flushFragments()
       if (result === undefined) return
       if (!(result instanceof Frame)) {
         this.failParsing(result)
@@ -715,7 +766,7 @@ export class Connection {
 
   /** A failure of the incoming data: now, or held back for the application (`deferFailures`). */
   private failParsing(error: Failure): void {
-    this.onlyPingsAnswered = false
+    this.receivingCopied = false
     if (!this.deferFailures) {
       this.failWithError(error)
       return
@@ -728,7 +779,10 @@ export class Connection {
   /** Applies the sequencing rules of RFC 6455 §5.4–§5.5 to one frame, then emits it. */
   private recvFrame(frame: Frame): void {
     if (this.debug) this.logger!.debug(`< ${formatFrame(frame)}`, this)
-    if (frame.opcode !== Opcode.Ping || this.emitsPings) this.onlyPingsAnswered = false
+    // An event (or the echo of a close frame) that is a view of the read keeps it.
+    if ((frame.opcode !== Opcode.Ping || this.emitsPings) && frame.data.buffer === this.receiving?.buffer) {
+      this.receivingCopied = false
+    }
     // The frame parser checked the order of data frames and their UTF-8 (RFC 6455 §5.4, §8.1).
     switch (frame.opcode) {
       case Opcode.Text:
@@ -746,7 +800,7 @@ export class Connection {
       case Opcode.Ping:
         // RFC 6455 §5.5.2: answer with a Pong carrying the same payload. While CLOSING, our close
         // frame is already sent and nothing may follow it... except control frames (§5.5), so answer.
-        if (!this.answerPing(frame.data)) this.onlyPingsAnswered = false
+        if (!this.answerPing(frame.data)) this.receivingCopied = false
         if (!this.emitsPings) return
         break
       case Opcode.Pong:

@@ -108,10 +108,14 @@ export class Utf8Validator {
    * `false` until `reset`. After a successful final `push` the validator is ready for a new message.
    */
   push(bytes: Uint8Array, final: boolean): boolean {
+    return this.pushRange(bytes, 0, bytes.length, final)
+  }
+
+  /** {@link push} for `bytes[from, end)`, without a view of them. */
+  pushRange(bytes: Uint8Array, from: number, end: number, final: boolean): boolean {
     let state = this.state
     if (state === REJECT) return false
-    const end = bytes.length
-    let start = 0
+    let start = from
     if (state !== ACCEPT) {
       // Finish the sequence carried over from the previous fragment (at most 3 more bytes).
       while (start < end && state !== ACCEPT && state !== REJECT) {

@@ -769,7 +769,8 @@ describe("Connection", () => {
           expect(connection.receivedDataKept).toBe(true)
         }
         // A frame cut by the end of the read: a small tail is copied, the read is not kept; a large
-        // one stays a view of its read until the frame is complete.
+        // one stays a view of its read until the frame is complete, and is then copied out of its
+        // reads: the last one is not kept.
         const many = concat(Array.from({ length: 20 }, () => peerFrame(side, Opcode.Ping, "x".repeat(100))))
         const ping = peerFrame(side, Opcode.Ping, "tail")
         receive(connection, concat([many, ping.subarray(0, 3)]))
@@ -780,7 +781,26 @@ describe("Connection", () => {
         receive(connection, large.slice(0, 5000))
         expect(connection.receivedDataKept).toBe(true)
         receive(connection, large.slice(5000))
+        expect(connection.receivedDataKept).toBe(false)
+        // A message in one read is a view of it.
+        receive(connection, peerFrame(side, Opcode.Binary, "whole"))
         expect(connection.receivedDataKept).toBe(true)
+        // Tiny fragments, taken into a buffer of their own, keep nothing (`coalescesFragments`).
+        connection.coalescesFragments = true
+        receive(connection, peerFrame(side, Opcode.Binary, "a", { fin: false }))
+        const fragments = concat(
+          Array.from({ length: 10 }, () => peerFrame(side, Opcode.Continuation, "b", { fin: false }))
+        )
+        receive(connection, fragments)
+        expect(connection.receivedDataKept).toBe(false)
+        fragments.fill(0xee)
+        receive(connection, peerFrame(side, Opcode.Continuation, "c"))
+        expect(events(connection).slice(-3)).toEqual([
+          { opcode: Opcode.Binary, fin: false, data: "61" },
+          { opcode: Opcode.Continuation, fin: false, data: "62".repeat(10) },
+          { opcode: Opcode.Continuation, fin: true, data: "63" }
+        ])
+        connection.coalescesFragments = false
         events(connection)
         output(connection)
         // With pings as events, every read is kept.
@@ -793,19 +813,36 @@ describe("Connection", () => {
         const frameArb = fc.oneof(
           fc.record({ opcode: fc.constant(Opcode.Ping), payload: fc.uint8Array({ maxLength: 125 }) }),
           fc.record({ opcode: fc.constant(Opcode.Pong), payload: fc.uint8Array({ maxLength: 125 }) }),
-          fc.record({ opcode: fc.constant(Opcode.Binary), payload: fc.uint8Array({ maxLength: 300 }) })
+          fc.record({ opcode: fc.constant(Opcode.Binary), payload: fc.uint8Array({ maxLength: 300 }) }),
+          // A message in fragments (its continuations coalesced when `coalescesFragments`).
+          fc.record({
+            opcode: fc.constant(Opcode.Continuation),
+            pieces: fc.array(fc.uint8Array({ maxLength: 130 }), { minLength: 1, maxLength: 20 })
+          })
         )
+        const wireOf = (f: { opcode: number; payload?: Uint8Array; pieces?: Array<Uint8Array> }) =>
+          f.pieces === undefined
+            ? peerFrame(side, f.opcode, f.payload!)
+            : concat(
+                f.pieces
+                  .map((piece, i) =>
+                    peerFrame(side, i === 0 ? Opcode.Binary : Opcode.Continuation, piece, { fin: false })
+                  )
+                  .concat([peerFrame(side, Opcode.Continuation, "")])
+              )
         fc.assert(
           fc.property(
             fc.array(frameArb, { minLength: 1, maxLength: 40 }),
             fc.array(fc.nat(), { maxLength: 12 }),
             fc.boolean(),
-            (frames, cuts, emitsPings) => {
-              const wire = concat(frames.map((f) => peerFrame(side, f.opcode, f.payload)))
+            fc.boolean(),
+            (frames, cuts, emitsPings, coalesces) => {
+              const wire = concat(frames.map(wireOf))
               const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
               const run = (clobber: boolean) => {
                 const connection = make(side)
                 connection.emitsPings = emitsPings
+                connection.coalescesFragments = coalesces
                 let last = 0
                 let released = 0
                 for (const point of [...points, wire.length]) {
@@ -887,6 +924,90 @@ describe("Connection", () => {
                 }
               }
               expect(run(false)).toEqual(run(true))
+            }
+          ),
+          { numRuns: 400 }
+        )
+      })
+    }
+
+    for (const side of SIDES) {
+      it(`${side} gives the tiny fragments of a read as one frame, the same messages as frame by frame (property)`, () => {
+        const fragmentArb = fc.record({
+          size: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 3 }) }, fc.integer({ min: 0, max: 130 })),
+          spoil: fc.oneof(
+            { weight: 30, arbitrary: fc.constant("none" as const) },
+            { weight: 1, arbitrary: fc.constantFrom("rsv" as const, "mask" as const, "badUtf8" as const) }
+          )
+        })
+        const messageArb = fc.record({
+          opcode: fc.constantFrom(Opcode.Text, Opcode.Binary),
+          text: fc.string({ unit: "grapheme", maxLength: 200, size: "large" }),
+          fragments: fc.array(fragmentArb, { maxLength: 40, size: "large" }),
+          pingAfter: fc.array(fc.nat({ max: 40 }), { maxLength: 3 })
+        })
+        fc.assert(
+          fc.property(
+            fc.array(messageArb, { minLength: 1, maxLength: 4 }),
+            fc.array(fc.nat(), { maxLength: 12 }),
+            fc.constantFrom(null, 64, 300),
+            fc.boolean(),
+            (messages, cuts, maxSize, emitsPings) => {
+              const frames: Array<Uint8Array> = []
+              for (const m of messages) {
+                const bytes = utf8(m.text)
+                let at = 0
+                m.fragments.forEach((f, i) => {
+                  const piece = bytes.slice(at, at + f.size)
+                  at += piece.length
+                  if (f.spoil === "badUtf8" && piece.length > 0) piece[0] = 0xff
+                  const wire = peerFrame(side, i === 0 ? m.opcode : Opcode.Continuation, piece, { fin: false })
+                  if (f.spoil === "rsv") wire[0] = wire[0]! | 0x20
+                  if (f.spoil === "mask") wire[1] = wire[1]! ^ 0x80
+                  frames.push(wire)
+                  if (m.pingAfter.includes(i)) frames.push(peerFrame(side, Opcode.Ping, "p"))
+                })
+                const last = bytes.slice(at)
+                frames.push(peerFrame(side, m.fragments.length === 0 ? m.opcode : Opcode.Continuation, last))
+              }
+              const wire = concat(frames)
+              const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
+              const run = (coalesces: boolean) => {
+                const connection = make(side, { maxSize })
+                connection.emitsPings = emitsPings
+                connection.coalescesFragments = coalesces
+                const results: Array<unknown> = []
+                let last = 0
+                for (const point of [...points, wire.length]) {
+                  results.push(tagOf(connection.receiveData(wire.slice(last, point))))
+                  last = point
+                }
+                // Data frames assembled into messages; other events as they are.
+                const transcript: Array<unknown> = []
+                let message: { opcode: number; data: string } | undefined
+                for (const event of connection.eventsReceived()) {
+                  if (!(event instanceof Frame)) continue
+                  if (event.opcode >= Opcode.Close) {
+                    transcript.push({ control: event.opcode, data: hex(event.data) })
+                    continue
+                  }
+                  if (event.opcode !== Opcode.Continuation) message = { opcode: event.opcode, data: "" }
+                  message!.data += hex(event.data)
+                  if (event.fin) {
+                    transcript.push(message)
+                    message = undefined
+                  }
+                }
+                if (message !== undefined) transcript.push({ partial: message })
+                return {
+                  results,
+                  transcript,
+                  sent: sent(connection),
+                  state: connection.state,
+                  failure: connection.parserExc?.message
+                }
+              }
+              expect(run(true)).toEqual(run(false))
             }
           ),
           { numRuns: 400 }

@@ -30,6 +30,13 @@ export interface Extension {
    */
   readonly rsvBits?: number
   /**
+   * Whether `decode` gives back unchanged, and without changing its own state, every frame of a
+   * data message whose first frame has none of `rsvBits` set (a message it did not transform).
+   * Declaring it lets the connection take the tiny fragments of such a message without a frame
+   * object each (see `Connection.coalescesFragments`).
+   */
+  readonly passesPlainMessages?: boolean
+  /**
    * Decodes an incoming frame. `maxSize` is what remains of the message size budget (`null`: no
    * limit); an extension that expands data must fail with `PayloadTooBig` as soon as its output
    * would exceed it. Corrupt input fails with `ProtocolError`.

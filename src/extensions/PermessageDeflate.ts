@@ -188,6 +188,8 @@ export class PerMessageDeflate implements Extension {
   readonly name = NAME
   /** RSV1, the "Per-Message Compressed" bit, on the first frame of a message (RFC 7692 §6). */
   readonly rsvBits = 0x40
+  /** An uncompressed message's frames pass `decode` unchanged (see `startDecoding`). */
+  readonly passesPlainMessages = true
   readonly compressSettings: CompressSettings
   readonly minSize: number
   private decoder: ZlibEngine | undefined = undefined

@@ -82,6 +82,11 @@ const unmaskAt = (data: Uint8Array, key: number, position: number): void => {
   if (key !== 0) unmask(data, keyAt(key, position))
 }
 
+/** Unmasks `data[start, end)` in place, `start` being the payload's first byte (a small payload: no view). */
+const unmaskRange = (data: Uint8Array, start: number, end: number, key: number): void => {
+  for (let i = start; i < end; i++) data[i] = data[i]! ^ ((key >>> ((3 - ((i - start) & 3)) << 3)) & 0xff)
+}
+
 /** Writes `data` unmasked into `out` at `position`, which is also its position in the payload. */
 const maskAt = (data: Uint8Array, key: number, out: Uint8Array, position: number): void =>
   mask(data, keyAt(key, position), out, position, data.length)
@@ -93,6 +98,16 @@ const maskAt = (data: Uint8Array, key: number, out: Uint8Array, position: number
  */
 export interface PingAnswerer {
   answerPingAt(source: Uint8Array, start: number, end: number, key: number): void
+}
+
+/**
+ * Takes the small fragments of a message in progress where they lie (see
+ * `FrameParser.fragmentSink`): `source[start, end)` is the payload of one, unmasked and validated,
+ * readable during the call only.
+ * @internal
+ */
+export interface FragmentSink {
+  appendFragmentAt(source: Uint8Array, start: number, end: number): void
 }
 
 /**
@@ -145,6 +160,14 @@ export class FrameParser {
    * @internal
    */
   pingAnswerer: PingAnswerer | undefined = undefined
+  /**
+   * Takes the non-final continuation frames of a message in progress that was not transformed
+   * (with `messageChecks`), when each lies whole in one read and carries at most 125 bytes: their
+   * payloads are handed to it and no frame is returned for them (a peer sending a message in many
+   * tiny fragments then makes no object per fragment). `undefined`: every fragment is a frame.
+   * @internal
+   */
+  fragmentSink: FragmentSink | undefined = undefined
 
   private readonly mask: boolean
   private chunks: Array<Uint8Array> = []
@@ -266,6 +289,7 @@ export class FrameParser {
       switch (this.state) {
         case HEADER: {
           if (this.pingAnswerer !== undefined && this.answerPingsAhead()) break
+          if (this.fragmentSink !== undefined && this.messageOpcode !== 0 && this.takeFragmentsAhead()) break
           if (this.buffered < 2) return undefined
           const b0 = this.readByte()
           const b1 = this.readByte()
@@ -425,6 +449,66 @@ export class FrameParser {
       this.validator = undefined
       this.transformed = false
     }
+    this.buffered -= at - from
+    if (at === chunk.length) this.dropHead()
+    else this.offset = at
+    return true
+  }
+
+  /**
+   * Hands the non-final continuation frames of at most 125 bytes (no reserved bit, masked as this
+   * side expects, within what remains of `maxSize`) that lie whole one after another at the start
+   * of the first buffered chunk to `fragmentSink`, unmasked in place and validated, and consumes
+   * them; whether there was one. Only while a message that was not transformed is in progress.
+   * A fragment that fails UTF-8 validation is left to the header path, which then fails it.
+   */
+  private takeFragmentsAhead(): boolean {
+    if (this.buffered === 0 || !this.messageChecks || this.messageTransformed) return false
+    const chunk = this.chunks[this.head]!
+    const masked = this.mask
+    const headerLength = masked ? 6 : 2
+    const second = masked ? 0x80 : 0
+    const sink = this.fragmentSink!
+    const validator = this.messageOpcode === 0x1 ? this.textUtf8 : undefined
+    let budget = this.maxSize
+    const from = this.offset
+    let at = from
+    let key = 0
+    let length = 0
+    while (chunk.length - at >= headerLength && chunk[at] === 0x00) {
+      const b1 = chunk[at + 1]!
+      length = b1 & 0x7f
+      if ((b1 & 0x80) !== second || length > MAX_CONTROL_PAYLOAD || (budget !== null && length > budget)) break
+      const start = at + headerLength
+      const end = start + length
+      if (end > chunk.length) break
+      if (length > 0) {
+        if (masked) {
+          key = ((chunk[at + 2]! << 24) | (chunk[at + 3]! << 16) | (chunk[at + 4]! << 8) | chunk[at + 5]!) >>> 0
+          unmaskRange(chunk, start, end, key)
+        }
+        if (validator !== undefined && !validator.pushRange(chunk, start, end, false)) {
+          // Masked again, for the header path to fail as it would have: the validator stays failed.
+          if (masked) unmaskRange(chunk, start, end, key)
+          break
+        }
+        sink.appendFragmentAt(chunk, start, end)
+        if (budget !== null) budget -= length
+      }
+      at = end
+    }
+    if (at === from) return false
+    // What the header path leaves behind for a fragment (see `checkMessage`, `setLength`).
+    this.fin = false
+    this.rsv1 = this.rsv2 = this.rsv3 = false
+    this.opcode = 0
+    this.masked = masked
+    this.length = length
+    this.key = key
+    this.validator = validator
+    this.validateFrom = 0
+    this.transformed = false
+    this.maxSize = budget
     this.buffered -= at - from
     if (at === chunk.length) this.dropHead()
     else this.offset = at

@@ -294,6 +294,8 @@ export class WebSocketImpl implements WebSocket {
     protocol.deferFailures = true
     // Pings are answered by the protocol: no event is needed for them.
     protocol.emitsPings = false
+    // Messages are assembled here: the tiny fragments of one read may come as one frame.
+    protocol.coalescesFragments = true
     const s = socket as Duplex & Partial<Record<"localAddress" | "remoteAddress" | "localPort" | "remotePort", any>>
     // Reading the socket's address is a system call (getsockname): skipped when the caller knows it.
     this.localAddress = localAddress ?? addressOf(s.localAddress, s.localPort)
