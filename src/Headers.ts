@@ -33,10 +33,11 @@ export type HeadersLike = Headers | Readonly<Record<string, string>> | Iterable<
  * @category models
  */
 export class Headers implements Iterable<readonly [string, string]> {
-  /** Lower-cased name → values, for lookups. */
-  /** Lower-cased name → values, built on the first lookup (dropped by `compact`). */
+  /**
+   * Lower-cased name → values, built on the first lookup among more than {@link SCAN_LIMIT} headers
+   * (dropped by `compact`); fewer are looked up by a scan of `items`.
+   */
   private dict: Map<string, Array<string>> | undefined = undefined
-  /** Every `[name, value]` in insertion order, with the original case of names. */
   /** Names (original case) and values, flat: `[name, value, name, value, …]`, in insertion order. */
   private items: Array<string> = []
 
@@ -70,9 +71,35 @@ export class Headers implements Iterable<readonly [string, string]> {
     this.items = this.items.slice()
   }
 
+  /**
+   * The values of `name` (in order), `undefined` if absent. A handshake's few headers are scanned,
+   * with no lookup map, no lower-cased copy of each name and no array per name to make: each
+   * handshake looks up a handful of names once.
+   */
+  private valuesOf(name: string): Array<string> | undefined {
+    const items = this.items
+    if (this.dict !== undefined || items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())
+    let values: Array<string> | undefined
+    for (let i = 0; i < items.length; i += 2) {
+      if (sameName(items[i]!, name)) {
+        if (values === undefined) values = [items[i + 1]!]
+        else values.push(items[i + 1]!)
+      }
+    }
+    return values
+  }
+
+  /** Index in `items` of the first header named `name`, -1 if absent; a second one is not looked for. */
+  private firstIndex(name: string): number {
+    const items = this.items
+    for (let i = 0; i < items.length; i += 2) if (sameName(items[i]!, name)) return i
+    return -1
+  }
+
   /** Whether at least one value exists for `name`. */
   has(name: string): boolean {
-    return this.index().has(name.toLowerCase())
+    if (this.dict !== undefined || this.items.length > SCAN_LIMIT * 2) return this.index().has(name.toLowerCase())
+    return this.firstIndex(name) >= 0
   }
 
   /**
@@ -80,7 +107,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * HTTP combines them (RFC 9110 §5.3) and what the Fetch API's `Headers.get` returns.
    */
   get(name: string): string | undefined {
-    return this.index().get(name.toLowerCase())?.join(", ")
+    return this.valuesOf(name)?.join(", ")
   }
 
   /**
@@ -88,7 +115,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * (Python's `headers[name]`): for headers that must not be repeated.
    */
   getSingle(name: string): Result.Result<string | undefined, MultipleValuesError> {
-    const values = this.index().get(name.toLowerCase())
+    const values = this.valuesOf(name)
     if (values === undefined) return Result.succeed(undefined)
     if (values.length > 1) return Result.fail(new MultipleValuesError({ name, values: [...values] }))
     return Result.succeed(values[0])
@@ -99,7 +126,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * `MultipleValuesError` if several exist.
    */
   getStrict(name: string): Result.Result<string, KeyError | MultipleValuesError> {
-    const values = this.index().get(name.toLowerCase())
+    const values = this.valuesOf(name)
     if (values === undefined) return Result.fail(new KeyError({ name }))
     if (values.length > 1) return Result.fail(new MultipleValuesError({ name, values: [...values] }))
     return Result.succeed(values[0]!)
@@ -107,12 +134,35 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** The first value of `name`, or `undefined`: for headers where duplicates don't matter. */
   getFirst(name: string): string | undefined {
-    return this.index().get(name.toLowerCase())?.[0]
+    if (this.dict !== undefined || this.items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())?.[0]
+    const i = this.firstIndex(name)
+    return i < 0 ? undefined : this.items[i + 1]
+  }
+
+  /**
+   * The value of `name` when exactly one header has that name, else `undefined` (absent or
+   * repeated): the handshake's checks of single-valued headers, with nothing made when they pass.
+   * @internal
+   */
+  onlyValue(name: string): string | undefined {
+    if (this.dict !== undefined || this.items.length > SCAN_LIMIT * 2) {
+      const values = this.index().get(name.toLowerCase())
+      return values?.length === 1 ? values[0] : undefined
+    }
+    const items = this.items
+    let found: string | undefined
+    for (let i = 0; i < items.length; i += 2) {
+      if (sameName(items[i]!, name)) {
+        if (found !== undefined) return undefined
+        found = items[i + 1]!
+      }
+    }
+    return found
   }
 
   /** Every value of `name`, in order (an empty array if absent). */
   getAll(name: string): ReadonlyArray<string> {
-    return this.index().get(name.toLowerCase()) ?? []
+    return this.valuesOf(name) ?? NONE
   }
 
   /** Adds a value to `name` (Python's `headers[name] = value`). */
@@ -136,12 +186,16 @@ export class Headers implements Iterable<readonly [string, string]> {
   /** Removes every value of `name`; returns whether there was one. */
   delete(name: string): boolean {
     const key = name.toLowerCase()
-    if (!this.index().delete(key)) return false
+    this.dict?.delete(key)
     const items = this.items
+    let deleted = false
     for (let i = items.length - 2; i >= 0; i -= 2) {
-      if (items[i]!.toLowerCase() === key) items.splice(i, 2)
+      if (sameName(items[i]!, name)) {
+        items.splice(i, 2)
+        deleted = true
+      }
     }
-    return true
+    return deleted
   }
 
   /** Removes every header. */
@@ -199,6 +253,15 @@ export class Headers implements Iterable<readonly [string, string]> {
     return this.rawItems()
   }
 
+  /**
+   * Names and values, flat (`[name, value, name, value, …]`), in insertion order: what the head
+   * serializers write, with no pair per header.
+   * @internal
+   */
+  get flatItems(): ReadonlyArray<string> {
+    return this.items
+  }
+
   /** The headers as HTTP/1.1 lines, each ending in CRLF, followed by the empty line. */
   serialize(): string {
     let out = ""
@@ -222,6 +285,51 @@ export class Headers implements Iterable<readonly [string, string]> {
   toString(): string {
     return this.serialize()
   }
+}
+
+/** Up to this many headers, lookups scan them instead of building a map (a request has about ten). */
+const SCAN_LIMIT = 24
+
+/** `getAll` of an absent name. */
+const NONE: ReadonlyArray<string> = Object.freeze([])
+
+/**
+ * Whether `text` is `lower` (ASCII lower case) ignoring ASCII case, as `text.toLowerCase() === lower`
+ * for such a `lower`, without the lower-cased copy.
+ * @internal
+ */
+export const isAsciiCaseInsensitive = (text: string, lower: string): boolean => {
+  if (text.length !== lower.length) return false
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code !== lower.charCodeAt(i) && (code < 0x41 || code > 0x5a || (code | 0x20) !== lower.charCodeAt(i)))
+      return false
+  }
+  return true
+}
+
+/**
+ * Whether two header names are the same name: `a.toLowerCase() === b.toLowerCase()`, without making
+ * the lower-cased copies when both are ASCII (header names are tokens; others are compared as before).
+ */
+const sameName = (a: string, b: string): boolean => {
+  if (a === b) return true
+  // Lower-casing keeps the length of ASCII text (not of all text: "İ" becomes two chars).
+  if (a.length !== b.length) return !(isAscii(a) && isAscii(b)) && a.toLowerCase() === b.toLowerCase()
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x === y) continue
+    if (x > 0x7f || y > 0x7f) return a.toLowerCase() === b.toLowerCase()
+    // ASCII letters differ by 0x20 between cases; any other difference is a different name.
+    if ((x | 0x20) !== (y | 0x20) || (x | 0x20) < 0x61 || (x | 0x20) > 0x7a) return false
+  }
+  return true
+}
+
+const isAscii = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false
+  return true
 }
 
 /** Adds one header to a lookup map (lower-cased name → values). */
