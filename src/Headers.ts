@@ -34,12 +34,14 @@ export type HeadersLike = Headers | Readonly<Record<string, string>> | Iterable<
  */
 export class Headers implements Iterable<readonly [string, string]> {
   /**
-   * Lower-cased name → values, built on the first lookup among more than {@link SCAN_LIMIT} headers
+   * Lower-cased name → values, built on the first lookup among more than 24 headers
    * (dropped by `compact`); fewer are looked up by a scan of `items`.
    */
   private dict: Map<string, Array<string>> | undefined = undefined
   /** Names (original case) and values, flat: `[name, value, name, value, …]`, in insertion order. */
   private items: Array<string> = []
+  /** Whether every name is ASCII (tokens are): a name of another length is then another name. */
+  private asciiNames = true
 
   constructor(init?: HeadersLike) {
     if (init !== undefined) this.update(init)
@@ -79,9 +81,10 @@ export class Headers implements Iterable<readonly [string, string]> {
   private valuesOf(name: string): Array<string> | undefined {
     const items = this.items
     if (this.dict !== undefined || items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())
+    const ascii = this.asciiNames && isAscii(name)
     let values: Array<string> | undefined
     for (let i = 0; i < items.length; i += 2) {
-      if (sameName(items[i]!, name)) {
+      if (sameName(items[i]!, name, ascii)) {
         if (values === undefined) values = [items[i + 1]!]
         else values.push(items[i + 1]!)
       }
@@ -92,7 +95,8 @@ export class Headers implements Iterable<readonly [string, string]> {
   /** Index in `items` of the first header named `name`, -1 if absent; a second one is not looked for. */
   private firstIndex(name: string): number {
     const items = this.items
-    for (let i = 0; i < items.length; i += 2) if (sameName(items[i]!, name)) return i
+    const ascii = this.asciiNames && isAscii(name)
+    for (let i = 0; i < items.length; i += 2) if (sameName(items[i]!, name, ascii)) return i
     return -1
   }
 
@@ -150,9 +154,10 @@ export class Headers implements Iterable<readonly [string, string]> {
       return values?.length === 1 ? values[0] : undefined
     }
     const items = this.items
+    const ascii = this.asciiNames && isAscii(name)
     let found: string | undefined
     for (let i = 0; i < items.length; i += 2) {
-      if (sameName(items[i]!, name)) {
+      if (sameName(items[i]!, name, ascii)) {
         if (found !== undefined) return undefined
         found = items[i + 1]!
       }
@@ -168,6 +173,7 @@ export class Headers implements Iterable<readonly [string, string]> {
   /** Adds a value to `name` (Python's `headers[name] = value`). */
   append(name: string, value: string): this {
     if (this.dict !== undefined) index(this.dict, name, value)
+    if (this.asciiNames && !isAscii(name)) this.asciiNames = false
     this.items.push(name, value)
     return this
   }
@@ -188,9 +194,10 @@ export class Headers implements Iterable<readonly [string, string]> {
     const key = name.toLowerCase()
     this.dict?.delete(key)
     const items = this.items
+    const ascii = this.asciiNames && isAscii(name)
     let deleted = false
     for (let i = items.length - 2; i >= 0; i -= 2) {
-      if (sameName(items[i]!, name)) {
+      if (sameName(items[i]!, name, ascii)) {
         items.splice(i, 2)
         deleted = true
       }
@@ -201,6 +208,7 @@ export class Headers implements Iterable<readonly [string, string]> {
   /** Removes every header. */
   clear(): void {
     this.dict = undefined
+    this.asciiNames = true
     this.items.length = 0
   }
 
@@ -311,11 +319,12 @@ export const isAsciiCaseInsensitive = (text: string, lower: string): boolean => 
 /**
  * Whether two header names are the same name: `a.toLowerCase() === b.toLowerCase()`, without making
  * the lower-cased copies when both are ASCII (header names are tokens; others are compared as before).
+ * `ascii`: both are known to be ASCII.
  */
-const sameName = (a: string, b: string): boolean => {
+const sameName = (a: string, b: string, ascii: boolean): boolean => {
   if (a === b) return true
   // Lower-casing keeps the length of ASCII text (not of all text: "İ" becomes two chars).
-  if (a.length !== b.length) return !(isAscii(a) && isAscii(b)) && a.toLowerCase() === b.toLowerCase()
+  if (a.length !== b.length) return !ascii && a.toLowerCase() === b.toLowerCase()
   for (let i = 0; i < a.length; i++) {
     const x = a.charCodeAt(i)
     const y = b.charCodeAt(i)
