@@ -47,6 +47,18 @@ export class Headers implements Iterable<readonly [string, string]> {
     if (init !== undefined) this.update(init)
   }
 
+  /**
+   * Headers that take `items` (`[name, value, name, value, …]`) as their own, with no copy: a
+   * response built once, in an array of its size.
+   * @internal
+   */
+  static fromFlatItems(items: Array<string>): Headers {
+    const headers = new Headers()
+    headers.items = items
+    for (let i = 0; i < items.length; i += 2) if (!isAscii(items[i]!)) headers.asciiNames = false
+    return headers
+  }
+
   /** Number of distinct header names. */
   get size(): number {
     return this.index().size

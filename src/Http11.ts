@@ -388,6 +388,34 @@ const COMMON_TEXTS = new Map<string, string>(
 /** `text`, or the equal string shared by every head (`COMMON_TEXTS`). */
 const common = (text: string): string => COMMON_TEXTS.get(text) ?? text
 
+/** `COMMON_TEXTS` by length: what bytes of that length may spell. */
+const COMMON_BY_LENGTH: ReadonlyArray<ReadonlyArray<string> | undefined> = (() => {
+  const byLength: Array<Array<string> | undefined> = []
+  for (const text of COMMON_TEXTS.keys()) {
+    const group = byLength[text.length]
+    if (group === undefined) byLength[text.length] = [text]
+    else group.push(text)
+  }
+  return byLength
+})()
+
+/**
+ * The common text that `buf[from, to)` spells (latin1), or `undefined`: a header line of a usual
+ * name or value then makes no string at all (the text sliced only to be replaced by the shared one
+ * was most of what parsing a request left behind).
+ */
+const commonAt = (buf: Uint8Array, from: number, to: number): string | undefined => {
+  const candidates = COMMON_BY_LENGTH[to - from]
+  if (candidates === undefined) return undefined
+  for (let c = 0; c < candidates.length; c++) {
+    const text = candidates[c]!
+    let i = 0
+    while (i < text.length && buf[from + i] === text.charCodeAt(i)) i++
+    if (i === text.length) return text
+  }
+  return undefined
+}
+
 /** The buffer of a parser that completed (nothing is ever written to it). */
 const NO_BYTES = Buffer.alloc(0)
 
@@ -689,6 +717,11 @@ abstract class HeadParser<M> {
     return this.buf.toString("latin1", from, to)
   }
 
+  /** `common(this.text(from, to))`, without slicing a text that is common. */
+  private sharedText(from: number, to: number): string {
+    return commonAt(this.buf, from, to) ?? this.text(from, to)
+  }
+
   private onStartLine(from: number, to: number): Result.Result<void, HeadError> {
     if (from === to && this.skipsLeadingEmptyLine && !this.skippedEmptyLine) {
       this.skippedEmptyLine = true
@@ -722,7 +755,7 @@ abstract class HeadParser<M> {
         return invalid(`invalid HTTP header value: ${quote(this.text(valueStart, valueEnd))}`)
       }
     }
-    this.headers.append(common(this.text(from, nameEnd)), common(this.text(valueStart, valueEnd)))
+    this.headers.append(this.sharedText(from, nameEnd), this.sharedText(valueStart, valueEnd))
     return Result.void_
   }
 

@@ -152,6 +152,29 @@ export class ServerConnection extends Connection {
     const accept = negotiated[0]
     const extensionsHeader = negotiated[1]
     const protocolHeader = negotiated[2]
+    const { extraHeaders, serverHeader } = this.options
+    if (
+      extraHeaders === undefined &&
+      extensionsHeader === undefined &&
+      protocolHeader === undefined &&
+      serverHeader !== null
+    ) {
+      // The usual 101, in the order below, its headers in an array of their size: the response is
+      // kept as long as the connection (`ws.response`), and appending would leave room for more.
+      const items = [
+        "Date",
+        httpDate(),
+        "Upgrade",
+        "websocket",
+        "Connection",
+        "Upgrade",
+        "Sec-WebSocket-Accept",
+        accept,
+        "Server",
+        serverHeader ?? USER_AGENT
+      ]
+      return new Response(101, "Switching Protocols", Headers.fromFlatItems(items))
+    }
     const headers = new Headers()
     headers.append("Date", httpDate())
     headers.append("Upgrade", "websocket")
@@ -159,7 +182,6 @@ export class ServerConnection extends Connection {
     headers.append("Sec-WebSocket-Accept", accept)
     if (extensionsHeader !== undefined) headers.append("Sec-WebSocket-Extensions", extensionsHeader)
     if (protocolHeader !== undefined) headers.append("Sec-WebSocket-Protocol", protocolHeader)
-    const { extraHeaders, serverHeader } = this.options
     if (extraHeaders !== undefined) {
       try {
         headers.update(typeof extraHeaders === "function" ? extraHeaders(request.path, request.headers) : extraHeaders)

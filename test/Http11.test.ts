@@ -231,6 +231,20 @@ describe("Http11", () => {
   })
 
   describe("RequestParser", () => {
+    it("names and values of a usual text's length but other bytes keep their own bytes (the shared texts are matched byte by byte)", () => {
+      const lines = [
+        ["Host", "websocket"],
+        ["Hosx", "websockeT"],
+        ["X-HOST", "Upgradf"],
+        ["Upgrade", "\u00e9ebsocket"],
+        ["Sec-WebSocket-Kez", "14"],
+        ["Connection", "13"]
+      ]
+      const head = `GET / HTTP/1.1\r\n${lines.map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n`
+      const request = right(new RequestParser().feed(Buffer.from(head, "latin1")))
+      expect([...request.headers]).toEqual(lines)
+    })
+
     it("server receives the RFC 6455 §1.3 request", () => {
       const parser = new RequestParser()
       const request = right(parser.feed(bytes(SAMPLE_REQUEST)))
