@@ -35,9 +35,10 @@ export type HeadersLike = Headers | Readonly<Record<string, string>> | Iterable<
 export class Headers implements Iterable<readonly [string, string]> {
   /**
    * Lower-cased name → values, built on the first lookup among more than 24 headers
-   * (dropped by `compact`); fewer are looked up by a scan of `items`.
+   * (dropped by `compact`); fewer are looked up by a scan of `items`. `null`: no map, and `items`
+   * is an array of its size (`compact` has nothing to do).
    */
-  private dict: Map<string, Array<string>> | undefined = undefined
+  private dict: Map<string, Array<string>> | undefined | null = undefined
   /** Names (original case) and values, flat: `[name, value, name, value, …]`, in insertion order. */
   private items: Array<string> = []
   /** Whether every name is ASCII (tokens are): a name of another length is then another name. */
@@ -55,6 +56,7 @@ export class Headers implements Iterable<readonly [string, string]> {
   static fromFlatItems(items: Array<string>): Headers {
     const headers = new Headers()
     headers.items = items
+    headers.dict = null
     for (let i = 0; i < items.length; i += 2) if (!isAscii(items[i]!)) headers.asciiNames = false
     return headers
   }
@@ -66,7 +68,7 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** The lookup map, built from `items` when missing. */
   private index(): Map<string, Array<string>> {
-    if (this.dict !== undefined) return this.dict
+    if (this.dict) return this.dict
     const dict = new Map<string, Array<string>>()
     const items = this.items
     for (let i = 0; i < items.length; i += 2) index(dict, items[i]!, items[i + 1]!)
@@ -81,7 +83,8 @@ export class Headers implements Iterable<readonly [string, string]> {
    * @internal
    */
   compact(): void {
-    this.dict = undefined
+    if (this.dict === null) return
+    this.dict = null
     this.items = this.items.slice()
   }
 
@@ -92,7 +95,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    */
   private valuesOf(name: string): Array<string> | undefined {
     const items = this.items
-    if (this.dict !== undefined || items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())
+    if (this.dict || items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())
     const ascii = this.asciiNames && isAscii(name)
     let values: Array<string> | undefined
     for (let i = 0; i < items.length; i += 2) {
@@ -114,7 +117,7 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** Whether at least one value exists for `name`. */
   has(name: string): boolean {
-    if (this.dict !== undefined || this.items.length > SCAN_LIMIT * 2) return this.index().has(name.toLowerCase())
+    if (this.dict || this.items.length > SCAN_LIMIT * 2) return this.index().has(name.toLowerCase())
     return this.firstIndex(name) >= 0
   }
 
@@ -150,7 +153,7 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** The first value of `name`, or `undefined`: for headers where duplicates don't matter. */
   getFirst(name: string): string | undefined {
-    if (this.dict !== undefined || this.items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())?.[0]
+    if (this.dict || this.items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())?.[0]
     const i = this.firstIndex(name)
     return i < 0 ? undefined : this.items[i + 1]
   }
@@ -161,7 +164,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * @internal
    */
   onlyValue(name: string): string | undefined {
-    if (this.dict !== undefined || this.items.length > SCAN_LIMIT * 2) {
+    if (this.dict || this.items.length > SCAN_LIMIT * 2) {
       const values = this.index().get(name.toLowerCase())
       return values?.length === 1 ? values[0] : undefined
     }
@@ -184,7 +187,9 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** Adds a value to `name` (Python's `headers[name] = value`). */
   append(name: string, value: string): this {
-    if (this.dict !== undefined) index(this.dict, name, value)
+    // Appending to an array of its size leaves room for more: `compact` has work again.
+    if (this.dict) index(this.dict, name, value)
+    else this.dict = undefined
     if (this.asciiNames && !isAscii(name)) this.asciiNames = false
     this.items.push(name, value)
     return this
@@ -212,6 +217,7 @@ export class Headers implements Iterable<readonly [string, string]> {
       if (sameName(items[i]!, name, ascii)) {
         items.splice(i, 2)
         deleted = true
+        if (this.dict === null) this.dict = undefined
       }
     }
     return deleted

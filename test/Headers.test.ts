@@ -113,6 +113,10 @@ describe("Headers", () => {
         expect(h.getFirst(key)).toBe(values[0])
         expect(h.onlyValue(key)).toBe(values.length === 1 ? values[0] : undefined)
         expect(Either.getOrUndefined(h.getSingle(key))).toBe(values.length === 1 ? values[0] : undefined)
+        // Compacted (twice: the second has nothing to do), the same answers.
+        h.compact()
+        h.compact()
+        expect(h.getAll(key)).toEqual(values)
         expect(h.size).toBe(new Set(items.map(([n]) => n.toLowerCase())).size)
         // Once indexed (size built the map), the same answers; then delete removes every spelling.
         expect(h.getAll(key)).toEqual(values)

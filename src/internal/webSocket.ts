@@ -789,7 +789,10 @@ export class WebSocketImpl implements WebSocket {
         continue
       }
       if (!socket.writable) continue
-      this.corkUntilNextTick()
+      // The handshake's request or response goes out alone (nothing else is written before the
+      // connection opens): no cork to undo on the next tick, which made the socket buffer the write
+      // and hand it on as a one-chunk writev, garbage on every connection of a handshake flood.
+      if (this.opened) this.corkUntilNextTick()
       socket.write(chunk, this.writtenCallback(chunk.byteLength))
     }
   }
