@@ -9,10 +9,10 @@
  *
  * @since 0.1.0
  */
-import { createHash, randomBytes } from "node:crypto"
+import { hash, randomBytes } from "node:crypto"
 import { InvalidHeader, type InvalidHeaderFormat, InvalidHeaderValue, InvalidUpgrade } from "./Errors.js"
 import { parseConnection, parseUpgrade } from "./HeaderParsers.js"
-import type { Headers } from "./Headers.js"
+import { type Headers, isAsciiCaseInsensitive } from "./Headers.js"
 import * as Result from "./internal/result.js"
 
 /**
@@ -50,10 +50,7 @@ export const generateKey = (): string => randomBytes(KEY_BYTES).toString("base64
  * @since 0.1.0
  * @category utils
  */
-export const acceptKey = (key: string): string =>
-  createHash("sha1")
-    .update(key + GUID)
-    .digest("base64")
+export const acceptKey = (key: string): string => hash("sha1", key + GUID, "base64")
 
 /**
  * Sets the handshake headers of a client request (RFC 6455 §4.1) and returns the key to pass to
@@ -103,6 +100,18 @@ const parseAll = (
  * Python ignores case, and so do we). An absent header is reported with `value: undefined`.
  */
 const checkUpgrade = (headers: Headers): Result.Result<void, InvalidUpgrade | InvalidHeaderFormat> => {
+  // What nearly every client sends (`Connection: Upgrade`, `Upgrade: websocket`) passes without
+  // parsing either list.
+  const connectionValue = headers.onlyValue("Connection")
+  const upgradeValue = headers.onlyValue("Upgrade")
+  if (
+    connectionValue !== undefined &&
+    upgradeValue !== undefined &&
+    isAsciiCaseInsensitive(connectionValue, "upgrade") &&
+    isAsciiCaseInsensitive(upgradeValue, "websocket")
+  ) {
+    return Result.void_
+  }
   const connection = parseAll(headers, "Connection", parseConnection)
   if (Result.isFailure(connection)) return Result.fail(Result.failureOf(connection))
   if (!Result.successOf(connection).some((option) => option.toLowerCase() === "upgrade")) {
@@ -120,11 +129,16 @@ const checkUpgrade = (headers: Headers): Result.Result<void, InvalidUpgrade | In
 
 /** Exactly one value of `name`: missing or repeated is `InvalidHeader`, as in Python. */
 const single = (headers: Headers, name: string): Result.Result<string, InvalidHeader> => {
-  const values = headers.getAll(name)
-  if (values.length === 0) return Result.fail(new InvalidHeader({ name }))
-  if (values.length > 1) return Result.fail(new InvalidHeader({ name, value: `more than one ${name} header found` }))
-  return Result.succeed(values[0]!)
+  const value = singleValue(headers, name)
+  return typeof value === "string" ? Result.succeed(value) : Result.fail(value)
 }
+
+/** `single` without its result: the value, or the error (no result made per header checked). */
+const singleValue = (headers: Headers, name: string): string | InvalidHeader =>
+  headers.onlyValue(name) ??
+  (headers.has(name)
+    ? new InvalidHeader({ name, value: `more than one ${name} header found` })
+    : new InvalidHeader({ name }))
 
 /**
  * Checks the handshake headers of a client request (RFC 6455 §4.2.1) and returns its
@@ -137,19 +151,15 @@ export const checkRequest = (headers: Headers): Result.Result<string, HandshakeE
   // Plain checks (once per handshake): a generator here was a measurable part of a handshake.
   const upgrade = checkUpgrade(headers)
   if (Result.isFailure(upgrade)) return Result.fail(Result.failureOf(upgrade))
-  const key = single(headers, "Sec-WebSocket-Key")
-  if (Result.isFailure(key)) return Result.fail(Result.failureOf(key))
-  if (!KEY_RE.test(Result.successOf(key))) {
-    return Result.fail(new InvalidHeaderValue({ name: "Sec-WebSocket-Key", value: Result.successOf(key) }))
-  }
-  const version = single(headers, "Sec-WebSocket-Version")
-  if (Result.isFailure(version)) return Result.fail(Result.failureOf(version))
+  const key = singleValue(headers, "Sec-WebSocket-Key")
+  if (typeof key !== "string") return Result.fail(key)
+  if (!KEY_RE.test(key)) return Result.fail(new InvalidHeaderValue({ name: "Sec-WebSocket-Key", value: key }))
+  const version = singleValue(headers, "Sec-WebSocket-Version")
+  if (typeof version !== "string") return Result.fail(version)
   // RFC 6455 §4.2.2: a server that does not speak the requested version may answer 426 with
   // the versions it supports; Python just rejects, as we do.
-  if (Result.successOf(version) !== "13") {
-    return Result.fail(new InvalidHeaderValue({ name: "Sec-WebSocket-Version", value: Result.successOf(version) }))
-  }
-  return key
+  if (version !== "13") return Result.fail(new InvalidHeaderValue({ name: "Sec-WebSocket-Version", value: version }))
+  return Result.succeed(key)
 }
 
 /**

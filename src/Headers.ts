@@ -33,15 +33,32 @@ export type HeadersLike = Headers | Readonly<Record<string, string>> | Iterable<
  * @category models
  */
 export class Headers implements Iterable<readonly [string, string]> {
-  /** Lower-cased name → values, for lookups. */
-  /** Lower-cased name → values, built on the first lookup (dropped by `compact`). */
-  private dict: Map<string, Array<string>> | undefined = undefined
-  /** Every `[name, value]` in insertion order, with the original case of names. */
+  /**
+   * Lower-cased name → values, built on the first lookup among more than 24 headers
+   * (dropped by `compact`); fewer are looked up by a scan of `items`. `null`: no map, and `items`
+   * is an array of its size (`compact` has nothing to do).
+   */
+  private dict: Map<string, Array<string>> | undefined | null = undefined
   /** Names (original case) and values, flat: `[name, value, name, value, …]`, in insertion order. */
   private items: Array<string> = []
+  /** Whether every name is ASCII (tokens are): a name of another length is then another name. */
+  private asciiNames = true
 
   constructor(init?: HeadersLike) {
     if (init !== undefined) this.update(init)
+  }
+
+  /**
+   * Headers that take `items` (`[name, value, name, value, …]`) as their own, with no copy: a
+   * response built once, in an array of its size.
+   * @internal
+   */
+  static fromFlatItems(items: Array<string>): Headers {
+    const headers = new Headers()
+    headers.items = items
+    headers.dict = null
+    for (let i = 0; i < items.length; i += 2) if (!isAscii(items[i]!)) headers.asciiNames = false
+    return headers
   }
 
   /** Number of distinct header names. */
@@ -51,7 +68,7 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** The lookup map, built from `items` when missing. */
   private index(): Map<string, Array<string>> {
-    if (this.dict !== undefined) return this.dict
+    if (this.dict) return this.dict
     const dict = new Map<string, Array<string>>()
     const items = this.items
     for (let i = 0; i < items.length; i += 2) index(dict, items[i]!, items[i + 1]!)
@@ -66,13 +83,42 @@ export class Headers implements Iterable<readonly [string, string]> {
    * @internal
    */
   compact(): void {
-    this.dict = undefined
+    if (this.dict === null) return
+    this.dict = null
     this.items = this.items.slice()
+  }
+
+  /**
+   * The values of `name` (in order), `undefined` if absent. A handshake's few headers are scanned,
+   * with no lookup map, no lower-cased copy of each name and no array per name to make: each
+   * handshake looks up a handful of names once.
+   */
+  private valuesOf(name: string): Array<string> | undefined {
+    const items = this.items
+    if (this.dict || items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())
+    const ascii = this.asciiNames && isAscii(name)
+    let values: Array<string> | undefined
+    for (let i = 0; i < items.length; i += 2) {
+      if (sameName(items[i]!, name, ascii)) {
+        if (values === undefined) values = [items[i + 1]!]
+        else values.push(items[i + 1]!)
+      }
+    }
+    return values
+  }
+
+  /** Index in `items` of the first header named `name`, -1 if absent; a second one is not looked for. */
+  private firstIndex(name: string): number {
+    const items = this.items
+    const ascii = this.asciiNames && isAscii(name)
+    for (let i = 0; i < items.length; i += 2) if (sameName(items[i]!, name, ascii)) return i
+    return -1
   }
 
   /** Whether at least one value exists for `name`. */
   has(name: string): boolean {
-    return this.index().has(name.toLowerCase())
+    if (this.dict || this.items.length > SCAN_LIMIT * 2) return this.index().has(name.toLowerCase())
+    return this.firstIndex(name) >= 0
   }
 
   /**
@@ -80,7 +126,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * HTTP combines them (RFC 9110 §5.3) and what the Fetch API's `Headers.get` returns.
    */
   get(name: string): string | undefined {
-    return this.index().get(name.toLowerCase())?.join(", ")
+    return this.valuesOf(name)?.join(", ")
   }
 
   /**
@@ -88,7 +134,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * (Python's `headers[name]`): for headers that must not be repeated.
    */
   getSingle(name: string): Result.Result<string | undefined, MultipleValuesError> {
-    const values = this.index().get(name.toLowerCase())
+    const values = this.valuesOf(name)
     if (values === undefined) return Result.succeed(undefined)
     if (values.length > 1) return Result.fail(new MultipleValuesError({ name, values: [...values] }))
     return Result.succeed(values[0])
@@ -99,7 +145,7 @@ export class Headers implements Iterable<readonly [string, string]> {
    * `MultipleValuesError` if several exist.
    */
   getStrict(name: string): Result.Result<string, KeyError | MultipleValuesError> {
-    const values = this.index().get(name.toLowerCase())
+    const values = this.valuesOf(name)
     if (values === undefined) return Result.fail(new KeyError({ name }))
     if (values.length > 1) return Result.fail(new MultipleValuesError({ name, values: [...values] }))
     return Result.succeed(values[0]!)
@@ -107,17 +153,44 @@ export class Headers implements Iterable<readonly [string, string]> {
 
   /** The first value of `name`, or `undefined`: for headers where duplicates don't matter. */
   getFirst(name: string): string | undefined {
-    return this.index().get(name.toLowerCase())?.[0]
+    if (this.dict || this.items.length > SCAN_LIMIT * 2) return this.index().get(name.toLowerCase())?.[0]
+    const i = this.firstIndex(name)
+    return i < 0 ? undefined : this.items[i + 1]
+  }
+
+  /**
+   * The value of `name` when exactly one header has that name, else `undefined` (absent or
+   * repeated): the handshake's checks of single-valued headers, with nothing made when they pass.
+   * @internal
+   */
+  onlyValue(name: string): string | undefined {
+    if (this.dict || this.items.length > SCAN_LIMIT * 2) {
+      const values = this.index().get(name.toLowerCase())
+      return values?.length === 1 ? values[0] : undefined
+    }
+    const items = this.items
+    const ascii = this.asciiNames && isAscii(name)
+    let found: string | undefined
+    for (let i = 0; i < items.length; i += 2) {
+      if (sameName(items[i]!, name, ascii)) {
+        if (found !== undefined) return undefined
+        found = items[i + 1]!
+      }
+    }
+    return found
   }
 
   /** Every value of `name`, in order (an empty array if absent). */
   getAll(name: string): ReadonlyArray<string> {
-    return this.index().get(name.toLowerCase()) ?? []
+    return this.valuesOf(name) ?? NONE
   }
 
   /** Adds a value to `name` (Python's `headers[name] = value`). */
   append(name: string, value: string): this {
-    if (this.dict !== undefined) index(this.dict, name, value)
+    // Appending to an array of its size leaves room for more: `compact` has work again.
+    if (this.dict) index(this.dict, name, value)
+    else this.dict = undefined
+    if (this.asciiNames && !isAscii(name)) this.asciiNames = false
     this.items.push(name, value)
     return this
   }
@@ -136,17 +209,24 @@ export class Headers implements Iterable<readonly [string, string]> {
   /** Removes every value of `name`; returns whether there was one. */
   delete(name: string): boolean {
     const key = name.toLowerCase()
-    if (!this.index().delete(key)) return false
+    this.dict?.delete(key)
     const items = this.items
+    const ascii = this.asciiNames && isAscii(name)
+    let deleted = false
     for (let i = items.length - 2; i >= 0; i -= 2) {
-      if (items[i]!.toLowerCase() === key) items.splice(i, 2)
+      if (sameName(items[i]!, name, ascii)) {
+        items.splice(i, 2)
+        deleted = true
+        if (this.dict === null) this.dict = undefined
+      }
     }
-    return true
+    return deleted
   }
 
   /** Removes every header. */
   clear(): void {
     this.dict = undefined
+    this.asciiNames = true
     this.items.length = 0
   }
 
@@ -199,6 +279,15 @@ export class Headers implements Iterable<readonly [string, string]> {
     return this.rawItems()
   }
 
+  /**
+   * Names and values, flat (`[name, value, name, value, …]`), in insertion order: what the head
+   * serializers write, with no pair per header.
+   * @internal
+   */
+  get flatItems(): ReadonlyArray<string> {
+    return this.items
+  }
+
   /** The headers as HTTP/1.1 lines, each ending in CRLF, followed by the empty line. */
   serialize(): string {
     let out = ""
@@ -222,6 +311,52 @@ export class Headers implements Iterable<readonly [string, string]> {
   toString(): string {
     return this.serialize()
   }
+}
+
+/** Up to this many headers, lookups scan them instead of building a map (a request has about ten). */
+const SCAN_LIMIT = 24
+
+/** `getAll` of an absent name. */
+const NONE: ReadonlyArray<string> = Object.freeze([])
+
+/**
+ * Whether `text` is `lower` (ASCII lower case) ignoring ASCII case, as `text.toLowerCase() === lower`
+ * for such a `lower`, without the lower-cased copy.
+ * @internal
+ */
+export const isAsciiCaseInsensitive = (text: string, lower: string): boolean => {
+  if (text.length !== lower.length) return false
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code !== lower.charCodeAt(i) && (code < 0x41 || code > 0x5a || (code | 0x20) !== lower.charCodeAt(i)))
+      return false
+  }
+  return true
+}
+
+/**
+ * Whether two header names are the same name: `a.toLowerCase() === b.toLowerCase()`, without making
+ * the lower-cased copies when both are ASCII (header names are tokens; others are compared as before).
+ * `ascii`: both are known to be ASCII.
+ */
+const sameName = (a: string, b: string, ascii: boolean): boolean => {
+  if (a === b) return true
+  // Lower-casing keeps the length of ASCII text (not of all text: "İ" becomes two chars).
+  if (a.length !== b.length) return !ascii && a.toLowerCase() === b.toLowerCase()
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x === y) continue
+    if (x > 0x7f || y > 0x7f) return a.toLowerCase() === b.toLowerCase()
+    // ASCII letters differ by 0x20 between cases; any other difference is a different name.
+    if ((x | 0x20) !== (y | 0x20) || (x | 0x20) < 0x61 || (x | 0x20) > 0x7a) return false
+  }
+  return true
+}
+
+const isAscii = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false
+  return true
 }
 
 /** Adds one header to a lookup map (lower-cased name → values). */

@@ -79,6 +79,57 @@ const encode = (text: string): Uint8Array =>
   view(/[^\u0000-\u00ff]/.test(text) ? Buffer.from(text, "utf8") : Buffer.from(text, "latin1"))
 
 /**
+ * Writes `text` at `at` one byte per char and returns where it ended; -1 when a char does not fit
+ * in a byte (not latin1), or when `at` is already -1.
+ */
+const putLatin1 = (bytes: Uint8Array, at: number, text: string): number => {
+  if (at < 0) return at
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code > 0xff) return -1
+    bytes[at + i] = code
+  }
+  return at + text.length
+}
+
+const CRLF = "\r\n"
+const COLON_SPACE = ": "
+
+/**
+ * A head (the start line of four parts, the header lines, the empty line) and its body, written
+ * straight into one buffer: the same bytes as `encode` of the head's text followed by the body,
+ * without the text itself (a string per line and the flattened whole, per handshake). `undefined`
+ * when a char is not latin1, which `encode` sends as UTF-8.
+ */
+const serializeLatin1 = (
+  a: string,
+  b: string,
+  c: string,
+  d: string,
+  headers: Headers,
+  body: Uint8Array
+): Uint8Array | undefined => {
+  const items = headers.flatItems
+  let length = a.length + b.length + c.length + d.length + 4 + body.byteLength
+  for (let i = 0; i < items.length; i += 2) length += items[i]!.length + items[i + 1]!.length + 4
+  const bytes = view(Buffer.allocUnsafe(length))
+  let at = putLatin1(bytes, putLatin1(bytes, putLatin1(bytes, putLatin1(bytes, 0, a), b), c), d)
+  if (at < 0) return undefined
+  at = putLatin1(bytes, at, CRLF)
+  for (let i = 0; i < items.length && at >= 0; i += 2) {
+    at = putLatin1(
+      bytes,
+      putLatin1(bytes, putLatin1(bytes, putLatin1(bytes, at, items[i]!), COLON_SPACE), items[i + 1]!),
+      CRLF
+    )
+  }
+  if (at < 0) return undefined
+  at = putLatin1(bytes, at, CRLF)
+  bytes.set(body, at)
+  return bytes
+}
+
+/**
  * An HTTP/1.1 `GET` request of the opening handshake. `path` is the raw request-target
  * (RFC 7230 §5.3), neither decoded nor validated.
  * @since 0.1.0
@@ -97,7 +148,10 @@ export class Request {
 
   /** `{method} {path} HTTP/1.1\r\n`, the header lines, and the empty line. */
   serialize(): Uint8Array {
-    return encode(`${this.method} ${this.path} HTTP/1.1\r\n${this.headers.serialize()}`)
+    return (
+      serializeLatin1(this.method, " ", this.path, " HTTP/1.1", this.headers, EMPTY) ??
+      encode(`${this.method} ${this.path} HTTP/1.1\r\n${this.headers.serialize()}`)
+    )
   }
 }
 
@@ -116,6 +170,8 @@ export class Response {
 
   /** Status line, header lines, empty line, then the body as is (no header is added). */
   serialize(): Uint8Array {
+    const fast = serializeLatin1("HTTP/1.1 ", String(this.statusCode), " ", this.reasonPhrase, this.headers, this.body)
+    if (fast !== undefined) return fast
     const head = encode(`HTTP/1.1 ${this.statusCode} ${this.reasonPhrase}\r\n${this.headers.serialize()}`)
     return this.body.byteLength === 0 ? head : view(Buffer.concat([head, this.body]))
   }
@@ -331,6 +387,34 @@ const COMMON_TEXTS = new Map<string, string>(
 
 /** `text`, or the equal string shared by every head (`COMMON_TEXTS`). */
 const common = (text: string): string => COMMON_TEXTS.get(text) ?? text
+
+/** `COMMON_TEXTS` by length: what bytes of that length may spell. */
+const COMMON_BY_LENGTH: ReadonlyArray<ReadonlyArray<string> | undefined> = (() => {
+  const byLength: Array<Array<string> | undefined> = []
+  for (const text of COMMON_TEXTS.keys()) {
+    const group = byLength[text.length]
+    if (group === undefined) byLength[text.length] = [text]
+    else group.push(text)
+  }
+  return byLength
+})()
+
+/**
+ * The common text that `buf[from, to)` spells (latin1), or `undefined`: a header line of a usual
+ * name or value then makes no string at all (the text sliced only to be replaced by the shared one
+ * was most of what parsing a request left behind).
+ */
+const commonAt = (buf: Uint8Array, from: number, to: number): string | undefined => {
+  const candidates = COMMON_BY_LENGTH[to - from]
+  if (candidates === undefined) return undefined
+  for (let c = 0; c < candidates.length; c++) {
+    const text = candidates[c]!
+    let i = 0
+    while (i < text.length && buf[from + i] === text.charCodeAt(i)) i++
+    if (i === text.length) return text
+  }
+  return undefined
+}
 
 /** The buffer of a parser that completed (nothing is ever written to it). */
 const NO_BYTES = Buffer.alloc(0)
@@ -633,6 +717,11 @@ abstract class HeadParser<M> {
     return this.buf.toString("latin1", from, to)
   }
 
+  /** `common(this.text(from, to))`, without slicing a text that is common. */
+  private sharedText(from: number, to: number): string {
+    return commonAt(this.buf, from, to) ?? this.text(from, to)
+  }
+
   private onStartLine(from: number, to: number): Result.Result<void, HeadError> {
     if (from === to && this.skipsLeadingEmptyLine && !this.skippedEmptyLine) {
       this.skippedEmptyLine = true
@@ -666,7 +755,7 @@ abstract class HeadParser<M> {
         return invalid(`invalid HTTP header value: ${quote(this.text(valueStart, valueEnd))}`)
       }
     }
-    this.headers.append(common(this.text(from, nameEnd)), common(this.text(valueStart, valueEnd)))
+    this.headers.append(this.sharedText(from, nameEnd), this.sharedText(valueStart, valueEnd))
     return Result.void_
   }
 

@@ -77,6 +77,14 @@ export const defaultSelectSubprotocol: SelectSubprotocol = (client, server) => {
 
 const HANDSHAKE_FAILED = "Failed to open a WebSocket connection"
 
+/** No value (no origin, no subprotocol), shared by the handshakes that have none. */
+const NONE: Result.Result<undefined> = Result.succeed(undefined)
+/** No extension negotiated, shared: no response header, and the connection's extensions stay empty. */
+const NO_EXTENSIONS: Result.Result<readonly [undefined, ReadonlyArray<Extension>]> = Result.succeed([
+  undefined,
+  Object.freeze([])
+] as const)
+
 let dateSecond = Number.NaN
 let dateText = ""
 /** The `Date` header's value (RFC 9110 §6.6.1), made once a second and shared by the responses in it. */
@@ -139,7 +147,34 @@ export class ServerConnection extends Connection {
       return this.reject(500, `${HANDSHAKE_FAILED}.\nSee server log for more information.\n`)
     }
     if (Result.isFailure(result)) return this.rejectFor(Result.failureOf(result))
-    const [accept, extensionsHeader, protocolHeader] = Result.successOf(result)
+    // Indexed rather than destructured: destructuring may make an array iterator per handshake.
+    const negotiated = Result.successOf(result)
+    const accept = negotiated[0]
+    const extensionsHeader = negotiated[1]
+    const protocolHeader = negotiated[2]
+    const { extraHeaders, serverHeader } = this.options
+    if (
+      extraHeaders === undefined &&
+      extensionsHeader === undefined &&
+      protocolHeader === undefined &&
+      serverHeader !== null
+    ) {
+      // The usual 101, in the order below, its headers in an array of their size: the response is
+      // kept as long as the connection (`ws.response`), and appending would leave room for more.
+      const items = [
+        "Date",
+        httpDate(),
+        "Upgrade",
+        "websocket",
+        "Connection",
+        "Upgrade",
+        "Sec-WebSocket-Accept",
+        accept,
+        "Server",
+        serverHeader ?? USER_AGENT
+      ]
+      return new Response(101, "Switching Protocols", Headers.fromFlatItems(items))
+    }
     const headers = new Headers()
     headers.append("Date", httpDate())
     headers.append("Upgrade", "websocket")
@@ -147,7 +182,6 @@ export class ServerConnection extends Connection {
     headers.append("Sec-WebSocket-Accept", accept)
     if (extensionsHeader !== undefined) headers.append("Sec-WebSocket-Extensions", extensionsHeader)
     if (protocolHeader !== undefined) headers.append("Sec-WebSocket-Protocol", protocolHeader)
-    const { extraHeaders, serverHeader } = this.options
     if (extraHeaders !== undefined) {
       try {
         headers.update(typeof extraHeaders === "function" ? extraHeaders(request.path, request.headers) : extraHeaders)
@@ -315,8 +349,8 @@ export class ServerConnection extends Connection {
     const subprotocol = this.processSubprotocol(headers)
     if (Result.isFailure(subprotocol)) return Result.fail(Result.failureOf(subprotocol))
     this.subprotocol = Result.successOf(subprotocol)
-    const [extensionsHeader, extensions] = Result.successOf(negotiated)
-    this.extensions = extensions
+    const extensionsHeader = Result.successOf(negotiated)[0]
+    this.extensions = Result.successOf(negotiated)[1]
     return Result.succeed([acceptKey(Result.successOf(key)), extensionsHeader, this.subprotocol] as const)
   }
 
@@ -329,7 +363,7 @@ export class ServerConnection extends Connection {
     if (origins !== undefined && !origins.includes(origin === undefined ? null : origin)) {
       return Result.fail(new InvalidOrigin({ origin }))
     }
-    return Result.succeed(origin)
+    return origin === undefined ? NONE : Result.succeed(origin)
   }
 
   private processExtensions(
@@ -337,9 +371,7 @@ export class ServerConnection extends Connection {
   ): Result.Result<readonly [string | undefined, ReadonlyArray<Extension>], InvalidHandshakeFamily> {
     const available = this.options.extensions
     const values = headers.getAll("Sec-WebSocket-Extensions")
-    if (values.length === 0 || available === undefined || available.length === 0) {
-      return Result.succeed([undefined, []] as const)
-    }
+    if (values.length === 0 || available === undefined || available.length === 0) return NO_EXTENSIONS
     return Result.map(parseAll(values, parseExtension), (offers) => {
       const accepted: Array<Extension> = []
       const response: Array<ExtensionHeader> = []
@@ -359,6 +391,8 @@ export class ServerConnection extends Connection {
   }
 
   private processSubprotocol(headers: Headers): Result.Result<string | undefined, InvalidHandshakeFamily> {
+    // No offer and no selectSubprotocol to ask: no subprotocol, with nothing to parse.
+    if (this.options.selectSubprotocol === undefined && !headers.has("Sec-WebSocket-Protocol")) return NONE
     return Result.flatMap(parseAll(headers.getAll("Sec-WebSocket-Protocol"), parseSubprotocol), (offered) => {
       const available = this.options.subprotocols ?? []
       const select = this.options.selectSubprotocol

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
+import * as fc from "fast-check"
 import { MultipleValuesError } from "../src/Errors.js"
 import { Headers } from "../src/Headers.js"
 
@@ -83,5 +84,53 @@ describe("Headers", () => {
     expect(h.delete("host")).toBe(true)
     expect(h.delete("host")).toBe(false)
     expect(h.serialize()).toBe("Sec-WebSocket-Extensions: x-one\r\n\r\n")
+  })
+
+  it("lookups scan a few headers and index many, with the answers of lower-cased names either way", () => {
+    // Names that differ in case only, in one char, or by chars whose lower case is longer ("İ").
+    const name = fc.constantFrom(
+      "Host",
+      "HOST",
+      "host",
+      "Hosts",
+      "X-A",
+      "x-a",
+      "X-B",
+      "İd",
+      "i̇d",
+      "İD",
+      "Sec-WebSocket-Key"
+    )
+    const model = (items: ReadonlyArray<readonly [string, string]>, key: string) =>
+      items.filter(([n]) => n.toLowerCase() === key.toLowerCase()).map(([, v]) => v)
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, fc.string({ maxLength: 3 })), { maxLength: 60 }), name, (items, key) => {
+        const h = new Headers(items)
+        const values = model(items, key)
+        expect(h.getAll(key)).toEqual(values)
+        expect(h.has(key)).toBe(values.length > 0)
+        expect(h.get(key)).toBe(values.length > 0 ? values.join(", ") : undefined)
+        expect(h.getFirst(key)).toBe(values[0])
+        expect(h.onlyValue(key)).toBe(values.length === 1 ? values[0] : undefined)
+        expect(Either.getOrUndefined(h.getSingle(key))).toBe(values.length === 1 ? values[0] : undefined)
+        // Compacted (twice: the second has nothing to do), the same answers.
+        h.compact()
+        h.compact()
+        expect(h.getAll(key)).toEqual(values)
+        expect(h.size).toBe(new Set(items.map(([n]) => n.toLowerCase())).size)
+        // Once indexed (size built the map), the same answers; then delete removes every spelling.
+        expect(h.getAll(key)).toEqual(values)
+        expect(h.delete(key)).toBe(values.length > 0)
+        expect([...h]).toEqual(items.filter(([n]) => n.toLowerCase() !== key.toLowerCase()))
+        expect(h.has(key)).toBe(false)
+      })
+    )
+  })
+
+  it("an absent name's getAll is empty, and the same frozen array each time (nothing made)", () => {
+    const h = headers()
+    expect(h.getAll("Origin")).toEqual([])
+    expect(h.getAll("Origin")).toBe(h.getAll("X-Other"))
+    expect(Object.isFrozen(h.getAll("Origin"))).toBe(true)
   })
 })

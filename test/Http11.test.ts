@@ -146,6 +146,42 @@ describe("Http11", () => {
       const serialized = new Request("/", new Headers({ X: "\u20ac" })).serialize()
       expect(Buffer.from(serialized).toString("utf8")).toBe("GET / HTTP/1.1\r\nX: \u20ac\r\n\r\n")
     })
+
+    it("writes the bytes of the head's text (latin1, else all of it UTF-8) and the body, as a plain Uint8Array", () => {
+      // Mostly latin1, sometimes a char beyond it anywhere (path, reason, a name or a value).
+      const piece = fc.string({
+        unit: fc.oneof(
+          { weight: 20, arbitrary: fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c)) },
+          { weight: 1, arbitrary: fc.constantFrom("\u20ac", "\u0130", "\u{1f600}") }
+        ),
+        maxLength: 12
+      })
+      const pairs = fc.array(fc.tuple(piece, piece), { maxLength: 6 })
+      const reference = (head: string, body: Uint8Array = new Uint8Array(0)) => {
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: the whole latin1 range is the point
+        const encoded = Buffer.from(head, /[^\u0000-\u00ff]/.test(head) ? "utf8" : "latin1")
+        return new Uint8Array(Buffer.concat([encoded, body]))
+      }
+      const wire = (h: Headers) => [...h].map(([name, value]) => `${name}: ${value}\r\n`).join("")
+      fc.assert(
+        fc.property(
+          piece,
+          piece,
+          pairs,
+          fc.uint8Array({ maxLength: 40 }),
+          fc.integer({ min: 100, max: 599 }),
+          (a, b, items, body, status) => {
+            const headers = new Headers(items)
+            const request = new Request(a, headers, b === "" ? "GET" : b).serialize()
+            expect(Object.getPrototypeOf(request)).toBe(Uint8Array.prototype)
+            expect(request).toEqual(reference(`${b === "" ? "GET" : b} ${a} HTTP/1.1\r\n${wire(headers)}\r\n`))
+            const response = new Response(status, a, headers, body).serialize()
+            expect(Object.getPrototypeOf(response)).toBe(Uint8Array.prototype)
+            expect(response).toEqual(reference(`HTTP/1.1 ${status} ${a}\r\n${wire(headers)}\r\n`, body))
+          }
+        )
+      )
+    })
   })
 
   describe("reasonPhrase", () => {
@@ -195,6 +231,20 @@ describe("Http11", () => {
   })
 
   describe("RequestParser", () => {
+    it("names and values of a usual text's length but other bytes keep their own bytes (the shared texts are matched byte by byte)", () => {
+      const lines = [
+        ["Host", "websocket"],
+        ["Hosx", "websockeT"],
+        ["X-HOST", "Upgradf"],
+        ["Upgrade", "\u00e9ebsocket"],
+        ["Sec-WebSocket-Kez", "14"],
+        ["Connection", "13"]
+      ]
+      const head = `GET / HTTP/1.1\r\n${lines.map(([name, value]) => `${name}: ${value}\r\n`).join("")}\r\n`
+      const request = right(new RequestParser().feed(Buffer.from(head, "latin1")))
+      expect([...request.headers]).toEqual(lines)
+    })
+
     it("server receives the RFC 6455 §1.3 request", () => {
       const parser = new RequestParser()
       const request = right(parser.feed(bytes(SAMPLE_REQUEST)))

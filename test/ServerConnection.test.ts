@@ -206,6 +206,28 @@ describe("ServerConnection", () => {
       expect(server.closeExpected()).toBe(false)
     })
 
+    it("the usual 101 (built in one array) has the headers and bytes of the general one, for any Server header, and takes more headers", () => {
+      // extraHeaders of nothing takes the general path: the same response otherwise.
+      for (const serverHeader of [undefined, "test/1", null]) {
+        const usual = accepting(serverHeader === undefined ? {} : { serverHeader }).response
+        const general = accepting({
+          ...(serverHeader === undefined ? {} : { serverHeader }),
+          extraHeaders: []
+        }).response
+        // The Date of either may be of the next second: the same one in both before comparing.
+        expect([...usual.headers].map(([name]) => name)).toEqual([...general.headers].map(([name]) => name))
+        const date = usual.headers.getFirst("Date")!
+        general.headers.set("Date", date)
+        usual.headers.set("Date", date)
+        expect([...usual.headers]).toEqual([...general.headers])
+        expect(usual.serialize()).toEqual(general.serialize())
+        expect(usual.headers.get("server")).toBe(serverHeader === undefined ? USER_AGENT : (serverHeader ?? undefined))
+        usual.headers.append("X-Later", "1")
+        expect(usual.headers.getAll("x-later")).toEqual(["1"])
+        expect([...usual.headers].at(-1)).toEqual(["X-Later", "1"])
+      }
+    })
+
     it("server accepts with a custom Server header or none", () => {
       expect(accepting({ serverHeader: "test/1" }).response.headers.getAll("Server")).toEqual(["test/1"])
       expect(accepting({ serverHeader: null }).response.headers.has("Server")).toBe(false)

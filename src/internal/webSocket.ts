@@ -183,8 +183,18 @@ export type HandshakeEvent = Request | Response
  */
 export class WebSocketImpl implements WebSocket {
   path = ""
-  requestHeaders: Headers = new Headers()
-  responseHeaders: Headers = new Headers()
+  // The handshake's headers, set when it completes; empty ones made only if read before (two
+  // `Headers` per connection that nearly always went straight to garbage).
+  private handshakeRequestHeaders: Headers | undefined = undefined
+  private handshakeResponseHeaders: Headers | undefined = undefined
+  get requestHeaders(): Headers {
+    this.handshakeRequestHeaders ??= new Headers()
+    return this.handshakeRequestHeaders
+  }
+  get responseHeaders(): Headers {
+    this.handshakeResponseHeaders ??= new Headers()
+    return this.handshakeResponseHeaders
+  }
   subprotocol: Subprotocol | undefined = undefined
   localAddress: Address | undefined
   remoteAddress: Address | undefined
@@ -791,7 +801,10 @@ export class WebSocketImpl implements WebSocket {
         continue
       }
       if (!socket.writable) continue
-      this.corkUntilNextTick()
+      // The handshake's request or response goes out alone (nothing else is written before the
+      // connection opens): no cork to undo on the next tick, which made the socket buffer the write
+      // and hand it on as a one-chunk writev, garbage on every connection of a handshake flood.
+      if (this.opened) this.corkUntilNextTick()
       socket.write(chunk, this.writtenCallback(chunk.byteLength))
     }
   }
@@ -886,8 +899,8 @@ export class WebSocketImpl implements WebSocket {
   /** Marks the handshake complete: starts keepalive. (Not `open`: that is the seeds' boolean attribute.) */
   handshakeCompleted(request: Request, response: Response, subprotocol: string | undefined): void {
     this.path = request.path
-    this.requestHeaders = request.headers
-    this.responseHeaders = response.headers
+    this.handshakeRequestHeaders = request.headers
+    this.handshakeResponseHeaders = response.headers
     // Kept for the life of the connection: without their lookup maps until someone looks again.
     request.headers.compact()
     response.headers.compact()
