@@ -491,7 +491,7 @@ export const makeAcceptor: {
     // long as the server, and Effect's tracer logger would add every log line of every handler to
     // it as an event. A handler runs in its connection's span, or in none. Without that span's
     // stack frame either: Effect 4 would annotate every failure of every handler with it, a
-    // Stream's end included (3 µs of a `messages` Stream handler's 1-message life).
+    // Stream's end included (a `messages` Stream's life in Effect alone: 2.4 µs with it, 1.8 without).
     const handlerContext = Context.add(
       omitStackFrame(Context.omit(Tracer.ParentSpan)(starterContext(starter))),
       CurrentServer,
