@@ -5,9 +5,11 @@
  */
 import * as net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as References from "effect/References"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Client from "../src/Client.js"
@@ -98,6 +100,20 @@ describe("Effect 4 shell: echo", () => {
       )
       const ws = yield* Client.connect(uriOf(server, "/chat?room=1"))
       expect(yield* ws.recv).toBe("/chat?room=1")
+    })
+  )
+
+  it.live("a handler runs without the stack frame of the serve call (no failure is annotated with it)", () =>
+    Effect.gen(function* () {
+      const frames = yield* Deferred.make<unknown>()
+      const server = yield* serveLocal((ws) =>
+        Effect.gen(function* () {
+          yield* Deferred.succeed(frames, yield* References.CurrentStackFrame)
+          yield* ws.waitClosed
+        })
+      )
+      yield* Client.connect(uriOf(server))
+      expect(yield* Deferred.await(frames)).toBeUndefined()
     })
   )
 })

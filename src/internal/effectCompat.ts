@@ -225,6 +225,12 @@ export const currentFiberStarter = <R>(): Effect.Effect<FiberStarter<R>, never, 
 /** The services of a fiber starter. */
 export const starterContext = <R>(starter: FiberStarter<R>): Context.Context<R> => starter.context
 
+/**
+ * A context without the stack frame of the span or `Effect.fn` it was captured in: Effect 3 keeps
+ * none in the context (its spans hold their stack traces), so the context is unchanged.
+ */
+export const omitStackFrame = <R>(context: Context.Context<R>): Context.Context<R> => context
+
 /** The log annotations of a fiber starter. */
 export const starterLogAnnotations = (starter: FiberStarter<never>): LogAnnotations =>
   FiberRefs.getOrDefault(starter.fiberRefs, FiberRef.currentLogAnnotations)

@@ -202,6 +202,14 @@ export const currentFiberStarter = <R>(): Effect.Effect<FiberStarter<R>, never, 
 /** The services of a fiber starter. */
 export const starterContext = <R>(starter: FiberStarter<R>): Context.Context<R> => starter
 
+/**
+ * A context without the stack frame of the span or `Effect.fn` it was captured in
+ * (`References.CurrentStackFrame`): a fiber started with it annotates no failure with that frame,
+ * which costs two Maps and a copy of the failure each time (a Stream's end is such a failure).
+ */
+export const omitStackFrame = <R>(context: Context.Context<R>): Context.Context<R> =>
+  Context.omit(References.CurrentStackFrame)(context) as Context.Context<R>
+
 /** The log annotations of a fiber starter. */
 export const starterLogAnnotations = (starter: FiberStarter<never>): LogAnnotations =>
   Context.get(starter, References.CurrentLogAnnotations)

@@ -24,18 +24,17 @@ export interface MessageSource {
 /**
  * Emits every queued message as one chunk, waits while there is none, ends after a normal
  * closure. A pull written by hand: Effect 4 streams are pull-based, so each pull takes what the
- * queue holds and suspends only when it is empty.
+ * queue holds and suspends only when it is empty. The pull keeps nothing between pulls, so every
+ * run of the stream shares it, and the wait before it is made once.
  */
 export const messagesStream = (source: MessageSource): Stream.Stream<Data, ConnectionClosedError> => {
-  const makePull = (): Pull.Pull<readonly [Data, ...Array<Data>], ConnectionClosedError> => {
-    const pull: Pull.Pull<readonly [Data, ...Array<Data>], ConnectionClosedError> = Effect.suspend(() => {
-      const next = source.pullMessages()
-      if (next === "wait") return Effect.andThen(source.waitReadable, pull)
-      if (next === undefined) return Cause.done()
-      if (Array.isArray(next)) return Effect.succeed(next as unknown as readonly [Data, ...Array<Data>])
-      return Effect.fail(next as ConnectionClosedError)
-    })
-    return pull
-  }
-  return Stream.fromPull(Effect.sync(makePull))
+  const pull: Pull.Pull<readonly [Data, ...Array<Data>], ConnectionClosedError> = Effect.suspend(() => {
+    const next = source.pullMessages()
+    if (next === "wait") return waitThenPull
+    if (next === undefined) return Cause.done()
+    if (Array.isArray(next)) return Effect.succeed(next as unknown as readonly [Data, ...Array<Data>])
+    return Effect.fail(next as ConnectionClosedError)
+  })
+  const waitThenPull = Effect.andThen(source.waitReadable, pull)
+  return Stream.fromPull(Effect.succeed(pull))
 }
