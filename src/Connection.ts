@@ -404,7 +404,12 @@ export class Connection {
   receiveData(data: Uint8Array): Result.Result<void, InvalidState> {
     this.receivedDataKept = true
     if (this.eofReceived) return Result.fail(new InvalidState({ detail: "stream ended" }))
-    if (this.discarding || data.byteLength === 0) return RIGHT_VOID
+    if (this.discarding || data.byteLength === 0) {
+      // Dropped unread (RFC 6455 §1.4, §7.1.7): a peer still sending after its close frame or a
+      // failure costs no read buffer waiting for the garbage collector.
+      this.receivedDataKept = false
+      return RIGHT_VOID
+    }
     this.receiving = data
     this.onData(data)
     this.receiving = undefined

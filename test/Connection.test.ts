@@ -807,6 +807,11 @@ describe("Connection", () => {
         connection.emitsPings = true
         receive(connection, peerFrame(side, Opcode.Ping, "a"))
         expect(connection.receivedDataKept).toBe(true)
+        // After a failure, what still arrives is dropped unread.
+        receive(connection, peerFrame(side, Opcode.Continuation, "x"))
+        expect(connection.parserExc?._tag).toBe("ProtocolError")
+        receive(connection, peerFrame(side, Opcode.Binary, "dropped"))
+        expect(connection.receivedDataKept).toBe(false)
       })
 
       it(`${side}: a read it does not keep can be clobbered without changing any event or write (property)`, () => {

@@ -401,6 +401,14 @@ export class FrameParser {
             if (!validator.push(from === 0 ? data : data.subarray(from), final))
               return this.fail(invalidUtf8(this.opcode))
           }
+          if (this.fragmentSink !== undefined && this.isSmallPlainFragment(length)) {
+            // A tiny fragment the header path took (cut by the end of a read): copied, as those
+            // `takeFragmentsAhead` takes, so that no frame is a view of the read that completed it.
+            this.fragmentSink.appendFragmentAt(data, 0, length)
+            if (this.maxSize !== null) this.maxSize -= length
+            this.state = HEADER
+            break
+          }
           return this.complete(data)
         }
         default:
@@ -453,6 +461,11 @@ export class FrameParser {
     if (at === chunk.length) this.dropHead()
     else this.offset = at
     return true
+  }
+
+  /** Whether the frame whose payload was just taken is one `fragmentSink` takes (see there). */
+  private isSmallPlainFragment(length: number): boolean {
+    return this.opcode === 0 && !this.fin && !this.transformed && this.messageChecks && length <= MAX_CONTROL_PAYLOAD
   }
 
   /**
