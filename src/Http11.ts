@@ -419,6 +419,19 @@ const commonAt = (buf: Uint8Array, from: number, to: number): string | undefined
 /** The buffer of a parser that completed (nothing is ever written to it). */
 const NO_BYTES = Buffer.alloc(0)
 
+/**
+ * The bounds of the header lines a parser parsed during one `feed` (four numbers a line), shared by
+ * every parser (a feed runs to its end before another starts): their strings are made only once
+ * the head ends, or the feed does without it going over its limit. A read that takes a head over
+ * its limit then makes no string of its lines (two of 8 KB a connection, in a flood of such heads).
+ */
+const PARSED_LINES: Array<number> = []
+let parsedLinesLength = 0
+let parsedLinesOwner: object | undefined
+
+/** Capacity of a parser's first buffer. */
+const MIN_CAPACITY = 256
+
 /** Nothing to report yet: more bytes are needed. */
 const NEED_MORE = Result.succeed(undefined)
 
@@ -433,7 +446,8 @@ abstract class HeadParser<M> {
   private readonly maxHeaderSize: number
   /** Bytes received while the head was incomplete: at most `maxHeaderSize`. */
   private headBytes = 0
-  private buf: Buffer = Buffer.allocUnsafe(256)
+  /** Made at the first bytes that must wait for more (see `keepPending`). */
+  private buf: Buffer = NO_BYTES
   /** First unconsumed byte. */
   protected start = 0
   /** End of received bytes. */
@@ -485,16 +499,23 @@ abstract class HeadParser<M> {
     const room = this.maxHeaderSize - this.headBytes
     const head = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
     this.headBytes += head.byteLength
-    this.append(head)
+    // With no byte pending, the lines that lie whole in the chunk are parsed where they are: only
+    // what is left once more is needed is copied (see `keepPending`). A head read at once is then
+    // never copied, and one over a limit fails before any copy or string is made: a read keeps
+    // nothing alive after `feed`, and the caller may free it at once.
+    const own = this.start === this.end ? this.borrow(head) : undefined
+    if (own === undefined) this.append(head)
     const result = this.run()
-    if (Result.isFailure(result)) return result
     if (inHead(this.phase)) {
       // `maxHeaderSize` bytes arrived and the head has not ended: it is over the limit.
       if (this.headBytes >= this.maxHeaderSize) {
         return this.fail(new SecurityError({ detail: `HTTP head too large: over ${this.maxHeaderSize} bytes` }))
       }
-      return result
+      // The header lines parsed become strings before the bytes they lie in are dropped or moved.
+      this.keepHeaderLines()
     }
+    if (own !== undefined) this.keepPending(own)
+    if (Result.isFailure(result) || inHead(this.phase)) return result
     return head === chunk ? result : this.feed(chunk.subarray(room))
   }
 
@@ -549,6 +570,9 @@ abstract class HeadParser<M> {
   private fail(error: HeadError): Result.Result<never, HeadError> {
     this.phase = Phase.Failed
     this.error = error
+    this.buf = NO_BYTES
+    this.start = this.end = this.scan = 0
+    if (parsedLinesOwner === this) parsedLinesOwner = undefined
     return Result.fail(error)
   }
 
@@ -559,7 +583,56 @@ abstract class HeadParser<M> {
     // The buffer may be up to 1 MiB: drop it, only `rest` is kept.
     this.buf = NO_BYTES
     this.start = this.end = this.scan = 0
+    if (parsedLinesOwner === this) parsedLinesOwner = undefined
     return Result.succeed(message)
+  }
+
+  /** Parses `bytes` where they lie (nothing is pending); returns the parser's own buffer. */
+  private borrow(bytes: Uint8Array): Buffer {
+    const own = this.buf
+    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    this.start = this.scan = 0
+    this.end = bytes.byteLength
+    return own
+  }
+
+  /** After parsing borrowed bytes: copies what is left of them into the parser's own buffer. */
+  private keepPending(own: Buffer): void {
+    // Done or failed: `complete` and `fail` dropped the bytes, having copied what they keep.
+    if (this.phase === Phase.Done || this.phase === Phase.Failed) return
+    const left = this.buf.subarray(this.start, this.end)
+    const scan = this.scan - this.start
+    this.buf = own
+    this.start = this.end = 0
+    this.append(left)
+    this.scan = scan
+  }
+
+  /** Makes the strings of the header lines parsed since the last call (see `PARSED_LINES`). */
+  private keepHeaderLines(): void {
+    if (parsedLinesOwner === this) {
+      for (let i = 0; i < parsedLinesLength; i += 4) {
+        this.headers.append(
+          this.sharedText(PARSED_LINES[i]!, PARSED_LINES[i + 1]!),
+          this.sharedText(PARSED_LINES[i + 2]!, PARSED_LINES[i + 3]!)
+        )
+      }
+    }
+    parsedLinesOwner = undefined
+    parsedLinesLength = 0
+  }
+
+  /** Records a valid header line, its name [from, nameEnd) and value [valueStart, valueEnd). */
+  private recordHeaderLine(from: number, nameEnd: number, valueStart: number, valueEnd: number): void {
+    if (parsedLinesOwner !== this) {
+      parsedLinesOwner = this
+      parsedLinesLength = 0
+    }
+    PARSED_LINES[parsedLinesLength] = from
+    PARSED_LINES[parsedLinesLength + 1] = nameEnd
+    PARSED_LINES[parsedLinesLength + 2] = valueStart
+    PARSED_LINES[parsedLinesLength + 3] = valueEnd
+    parsedLinesLength += 4
   }
 
   /**
@@ -573,7 +646,8 @@ abstract class HeadParser<M> {
       if (live + n <= this.buf.length >>> 1) {
         this.buf.copyWithin(0, this.start, this.end)
       } else {
-        const doubled = inHead(this.phase) ? Math.min(this.buf.length * 2, this.maxHeaderSize) : this.buf.length * 2
+        const wanted = Math.max(this.buf.length * 2, MIN_CAPACITY)
+        const doubled = inHead(this.phase) ? Math.min(wanted, this.maxHeaderSize) : wanted
         const grown = Buffer.allocUnsafe(Math.max(doubled, live + n))
         this.buf.copy(grown, 0, this.start, this.end)
         this.buf = grown
@@ -734,7 +808,10 @@ abstract class HeadParser<M> {
 
   /** RFC 7230 §3.2: header-field = field-name ":" OWS field-value OWS. */
   private onHeaderLine(from: number, to: number): Result.Result<void, HeadError> {
-    if (from === to) return this.endOfHead()
+    if (from === to) {
+      this.keepHeaderLines()
+      return this.endOfHead()
+    }
     if (this.headerCount === MAX_NUM_HEADERS) return insecure("too many HTTP headers")
     this.headerCount++
     const buf = this.buf
@@ -755,7 +832,7 @@ abstract class HeadParser<M> {
         return invalid(`invalid HTTP header value: ${quote(this.text(valueStart, valueEnd))}`)
       }
     }
-    this.headers.append(this.sharedText(from, nameEnd), this.sharedText(valueStart, valueEnd))
+    this.recordHeaderLine(from, nameEnd, valueStart, valueEnd)
     return Result.void_
   }
 

@@ -255,6 +255,10 @@ export class ServerConnection extends Connection {
       super.onData(data)
       return
     }
+    // The request parser copies what it keeps of a read (and the bytes after the request are
+    // dropped): the caller may free the read at once, which a flood of oversized heads would
+    // otherwise leave to the garbage collector, a 64 KiB read per connection.
+    this.receivedDataKept = false
     const parser = this.requestParser
     if (parser === undefined) {
       // The request was received; frames must wait until our 101 is sent.

@@ -287,6 +287,49 @@ describe("Http11", () => {
       expect(bytewise.rest).toEqual(HELLO_FRAME)
     })
 
+    it("a chunk is not kept after feed: clobbering each one once fed changes no request or response", () => {
+      // The parser reads lines where they lie in a chunk and copies only what must wait for more.
+      const fedCopies = <M>(parser: Parser<M>, data: Uint8Array, cuts: ReadonlyArray<number>): Result<M> => {
+        let result: Result<M> = Either.right(undefined)
+        let from = 0
+        for (const cut of [...cuts, data.byteLength]) {
+          if (cut < from) continue
+          const chunk = data.slice(from, cut)
+          const fed = parser.feed(chunk)
+          chunk.fill(0x0a)
+          from = cut
+          // Once the message is complete, the chunks after it only add to `rest`.
+          if (Either.isLeft(result) || result.right === undefined) result = fed
+        }
+        return result
+      }
+      const cases = [
+        [() => new RequestParser(), concat(bytes(SAMPLE_REQUEST), HELLO_FRAME)],
+        [() => new ResponseParser(), concat(bytes(SAMPLE_RESPONSE), HELLO_FRAME)],
+        [() => new ResponseParser(), bytes("HTTP/1.1 403 Forbidden\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nnope!extra")],
+        [
+          () => new ResponseParser(),
+          bytes("HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nzz")
+        ]
+      ] as const
+      for (const [make, data] of cases) {
+        const whole = make() as Parser<unknown> & { rest: Uint8Array }
+        const expected = right(whole.feed(data))
+        fc.assert(
+          fc.property(fc.array(fc.nat(data.byteLength), { maxLength: 30 }), (cuts) => {
+            const parser = make() as Parser<unknown> & { rest: Uint8Array }
+            const result = fedCopies(
+              parser,
+              data,
+              [...cuts].sort((a, b) => a - b)
+            )
+            expect(right(result)).toEqual(expected)
+            expect(parser.rest).toEqual(whole.rest)
+          })
+        )
+      }
+    })
+
     it("server receives the request in random chunks alike", () => {
       const data = concat(bytes(SAMPLE_REQUEST), HELLO_FRAME)
       const expected = right(new RequestParser().feed(data))

@@ -410,11 +410,11 @@ export class WebSocketImpl implements WebSocket {
     const malformedRequest = this.handshakeError !== undefined && this.protocol.side === "server"
     if ((this.protocol.state === State.CLOSED || malformedRequest) && !this.socketClosed) {
       // Both sides closed their half of the TCP connection (or the handshake failed): release it.
-      // After a malformed or oversized request (400, 431) nothing more is read: reading and
-      // dropping what such a peer keeps sending would cost a read buffer per chunk, so the socket
-      // closes once the answer is written, as Node's http and ws do.
+      // After a malformed or oversized request (400, 431) nothing more is parsed, and the socket
+      // closes once the answer is written, as Node's http and ws do; until then what the peer
+      // still sends is freed as it arrives (see `dropReads`).
       const socket = this.socket as Duplex & { destroySoon?: () => void }
-      if (malformedRequest) socket.pause()
+      if (malformedRequest) dropReads(socket)
       socket.end()
       socket.destroySoon?.()
     }
@@ -1496,6 +1496,20 @@ const releaseRead = (socket: Duplex, chunk: Uint8Array): void => {
     return
   if (socket.listenerCount("data") !== 1) return
   detach(buffer as ArrayBuffer)
+}
+
+/**
+ * After a malformed or oversized request, what the peer still sends until the socket is destroyed
+ * is freed as it arrives, never parsed. Pausing instead left Node one more read buffered in each
+ * such socket (16 KiB on average, in a flood of oversized heads) until it was destroyed.
+ */
+const dropReads = (socket: Duplex): void => {
+  if (!socket.listeners("data").includes(onSocketData)) return
+  socket.off("data", onSocketData)
+  socket.on("data", dropRead)
+}
+function dropRead(this: Duplex, chunk: Uint8Array): void {
+  releaseRead(this, chunk)
 }
 
 /**
