@@ -33,6 +33,18 @@ const SIDES: ReadonlyArray<Side> = ["client", "server"]
 const peerFrame = (side: Side, opcode: number, payload: Uint8Array | string, options: { fin?: boolean } = {}) =>
   side === "server" ? clientFrame(opcode, payload, options) : frame(opcode, payload, options)
 
+/** `wire` cut at `cuts` (each taken modulo its length + 1), as reads, each in memory of its own as a socket gives it. */
+const readsOf = (wire: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> => {
+  const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
+  const reads: Array<Uint8Array> = []
+  let last = 0
+  for (const point of [...points, wire.length]) {
+    reads.push(wire.slice(last, point))
+    last = point
+  }
+  return reads
+}
+
 const closeData = (code: number, reason = ""): string => hex(serializeClose(new Close(code, reason)))
 const closeFrame = (code: number, reason = "") => ({ opcode: Opcode.Close, fin: true, data: closeData(code, reason) })
 
@@ -719,12 +731,7 @@ describe("Connection", () => {
                 ...payloads.map((p) => peerFrame(side, Opcode.Ping, p)),
                 peerFrame(side, Opcode.Continuation, "c")
               ])
-              const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
-              let last = 0
-              for (const point of [...points, wire.length]) {
-                receive(connection, wire.slice(last, point))
-                last = point
-              }
+              for (const read of readsOf(wire, cuts)) receive(connection, read)
               expect(parseOutput(concat(output(connection)), side === "client")).toEqual(
                 payloads.map((p) => ({ opcode: Opcode.Pong, fin: true, data: hex(p) }))
               )
@@ -845,17 +852,12 @@ describe("Connection", () => {
             fc.boolean(),
             (frames, cuts, emitsPings, coalesces) => {
               const wire = concat(frames.map(wireOf))
-              const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
               const run = (clobber: boolean) => {
                 const connection = make(side)
                 connection.emitsPings = emitsPings
                 connection.coalescesFragments = coalesces
-                let last = 0
                 let released = 0
-                for (const point of [...points, wire.length]) {
-                  // Each read in memory of its own, as a socket gives it.
-                  const read = wire.slice(last, point)
-                  last = point
+                for (const read of readsOf(wire, cuts)) {
                   receive(connection, read)
                   if (!connection.receivedDataKept) {
                     released++
@@ -912,16 +914,10 @@ describe("Connection", () => {
             fc.array(fc.nat(), { maxLength: 12 }),
             (frames, cuts) => {
               const wire = concat(frames.map(wireOf))
-              const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
               const run = (emitsPings: boolean) => {
                 const connection = make(side)
                 connection.emitsPings = emitsPings
-                const results: Array<unknown> = []
-                let last = 0
-                for (const point of [...points, wire.length]) {
-                  results.push(tagOf(connection.receiveData(wire.slice(last, point))))
-                  last = point
-                }
+                const results = readsOf(wire, cuts).map((read) => tagOf(connection.receiveData(read)))
                 return {
                   results,
                   events: events(connection).filter((e) => (e as { opcode?: number }).opcode !== Opcode.Ping),
@@ -978,17 +974,11 @@ describe("Connection", () => {
                 frames.push(peerFrame(side, m.fragments.length === 0 ? m.opcode : Opcode.Continuation, last))
               }
               const wire = concat(frames)
-              const points = [...new Set(cuts.map((c) => c % (wire.length + 1)))].sort((a, b) => a - b)
               const run = (coalesces: boolean) => {
                 const connection = make(side, { maxSize })
                 connection.emitsPings = emitsPings
                 connection.coalescesFragments = coalesces
-                const results: Array<unknown> = []
-                let last = 0
-                for (const point of [...points, wire.length]) {
-                  results.push(tagOf(connection.receiveData(wire.slice(last, point))))
-                  last = point
-                }
+                const results = readsOf(wire, cuts).map((read) => tagOf(connection.receiveData(read)))
                 // Data frames assembled into messages; other events as they are.
                 const transcript: Array<unknown> = []
                 let message: { opcode: number; data: string } | undefined

@@ -82,6 +82,10 @@ const unmaskAt = (data: Uint8Array, key: number, position: number): void => {
   if (key !== 0) unmask(data, keyAt(key, position))
 }
 
+/** The 4 bytes at `at` of `chunk` as a 32-bit mask key, first byte highest (as `readUint32` reads them). */
+const keyIn = (chunk: Uint8Array, at: number): number =>
+  ((chunk[at]! << 24) | (chunk[at + 1]! << 16) | (chunk[at + 2]! << 8) | chunk[at + 3]!) >>> 0
+
 /** Unmasks `data[start, end)` in place, `start` being the payload's first byte (a small payload: no view). */
 const unmaskRange = (data: Uint8Array, start: number, end: number, key: number): void => {
   for (let i = start; i < end; i++) data[i] = data[i]! ^ ((key >>> ((3 - ((i - start) & 3)) << 3)) & 0xff)
@@ -440,27 +444,42 @@ export class FrameParser {
       if ((b1 & 0x80) !== second || length > MAX_CONTROL_PAYLOAD) break
       const start = at + headerLength
       if (start + length > chunk.length) break
-      if (masked) key = ((chunk[at + 2]! << 24) | (chunk[at + 3]! << 16) | (chunk[at + 4]! << 8) | chunk[at + 5]!) >>> 0
+      if (masked) key = keyIn(chunk, at + 2)
       if (length === 0) answerer.answerPingAt(EMPTY, 0, 0, 0)
       else answerer.answerPingAt(chunk, start, start + length, key)
       at = start + length
     }
     if (at === from) return false
-    // What the header path leaves behind for a ping (see `checkMessage`).
-    this.fin = true
+    this.consumeTaken(chunk, from, at, 0x9, length, key, undefined)
+    return true
+  }
+
+  /**
+   * Consumes `chunk[from, at)`, frames a fast path took (`answerPingsAhead`, `takeFragmentsAhead`),
+   * and leaves what the header path leaves after the last of them (see `checkMessage`): its opcode,
+   * final only for a ping, no reserved bit, its length and key, and the validator of its payload.
+   */
+  private consumeTaken(
+    chunk: Uint8Array,
+    from: number,
+    at: number,
+    opcode: number,
+    length: number,
+    key: number,
+    validator: Utf8Validator | undefined
+  ): void {
+    this.fin = opcode === 0x9
     this.rsv1 = this.rsv2 = this.rsv3 = false
-    this.opcode = 0x9
-    this.masked = masked
+    this.opcode = opcode
+    this.masked = this.mask
     this.length = length
     this.key = key
-    if (this.messageChecks) {
-      this.validator = undefined
-      this.transformed = false
-    }
+    this.validator = validator
+    this.validateFrom = 0
+    this.transformed = false
     this.buffered -= at - from
     if (at === chunk.length) this.dropHead()
     else this.offset = at
-    return true
   }
 
   /** Whether the frame whose payload was just taken is one `fragmentSink` takes (see there). */
@@ -497,7 +516,7 @@ export class FrameParser {
       if (end > chunk.length) break
       if (length > 0) {
         if (masked) {
-          key = ((chunk[at + 2]! << 24) | (chunk[at + 3]! << 16) | (chunk[at + 4]! << 8) | chunk[at + 5]!) >>> 0
+          key = keyIn(chunk, at + 2)
           unmaskRange(chunk, start, end, key)
         }
         if (validator !== undefined && !validator.pushRange(chunk, start, end, false)) {
@@ -511,20 +530,9 @@ export class FrameParser {
       at = end
     }
     if (at === from) return false
-    // What the header path leaves behind for a fragment (see `checkMessage`, `setLength`).
-    this.fin = false
-    this.rsv1 = this.rsv2 = this.rsv3 = false
-    this.opcode = 0
-    this.masked = masked
-    this.length = length
-    this.key = key
-    this.validator = validator
-    this.validateFrom = 0
-    this.transformed = false
+    this.consumeTaken(chunk, from, at, 0, length, key, validator)
+    // What remains of the message's budget, as `setLength` would have checked it.
     this.maxSize = budget
-    this.buffered -= at - from
-    if (at === chunk.length) this.dropHead()
-    else this.offset = at
     return true
   }
 

@@ -12,24 +12,13 @@
  * ("" when closed without either). Exits on disconnect.
  */
 import * as net from "node:net"
+import { write } from "./flooderSocket.mjs"
 
 const [portArg, connectionsArg] = process.argv.slice(2)
 const port = Number(portArg)
 const connections = Number(connectionsArg)
 const line = `X-Filler: ${"a".repeat(8000)}\r\n`
 const sockets = []
-
-const write = (socket, bytes) =>
-  new Promise((resolve) => {
-    if (socket.destroyed || socket.write(bytes)) return resolve()
-    const finish = () => {
-      socket.off("drain", finish)
-      socket.off("close", finish)
-      resolve()
-    }
-    socket.on("drain", finish)
-    socket.on("close", finish)
-  })
 
 /** Sends the endless head; resolves with the first line of the answer ("" if closed without one). */
 const flood = (socket) =>

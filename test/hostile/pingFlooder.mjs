@@ -12,6 +12,7 @@
  */
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
+import { write } from "./flooderSocket.mjs"
 
 const [mode, portArg, connectionsArg, limitArg] = process.argv.slice(2)
 const connections = Number(connectionsArg)
@@ -35,18 +36,6 @@ const pings = Buffer.concat(Array.from({ length: 500 }, (_, i) => ping(i & 0xff)
 const sockets = []
 let written = 0
 let done = 0
-
-const write = (socket, bytes) =>
-  new Promise((resolve) => {
-    if (socket.destroyed || socket.write(bytes)) return resolve()
-    const finish = () => {
-      socket.off("drain", finish)
-      socket.off("close", finish)
-      resolve()
-    }
-    socket.on("drain", finish)
-    socket.on("close", finish)
-  })
 
 const flood = async (socket) => {
   let mine = 0
